@@ -1,0 +1,74 @@
+# cnnlab build. `make` builds the library (static and shared) and the cnnlab binary.
+#   make test    installs missing packages, builds, runs the tests normally and under ASan+UBSan
+#   make run     installs missing packages, builds, trains the study's Model_1 on Fashion-MNIST
+#   make bench   cnnlab vs PyTorch vs Keras, side by side (see docs/benchmarks.md)
+#   make san     the sanitizer build only (in build-san/)
+CC      ?= cc
+BUILD   ?= build
+OPT     ?= -O3 -march=native
+SAN     ?=
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -fPIC -fopenmp \
+           -Iinclude -Isrc -I/usr/include/x86_64-linux-gnu/openblas-pthread $(OPT) $(SAN)
+LDFLAGS += -fopenmp $(SAN)
+LDLIBS  += -lopenblas -lz -lm
+
+LIB_SRC  := $(sort $(shell find src -name '*.c' -not -path 'src/cli/*'))
+CLI_SRC  := $(sort $(wildcard src/cli/*.c))
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TEST_UTIL := $(BUILD)/tests/util.o
+
+.PHONY: all lib test test-build san run bench deps clean format
+all: lib $(BUILD)/cnnlab
+lib: $(BUILD)/libcnnlab.a $(BUILD)/libcnnlab.so
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC $<"
+	@$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libcnnlab.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libcnnlab.so: $(LIB_OBJ)
+	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/cnnlab: $(CLI_OBJ) $(BUILD)/libcnnlab.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_UTIL) $(BUILD)/libcnnlab.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+test-build: all $(TEST_BIN)
+
+deps:
+	@scripts/deps.sh
+
+# The suite runs twice: the optimised build, then the ASan+UBSan build.
+test: deps
+	@$(MAKE) --no-print-directory test-build
+	@$(MAKE) --no-print-directory test-build BUILD=build-san OPT="-O1 -g -fno-omit-frame-pointer" \
+	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all"
+	@tests/run.sh build build-san
+
+san:
+	@$(MAKE) --no-print-directory test-build BUILD=build-san OPT="-O1 -g -fno-omit-frame-pointer" \
+	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all"
+
+run: deps all
+	$(BUILD)/cnnlab train --model Model_1
+
+bench: all
+	@scripts/deps.sh --bench
+	bench/run.sh
+
+format:
+	clang-format -i $$(find include src tests bench -name '*.[ch]')
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

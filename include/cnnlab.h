@@ -1,0 +1,252 @@
+/*
+ * cnnlab: train, compare and ship image classifiers in C.
+ *
+ * Conventions of this API
+ *  - Every exported name starts with cnn_ (types, functions) or CNN_ (constants).
+ *  - Functions that can fail return an int: 0 on success, a negative cnn_status on failure. The reason is
+ *    then available from cnn_errmsg() (per thread) as one line naming the file, offset, layer or option
+ *    concerned and what was expected. The library never prints errors itself and never calls exit().
+ *  - Objects come in create/free pairs; free functions accept NULL.
+ *  - Images are float32, laid out NHWC (Keras's channels_last), so a Keras user's shapes read the same.
+ */
+#ifndef CNNLAB_H
+#define CNNLAB_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CNN_VERSION "0.1.0"
+
+/* ---------------------------------------------------------------- errors */
+
+typedef enum {
+    CNN_OK = 0,
+    CNN_ERR_INVALID = -1, /* bad argument or option */
+    CNN_ERR_NOMEM = -2,   /* allocation failed */
+    CNN_ERR_IO = -3,      /* a file could not be opened, read or written */
+    CNN_ERR_FORMAT = -4,  /* a file's content is not what was expected */
+    CNN_ERR_SHAPE = -5,   /* layer shapes do not fit together */
+    CNN_ERR_STATE = -6,   /* call made in the wrong state (e.g. training an unbuilt model) */
+} cnn_status;
+
+/* The last error message of the calling thread ("" when none). */
+const char *cnn_errmsg(void);
+/* The status of the last error of the calling thread. */
+int cnn_errcode(void);
+
+/* ---------------------------------------------------------------- runtime */
+
+/* Number of physical cores (the default thread count). */
+int cnn_physical_cores(void);
+
+/* ---------------------------------------------------------------- data */
+
+/* A labelled image set: x holds n images of h*w*c float32 in [0,1] (NHWC), y the n labels. */
+typedef struct cnn_dataset {
+    float *x;
+    int32_t *y;
+    int n, h, w, c;
+    int num_classes; /* 1 + the largest label */
+} cnn_dataset;
+
+/* Reads an IDX image file and an IDX label file (plain or gzip-compressed, detected by content).
+ * Validates magic numbers, dimensions, counts and sizes; pixels are scaled by 1/255. */
+int cnn_dataset_load_idx(cnn_dataset *ds, const char *images_path, const char *labels_path);
+/* Loads the four standard files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz],
+ * t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]) from dir. */
+int cnn_dataset_load_dir(const char *dir, cnn_dataset *train, cnn_dataset *test);
+/* Splits off the last fraction of src into val (Keras's validation_split: the tail, before shuffling). */
+int cnn_dataset_split(const cnn_dataset *src, double fraction, cnn_dataset *train, cnn_dataset *val);
+/* Copies images [start, start+count) of src into dst. */
+int cnn_dataset_slice(const cnn_dataset *src, int start, int count, cnn_dataset *dst);
+void cnn_dataset_free(cnn_dataset *ds);
+
+/* Debian's Fashion-MNIST location, the default data. */
+#define CNN_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
+/* English Fashion-MNIST class name of label 0..9, or NULL. */
+const char *cnn_fashion_class_name(int label);
+
+/* ---------------------------------------------------------------- models */
+
+typedef struct cnn_model cnn_model;
+
+typedef enum {
+    CNN_ACT_LINEAR = 0,
+    CNN_ACT_RELU,
+    CNN_ACT_SOFTMAX,
+    CNN_ACT_TANH,
+    CNN_ACT_SIGMOID,
+    CNN_ACT_LEAKY_RELU, /* Keras default alpha 0.3 */
+    CNN_ACT_ELU,
+    CNN_ACT_GELU,
+} cnn_activation;
+
+/* A sequential model whose samples have shape h x w x c (use h = w = 1 for vectors). */
+cnn_model *cnn_model_create(const char *name, int h, int w, int c);
+void cnn_model_free(cnn_model *m);
+
+/* Appends a layer by its Keras class name and Keras-named options, e.g.
+ *   cnn_model_add(m, "Dense", "units=256, activation=relu, name=Hidden_Layer_1");
+ * Unknown layers or options, and bad values, are errors that name the offending word. */
+int cnn_model_add(cnn_model *m, const char *type, const char *options);
+/* Typed shorthands for the common layers. name may be NULL (Keras-style automatic names). */
+int cnn_model_add_flatten(cnn_model *m, const char *name);
+int cnn_model_add_dense(cnn_model *m, const char *name, int units, cnn_activation act);
+
+/* Infers every shape, allocates the parameters and initialises them (glorot_uniform kernels, zero biases),
+ * all from seed. Shape errors name the layer. */
+int cnn_model_build(cnn_model *m, uint64_t seed);
+
+/* Marks layer i (0-based, or by name) trainable or frozen. Frozen parameters receive no update. */
+int cnn_model_set_trainable(cnn_model *m, const char *layer_name, int trainable);
+
+int cnn_model_num_layers(const cnn_model *m);
+const char *cnn_model_name(const cnn_model *m);
+size_t cnn_model_num_params(const cnn_model *m, int trainable_only);
+/* Number of classes the model outputs (size of its last layer). */
+int cnn_model_num_outputs(const cnn_model *m);
+
+/* Prints the Keras-style summary table. */
+void cnn_model_summary(const cnn_model *m, FILE *out);
+
+/* ---------------------------------------------------------------- optimizers */
+
+typedef enum { CNN_OPT_ADAM = 0, CNN_OPT_SGD, CNN_OPT_RMSPROP } cnn_optimizer_kind;
+
+/* Keras defaults: Adam beta1 0.9, beta2 0.999, epsilon 1e-7; SGD momentum 0, nesterov off;
+ * RMSprop rho 0.9, epsilon 1e-7. */
+typedef struct cnn_optimizer_config {
+    cnn_optimizer_kind kind;
+    double learning_rate;
+    double beta_1, beta_2, epsilon; /* Adam (epsilon also RMSprop) */
+    double momentum;                /* SGD */
+    int nesterov;                   /* SGD */
+    double rho;                     /* RMSprop */
+} cnn_optimizer_config;
+
+cnn_optimizer_config cnn_optimizer_default(cnn_optimizer_kind kind, double learning_rate);
+
+/* Chooses the optimizer (state reset) and the loss (sparse categorical cross-entropy; the last layer must
+ * produce one value per class, usually a softmax Dense). Must follow cnn_model_build. */
+int cnn_model_compile(cnn_model *m, const cnn_optimizer_config *opt);
+double cnn_model_learning_rate(const cnn_model *m);
+void cnn_model_set_learning_rate(cnn_model *m, double lr);
+
+/* ---------------------------------------------------------------- low-level step API */
+
+/* Sets the number of threads used by cnnlab's loops and by BLAS (default: physical cores). */
+void cnn_set_threads(int threads);
+int cnn_get_threads(void);
+
+/* Forward pass on n samples x (n*h*w*c floats). probs, if not NULL, receives n*classes probabilities.
+ * training selects training behaviour (dropout, batch statistics). */
+int cnn_model_forward(cnn_model *m, const float *x, int n, int training, float *probs);
+/* Loss (mean cross-entropy plus regularisation) and correct-prediction count of the last forward pass
+ * against labels y, and backward pass filling the gradients. */
+int cnn_model_backward(cnn_model *m, const int32_t *y, double *loss, int *correct);
+/* One optimizer update of all trainable parameters from the current gradients. */
+int cnn_model_update(cnn_model *m);
+/* One full training step: forward, backward, update. */
+int cnn_model_train_step(cnn_model *m, const float *x, const int32_t *y, int n, double *loss, int *correct);
+
+/* Direct access to the contiguous parameter and gradient buffers (length cnn_model_num_params(m, 0)). */
+float *cnn_model_params(cnn_model *m);
+float *cnn_model_grads(cnn_model *m);
+
+/* ---------------------------------------------------------------- training */
+
+typedef struct cnn_epoch_log {
+    int epoch; /* 0-based */
+    double loss, accuracy;
+    double val_loss, val_accuracy; /* NaN when there is no validation data */
+    double lr;                     /* learning rate used during the epoch */
+    double seconds;                /* wall time of the training pass (no validation) */
+    double val_seconds;
+} cnn_epoch_log;
+
+typedef struct cnn_history {
+    cnn_epoch_log *epochs;
+    int count, cap;
+    int stopped_epoch;   /* epoch after which training stopped early, or -1 */
+    char stop_reason[128];
+} cnn_history;
+
+void cnn_history_free(cnn_history *h);
+/* Writes the history as CSV (atomically). */
+int cnn_history_save_csv(const cnn_history *h, const char *path);
+int cnn_history_save_json(const cnn_history *h, const char *path);
+
+/* Callbacks: hooks called by cnn_model_fit at the start and end of each epoch, in list order.
+ * A hook may change the learning rate (cnn_model_set_learning_rate) or set *stop to end training. */
+typedef struct cnn_callback cnn_callback;
+struct cnn_callback {
+    const char *name;
+    void *state;
+    int (*on_train_begin)(cnn_callback *cb, cnn_model *m);
+    int (*on_epoch_begin)(cnn_callback *cb, cnn_model *m, int epoch);
+    int (*on_epoch_end)(cnn_callback *cb, cnn_model *m, const cnn_epoch_log *log, int *stop);
+    int (*on_train_end)(cnn_callback *cb, cnn_model *m, const cnn_history *h);
+};
+
+/* Frees any callback made by a cnn_callback_* constructor (NULL is fine). */
+void cnn_callback_free(cnn_callback *cb);
+
+/* Keras LearningRateScheduler: at the start of every epoch, lr <- schedule(epoch, lr, params).
+ * params (params_size bytes) is copied into the callback. */
+typedef double (*cnn_schedule_fn)(int epoch, double lr, const void *params);
+cnn_callback *cnn_callback_lr_scheduler(cnn_schedule_fn schedule, const void *params, size_t params_size);
+
+/* The study's schedules (0-based epochs), computed in float32 as TensorFlow does:
+ *   step: lr while epoch < thresh, then the fixed value lr_after ("scheduler": thresh 7, lr_after 0.001)
+ *   exp:  lr while epoch < thresh, then lr * e^-0.1 every epoch ("scheduler_exp") */
+typedef struct cnn_step_schedule {
+    int thresh;
+    double lr_after;
+} cnn_step_schedule;
+double cnn_schedule_step(int epoch, double lr, const void *params); /* params: cnn_step_schedule */
+double cnn_schedule_exp(int epoch, double lr, const void *params);  /* params: int thresh */
+
+typedef enum { CNN_VERBOSE_SILENT = 0, CNN_VERBOSE_AUTO, CNN_VERBOSE_BAR, CNN_VERBOSE_LINE } cnn_verbosity;
+
+typedef struct cnn_fit_config {
+    int epochs;
+    int batch_size;
+    int shuffle;                   /* reshuffle the training order every epoch (default 1) */
+    uint64_t seed;                 /* shuffling and dropout */
+    const cnn_dataset *validation; /* validation data, or NULL */
+    cnn_verbosity verbose;
+    FILE *out;                     /* progress output (default stdout) */
+    cnn_callback **callbacks;
+    int num_callbacks;
+} cnn_fit_config;
+
+cnn_fit_config cnn_fit_default(void);
+int cnn_model_fit(cnn_model *m, const cnn_dataset *train, const cnn_fit_config *cfg, cnn_history *hist);
+
+/* Loss and accuracy over a dataset, in batches of batch_size (inference behaviour). */
+int cnn_model_evaluate(cnn_model *m, const cnn_dataset *ds, int batch_size, double *loss, double *accuracy);
+/* Class probabilities for n samples: probs receives n*classes floats. */
+int cnn_model_predict(cnn_model *m, const float *x, int n, int batch_size, float *probs);
+
+/* ---------------------------------------------------------------- saved models */
+
+/* Saves architecture, parameters (and layer state such as BatchNorm statistics) as a versioned,
+ * checksummed file, written atomically. */
+int cnn_model_save(const cnn_model *m, const char *path);
+/* Loads a model saved by cnn_model_save; every inconsistency is reported by name. */
+cnn_model *cnn_model_load(const char *path);
+
+/* ---------------------------------------------------------------- files */
+
+/* Writes len bytes to path atomically: a temporary file in the same folder, fsync, rename. */
+int cnn_write_file_atomic(const char *path, const void *data, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CNNLAB_H */

@@ -1,0 +1,62 @@
+/* cnnlab eval and cnnlab summary. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const char *const EVAL_HELP =
+    "usage: cnnlab eval MODEL_FILE [--data DIR] [--batch N] [--threads N]\n"
+    "\n"
+    "Evaluates a saved model (model.cnn of a run folder) on the test set of DIR\n"
+    "(default " CNN_FASHION_MNIST_DIR ") and prints its loss and accuracy.\n";
+
+int cli_eval(int argc, char **argv)
+{
+    const char *file = NULL, *data = CNN_FASHION_MNIST_DIR;
+    long batch = 512, threads = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(o, "--help") || !strcmp(o, "-h")) return fputs(EVAL_HELP, stdout), EXIT_OK;
+        if (!strcmp(o, "--data") && v) data = argv[++i];
+        else if (!strcmp(o, "--batch")) {
+            if (cli_int(o, v, 1, 1 << 20, &batch)) return EXIT_USAGE;
+            i++;
+        } else if (!strcmp(o, "--threads")) {
+            if (cli_int(o, v, 1, 1024, &threads)) return EXIT_USAGE;
+            i++;
+        } else if (o[0] != '-' && !file) file = o;
+        else return cli_error("eval: unexpected argument '%s' (try: cnnlab eval --help)", o), EXIT_USAGE;
+    }
+    if (!file) return cli_error("eval: which model file? (try: cnnlab eval --help)"), EXIT_USAGE;
+    cnn_set_threads((int)threads);
+    cnn_model *m = cnn_model_load(file);
+    cnn_dataset train = {0}, test = {0};
+    double loss, acc;
+    int fail = !m || cnn_dataset_load_dir(data, &train, &test) || cnn_model_evaluate(m, &test, (int)batch, &loss, &acc);
+    if (fail)
+        cli_error("%s", cnn_errmsg());
+    else
+        printf("%s: test loss %.4f, test accuracy %.2f%% (%d images)\n", cnn_model_name(m), loss, 100 * acc, test.n);
+    cnn_model_free(m);
+    cnn_dataset_free(&train);
+    cnn_dataset_free(&test);
+    return fail ? EXIT_FAILURE_RUN : EXIT_OK;
+}
+
+int cli_summary(int argc, char **argv)
+{
+    const char *name = "Model_1";
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--model") && i + 1 < argc) name = argv[++i];
+        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+            return puts("usage: cnnlab summary [--model NAME]"), EXIT_OK;
+        else return cli_error("summary: unexpected argument '%s'", argv[i]), EXIT_USAGE;
+    }
+    const cli_recipe *r = cli_recipe_find(name);
+    if (!r) return cli_error("summary: unknown model '%s'", name), EXIT_USAGE;
+    cnn_model *m = cli_recipe_build(r, 1);
+    if (!m) return cli_error("%s", cnn_errmsg()), EXIT_FAILURE_RUN;
+    cnn_model_summary(m, stdout);
+    cnn_model_free(m);
+    return EXIT_OK;
+}

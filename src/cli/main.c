@@ -1,0 +1,87 @@
+/* cnnlab: command dispatch and the shared argument helpers. */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const char *const USAGE =
+    "usage: cnnlab COMMAND [options]\n"
+    "\n"
+    "commands:\n"
+    "  train     train a model on an IDX dataset (default: Fashion-MNIST)\n"
+    "  eval      evaluate a saved model on the test set\n"
+    "  summary   print a model's layer table without training\n"
+    "  models    list the built-in models of the study\n"
+    "\n"
+    "`cnnlab COMMAND --help` describes each command's options.\n"
+    "\n"
+    "exit codes:\n"
+    "  0  success\n"
+    "  1  the work failed: unreadable or malformed data or model file, out of memory, write error\n"
+    "  2  usage error: unknown command or option, bad option value\n";
+
+void cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("cnnlab: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+int cli_int(const char *opt, const char *val, long min, long max, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = val ? strtol(val, &end, 10) : 0;
+    if (!val || errno || end == val || *end || v < min || v > max) {
+        cli_error("%s expects an integer in [%ld, %ld], got '%s'", opt, min, max, val ? val : "");
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_double(const char *opt, const char *val, double min, double max, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = val ? strtod(val, &end) : 0;
+    if (!val || errno || end == val || *end || !isfinite(v) || v < min || v > max) {
+        cli_error("%s expects a number in [%g, %g], got '%s'", opt, min, max, val ? val : "");
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(USAGE, stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        fputs(USAGE, stdout);
+        return EXIT_OK;
+    }
+    if (!strcmp(cmd, "--version")) {
+        printf("cnnlab %s\n", CNN_VERSION);
+        return EXIT_OK;
+    }
+    if (!strcmp(cmd, "train")) return cli_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "eval")) return cli_eval(argc - 1, argv + 1);
+    if (!strcmp(cmd, "summary")) return cli_summary(argc - 1, argv + 1);
+    if (!strcmp(cmd, "models")) {
+        cli_recipe_list(stdout);
+        return EXIT_OK;
+    }
+    cli_error("unknown command '%s' (try: cnnlab --help)", cmd);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,201 @@
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cnnlab.h"
+#include "core/error.h"
+#include "data/idx.h"
+
+static int check_counts(const cnn_idx *img, const cnn_idx *lab, const char *images_path,
+                        const char *labels_path)
+{
+    if (lab->dims[0] == img->dims[0]) return 0;
+    return cnn_fail(CNN_ERR_FORMAT, "%s: offset 4%s: %d labels, expected %d to match the images of %s",
+                    labels_path, lab->gzip ? " (decompressed)" : "", lab->dims[0], img->dims[0], images_path);
+}
+
+static int fill(cnn_dataset *ds, const cnn_idx *img, const cnn_idx *lab)
+{
+    float *x = img->size <= SIZE_MAX / sizeof *x ? malloc(img->size * sizeof *x) : NULL;
+    int32_t *y = malloc(lab->size * sizeof *y);
+    if (!x || !y) {
+        free(x);
+        free(y);
+        return cnn_fail(CNN_ERR_NOMEM, "out of memory for %d images of %d x %d", img->dims[0], img->dims[1],
+                        img->dims[2]);
+    }
+    /* Division, not multiplication by 1/255, so that pixels equal Keras's x.astype('float32') / 255 bit for
+     * bit; a table keeps it cheap. */
+    float scale[256];
+    for (int i = 0; i < 256; i++) scale[i] = (float)i / 255.0f;
+    for (size_t i = 0; i < img->size; i++) x[i] = scale[img->data[i]];
+    int32_t top = 0;
+    for (size_t i = 0; i < lab->size; i++) {
+        y[i] = lab->data[i];
+        if (y[i] > top) top = y[i];
+    }
+    *ds = (cnn_dataset){.x = x,
+                        .y = y,
+                        .n = img->dims[0],
+                        .h = img->dims[1],
+                        .w = img->dims[2],
+                        .c = 1,
+                        .num_classes = top + 1};
+    return 0;
+}
+
+int cnn_dataset_load_idx(cnn_dataset *ds, const char *images_path, const char *labels_path)
+{
+    if (!ds) return cnn_fail(CNN_ERR_INVALID, "cnn_dataset_load_idx: dataset is NULL");
+    memset(ds, 0, sizeof *ds);
+    if (!images_path || !labels_path) return cnn_fail(CNN_ERR_INVALID, "cnn_dataset_load_idx: path is NULL");
+    cnn_idx img = {0}, lab = {0};
+    int rc = cnn_idx_read(images_path, CNN_IDX_IMAGES, &img);
+    if (!rc) rc = cnn_idx_read(labels_path, CNN_IDX_LABELS, &lab);
+    if (!rc) rc = check_counts(&img, &lab, images_path, labels_path);
+    if (!rc) rc = fill(ds, &img, &lab);
+    cnn_idx_free(&img);
+    cnn_idx_free(&lab);
+    return rc;
+}
+
+/* Picks dir/NAME, else dir/NAME.gz; *path is allocated. */
+static int find_file(const char *dir, const char *name, char **path)
+{
+    size_t dlen = strlen(dir), len = dlen + strlen(name) + 5;
+    const char *sep = dlen && dir[dlen - 1] == '/' ? "" : "/";
+    char *plain = malloc(len), *gz = malloc(len);
+    int rc = 0;
+    if (!plain || !gz) {
+        rc = cnn_fail(CNN_ERR_NOMEM, "%s: out of memory", dir);
+        goto done;
+    }
+    snprintf(plain, len, "%s%s%s", dir, sep, name);
+    snprintf(gz, len, "%s%s%s.gz", dir, sep, name);
+    struct stat st;
+    if (stat(plain, &st) == 0) {
+        *path = plain;
+        plain = NULL;
+    } else if (stat(gz, &st) == 0) {
+        *path = gz;
+        gz = NULL;
+    } else {
+        rc = cnn_fail(CNN_ERR_IO, "%s: neither %s nor %s.gz can be found there (%s)", dir, name, name,
+                      strerror(errno));
+    }
+done:
+    free(plain);
+    free(gz);
+    return rc;
+}
+
+static int load_pair(const char *dir, const char *images_name, const char *labels_name, cnn_dataset *ds)
+{
+    char *images = NULL, *labels = NULL;
+    int rc = find_file(dir, images_name, &images);
+    if (!rc) rc = find_file(dir, labels_name, &labels);
+    if (!rc) rc = cnn_dataset_load_idx(ds, images, labels);
+    free(images);
+    free(labels);
+    return rc;
+}
+
+int cnn_dataset_load_dir(const char *dir, cnn_dataset *train, cnn_dataset *test)
+{
+    if (!train || !test || train == test)
+        return cnn_fail(CNN_ERR_INVALID,
+                        "cnn_dataset_load_dir: train and test must be two distinct datasets");
+    memset(train, 0, sizeof *train);
+    memset(test, 0, sizeof *test);
+    if (!dir) return cnn_fail(CNN_ERR_INVALID, "cnn_dataset_load_dir: dir is NULL");
+    int rc = load_pair(dir, "train-images-idx3-ubyte", "train-labels-idx1-ubyte", train);
+    if (!rc) rc = load_pair(dir, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", test);
+    if (rc) {
+        cnn_dataset_free(train);
+        return rc;
+    }
+    /* A test set lacking the top class must still agree with the training set on the class count. */
+    int classes = train->num_classes > test->num_classes ? train->num_classes : test->num_classes;
+    train->num_classes = test->num_classes = classes;
+    return 0;
+}
+
+static int check_dataset(const cnn_dataset *ds, const char *fn)
+{
+    if (!ds) return cnn_fail(CNN_ERR_INVALID, "%s: source dataset is NULL", fn);
+    if (!ds->x || !ds->y || ds->n < 1 || ds->h < 1 || ds->w < 1 || ds->c < 1)
+        return cnn_fail(CNN_ERR_INVALID, "%s: source dataset is empty or malformed (n %d, %d x %d x %d)", fn,
+                        ds->n, ds->h, ds->w, ds->c);
+    return 0;
+}
+
+int cnn_dataset_slice(const cnn_dataset *src, int start, int count, cnn_dataset *dst)
+{
+    if (!dst || dst == src)
+        return cnn_fail(CNN_ERR_INVALID, "cnn_dataset_slice: dst must be a dataset distinct from src");
+    memset(dst, 0, sizeof *dst);
+    int rc = check_dataset(src, "cnn_dataset_slice");
+    if (rc) return rc;
+    if (start < 0 || count < 1 || start > src->n - count)
+        return cnn_fail(
+            CNN_ERR_INVALID,
+            "cnn_dataset_slice: %d samples from index %d, expected a non-empty range within [0, %d)", count,
+            start, src->n);
+    size_t per = (size_t)src->h * (size_t)src->w * (size_t)src->c;
+    float *x = malloc((size_t)count * per * sizeof *x);
+    int32_t *y = malloc((size_t)count * sizeof *y);
+    if (!x || !y) {
+        free(x);
+        free(y);
+        return cnn_fail(CNN_ERR_NOMEM, "cnn_dataset_slice: out of memory for %d samples", count);
+    }
+    memcpy(x, src->x + (size_t)start * per, (size_t)count * per * sizeof *x);
+    memcpy(y, src->y + start, (size_t)count * sizeof *y);
+    *dst = (cnn_dataset){
+        .x = x, .y = y, .n = count, .h = src->h, .w = src->w, .c = src->c, .num_classes = src->num_classes};
+    return 0;
+}
+
+int cnn_dataset_split(const cnn_dataset *src, double fraction, cnn_dataset *train, cnn_dataset *val)
+{
+    if (!train || !val || train == val || train == src || val == src)
+        return cnn_fail(CNN_ERR_INVALID,
+                        "cnn_dataset_split: train and val must be two datasets distinct from src");
+    memset(train, 0, sizeof *train);
+    memset(val, 0, sizeof *val);
+    int rc = check_dataset(src, "cnn_dataset_split");
+    if (rc) return rc;
+    if (!(fraction > 0.0 && fraction < 1.0))
+        return cnn_fail(CNN_ERR_INVALID,
+                        "cnn_dataset_split: validation fraction %g, expected a number in (0, 1)", fraction);
+    /* Keras's own rounding: split_at = floor(n * (1 - validation_split)). */
+    int at = (int)floor((double)src->n * (1.0 - fraction));
+    if (at < 1 || at >= src->n)
+        return cnn_fail(
+            CNN_ERR_INVALID,
+            "cnn_dataset_split: validation fraction %g of %d samples leaves %d for training and %d for "
+            "validation, expected both non-empty",
+            fraction, src->n, at, src->n - at);
+    rc = cnn_dataset_slice(src, 0, at, train);
+    if (!rc) rc = cnn_dataset_slice(src, at, src->n - at, val);
+    if (rc) cnn_dataset_free(train);
+    return rc;
+}
+
+void cnn_dataset_free(cnn_dataset *ds)
+{
+    if (!ds) return;
+    free(ds->x);
+    free(ds->y);
+    memset(ds, 0, sizeof *ds);
+}
+
+const char *cnn_fashion_class_name(int label)
+{
+    static const char *const names[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                          "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+    return label >= 0 && label < 10 ? names[label] : NULL;
+}

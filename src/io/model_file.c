@@ -1,0 +1,377 @@
+/* The saved-model file (.cnn), version 1. Little-endian throughout:
+ *
+ *   "CNNLAB\r\n"            8-byte magic (the CR LF catches text-mode mangling)
+ *   u32 version             1
+ *   sections, each:  u32 tag, u64 length, payload
+ *     ARCH  text: "input H W C\n" then one "layer TYPE OPTIONS\n" per layer (name= and trainable= included)
+ *     TENS  u32 count, then per tensor: u16 name length, name ("layer/param"), u8 dtype (1 = float32),
+ *           u8 rank, u32 dims[rank], float32 data
+ *   u32 tag "END!", u64 0, u32 CRC-32 (zlib) of every byte before it
+ *
+ * Readers skip sections they do not know, so later versions can add (spec text, optimizer state) freely. */
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "core/error.h"
+#include "io/strbuf.h"
+#include "model/model.h"
+
+#define MAGIC "CNNLAB\r\n"
+enum { VERSION = 1, DTYPE_F32 = 1, MAX_FILE = 1 << 30 };
+
+static uint32_t tag(const char s[4])
+{
+    return (uint32_t)s[0] | (uint32_t)s[1] << 8 | (uint32_t)s[2] << 16 | (uint32_t)s[3] << 24;
+}
+
+static void put_u8(cnn_strbuf *b, uint8_t v)
+{
+    cnn_strbuf_append(b, &v, 1);
+}
+
+static void put_le(cnn_strbuf *b, uint64_t v, int bytes)
+{
+    uint8_t buf[8];
+    for (int i = 0; i < bytes; i++) buf[i] = (uint8_t)(v >> (8 * i));
+    cnn_strbuf_append(b, buf, (size_t)bytes);
+}
+
+/* Options text without name= and trainable=, which the file states itself. */
+static void canonical_options(const cnn_layer *l, cnn_strbuf *b)
+{
+    cnn_opts o;
+    if (cnn_opts_parse(&o, l->options, "saved layer") != CNN_OK)
+        return; /* it parsed when the layer was made */
+    cnn_strbuf_printf(b, "name=\"%s\", trainable=%d", l->name, l->trainable);
+    for (int i = 0; i < o.n; i++) {
+        if (!strcmp(o.items[i].key, "name") || !strcmp(o.items[i].key, "trainable")) continue;
+        cnn_strbuf_printf(b, ", %s=%s", o.items[i].key, o.items[i].val);
+    }
+}
+
+static void put_arch(const cnn_model *m, cnn_strbuf *b)
+{
+    cnn_strbuf t = {0};
+    cnn_strbuf_printf(&t, "model \"%s\"\ninput %d %d %d\n", m->name, m->input.h, m->input.w, m->input.c);
+    for (int i = 0; i < m->nlayers; i++) {
+        cnn_strbuf_printf(&t, "layer %s ", m->layers[i].ops->type);
+        canonical_options(&m->layers[i], &t);
+        cnn_strbuf_printf(&t, "\n");
+    }
+    put_le(b, tag("ARCH"), 4);
+    put_le(b, t.len, 8);
+    cnn_strbuf_append(b, t.data, t.len);
+    b->failed |= t.failed;
+    cnn_strbuf_free(&t);
+}
+
+static void put_tensors(const cnn_model *m, cnn_strbuf *b)
+{
+    cnn_strbuf t = {0};
+    uint32_t count = 0;
+    for (int i = 0; i < m->nlayers; i++) count += (uint32_t)m->layers[i].nparams;
+    put_le(&t, count, 4);
+    for (int i = 0; i < m->nlayers; i++)
+        for (int j = 0; j < m->layers[i].nparams; j++) {
+            const cnn_param *p = &m->layers[i].params[j];
+            char name[128];
+            int len = snprintf(name, sizeof name, "%s/%s", m->layers[i].name, p->name);
+            put_le(&t, (uint64_t)len, 2);
+            cnn_strbuf_append(&t, name, (size_t)len);
+            put_u8(&t, DTYPE_F32);
+            put_u8(&t, (uint8_t)p->rank);
+            for (int d = 0; d < p->rank; d++) put_le(&t, (uint64_t)p->dim[d], 4);
+            const float *v = m->params + p->offset;
+            for (size_t e = 0; e < p->size; e++) {
+                uint32_t bits;
+                memcpy(&bits, &v[e], 4);
+                put_le(&t, bits, 4);
+            }
+        }
+    put_le(b, tag("TENS"), 4);
+    put_le(b, t.len, 8);
+    cnn_strbuf_append(b, t.data, t.len);
+    b->failed |= t.failed;
+    cnn_strbuf_free(&t);
+}
+
+int cnn_model_save(const cnn_model *m, const char *path)
+{
+    if (!m->built) return cnn_fail(CNN_ERR_STATE, "model '%s': build it before saving", m->name);
+    cnn_strbuf b = {0};
+    cnn_strbuf_append(&b, MAGIC, 8);
+    put_le(&b, VERSION, 4);
+    put_arch(m, &b);
+    put_tensors(m, &b);
+    put_le(&b, tag("END!"), 4);
+    put_le(&b, 0, 8);
+    uint32_t crc = b.failed ? 0 : (uint32_t)crc32(0L, (const Bytef *)b.data, (uInt)b.len);
+    put_le(&b, crc, 4);
+    int rc = b.failed ? cnn_fail(CNN_ERR_NOMEM, "%s: out of memory", path)
+                      : cnn_write_file_atomic(path, b.data, b.len);
+    cnn_strbuf_free(&b);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ loading */
+
+typedef struct reader {
+    const uint8_t *p;
+    size_t len, pos;
+    const char *path;
+} reader;
+
+static int need(reader *r, size_t n, const char *what)
+{
+    if (r->len - r->pos < n)
+        return cnn_fail(CNN_ERR_FORMAT,
+                        "%s: offset %zu: truncated while reading %s (%zu bytes needed, %zu left)", r->path,
+                        r->pos, what, n, r->len - r->pos);
+    return CNN_OK;
+}
+
+static uint64_t get_le(reader *r, int bytes)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < bytes; i++) v |= (uint64_t)r->p[r->pos + (size_t)i] << (8 * i);
+    r->pos += (size_t)bytes;
+    return v;
+}
+
+static int read_file(const char *path, uint8_t **data, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return cnn_fail(CNN_ERR_IO, "%s: cannot open model file", path);
+    uint8_t *buf = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        if (n == cap) {
+            cap = cap ? 2 * cap : 1 << 16;
+            uint8_t *grown = cap <= (size_t)MAX_FILE * 2 ? realloc(buf, cap) : NULL;
+            if (!grown) {
+                free(buf);
+                fclose(f);
+                return cnn_fail(CNN_ERR_FORMAT, "%s: larger than %d MiB or out of memory", path,
+                                MAX_FILE >> 20);
+            }
+            buf = grown;
+        }
+        size_t k = fread(buf + n, 1, cap - n, f);
+        n += k;
+        if (k == 0) break;
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (err) {
+        free(buf);
+        return cnn_fail(CNN_ERR_IO, "%s: read error", path);
+    }
+    *data = buf;
+    *len = n;
+    return CNN_OK;
+}
+
+/* Parses one "layer TYPE OPTIONS" line into the model. */
+static int arch_line(cnn_model **m, char name[64], const char *line, int lineno, const char *path)
+{
+    int h, w, c;
+    if (!*m) {
+        if (sscanf(line, "model \"%63[^\"]\"", name) == 1) return CNN_OK;
+        if (sscanf(line, "input %d %d %d", &h, &w, &c) == 3) {
+            *m = cnn_model_create(name, h, w, c);
+            return *m ? CNN_OK : cnn_fail_context("%s: architecture line %d: ", path, lineno);
+        }
+        return cnn_fail(CNN_ERR_FORMAT, "%s: architecture line %d: expected 'input H W C'", path, lineno);
+    }
+    char type[64];
+    int used = 0;
+    if (sscanf(line, "layer %63s %n", type, &used) != 1 || used == 0)
+        return cnn_fail(CNN_ERR_FORMAT, "%s: architecture line %d: expected 'layer TYPE OPTIONS'", path,
+                        lineno);
+    if (cnn_model_add(*m, type, line + used))
+        return cnn_fail_context("%s: architecture line %d: ", path, lineno);
+    return CNN_OK;
+}
+
+static int parse_arch(const char *text, size_t len, const char *path, cnn_model **out)
+{
+    char *copy = malloc(len + 1);
+    if (!copy) return cnn_fail(CNN_ERR_NOMEM, "out of memory");
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+    if (strlen(copy) != len) {
+        free(copy);
+        return cnn_fail(CNN_ERR_FORMAT, "%s: architecture text contains a NUL byte", path);
+    }
+    cnn_model *m = NULL;
+    char name[64] = "";
+    int rc = CNN_OK, lineno = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(copy, "\n", &save); line && !rc; line = strtok_r(NULL, "\n", &save))
+        rc = arch_line(&m, name, line, ++lineno, path);
+    free(copy);
+    if (!rc && (!m || m->nlayers == 0)) rc = cnn_fail(CNN_ERR_FORMAT, "%s: architecture has no layers", path);
+    if (!rc) rc = cnn_model_build(m, 0);
+    if (rc) cnn_model_free(m);
+    *out = rc ? NULL : m;
+    return rc;
+}
+
+/* Index of the tensor "layer/param" in model order, or -1. */
+static int find_param(const cnn_model *m, const char *name, cnn_param **out)
+{
+    int k = 0;
+    for (int i = 0; i < m->nlayers; i++)
+        for (int j = 0; j < m->layers[i].nparams; j++, k++) {
+            char full[160];
+            snprintf(full, sizeof full, "%s/%s", m->layers[i].name, m->layers[i].params[j].name);
+            if (!strcmp(full, name)) {
+                *out = &m->layers[i].params[j];
+                return k;
+            }
+        }
+    return -1;
+}
+
+static int read_tensor_header(reader *r, char *name, size_t cap, int *dtype, int *rank)
+{
+    int rc = need(r, 2, "a tensor name length");
+    if (rc) return rc;
+    size_t nlen = (size_t)get_le(r, 2);
+    if (nlen == 0 || nlen >= cap)
+        return cnn_fail(CNN_ERR_FORMAT, "%s: offset %zu: bad tensor name length %zu", r->path, r->pos - 2,
+                        nlen);
+    if ((rc = need(r, nlen + 2, "a tensor header"))) return rc;
+    memcpy(name, r->p + r->pos, nlen);
+    name[nlen] = '\0';
+    r->pos += nlen;
+    *dtype = (int)get_le(r, 1);
+    *rank = (int)get_le(r, 1);
+    return CNN_OK;
+}
+
+static int read_tensor(reader *r, cnn_model *m, uint8_t *seen)
+{
+    char name[256];
+    int dtype = 0, rank = 0;
+    int rc = read_tensor_header(r, name, sizeof name, &dtype, &rank);
+    if (rc) return rc;
+    cnn_param *p;
+    int k = find_param(m, name, &p);
+    if (k < 0)
+        return cnn_fail(CNN_ERR_FORMAT, "%s: tensor '%s' does not belong to the saved architecture", r->path,
+                        name);
+    if (seen[k]) return cnn_fail(CNN_ERR_FORMAT, "%s: tensor '%s' is stored twice", r->path, name);
+    if (dtype != DTYPE_F32)
+        return cnn_fail(CNN_ERR_FORMAT, "%s: tensor '%s': dtype %d, expected 1 (float32)", r->path, name,
+                        dtype);
+    if (rank != p->rank)
+        return cnn_fail(CNN_ERR_FORMAT, "%s: tensor '%s': rank %d, expected %d", r->path, name, rank,
+                        p->rank);
+    if ((rc = need(r, 4u * (size_t)rank, "tensor dimensions"))) return rc;
+    for (int d = 0; d < rank; d++) {
+        uint64_t v = get_le(r, 4);
+        if (v != (uint64_t)p->dim[d])
+            return cnn_fail(CNN_ERR_FORMAT, "%s: tensor '%s': dimension %d is %llu, expected %d", r->path,
+                            name, d, (unsigned long long)v, p->dim[d]);
+    }
+    if ((rc = need(r, 4 * p->size, "tensor data"))) return rc;
+    memcpy(m->params + p->offset, r->p + r->pos, 4 * p->size); /* the file is little-endian, as is the host */
+    r->pos += 4 * p->size;
+    seen[k] = 1;
+    return CNN_OK;
+}
+
+static int read_tensors(reader *r, cnn_model *m)
+{
+    int rc = need(r, 4, "the tensor count");
+    if (rc) return rc;
+    uint32_t count = (uint32_t)get_le(r, 4);
+    int expected = 0;
+    for (int i = 0; i < m->nlayers; i++) expected += m->layers[i].nparams;
+    uint8_t *seen = calloc((size_t)expected + 1, 1);
+    if (!seen) return cnn_fail(CNN_ERR_NOMEM, "out of memory");
+    for (uint32_t t = 0; t < count && !rc; t++) rc = read_tensor(r, m, seen);
+    for (int k = 0; k < expected && !rc; k++)
+        if (!seen[k]) {
+            int i = 0, j = k;
+            while (j >= m->layers[i].nparams) j -= m->layers[i++].nparams;
+            rc = cnn_fail(CNN_ERR_FORMAT, "%s: tensor '%s/%s' is missing", r->path, m->layers[i].name,
+                          m->layers[i].params[j].name);
+        }
+    free(seen);
+    return rc;
+}
+
+static int check_envelope(reader *r)
+{
+    if (r->len < 8 + 4 + 16 || memcmp(r->p, MAGIC, 8))
+        return cnn_fail(CNN_ERR_FORMAT,
+                        "%s: offset 0: not a cnnlab model file (magic \"CNNLAB\\r\\n\" missing)", r->path);
+    uint32_t stored = (uint32_t)r->p[r->len - 4] | (uint32_t)r->p[r->len - 3] << 8 |
+                      (uint32_t)r->p[r->len - 2] << 16 | (uint32_t)r->p[r->len - 1] << 24;
+    uint32_t crc = (uint32_t)crc32(0L, r->p, (uInt)(r->len - 4));
+    if (stored != crc)
+        return cnn_fail(
+            CNN_ERR_FORMAT,
+            "%s: checksum mismatch (stored %08x, computed %08x): the file is damaged or truncated", r->path,
+            stored, crc);
+    r->pos = 8;
+    uint32_t version = (uint32_t)get_le(r, 4);
+    if (version != VERSION)
+        return cnn_fail(CNN_ERR_FORMAT, "%s: offset 8: format version %u, this cnnlab reads version %d",
+                        r->path, version, VERSION);
+    r->len -= 4; /* the sections end before the checksum */
+    return CNN_OK;
+}
+
+static int read_sections(reader *r, cnn_model **out)
+{
+    cnn_model *m = NULL;
+    int rc = CNN_OK, done = 0;
+    while (!rc && !done) {
+        if ((rc = need(r, 12, "a section header"))) break;
+        size_t at = r->pos;
+        uint32_t t = (uint32_t)get_le(r, 4);
+        uint64_t len = get_le(r, 8);
+        if (len > r->len - r->pos) {
+            rc = cnn_fail(CNN_ERR_FORMAT, "%s: offset %zu: section of %llu bytes runs past the end", r->path,
+                          at, (unsigned long long)len);
+            break;
+        }
+        size_t end = r->pos + (size_t)len;
+        if (t == tag("END!"))
+            done = 1;
+        else if (t == tag("ARCH") && !m)
+            rc = parse_arch((const char *)r->p + r->pos, (size_t)len, r->path, &m);
+        else if (t == tag("TENS") && m) {
+            reader sub = *r;
+            sub.len = end;
+            rc = read_tensors(&sub, m);
+            if (!rc && sub.pos != end)
+                rc = cnn_fail(CNN_ERR_FORMAT, "%s: offset %zu: %zu stray bytes after the tensors", r->path,
+                              sub.pos, end - sub.pos);
+        } else if (t == tag("TENS") || t == tag("ARCH"))
+            rc = cnn_fail(CNN_ERR_FORMAT, "%s: offset %zu: section out of order", r->path, at);
+        r->pos = end;
+    }
+    if (!rc && !m) rc = cnn_fail(CNN_ERR_FORMAT, "%s: no architecture section", r->path);
+    if (!rc && r->pos != r->len)
+        rc = cnn_fail(CNN_ERR_FORMAT, "%s: offset %zu: bytes after the end marker", r->path, r->pos);
+    if (rc) cnn_model_free(m);
+    *out = rc ? NULL : m;
+    return rc;
+}
+
+cnn_model *cnn_model_load(const char *path)
+{
+    uint8_t *data = NULL;
+    size_t len = 0;
+    if (read_file(path, &data, &len)) return NULL;
+    reader r = {data, len, 0, path};
+    cnn_model *m = NULL;
+    if (!check_envelope(&r)) read_sections(&r, &m);
+    free(data);
+    return m;
+}

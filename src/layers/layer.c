@@ -1,0 +1,112 @@
+/* What every layer shares: parameter declaration, activation and regulariser options, the type registry. */
+#include "layers/layer.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/error.h"
+#include "layers/activation.h"
+
+extern const cnn_layer_ops cnn_dense_ops, cnn_flatten_ops;
+
+/* The registry: Keras class name -> implementation. */
+static const cnn_layer_ops *const g_layers[] = {&cnn_dense_ops, &cnn_flatten_ops};
+enum { N_LAYERS = sizeof g_layers / sizeof g_layers[0] };
+
+const cnn_layer_ops *cnn_layer_find(const char *type)
+{
+    for (int i = 0; i < N_LAYERS; i++)
+        if (!strcmp(g_layers[i]->type, type)) return g_layers[i];
+    return NULL;
+}
+
+const char *cnn_layer_types(void)
+{
+    static char list[512];
+    if (!list[0])
+        for (int i = 0; i < N_LAYERS; i++) {
+            strncat(list, i ? ", " : "", sizeof list - strlen(list) - 1);
+            strncat(list, g_layers[i]->type, sizeof list - strlen(list) - 1);
+        }
+    return list;
+}
+
+int cnn_layer_add_param(cnn_layer *l, const char *name, int rank, const int *dim, int trainable, cnn_init init,
+                        int fan_in, int fan_out)
+{
+    if (l->nparams == CNN_LAYER_MAX_PARAMS) return cnn_layer_fail(l, "too many parameter tensors");
+    cnn_param *p = &l->params[l->nparams];
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "%s", name);
+    p->rank = rank;
+    p->size = 1;
+    for (int i = 0; i < rank; i++) {
+        p->dim[i] = dim[i];
+        p->size *= (size_t)dim[i];
+    }
+    p->trainable = trainable;
+    p->init = init;
+    p->fan_in = fan_in;
+    p->fan_out = fan_out;
+    return l->nparams++;
+}
+
+float *cnn_layer_param(const cnn_layer *l, int i) { return l->w + l->params[i].offset; }
+
+float *cnn_layer_grad(const cnn_layer *l, int i) { return l->g + l->params[i].offset; }
+
+int cnn_layer_read_activation(cnn_layer *l, cnn_opts *o)
+{
+    char name[32];
+    int rc = cnn_opts_str(o, "activation", "linear", name, sizeof name);
+    if (rc) return rc;
+    int a = cnn_act_from_name(name);
+    if (a < 0)
+        return cnn_fail(CNN_ERR_INVALID,
+                        "%s: unknown activation '%s' (expected linear, relu, softmax, tanh, sigmoid, "
+                        "leaky_relu, elu or gelu)",
+                        o->context, name);
+    l->act = l->act_run = (cnn_activation)a;
+    return CNN_OK;
+}
+
+/* Parses "l2(0.001)", "l1(1e-3)", "l1_l2(l1=0.01, l2=0.01)" or "none". */
+int cnn_layer_read_regularizer(cnn_opts *o, float *l1, float *l2)
+{
+    char v[80];
+    int rc = cnn_opts_str(o, "kernel_regularizer", "none", v, sizeof v);
+    if (rc) return rc;
+    double a = 0, b = 0;
+    char tail = 0;
+    *l1 = *l2 = 0.0f;
+    if (!strcasecmp(v, "none")) return CNN_OK;
+    if (sscanf(v, "l1(%lf%c", &a, &tail) == 2 && tail == ')' && a >= 0) {
+        *l1 = (float)a;
+        return CNN_OK;
+    }
+    if (sscanf(v, "l2(%lf%c", &b, &tail) == 2 && tail == ')' && b >= 0) {
+        *l2 = (float)b;
+        return CNN_OK;
+    }
+    if (sscanf(v, "l1_l2(l1=%lf , l2=%lf%c", &a, &b, &tail) == 3 && tail == ')' && a >= 0 && b >= 0) {
+        *l1 = (float)a;
+        *l2 = (float)b;
+        return CNN_OK;
+    }
+    return cnn_fail(CNN_ERR_INVALID,
+                    "%s: kernel_regularizer=%s: expected l1(c), l2(c), l1_l2(l1=a,l2=b) or none with c >= 0",
+                    o->context, v);
+}
+
+int cnn_layer_fail(const cnn_layer *l, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return cnn_fail(CNN_ERR_SHAPE, "layer '%s' (%s): %s", l->name, l->ops->type, msg);
+}

@@ -1,0 +1,244 @@
+/* Model construction: layers, shape inference, the parameter buffer and its initialisation. */
+#include "model/model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/rng.h"
+
+cnn_model *cnn_model_create(const char *name, int h, int w, int c)
+{
+    if (h < 1 || w < 1 || c < 1 || (size_t)h * w * c > (1u << 28)) {
+        cnn_fail(CNN_ERR_INVALID, "model: input shape (%d, %d, %d) must be positive and at most 2^28 values", h,
+                 w, c);
+        return NULL;
+    }
+    cnn_model *m = calloc(1, sizeof *m);
+    if (!m) {
+        cnn_fail(CNN_ERR_NOMEM, "model: out of memory");
+        return NULL;
+    }
+    snprintf(m->name, sizeof m->name, "%s", name && *name ? name : "sequential");
+    m->input = (h == 1 && w == 1) ? cnn_shape_vec(c) : cnn_shape_hwc(h, w, c);
+    return m;
+}
+
+static void free_plan(cnn_model *m)
+{
+    free(m->arena);
+    free(m->acts);
+    m->arena = NULL;
+    m->acts = NULL;
+    m->plan_batch = 0;
+}
+
+void cnn_model_free(cnn_model *m)
+{
+    if (!m) return;
+    for (int i = 0; i < m->nlayers; i++) free(m->layers[i].cfg);
+    free(m->layers);
+    free(m->params);
+    free(m->grads);
+    cnn_optimizer_free(&m->opt);
+    free_plan(m);
+    free(m);
+}
+
+/* Keras's automatic names: dense, dense_1, dense_2, ... counted per type within the model. */
+static void auto_name(const cnn_model *m, const cnn_layer_ops *ops, char *out, size_t cap)
+{
+    int count = 0;
+    for (int i = 0; i < m->nlayers; i++) count += m->layers[i].ops == ops;
+    if (count)
+        snprintf(out, cap, "%s_%d", ops->auto_name, count);
+    else
+        snprintf(out, cap, "%s", ops->auto_name);
+}
+
+static int find_layer(const cnn_model *m, const char *name)
+{
+    for (int i = 0; i < m->nlayers; i++)
+        if (!strcmp(m->layers[i].name, name)) return i;
+    return -1;
+}
+
+static const char *closest_type(const char *type)
+{
+    static const char *const known[] = {"Dense", "Flatten", "Conv2D", "MaxPooling2D", "AveragePooling2D",
+                                        "Dropout", "BatchNormalization"};
+    const char *best = NULL;
+    int bd = 4;
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
+        int d = cnn_edit_distance(type, known[i]);
+        if (d < bd && cnn_layer_find(known[i])) bd = d, best = known[i];
+    }
+    return best;
+}
+
+static int configure_layer(cnn_model *m, cnn_layer *l, const char *options)
+{
+    char ctx[96];
+    snprintf(ctx, sizeof ctx, "layer %d (%s)", m->nlayers + 1, l->ops->type);
+    cnn_opts o;
+    int rc = cnn_opts_parse(&o, options, ctx);
+    if (!rc) rc = cnn_opts_str(&o, "name", l->name, l->name, sizeof l->name);
+    if (!rc && find_layer(m, l->name) >= 0)
+        rc = cnn_fail(CNN_ERR_INVALID, "%s: the name '%s' is already used by another layer", ctx, l->name);
+    if (!rc) rc = cnn_opts_bool(&o, "trainable", 1, &l->trainable);
+    if (!rc && l->ops->configure) rc = l->ops->configure(l, &o);
+    if (!rc) rc = cnn_opts_finish(&o);
+    return rc;
+}
+
+int cnn_model_add(cnn_model *m, const char *type, const char *options)
+{
+    if (m->built) return cnn_fail(CNN_ERR_STATE, "model '%s': layers cannot be added after build", m->name);
+    const cnn_layer_ops *ops = cnn_layer_find(type);
+    if (!ops) {
+        const char *near = closest_type(type);
+        if (near)
+            return cnn_fail(CNN_ERR_INVALID, "unknown layer type '%s' (did you mean '%s'?)", type, near);
+        return cnn_fail(CNN_ERR_INVALID, "unknown layer type '%s' (known: %s)", type, cnn_layer_types());
+    }
+    if (options && strlen(options) >= sizeof m->layers[0].options)
+        return cnn_fail(CNN_ERR_INVALID, "layer %d (%s): options longer than %zu characters", m->nlayers + 1,
+                        type, sizeof m->layers[0].options - 1);
+    if (m->nlayers == m->cap) {
+        int cap = m->cap ? 2 * m->cap : 8;
+        cnn_layer *grown = realloc(m->layers, sizeof *grown * (size_t)cap);
+        if (!grown) return cnn_fail(CNN_ERR_NOMEM, "model: out of memory");
+        m->layers = grown;
+        m->cap = cap;
+    }
+    cnn_layer *l = &m->layers[m->nlayers];
+    memset(l, 0, sizeof *l);
+    l->ops = ops;
+    snprintf(l->options, sizeof l->options, "%s", options ? options : "");
+    auto_name(m, ops, l->name, sizeof l->name);
+    if (ops->cfg_size && !(l->cfg = calloc(1, ops->cfg_size))) return cnn_fail(CNN_ERR_NOMEM, "out of memory");
+    int rc = configure_layer(m, l, options);
+    if (rc) {
+        free(l->cfg);
+        return rc;
+    }
+    m->nlayers++;
+    return CNN_OK;
+}
+
+int cnn_model_add_flatten(cnn_model *m, const char *name)
+{
+    char opts[96] = "";
+    if (name) snprintf(opts, sizeof opts, "name=\"%s\"", name);
+    return cnn_model_add(m, "Flatten", opts);
+}
+
+int cnn_model_add_dense(cnn_model *m, const char *name, int units, cnn_activation act)
+{
+    const char *names[] = {"linear", "relu", "softmax", "tanh", "sigmoid", "leaky_relu", "elu", "gelu"};
+    if ((unsigned)act >= sizeof names / sizeof names[0])
+        return cnn_fail(CNN_ERR_INVALID, "Dense: unknown activation %d", (int)act);
+    char opts[160];
+    int k = snprintf(opts, sizeof opts, "units=%d, activation=%s", units, names[act]);
+    if (name) snprintf(opts + k, sizeof opts - (size_t)k, ", name=\"%s\"", name);
+    return cnn_model_add(m, "Dense", opts);
+}
+
+/* glorot_uniform: U(-s, s) with s = sqrt(6 / (fan_in + fan_out)), from the counter RNG of this tensor. */
+static void init_param(float *p, const cnn_param *d, uint64_t seed, uint64_t tensor)
+{
+    uint64_t stream = cnn_rng_stream(CNN_STREAM_INIT, tensor);
+    float s = sqrtf(6.0f / (float)(d->fan_in + d->fan_out));
+    for (size_t i = 0; i < d->size; i++) {
+        switch (d->init) {
+        case CNN_INIT_ZEROS: p[i] = 0.0f; break;
+        case CNN_INIT_ONES: p[i] = 1.0f; break;
+        case CNN_INIT_GLOROT_UNIFORM: p[i] = s * (2.0f * cnn_rng_uniform(seed, stream, i) - 1.0f); break;
+        case CNN_INIT_HE_NORMAL: {
+            /* Box-Muller from two uniforms; (0,1] keeps the log finite. */
+            float u1 = 1.0f - cnn_rng_uniform(seed, stream, 2 * i), u2 = cnn_rng_uniform(seed, stream, 2 * i + 1);
+            p[i] = sqrtf(2.0f / (float)d->fan_in) * sqrtf(-2.0f * logf(u1)) * cosf(6.2831853f * u2);
+            break;
+        }
+        }
+    }
+}
+
+static int infer_shapes(cnn_model *m)
+{
+    cnn_shape s = m->input;
+    size_t total = 0;
+    for (int i = 0; i < m->nlayers; i++) {
+        cnn_layer *l = &m->layers[i];
+        l->in = s;
+        l->nparams = 0;
+        int rc = l->ops->build(l);
+        if (rc) return rc;
+        if (l->out.h < 1 || l->out.w < 1 || l->out.c < 1)
+            return cnn_layer_fail(l, "output shape (%d, %d, %d) is empty", l->out.h, l->out.w, l->out.c);
+        for (int j = 0; j < l->nparams; j++) {
+            l->params[j].offset = total;
+            total += l->params[j].size;
+        }
+        s = l->out;
+    }
+    m->nparams = total;
+    return CNN_OK;
+}
+
+int cnn_model_build(cnn_model *m, uint64_t seed)
+{
+    if (m->built) return cnn_fail(CNN_ERR_STATE, "model '%s' is already built", m->name);
+    if (m->nlayers == 0) return cnn_fail(CNN_ERR_SHAPE, "model '%s' has no layers", m->name);
+    int rc = infer_shapes(m);
+    if (rc) return rc;
+    size_t bytes = sizeof(float) * (m->nparams ? m->nparams : 1);
+    m->params = calloc(1, bytes);
+    m->grads = calloc(1, bytes);
+    if (!m->params || !m->grads) return cnn_fail(CNN_ERR_NOMEM, "model '%s': out of memory for parameters", m->name);
+    uint64_t tensor = 0;
+    for (int i = 0; i < m->nlayers; i++) {
+        cnn_layer *l = &m->layers[i];
+        l->w = m->params;
+        l->g = m->grads;
+        for (int j = 0; j < l->nparams; j++) init_param(m->params + l->params[j].offset, &l->params[j], seed, tensor++);
+    }
+    /* The softmax of the last layer is applied by the model, which keeps the logits for a stable loss. */
+    cnn_layer *last = &m->layers[m->nlayers - 1];
+    if (last->act == CNN_ACT_SOFTMAX) last->act_run = CNN_ACT_LINEAR;
+    m->seed = seed;
+    m->classes = (int)cnn_shape_size(m->layers[m->nlayers - 1].out);
+    m->built = 1;
+    return CNN_OK;
+}
+
+int cnn_model_set_trainable(cnn_model *m, const char *layer_name, int trainable)
+{
+    int i = find_layer(m, layer_name);
+    if (i < 0) return cnn_fail(CNN_ERR_INVALID, "model '%s' has no layer named '%s'", m->name, layer_name);
+    m->layers[i].trainable = trainable != 0;
+    if (m->compiled) return cnn_model_compile(m, &m->opt.cfg);
+    return CNN_OK;
+}
+
+int cnn_model_num_layers(const cnn_model *m) { return m->nlayers; }
+
+const char *cnn_model_name(const cnn_model *m) { return m->name; }
+
+int cnn_model_num_outputs(const cnn_model *m) { return m->classes; }
+
+float *cnn_model_params(cnn_model *m) { return m->params; }
+
+float *cnn_model_grads(cnn_model *m) { return m->grads; }
+
+size_t cnn_model_num_params(const cnn_model *m, int trainable_only)
+{
+    size_t n = 0;
+    for (int i = 0; i < m->nlayers; i++)
+        for (int j = 0; j < m->layers[i].nparams; j++) {
+            const cnn_param *p = &m->layers[i].params[j];
+            if (!trainable_only || (p->trainable && m->layers[i].trainable)) n += p->size;
+        }
+    return n;
+}

@@ -1,0 +1,80 @@
+/* Activation memory, planned once per batch size: one arena holds the input batch, every layer's output
+ * (aliases share their input's), the scratch layers keep between forward and backward, two ping-pong
+ * gradient buffers and one workspace shared by all layers. A training step allocates nothing. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "model/model.h"
+
+enum { ALIGN_FLOATS = 16 }; /* 64-byte alignment for every sub-buffer */
+
+static size_t round_up(size_t n) { return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS; }
+
+/* Floats the arena needs for batches of n, and the largest gradient (= activation) size. */
+static size_t plan_size(const cnn_model *m, int n, size_t *grad_max, size_t *work_max)
+{
+    size_t total = round_up(cnn_shape_size(m->input) * n);
+    *grad_max = cnn_shape_size(m->input) * n;
+    *work_max = 0;
+    for (int i = 0; i < m->nlayers; i++) {
+        const cnn_layer *l = &m->layers[i];
+        size_t out = cnn_shape_size(l->out) * n;
+        if (!l->alias) total += round_up(out);
+        total += round_up(l->scratch_per_sample * n);
+        if (out > *grad_max) *grad_max = out;
+        if (l->ops->workspace) {
+            size_t w = l->ops->workspace(l, n);
+            if (w > *work_max) *work_max = w;
+        }
+    }
+    total += 2 * round_up(*grad_max) + round_up(*work_max) + 2 * round_up((size_t)m->classes * n);
+    return total;
+}
+
+int cnn_model_plan(cnn_model *m, int n)
+{
+    if (!m->built) return cnn_fail(CNN_ERR_STATE, "model '%s' is not built", m->name);
+    if (n <= m->plan_batch) return CNN_OK;
+    size_t grad_max, work_max;
+    size_t total = plan_size(m, n, &grad_max, &work_max);
+    float *arena = aligned_alloc(64, sizeof(float) * total);
+    float **acts = calloc((size_t)m->nlayers + 1, sizeof *acts);
+    if (!arena || !acts) {
+        free(arena);
+        free(acts);
+        return cnn_fail(CNN_ERR_NOMEM, "model '%s': out of memory for a batch of %d (%zu MiB)", m->name, n,
+                        sizeof(float) * total >> 20);
+    }
+    memset(arena, 0, sizeof(float) * total);
+    free(m->arena);
+    free(m->acts);
+    m->arena = arena;
+    m->acts = acts;
+
+    float *p = arena;
+    acts[0] = p;
+    p += round_up(cnn_shape_size(m->input) * n);
+    for (int i = 0; i < m->nlayers; i++) {
+        cnn_layer *l = &m->layers[i];
+        if (l->alias) {
+            acts[i + 1] = acts[i];
+        } else {
+            acts[i + 1] = p;
+            p += round_up(cnn_shape_size(l->out) * n);
+        }
+        l->scratch = l->scratch_per_sample ? p : NULL;
+        p += round_up(l->scratch_per_sample * n);
+    }
+    m->dbuf[0] = p;
+    p += round_up(grad_max);
+    m->dbuf[1] = p;
+    p += round_up(grad_max);
+    m->work = p;
+    p += round_up(work_max);
+    m->logits = p;
+    p += round_up((size_t)m->classes * n);
+    m->labels = (int32_t *)p; /* int32 and float have the same size and alignment here */
+    m->plan_batch = n;
+    return CNN_OK;
+}

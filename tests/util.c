@@ -1,0 +1,59 @@
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+static char g_dir[256];
+
+static void remove_dir(void)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_dir);
+}
+
+const char *tu_tmpdir(void)
+{
+    if (!g_dir[0]) {
+        const char *base = getenv("TMPDIR");
+        snprintf(g_dir, sizeof g_dir, "%s/cnnlab-test-XXXXXX", base ? base : "/tmp");
+        if (!mkdtemp(g_dir)) fail_msg("mkdtemp failed");
+        atexit(remove_dir);
+    }
+    return g_dir;
+}
+
+const char *tu_path(const char *name)
+{
+    static char slots[8][512];
+    static int next;
+    char *p = slots[next++ % 8];
+    snprintf(p, 512, "%s/%s", tu_tmpdir(), name);
+    return p;
+}
+
+void tu_write(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+}
+
+void tu_write_gz(const char *path, const void *data, size_t len)
+{
+    gzFile g = gzopen(path, "wb");
+    assert_non_null(g);
+    assert_int_equal(gzwrite(g, data, (unsigned)len), (int)len);
+    assert_int_equal(gzclose(g), Z_OK);
+}
+
+void tu_assert_error(int rc, int code, const char *fragment)
+{
+    if (rc != code) fail_msg("expected status %d, got %d (%s)", code, rc, cnn_errmsg());
+    if (fragment && !strstr(cnn_errmsg(), fragment))
+        fail_msg("error message \"%s\" lacks \"%s\"", cnn_errmsg(), fragment);
+}

@@ -1,0 +1,25 @@
+/* Helpers shared by the test programs. */
+#ifndef CNN_TESTS_UTIL_H
+#define CNN_TESTS_UTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "cnnlab.h"
+
+/* A fresh temporary folder for this test program (removed at exit); returns its path. */
+const char *tu_tmpdir(void);
+/* Path of name inside tu_tmpdir() (static buffer rotated over 8 slots). */
+const char *tu_path(const char *name);
+/* Writes bytes to a file; fails the test on error. */
+void tu_write(const char *path, const void *data, size_t len);
+/* Writes bytes gzip-compressed. */
+void tu_write_gz(const char *path, const void *data, size_t len);
+/* Asserts that a call failed with status code and that cnn_errmsg() contains every given fragment. */
+void tu_assert_error(int rc, int code, const char *fragment);
+
+#endif
