@@ -85,6 +85,7 @@ int cnn_opts_int(cnn_opts *o, const char *key, int def, int min, int max, int *o
     long v = def;
     if (it && !parse_long(it->val, &v))
         return cnn_fail(CNN_ERR_INVALID, "%s: %s=%s is not an integer", o->context, key, it->val);
+    if (!it && (v < min || v > max)) return cnn_fail(CNN_ERR_INVALID, "%s: missing required option '%s'", o->context, key);
     if (v < min || v > max)
         return cnn_fail(CNN_ERR_INVALID, "%s: %s=%ld is out of range [%d, %d]", o->context, key, v, min, max);
     *out = (int)v;

@@ -83,12 +83,15 @@ static int configure_layer(cnn_model *m, cnn_layer *l, const char *options)
     snprintf(ctx, sizeof ctx, "layer %d (%s)", m->nlayers + 1, l->ops->type);
     cnn_opts o;
     int rc = cnn_opts_parse(&o, options, ctx);
-    if (!rc) rc = cnn_opts_str(&o, "name", l->name, l->name, sizeof l->name);
+    if (rc) return rc;
+    rc = cnn_opts_str(&o, "name", l->name, l->name, sizeof l->name);
     if (!rc && find_layer(m, l->name) >= 0)
         rc = cnn_fail(CNN_ERR_INVALID, "%s: the name '%s' is already used by another layer", ctx, l->name);
     if (!rc) rc = cnn_opts_bool(&o, "trainable", 1, &l->trainable);
-    if (!rc && l->ops->configure) rc = l->ops->configure(l, &o);
-    if (!rc) rc = cnn_opts_finish(&o);
+    if (rc) return rc;
+    if (l->ops->configure) rc = l->ops->configure(l, &o);
+    /* A misspelt option explains a failure better than the missing option it leaves behind. */
+    if (cnn_opts_finish(&o)) return cnn_errcode();
     return rc;
 }
 
