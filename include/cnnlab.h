@@ -211,6 +211,10 @@ typedef struct cnn_step_schedule {
 double cnn_schedule_step(int epoch, double lr, const void *params); /* params: cnn_step_schedule */
 double cnn_schedule_exp(int epoch, double lr, const void *params);  /* params: int thresh */
 
+/* ---- more Keras callbacks (EarlyStopping, ReduceLROnPlateau, ModelCheckpoint, schedules) */
+
+/* ---- end of callbacks */
+
 typedef enum { CNN_VERBOSE_SILENT = 0, CNN_VERBOSE_AUTO, CNN_VERBOSE_BAR, CNN_VERBOSE_LINE } cnn_verbosity;
 
 typedef struct cnn_fit_config {
@@ -240,6 +244,10 @@ int cnn_model_predict(cnn_model *m, const float *x, int n, int batch_size, float
 int cnn_model_save(const cnn_model *m, const char *path);
 /* Loads a model saved by cnn_model_save; every inconsistency is reported by name. */
 cnn_model *cnn_model_load(const char *path);
+
+/* ---------------------------------------------------------------- metrics */
+
+/* ---- end of metrics */
 
 /* ---------------------------------------------------------------- files */
 

@@ -10,10 +10,14 @@
 #include "core/error.h"
 #include "layers/activation.h"
 
-extern const cnn_layer_ops cnn_dense_ops, cnn_flatten_ops;
+/* The registry: Keras class name -> implementation, one line per layer file. */
+extern const cnn_layer_ops cnn_dense_ops;
+extern const cnn_layer_ops cnn_flatten_ops;
 
-/* The registry: Keras class name -> implementation. */
-static const cnn_layer_ops *const g_layers[] = {&cnn_dense_ops, &cnn_flatten_ops};
+static const cnn_layer_ops *const g_layers[] = {
+    &cnn_dense_ops,
+    &cnn_flatten_ops,
+};
 enum { N_LAYERS = sizeof g_layers / sizeof g_layers[0] };
 
 const cnn_layer_ops *cnn_layer_find(const char *type)
@@ -21,6 +25,17 @@ const cnn_layer_ops *cnn_layer_find(const char *type)
     for (int i = 0; i < N_LAYERS; i++)
         if (!strcmp(g_layers[i]->type, type)) return g_layers[i];
     return NULL;
+}
+
+const char *cnn_layer_suggest(const char *type)
+{
+    const char *best = NULL;
+    int bd = 4;
+    for (int i = 0; i < N_LAYERS; i++) {
+        int d = cnn_edit_distance(type, g_layers[i]->type);
+        if (d < bd) bd = d, best = g_layers[i]->type;
+    }
+    return best;
 }
 
 const char *cnn_layer_types(void)

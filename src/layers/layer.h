@@ -99,6 +99,8 @@ int cnn_layer_read_regularizer(cnn_opts *o, float *l1, float *l2);
 int cnn_layer_fail(const cnn_layer *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 const cnn_layer_ops *cnn_layer_find(const char *type);
+/* The known type nearest to a misspelt one, or NULL. */
+const char *cnn_layer_suggest(const char *type);
 /* Comma-separated list of the known layer types (for error messages). */
 const char *cnn_layer_types(void);
 

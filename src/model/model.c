@@ -64,19 +64,6 @@ static int find_layer(const cnn_model *m, const char *name)
     return -1;
 }
 
-static const char *closest_type(const char *type)
-{
-    static const char *const known[] = {"Dense", "Flatten", "Conv2D", "MaxPooling2D", "AveragePooling2D",
-                                        "Dropout", "BatchNormalization"};
-    const char *best = NULL;
-    int bd = 4;
-    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
-        int d = cnn_edit_distance(type, known[i]);
-        if (d < bd && cnn_layer_find(known[i])) bd = d, best = known[i];
-    }
-    return best;
-}
-
 static int configure_layer(cnn_model *m, cnn_layer *l, const char *options)
 {
     char ctx[96];
@@ -100,7 +87,7 @@ int cnn_model_add(cnn_model *m, const char *type, const char *options)
     if (m->built) return cnn_fail(CNN_ERR_STATE, "model '%s': layers cannot be added after build", m->name);
     const cnn_layer_ops *ops = cnn_layer_find(type);
     if (!ops) {
-        const char *near = closest_type(type);
+        const char *near = cnn_layer_suggest(type);
         if (near)
             return cnn_fail(CNN_ERR_INVALID, "unknown layer type '%s' (did you mean '%s'?)", type, near);
         return cnn_fail(CNN_ERR_INVALID, "unknown layer type '%s' (known: %s)", type, cnn_layer_types());
