@@ -6,6 +6,11 @@
 
 static _Thread_local char g_msg[1024];
 static _Thread_local int g_code;
+static _Thread_local int g_offset = -1;
+
+void cnn_error_set_offset(int offset) { g_offset = offset; }
+
+int cnn_error_offset(void) { return g_offset; }
 
 const char *cnn_errmsg(void) { return g_msg; }
 
@@ -24,6 +29,7 @@ int cnn_fail(int code, const char *fmt, ...)
     vsnprintf(g_msg, sizeof g_msg, fmt, ap);
     va_end(ap);
     g_code = code;
+    g_offset = -1;
     return code;
 }
 

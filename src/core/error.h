@@ -15,5 +15,9 @@ int cnn_fail(int code, const char *fmt, ...) CNN_PRINTF(2, 3);
 /* Prefixes the current message with more context ("while loading x: ") and returns the current status. */
 int cnn_fail_context(const char *fmt, ...) CNN_PRINTF(1, 2);
 void cnn_clear_error(void);
+/* Where in the text being parsed the last error occurred (a character offset), or -1. Parsers of larger
+ * texts (spec files) use it to point at a line and column. */
+void cnn_error_set_offset(int offset);
+int cnn_error_offset(void);
 
 #endif

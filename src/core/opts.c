@@ -3,11 +3,27 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "core/error.h"
+
+/* cnn_fail that also records where in the options text the problem is. */
+static int fail_at(int pos, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail_at(int pos, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    cnn_fail(CNN_ERR_INVALID, "%s", msg);
+    cnn_error_set_offset(pos);
+    return CNN_ERR_INVALID;
+}
 
 static int is_sep(char c) { return c == ',' || isspace((unsigned char)c); }
 
@@ -36,24 +52,26 @@ int cnn_opts_parse(cnn_opts *o, const char *text, const char *context)
 {
     memset(o, 0, sizeof *o);
     snprintf(o->context, sizeof o->context, "%s", context ? context : "options");
-    const char *s = text ? text : "";
+    text = text ? text : "";
+    const char *s = text;
     while (*s) {
         while (*s && is_sep(*s)) s++;
         if (!*s) break;
         size_t k = 0;
         while (isalnum((unsigned char)s[k]) || s[k] == '_') k++;
         if (k == 0 || s[k] != '=')
-            return cnn_fail(CNN_ERR_INVALID, "%s: expected key=value at \"%.20s\"", o->context, s);
-        if (o->n == CNN_OPTS_MAX) return cnn_fail(CNN_ERR_INVALID, "%s: too many options", o->context);
+            return fail_at((int)(s - text), "%s: expected key=value at \"%.20s\"", o->context, s);
+        if (o->n == CNN_OPTS_MAX) return fail_at((int)(s - text), "%s: too many options", o->context);
         cnn_opt *it = &o->items[o->n];
-        if (k >= sizeof it->key) return cnn_fail(CNN_ERR_INVALID, "%s: option name too long", o->context);
+        if (k >= sizeof it->key) return fail_at((int)(s - text), "%s: option name too long", o->context);
+        it->pos = (int)(s - text);
         memcpy(it->key, s, k);
         for (int j = 0; j < o->n; j++)
             if (!strcmp(o->items[j].key, it->key))
-                return cnn_fail(CNN_ERR_INVALID, "%s: option '%s' given twice", o->context, it->key);
+                return fail_at(it->pos, "%s: option '%s' given twice", o->context, it->key);
         int used = scan_value(s + k + 1, it->val, sizeof it->val);
         if (used <= 0)
-            return cnn_fail(CNN_ERR_INVALID, "%s: bad or unterminated value for '%s'", o->context, it->key);
+            return fail_at(it->pos, "%s: bad or unterminated value for '%s'", o->context, it->key);
         s += k + 1 + used;
         o->n++;
     }
@@ -84,10 +102,10 @@ int cnn_opts_int(cnn_opts *o, const char *key, int def, int min, int max, int *o
     cnn_opt *it = lookup(o, key);
     long v = def;
     if (it && !parse_long(it->val, &v))
-        return cnn_fail(CNN_ERR_INVALID, "%s: %s=%s is not an integer", o->context, key, it->val);
-    if (!it && (v < min || v > max)) return cnn_fail(CNN_ERR_INVALID, "%s: missing required option '%s'", o->context, key);
+        return fail_at(it ? it->pos : -1, "%s: %s=%s is not an integer", o->context, key, it->val);
+    if (!it && (v < min || v > max)) return fail_at(-1, "%s: missing required option '%s'", o->context, key);
     if (v < min || v > max)
-        return cnn_fail(CNN_ERR_INVALID, "%s: %s=%ld is out of range [%d, %d]", o->context, key, v, min, max);
+        return fail_at(it ? it->pos : -1, "%s: %s=%ld is out of range [%d, %d]", o->context, key, v, min, max);
     *out = (int)v;
     return CNN_OK;
 }
@@ -101,10 +119,10 @@ int cnn_opts_double(cnn_opts *o, const char *key, double def, double min, double
         errno = 0;
         v = strtod(it->val, &end);
         if (errno || end == it->val || *end || !isfinite(v))
-            return cnn_fail(CNN_ERR_INVALID, "%s: %s=%s is not a number", o->context, key, it->val);
+            return fail_at(it ? it->pos : -1, "%s: %s=%s is not a number", o->context, key, it->val);
     }
     if (v < min || v > max)
-        return cnn_fail(CNN_ERR_INVALID, "%s: %s=%g is out of range [%g, %g]", o->context, key, v, min, max);
+        return fail_at(it ? it->pos : -1, "%s: %s=%g is out of range [%g, %g]", o->context, key, v, min, max);
     *out = v;
     return CNN_OK;
 }
@@ -141,11 +159,11 @@ int cnn_opts_pair(cnn_opts *o, const char *key, int def, int min, int max, int o
         }
         if (ok && (*end == ')' || *end == ']')) end++;
         if (!ok || *end)
-            return cnn_fail(CNN_ERR_INVALID, "%s: %s=%s is not an integer or a pair like (3,3)", o->context,
+            return fail_at(it ? it->pos : -1, "%s: %s=%s is not an integer or a pair like (3,3)", o->context,
                             key, it->val);
     }
     if (a < min || a > max || b < min || b > max)
-        return cnn_fail(CNN_ERR_INVALID, "%s: %s=(%ld,%ld) is out of range [%d, %d]", o->context, key, a, b,
+        return fail_at(it ? it->pos : -1, "%s: %s=(%ld,%ld) is out of range [%d, %d]", o->context, key, a, b,
                         min, max);
     out[0] = (int)a;
     out[1] = (int)b;
@@ -169,7 +187,7 @@ int cnn_opts_enum(cnn_opts *o, const char *key, const char *const *names, int n,
         strncat(list, i ? ", " : "", sizeof list - strlen(list) - 1);
         strncat(list, names[i], sizeof list - strlen(list) - 1);
     }
-    return cnn_fail(CNN_ERR_INVALID, "%s: %s=%s is not one of: %s", o->context, key, it->val, list);
+    return fail_at(it ? it->pos : -1, "%s: %s=%s is not one of: %s", o->context, key, it->val, list);
 }
 
 int cnn_opts_str(cnn_opts *o, const char *key, const char *def, char *out, size_t cap)
@@ -177,7 +195,7 @@ int cnn_opts_str(cnn_opts *o, const char *key, const char *def, char *out, size_
     cnn_opt *it = lookup(o, key);
     const char *v = it ? it->val : def;
     if (strlen(v) >= cap)
-        return cnn_fail(CNN_ERR_INVALID, "%s: %s is longer than %zu characters", o->context, key, cap - 1);
+        return fail_at(it ? it->pos : -1, "%s: %s is longer than %zu characters", o->context, key, cap - 1);
     memcpy(out, v, strlen(v) + 1);
     return CNN_OK;
 }
@@ -213,9 +231,9 @@ int cnn_opts_finish(cnn_opts *o)
             if (d < bd) bd = d, best = o->known[j];
         }
         if (best)
-            return cnn_fail(CNN_ERR_INVALID, "%s: unknown option '%s' (did you mean '%s'?)", o->context,
+            return fail_at(o->items[i].pos, "%s: unknown option '%s' (did you mean '%s'?)", o->context,
                             o->items[i].key, best);
-        return cnn_fail(CNN_ERR_INVALID, "%s: unknown option '%s'", o->context, o->items[i].key);
+        return fail_at(o->items[i].pos, "%s: unknown option '%s'", o->context, o->items[i].key);
     }
     return CNN_OK;
 }

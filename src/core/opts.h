@@ -12,6 +12,7 @@ typedef struct cnn_opt {
     char key[40];
     char val[80];
     int used;
+    int pos; /* offset of the key in the parsed text, for error positions */
 } cnn_opt;
 
 typedef struct cnn_opts {
