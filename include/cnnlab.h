@@ -106,6 +106,8 @@ int cnn_model_build(cnn_model *m, uint64_t seed);
 int cnn_model_set_trainable(cnn_model *m, const char *layer_name, int trainable);
 
 int cnn_model_num_layers(const cnn_model *m);
+/* Name of layer i (0-based), or NULL when out of range. */
+const char *cnn_model_layer_name(const cnn_model *m, int i);
 const char *cnn_model_name(const cnn_model *m);
 size_t cnn_model_num_params(const cnn_model *m, int trainable_only);
 /* Number of classes the model outputs (size of its last layer). */
@@ -245,7 +247,89 @@ int cnn_model_save(const cnn_model *m, const char *path);
 /* Loads a model saved by cnn_model_save; every inconsistency is reported by name. */
 cnn_model *cnn_model_load(const char *path);
 
+/* ---------------------------------------------------------------- model specs */
+
+/* A model spec file holds a model's architecture and its whole training recipe in Keras's words
+ * (format: docs/spec-format.md). Errors name file, line and column. */
+typedef struct cnn_spec cnn_spec;
+
+cnn_spec *cnn_spec_load(const char *path);
+/* Parses text; origin names it in error messages (a file name). */
+cnn_spec *cnn_spec_parse(const char *text, const char *origin);
+void cnn_spec_free(cnn_spec *s);
+const char *cnn_spec_name(const cnn_spec *s);
+/* The text the spec was parsed from (saved with trained models, compared to reuse results). */
+const char *cnn_spec_text(const cnn_spec *s);
+
+/* Creates, builds (from seed) and compiles the spec's model with its optimizer. */
+cnn_model *cnn_spec_build_model(const cnn_spec *s, uint64_t seed);
+
+/* The spec's training settings. validation is "test", "split" (validation_split holds the fraction) or "none". */
+typedef struct cnn_spec_fit {
+    int epochs, batch_size, shuffle;
+    uint64_t seed;
+    char validation[16];
+    double validation_split;
+} cnn_spec_fit;
+void cnn_spec_fit_settings(const cnn_spec *s, cnn_spec_fit *out);
+
+/* Creates the spec's callbacks in file order. Checkpoint files go into out_dir (may be NULL: no files).
+ * The caller frees each with cnn_callback_free and the array with free(). */
+int cnn_spec_callbacks(const cnn_spec *s, const char *out_dir, cnn_callback ***callbacks, int *count);
+
 /* ---------------------------------------------------------------- metrics */
+
+/* Evaluation metrics, checked against scikit-learn 1.2 (tests/data/metrics_ref.txt). Labels are class
+ * indices 0..k-1; scores are n rows of k floats (row-major, as cnn_model_predict writes them).
+ * NULL arrays, n < 1, k too small, a label outside 0..k-1 and a NaN or infinite score are
+ * CNN_ERR_INVALID, with the offending index in the message. */
+
+/* Predicted labels: the index of each row's largest score; ties go to the first index (np.argmax). */
+int cnn_argmax_rows(const float *scores, int n, int k, int32_t *pred);
+/* Fraction of samples with y_pred == y_true (sklearn's accuracy_score). */
+int cnn_accuracy(const int32_t *y_true, const int32_t *y_pred, int n, int k, double *accuracy);
+/* k x k counts, row-major: cm[t * k + p] = samples of true class t predicted as p (sklearn's
+ * confusion_matrix with labels 0..k-1). */
+int cnn_confusion_matrix(const int32_t *y_true, const int32_t *y_pred, int n, int k, int64_t *cm);
+
+typedef struct cnn_prf {
+    double precision, recall, f1;
+    int64_t support; /* true samples of the class; for an average, all n samples */
+} cnn_prf;
+
+/* sklearn's precision_recall_fscore_support: per_class (k entries, may be NULL) and the macro and
+ * support-weighted averages (may be NULL). A 0/0 ratio counts as 0 (sklearn's default zero_division);
+ * F1 = 2pr/(p+r). Like sklearn's default labels, the averages cover only the classes that occur in
+ * y_true or y_pred; a class in neither gets an all-zero entry and no say in the macro average. */
+int cnn_classification_metrics(const int32_t *y_true, const int32_t *y_pred, int n, int k, cnn_prf *per_class,
+                               cnn_prf *macro, cnn_prf *weighted);
+
+/* sklearn's classification_report text, byte for byte: one row per class present in y_true or y_pred
+ * (as sklearn's default labels), then accuracy, macro avg and weighted avg. target_names (k entries,
+ * UTF-8, or NULL for the label numbers) name classes by label; digits (0..17) is sklearn's digits, 2 by
+ * default. Writes the NUL-terminated text to buf (size bytes); *length (optional) receives its length
+ * without the NUL, also when buf is too small (an error) or NULL with size 0 (a size query). */
+int cnn_classification_report(const int32_t *y_true, const int32_t *y_pred, int n, int k,
+                              const char *const *target_names, int digits, char *buf, size_t size,
+                              size_t *length);
+/* The same report written to out. */
+int cnn_classification_report_print(const int32_t *y_true, const int32_t *y_pred, int n, int k,
+                                    const char *const *target_names, int digits, FILE *out);
+/* The study's target name "<label> - <class name left-aligned in 11 characters>", e.g. "1 - Trouser    "
+ * (width counted in UTF-8 characters, as Python does). */
+int cnn_target_name(int label, const char *class_name, char *buf, size_t size);
+
+/* Binary ROC-AUC of y_true (0 or 1; both must occur) against score: the Mann-Whitney statistic with
+ * ties counted 1/2, which equals sklearn's trapezoidal roc_auc_score. O(n log n), deterministic. */
+int cnn_roc_auc_binary(const int32_t *y_true, const float *score, int n, double *auc);
+/* Multiclass ROC-AUC, sklearn's roc_auc_score(multi_class="ovo", average="macro") (Hand & Till): for each
+ * pair a < b, over the samples of class a or b, (AUC(y == a, scores[:, a]) + AUC(y == b, scores[:, b])) / 2,
+ * averaged over the k(k-1)/2 pairs. Every class 0..k-1 must occur in y_true (sklearn raises too); a
+ * missing class is an error that names it. Scores need not sum to one (sklearn insists on it). */
+int cnn_roc_auc_ovo(const int32_t *y_true, const float *scores, int n, int k, double *auc);
+/* sklearn's roc_auc_score(multi_class="ovr", average="macro"): mean over classes c of
+ * AUC(y == c, scores[:, c]). Every class must occur in y_true. */
+int cnn_roc_auc_ovr(const int32_t *y_true, const float *scores, int n, int k, double *auc);
 
 /* ---- end of metrics */
 

@@ -216,6 +216,11 @@ int cnn_model_num_layers(const cnn_model *m) { return m->nlayers; }
 
 const char *cnn_model_name(const cnn_model *m) { return m->name; }
 
+const char *cnn_model_layer_name(const cnn_model *m, int i)
+{
+    return i >= 0 && i < m->nlayers ? m->layers[i].name : NULL;
+}
+
 int cnn_model_num_outputs(const cnn_model *m) { return m->classes; }
 
 float *cnn_model_params(cnn_model *m) { return m->params; }

@@ -1,0 +1,51 @@
+/* Internal view of a parsed spec: calls with their source positions. */
+#ifndef CNN_SPEC_SPEC_H
+#define CNN_SPEC_SPEC_H
+
+#include "cnnlab.h"
+
+enum { SPEC_MAX_LAYERS = 128, SPEC_MAX_CALLBACKS = 16, SPEC_MAX_ARGS = 24, SPEC_MAX_LINE = 1000 };
+enum { SPEC_MAX_FILE = 1 << 20 };
+
+/* One call such as Conv2D(32, kernel_size=3): its name, its arguments rewritten as "key=value, ..." and
+ * where each argument came from. */
+typedef struct spec_call {
+    char name[48];
+    char args[512];
+    int line, col;
+    int nargs;
+    int arg_offset[SPEC_MAX_ARGS]; /* start of argument i in args */
+    int arg_col[SPEC_MAX_ARGS];    /* its column in the file */
+} spec_call;
+
+struct cnn_spec {
+    char *text;
+    char origin[256];
+    char name[64];
+    int h, w, c, has_input;
+    spec_call layers[SPEC_MAX_LAYERS];
+    int nlayers;
+    spec_call optimizer, fit;
+    int has_optimizer, has_fit;
+    spec_call callbacks[SPEC_MAX_CALLBACKS];
+    int ncallbacks;
+};
+
+typedef enum { SECTION_NONE, SECTION_LAYERS, SECTION_CALLBACKS } spec_section;
+
+typedef struct spec_parser {
+    char origin[256];
+    spec_section section;
+    char pending[SPEC_MAX_LINE * 4]; /* a call that spans lines, joined */
+    size_t pending_len;
+    int pending_line, pending_col, depth;
+} spec_parser;
+
+/* Column (1-based) in the file of the argument that the last option error points at. */
+int cnn_spec_call_error_col(const spec_call *c);
+/* Checks the fit line's options. */
+int cnn_spec_fit_check(const cnn_spec *s);
+/* Prefixes the current error with "origin:line:col: " for call c. */
+int cnn_spec_fail_call(const cnn_spec *s, const spec_call *c);
+
+#endif

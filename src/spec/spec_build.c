@@ -1,0 +1,114 @@
+/* From a parsed spec to objects: the compiled model and the fit settings. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/opts.h"
+#include "spec/spec.h"
+
+int cnn_spec_fail_call(const cnn_spec *s, const spec_call *c)
+{
+    return cnn_fail_context("%s:%d:%d: ", s->origin, c->line, cnn_spec_call_error_col(c));
+}
+
+static int optimizer_config(const cnn_spec *s, cnn_optimizer_config *cfg)
+{
+    /* Keras's default optimizer when a spec names none: Adam(learning_rate=0.001). */
+    const spec_call *c = &s->optimizer;
+    const char *name = s->has_optimizer ? c->name : "Adam";
+    static const char *const kinds[] = {"Adam", "SGD", "RMSprop"};
+    int kind = -1;
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(name, kinds[i])) kind = i;
+    if (kind < 0) {
+        cnn_fail(CNN_ERR_FORMAT, "unknown optimizer '%s' (expected Adam, SGD or RMSprop)", name);
+        return cnn_spec_fail_call(s, c);
+    }
+    char ctx[64];
+    snprintf(ctx, sizeof ctx, "optimizer %s", name);
+    cnn_opts o;
+    static const double defaults_lr[] = {0.001, 0.01, 0.001};
+    *cfg = cnn_optimizer_default((cnn_optimizer_kind)kind, defaults_lr[kind]);
+    int rc = cnn_opts_parse(&o, s->has_optimizer ? c->args : "", ctx);
+    if (!rc) rc = cnn_opts_double(&o, "learning_rate", cfg->learning_rate, 1e-12, 1e3, &cfg->learning_rate);
+    if (!rc && kind == CNN_OPT_ADAM) {
+        rc = cnn_opts_double(&o, "beta_1", 0.9, 0, 0.999999, &cfg->beta_1);
+        if (!rc) rc = cnn_opts_double(&o, "beta_2", 0.999, 0, 0.999999999, &cfg->beta_2);
+    }
+    if (!rc && kind == CNN_OPT_SGD) {
+        rc = cnn_opts_double(&o, "momentum", 0, 0, 0.999999, &cfg->momentum);
+        if (!rc) rc = cnn_opts_bool(&o, "nesterov", 0, &cfg->nesterov);
+    }
+    if (!rc && kind == CNN_OPT_RMSPROP) rc = cnn_opts_double(&o, "rho", 0.9, 0, 0.999999, &cfg->rho);
+    if (!rc && kind != CNN_OPT_SGD) rc = cnn_opts_double(&o, "epsilon", 1e-7, 0, 1, &cfg->epsilon);
+    if (!rc) rc = cnn_opts_finish(&o);
+    return rc ? cnn_spec_fail_call(s, c) : CNN_OK;
+}
+
+/* The layer a build error names ("layer 'conv2d_1' ..."), so the error can point at its line. */
+static const spec_call *layer_named_in_error(const cnn_spec *s, const cnn_model *m)
+{
+    const char *msg = cnn_errmsg();
+    for (int i = 0; i < s->nlayers && i < cnn_model_num_layers(m); i++) {
+        char quoted[80];
+        snprintf(quoted, sizeof quoted, "'%s'", cnn_model_layer_name(m, i));
+        if (strstr(msg, quoted)) return &s->layers[i];
+    }
+    return NULL;
+}
+
+cnn_model *cnn_spec_build_model(const cnn_spec *s, uint64_t seed)
+{
+    cnn_optimizer_config opt;
+    if (optimizer_config(s, &opt)) return NULL;
+    cnn_model *m = cnn_model_create(s->name, s->h, s->w, s->c);
+    if (!m) return NULL;
+    for (int i = 0; i < s->nlayers; i++)
+        if (cnn_model_add(m, s->layers[i].name, s->layers[i].args)) {
+            cnn_spec_fail_call(s, &s->layers[i]);
+            goto fail;
+        }
+    if (cnn_model_build(m, seed) || cnn_model_compile(m, &opt)) {
+        const spec_call *c = layer_named_in_error(s, m);
+        if (c) cnn_fail_context("%s:%d:%d: ", s->origin, c->line, c->col);
+        else cnn_fail_context("%s: ", s->origin);
+        goto fail;
+    }
+    return m;
+fail:
+    cnn_model_free(m);
+    return NULL;
+}
+
+static int fit_options(const cnn_spec *s, cnn_spec_fit *f)
+{
+    static const char *const modes[] = {"test", "split", "none"};
+    cnn_opts o;
+    int mode = 0, seed = 1;
+    int rc = cnn_opts_parse(&o, s->has_fit ? s->fit.args : "", "fit");
+    if (!rc) rc = cnn_opts_int(&o, "epochs", 1, 0, 1000000, &f->epochs);
+    if (!rc) rc = cnn_opts_int(&o, "batch_size", 32, 1, 1 << 20, &f->batch_size);
+    if (!rc) rc = cnn_opts_bool(&o, "shuffle", 1, &f->shuffle);
+    if (!rc) rc = cnn_opts_int(&o, "seed", 1, 0, 2147483647, &seed);
+    if (!rc) rc = cnn_opts_double(&o, "validation_split", 0, 0, 0.999999, &f->validation_split);
+    if (!rc) rc = cnn_opts_enum(&o, "validation", modes, 3, f->validation_split > 0 ? 1 : 0, &mode);
+    if (!rc && mode == 1 && !(f->validation_split > 0))
+        rc = cnn_fail(CNN_ERR_INVALID, "fit: validation=\"split\" needs validation_split=F with 0 < F < 1");
+    if (!rc) rc = cnn_opts_finish(&o);
+    f->seed = (uint64_t)seed;
+    snprintf(f->validation, sizeof f->validation, "%s", modes[mode]);
+    return rc;
+}
+
+int cnn_spec_fit_check(const cnn_spec *s)
+{
+    cnn_spec_fit f;
+    return fit_options(s, &f) ? cnn_spec_fail_call(s, &s->fit) : CNN_OK;
+}
+
+void cnn_spec_fit_settings(const cnn_spec *s, cnn_spec_fit *out)
+{
+    memset(out, 0, sizeof *out);
+    fit_options(s, out); /* checked when the spec was loaded */
+}
