@@ -4,13 +4,17 @@
 #include <string.h>
 #include <strings.h>
 
-static const char *const g_names[] = {"linear", "relu", "softmax", "tanh", "sigmoid", "leaky_relu", "elu", "gelu"};
+static const char *const g_names[] = {"linear",  "relu",       "softmax", "tanh",
+                                      "sigmoid", "leaky_relu", "elu",     "gelu"};
 enum { N_ACTS = sizeof g_names / sizeof g_names[0] };
 
 /* tf.nn.leaky_relu's default slope, which Keras uses for activation="leaky_relu". */
 static const float LEAKY_ALPHA = 0.2f;
 
-const char *cnn_act_name(cnn_activation a) { return (unsigned)a < N_ACTS ? g_names[a] : "?"; }
+const char *cnn_act_name(cnn_activation a)
+{
+    return (unsigned)a < N_ACTS ? g_names[a] : "?";
+}
 
 int cnn_act_from_name(const char *name)
 {
@@ -19,7 +23,10 @@ int cnn_act_from_name(const char *name)
     return -1;
 }
 
-int cnn_act_needs_input(cnn_activation a) { return a == CNN_ACT_GELU; }
+int cnn_act_needs_input(cnn_activation a)
+{
+    return a == CNN_ACT_GELU;
+}
 
 void cnn_softmax_rows(const float *z, float *p, size_t rows, size_t cols)
 {
@@ -36,7 +43,10 @@ void cnn_softmax_rows(const float *z, float *p, size_t rows, size_t cols)
     }
 }
 
-static float gelu(float x) { return 0.5f * x * (1.0f + erff(x * (float)M_SQRT1_2)); }
+static float gelu(float x)
+{
+    return 0.5f * x * (1.0f + erff(x * (float)M_SQRT1_2));
+}
 
 static float gelu_grad(float x)
 {
@@ -49,8 +59,11 @@ void cnn_act_forward(cnn_activation a, float *y, size_t rows, size_t cols)
 {
     size_t n = rows * cols;
     switch (a) {
-    case CNN_ACT_LINEAR: break;
-    case CNN_ACT_SOFTMAX: cnn_softmax_rows(y, y, rows, cols); break;
+    case CNN_ACT_LINEAR:
+        break;
+    case CNN_ACT_SOFTMAX:
+        cnn_softmax_rows(y, y, rows, cols);
+        break;
     case CNN_ACT_RELU:
 #pragma omp parallel for simd schedule(static) if (n > 16384)
         for (size_t i = 0; i < n; i++) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
@@ -94,8 +107,11 @@ void cnn_act_backward(cnn_activation a, const float *z, const float *y, float *d
 {
     size_t n = rows * cols;
     switch (a) {
-    case CNN_ACT_LINEAR: break;
-    case CNN_ACT_SOFTMAX: softmax_backward(y, dy, rows, cols); break;
+    case CNN_ACT_LINEAR:
+        break;
+    case CNN_ACT_SOFTMAX:
+        softmax_backward(y, dy, rows, cols);
+        break;
     case CNN_ACT_RELU:
 #pragma omp parallel for simd schedule(static) if (n > 16384)
         for (size_t i = 0; i < n; i++) dy[i] = y[i] > 0.0f ? dy[i] : 0.0f;

@@ -36,7 +36,8 @@ static int dense_build(cnn_layer *l)
     int in = l->in.c;
     l->out = l->in;
     l->out.c = c->units;
-    int k = cnn_layer_add_param(l, "kernel", 2, (int[]){in, c->units}, 1, CNN_INIT_GLOROT_UNIFORM, in, c->units);
+    int k =
+        cnn_layer_add_param(l, "kernel", 2, (int[]){in, c->units}, 1, CNN_INIT_GLOROT_UNIFORM, in, c->units);
     if (k < 0) return k;
     l->params[k].l1 = c->l1;
     l->params[k].l2 = c->l2;
@@ -54,8 +55,8 @@ static void dense_forward(cnn_layer *l, const cnn_ctx *ctx, const float *x, floa
     (void)ctx;
     dense_cfg *c = l->cfg;
     const int rows = n * l->in.h * l->in.w, in = l->in.c, units = c->units;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, units, in, 1.0f, x, in, cnn_layer_param(l, 0),
-                units, 0.0f, y, units);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, units, in, 1.0f, x, in,
+                cnn_layer_param(l, 0), units, 0.0f, y, units);
     if (c->use_bias) {
         const float *b = cnn_layer_param(l, 1);
 #pragma omp parallel for schedule(static) if ((size_t)rows * units > 16384)
@@ -77,8 +78,8 @@ static void column_sums(const float *dy, float *db, int rows, int cols)
     }
 }
 
-static void dense_backward(cnn_layer *l, const cnn_ctx *ctx, const float *x, const float *y, float *dy, float *dx,
-                           int n)
+static void dense_backward(cnn_layer *l, const cnn_ctx *ctx, const float *x, const float *y, float *dy,
+                           float *dx, int n)
 {
     dense_cfg *c = l->cfg;
     const int rows = n * l->in.h * l->in.w, in = l->in.c, units = c->units;

@@ -21,8 +21,8 @@ static void flatten_forward(cnn_layer *l, const cnn_ctx *c, const float *x, floa
     (void)l, (void)c, (void)x, (void)y, (void)n;
 }
 
-static void flatten_backward(cnn_layer *l, const cnn_ctx *c, const float *x, const float *y, float *dy, float *dx,
-                             int n)
+static void flatten_backward(cnn_layer *l, const cnn_ctx *c, const float *x, const float *y, float *dy,
+                             float *dx, int n)
 {
     (void)l, (void)c, (void)x, (void)y, (void)dy, (void)dx, (void)n;
 }

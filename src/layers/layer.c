@@ -13,10 +13,40 @@
 /* The registry: Keras class name -> implementation, one line per layer file. */
 extern const cnn_layer_ops cnn_dense_ops;
 extern const cnn_layer_ops cnn_flatten_ops;
+extern const cnn_layer_ops cnn_conv2d_ops;
+extern const cnn_layer_ops cnn_depthwise_conv2d_ops;
+extern const cnn_layer_ops cnn_separable_conv2d_ops;
+extern const cnn_layer_ops cnn_max_pooling2d_ops;
+extern const cnn_layer_ops cnn_average_pooling2d_ops;
+extern const cnn_layer_ops cnn_global_average_pooling2d_ops;
+extern const cnn_layer_ops cnn_zero_padding2d_ops;
+extern const cnn_layer_ops cnn_resizing_ops;
+extern const cnn_layer_ops cnn_batch_normalization_ops;
+extern const cnn_layer_ops cnn_dropout_ops;
+extern const cnn_layer_ops cnn_relu_ops;
+extern const cnn_layer_ops cnn_leaky_relu_ops;
+extern const cnn_layer_ops cnn_elu_ops;
+extern const cnn_layer_ops cnn_activation_ops;
+extern const cnn_layer_ops cnn_softmax_ops;
 
 static const cnn_layer_ops *const g_layers[] = {
     &cnn_dense_ops,
     &cnn_flatten_ops,
+    &cnn_conv2d_ops,
+    &cnn_depthwise_conv2d_ops,
+    &cnn_separable_conv2d_ops,
+    &cnn_max_pooling2d_ops,
+    &cnn_average_pooling2d_ops,
+    &cnn_global_average_pooling2d_ops,
+    &cnn_zero_padding2d_ops,
+    &cnn_resizing_ops,
+    &cnn_batch_normalization_ops,
+    &cnn_dropout_ops,
+    &cnn_relu_ops,
+    &cnn_leaky_relu_ops,
+    &cnn_elu_ops,
+    &cnn_activation_ops,
+    &cnn_softmax_ops,
 };
 enum { N_LAYERS = sizeof g_layers / sizeof g_layers[0] };
 
@@ -49,8 +79,8 @@ const char *cnn_layer_types(void)
     return list;
 }
 
-int cnn_layer_add_param(cnn_layer *l, const char *name, int rank, const int *dim, int trainable, cnn_init init,
-                        int fan_in, int fan_out)
+int cnn_layer_add_param(cnn_layer *l, const char *name, int rank, const int *dim, int trainable,
+                        cnn_init init, int fan_in, int fan_out)
 {
     if (l->nparams == CNN_LAYER_MAX_PARAMS) return cnn_layer_fail(l, "too many parameter tensors");
     cnn_param *p = &l->params[l->nparams];
@@ -69,9 +99,15 @@ int cnn_layer_add_param(cnn_layer *l, const char *name, int rank, const int *dim
     return l->nparams++;
 }
 
-float *cnn_layer_param(const cnn_layer *l, int i) { return l->w + l->params[i].offset; }
+float *cnn_layer_param(const cnn_layer *l, int i)
+{
+    return l->w + l->params[i].offset;
+}
 
-float *cnn_layer_grad(const cnn_layer *l, int i) { return l->g + l->params[i].offset; }
+float *cnn_layer_grad(const cnn_layer *l, int i)
+{
+    return l->g + l->params[i].offset;
+}
 
 int cnn_layer_read_activation(cnn_layer *l, cnn_opts *o)
 {

@@ -46,22 +46,18 @@ void cnn_model_free(cnn_model *m)
     free(m);
 }
 
-/* Keras's automatic names: dense, dense_1, dense_2, ... counted per type within the model. */
-static void auto_name(const cnn_model *m, const cnn_layer_ops *ops, char *out, size_t cap)
-{
-    int count = 0;
-    for (int i = 0; i < m->nlayers; i++) count += m->layers[i].ops == ops;
-    if (count)
-        snprintf(out, cap, "%s_%d", ops->auto_name, count);
-    else
-        snprintf(out, cap, "%s", ops->auto_name);
-}
-
 static int find_layer(const cnn_model *m, const char *name)
 {
     for (int i = 0; i < m->nlayers; i++)
         if (!strcmp(m->layers[i].name, name)) return i;
     return -1;
+}
+
+/* Keras's automatic names: dense, dense_1, dense_2, ...: the first of them not taken in this model. */
+static void auto_name(const cnn_model *m, const cnn_layer_ops *ops, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s", ops->auto_name);
+    for (int k = 1; find_layer(m, out) >= 0; k++) snprintf(out, cap, "%s_%d", ops->auto_name, k);
 }
 
 static int configure_layer(cnn_model *m, cnn_layer *l, const char *options)
