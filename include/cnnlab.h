@@ -193,6 +193,7 @@ struct cnn_callback {
     int (*on_epoch_begin)(cnn_callback *cb, cnn_model *m, int epoch);
     int (*on_epoch_end)(cnn_callback *cb, cnn_model *m, const cnn_epoch_log *log, int *stop);
     int (*on_train_end)(cnn_callback *cb, cnn_model *m, const cnn_history *h);
+    void (*destroy)(cnn_callback *cb); /* releases what the callback holds; called by cnn_callback_free */
 };
 
 /* Frees any callback made by a cnn_callback_* constructor (NULL is fine). */
@@ -214,6 +215,111 @@ double cnn_schedule_step(int epoch, double lr, const void *params); /* params: c
 double cnn_schedule_exp(int epoch, double lr, const void *params);  /* params: int thresh */
 
 /* ---- more Keras callbacks (EarlyStopping, ReduceLROnPlateau, ModelCheckpoint, schedules) */
+
+/* The monitoring callbacks take Keras-named options as text, e.g. "monitor=val_loss, patience=5"; unknown or
+ * misspelt options are errors with a suggestion. monitor is one of loss, accuracy, val_loss, val_accuracy; mode is
+ * auto (max for the accuracies, min for the losses), min or max. Epochs are 0-based throughout. A validation
+ * quantity in a fit without validation data is skipped, as Keras skips a missing log key. */
+
+/* Keras 2.15 EarlyStopping. Options and defaults: monitor=val_loss, min_delta=0, patience=0, mode=auto,
+ * baseline (none), restore_best_weights=false, start_from_epoch=0. Epochs before start_from_epoch are ignored.
+ * Every tracked epoch adds 1 to wait; an improvement (beyond min_delta) records the best value and, with
+ * restore_best_weights, a copy of all parameters (BatchNorm statistics included), and resets wait when it also
+ * beats baseline. On an epoch without improvement, wait >= patience (and epoch > 0) stops training, and only then
+ * are the best parameters restored (the first tracked epoch's if none improved); reaching the last epoch restores
+ * nothing. The copy is allocated in on_train_begin and freed in on_train_end; after a failed fit (which skips
+ * on_train_end) it is kept for the callback's next fit. The callback's name, which fit
+ * writes into cnn_history.stop_reason when it stops training, ends with the best epoch and the epoch restored. */
+cnn_callback *cnn_callback_early_stopping(const char *options);
+
+typedef struct cnn_early_stopping_info {
+    double best;        /* best monitored value (+-inf before the first tracked epoch) */
+    int best_epoch;     /* epoch of best, -1 before any improvement */
+    int wait;           /* Keras's wait counter */
+    int stopped_epoch;  /* epoch at which this callback stopped training, -1 if it did not */
+    int restored_epoch; /* epoch whose parameters it restored, -1 if none */
+} cnn_early_stopping_info;
+/* Fails with CNN_ERR_INVALID when cb is not an EarlyStopping callback. */
+int cnn_early_stopping_get_info(const cnn_callback *cb, cnn_early_stopping_info *info);
+
+/* Keras 2.15 ReduceLROnPlateau. Options and defaults: monitor=val_loss, factor=0.1 (in [0, 1)), patience=10,
+ * mode=auto, min_delta=1e-4, cooldown=0, min_lr=0. Improvement: current < best - min_delta (max: current >
+ * best + min_delta). After patience epochs without one (outside cooldown), if the float32 lr exceeds min_lr:
+ * lr <- float32(max(lr * factor, min_lr)), then cooldown starts and wait restarts. A LearningRateScheduler later in
+ * the list sets lr again at the next epoch's start, so with a schedule that ignores its lr argument the reduction
+ * never takes effect (the study's step schedule from epoch 7 on). */
+cnn_callback *cnn_callback_reduce_lr_on_plateau(const char *options);
+
+typedef struct cnn_reduce_lr_info {
+    double best;       /* best monitored value (+-inf before the first epoch) */
+    int wait;          /* epochs without improvement since the last improvement or reduction */
+    int cooldown;      /* epochs of cooldown left */
+    int reductions;    /* reductions made in this fit */
+    int last_epoch;    /* epoch of the last reduction, -1 if none */
+    double last_lr;    /* the lr it set last (0 if none) */
+} cnn_reduce_lr_info;
+int cnn_reduce_lr_get_info(const cnn_callback *cb, cnn_reduce_lr_info *info);
+
+/* Keras 2.15 ModelCheckpoint plus the study's CustomModelCheckpoint epoch file. Options and defaults:
+ * monitor=val_loss, mode=auto, save_best_only=false, save_weights_only=false, initial_value_threshold (none).
+ * At each epoch end the model is saved to filepath with cnn_model_save (atomically; missing folders are created):
+ * every epoch, or with save_best_only only on a strict improvement (current < best, max: >). The best value is
+ * kept across fits, as Keras keeps it for the life of the callback. cnnlab has one model format, so
+ * save_weights_only writes the same file (the architecture it adds is a few hundred bytes). filepath is used as
+ * given (no Keras {epoch} formatting). If epoch_path is not NULL, the epoch number is then written there as text
+ * whenever current <= best (max: >=), so an exact tie with the best rewrites it without saving the model. */
+cnn_callback *cnn_callback_model_checkpoint(const char *filepath, const char *epoch_path, const char *options);
+
+typedef struct cnn_checkpoint_info {
+    double best;      /* best monitored value (save_best_only; +-inf or the threshold before any) */
+    int saved_epoch;  /* epoch of the last model file written, -1 if none */
+    int saves;        /* model files written */
+    int epoch_file;   /* last epoch written to the epoch file, -1 if none */
+} cnn_checkpoint_info;
+int cnn_checkpoint_get_info(const cnn_callback *cb, cnn_checkpoint_info *info);
+
+/* More schedules for cnn_callback_lr_scheduler. They compute the lr from the epoch alone (the lr argument is
+ * ignored); invalid parameters give NaN, which LearningRateScheduler reports as an error. */
+
+/* Keras CosineDecay with one step per epoch, in float32 as TensorFlow computes it:
+ *   lr = initial_lr * ((1 - alpha) * 0.5 * (1 + cos(pi * min(e, decay_steps) / decay_steps)) + alpha).
+ * With warmup_target > 0 (Keras: not None) the lr first rises linearly from initial_lr to warmup_target over
+ * warmup_steps epochs, then decays from warmup_target over decay_steps epochs. */
+typedef struct cnn_cosine_schedule {
+    double initial_lr;
+    int decay_steps; /* >= 1 */
+    double alpha;    /* final lr as a fraction of the start, default 0 */
+    int warmup_steps;     /* default 0 */
+    double warmup_target; /* default 0: no warm-up */
+} cnn_cosine_schedule;
+double cnn_schedule_cosine(int epoch, double lr, const void *params); /* params: cnn_cosine_schedule */
+
+/* PyTorch OneCycleLR with one step per epoch (in double, as PyTorch computes it): from max_lr/div_factor up to
+ * max_lr over the first pct_start of total_epochs, then down to max_lr/(div_factor*final_div_factor) at the last
+ * epoch, with cosine annealing (or linear). three_phase: up, back down to the start, then to the minimum.
+ * Momentum is not cycled. Like PyTorch, epochs beyond total_epochs and a warm-up phase of zero length are errors. */
+typedef struct cnn_one_cycle_schedule {
+    double max_lr;
+    int total_epochs;
+    double pct_start;        /* default 0.3 */
+    double div_factor;       /* default 25 */
+    double final_div_factor; /* default 1e4 */
+    int three_phase;         /* default 0 */
+    int linear;              /* anneal_strategy 'linear' instead of 'cos' */
+} cnn_one_cycle_schedule;
+/* The PyTorch defaults for max_lr and total_epochs. */
+cnn_one_cycle_schedule cnn_one_cycle_default(double max_lr, int total_epochs);
+double cnn_schedule_one_cycle(int epoch, double lr, const void *params); /* params: cnn_one_cycle_schedule */
+
+/* Keras PiecewiseConstantDecay by epoch, float32: values[0] while e <= boundaries[0], values[i] while
+ * boundaries[i-1] < e <= boundaries[i], values[n] after boundaries[n-1]. Boundaries must increase. */
+#define CNN_PIECEWISE_MAX 16
+typedef struct cnn_piecewise_schedule {
+    int n; /* number of boundaries, 0 .. CNN_PIECEWISE_MAX - 1 */
+    int boundaries[CNN_PIECEWISE_MAX - 1];
+    double values[CNN_PIECEWISE_MAX]; /* n + 1 values */
+} cnn_piecewise_schedule;
+double cnn_schedule_piecewise(int epoch, double lr, const void *params); /* params: cnn_piecewise_schedule */
 
 /* ---- end of callbacks */
 

@@ -15,6 +15,7 @@ typedef struct scheduler_state {
 void cnn_callback_free(cnn_callback *cb)
 {
     /* Every constructor allocates the callback as the first member of its state block. */
+    if (cb && cb->destroy) cb->destroy(cb);
     free(cb);
 }
 

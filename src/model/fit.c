@@ -141,12 +141,21 @@ static int call_epoch_begin(cnn_model *m, const cnn_fit_config *c, int epoch)
     return CNN_OK;
 }
 
-static int call_epoch_end(cnn_model *m, const cnn_fit_config *c, const cnn_epoch_log *log, int *stop)
+/* Each callback gets a stop flag of its own, so that the history names every callback that stopped training
+ * (in Keras both EarlyStopping callbacks of the study may fire in the same epoch); the reason is their names. */
+static int call_epoch_end(cnn_model *m, const cnn_fit_config *c, const cnn_epoch_log *log, int *stop,
+                          cnn_history *h)
 {
     for (int i = 0; i < c->num_callbacks; i++) {
         cnn_callback *cb = c->callbacks[i];
-        int rc = cb->on_epoch_end ? cb->on_epoch_end(cb, m, log, stop) : CNN_OK;
+        int mine = 0;
+        int rc = cb->on_epoch_end ? cb->on_epoch_end(cb, m, log, &mine) : CNN_OK;
         if (rc) return rc;
+        if (!mine) continue;
+        size_t len = strlen(h->stop_reason);
+        snprintf(h->stop_reason + len, sizeof h->stop_reason - len, "%s%s", len ? "; " : "",
+                 cb->name ? cb->name : "callback");
+        *stop = 1;
     }
     return CNN_OK;
 }
@@ -185,7 +194,7 @@ static int run_epochs(cnn_model *m, const cnn_dataset *train, const cnn_fit_conf
         cnn_progress_end(&bar, &log);
         int stop = 0;
         rc = history_push(h, &log);
-        if (!rc) rc = call_epoch_end(m, c, &log, &stop);
+        if (!rc) rc = call_epoch_end(m, c, &log, &stop, h);
         if (!rc && stop) {
             h->stopped_epoch = epoch;
             break;

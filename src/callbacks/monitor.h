@@ -1,0 +1,53 @@
+/* What the monitoring callbacks (EarlyStopping, ReduceLROnPlateau, ModelCheckpoint) share: the quantity they
+ * watch in the epoch log and the direction in which it improves. */
+#ifndef CNN_CALLBACKS_MONITOR_H
+#define CNN_CALLBACKS_MONITOR_H
+
+#include <math.h>
+
+#include "cnnlab.h"
+#include "core/opts.h"
+
+enum { MON_LOSS, MON_ACCURACY, MON_VAL_LOSS, MON_VAL_ACCURACY, MON_COUNT };
+enum { MODE_AUTO, MODE_MIN, MODE_MAX };
+
+static const char *const cnn_monitor_names[MON_COUNT] = {"loss", "accuracy", "val_loss", "val_accuracy"};
+static const char *const cnn_mode_names[3] = {"auto", "min", "max"};
+
+/* Reads monitor= and mode= and resolves mode auto. Keras's three callbacks word the auto rule differently
+ * (EarlyStopping: the name ends in "acc"/"accuracy"/"auc"; the other two: "acc" occurs in it), but for the
+ * four quantities of an epoch log all say: maximise the accuracies, minimise the losses. */
+static inline int cnn_monitor_options(cnn_opts *o, int *monitor, int *maximize)
+{
+    int mode;
+    int rc = cnn_opts_enum(o, "monitor", cnn_monitor_names, MON_COUNT, MON_VAL_LOSS, monitor);
+    if (!rc) rc = cnn_opts_enum(o, "mode", cnn_mode_names, 3, MODE_AUTO, &mode);
+    if (!rc)
+        *maximize = mode == MODE_MAX ||
+                    (mode == MODE_AUTO && (*monitor == MON_ACCURACY || *monitor == MON_VAL_ACCURACY));
+    return rc;
+}
+
+/* The monitored value of an epoch. Returns 0 when the log lacks it (validation quantities of a fit without
+ * validation data), where Keras finds no key, warns and skips the epoch. val_accuracy is NaN exactly when
+ * there was no validation pass; a diverged val_loss is NaN too but is still a value, as in Keras. */
+static inline int cnn_monitor_value(const cnn_epoch_log *log, int monitor, double *value)
+{
+    switch (monitor) {
+    case MON_LOSS:
+        *value = log->loss;
+        return 1;
+    case MON_ACCURACY:
+        *value = log->accuracy;
+        return 1;
+    case MON_VAL_LOSS:
+        *value = log->val_loss;
+        break;
+    default:
+        *value = log->val_accuracy;
+        break;
+    }
+    return !isnan(log->val_accuracy);
+}
+
+#endif
