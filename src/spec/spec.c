@@ -300,7 +300,15 @@ static int validate(const cnn_spec *s)
     cnn_model *m = cnn_spec_build_model(s, 0);
     if (!m) return cnn_errcode();
     cnn_model_free(m);
-    return cnn_spec_fit_check(s);
+    int rc = cnn_spec_fit_check(s);
+    cnn_callback **cbs;
+    int n;
+    if (!rc) rc = cnn_spec_callbacks(s, NULL, &cbs, &n);
+    if (!rc) {
+        for (int i = 0; i < n; i++) cnn_callback_free(cbs[i]);
+        free(cbs);
+    }
+    return rc;
 }
 
 cnn_spec *cnn_spec_parse(const char *text, const char *origin)
