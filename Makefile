@@ -10,16 +10,17 @@ BLAS_DIR ?= /usr/lib/x86_64-linux-gnu/openblas-openmp
 BUILD   ?= build
 OPT     ?= -O3 -march=native
 SAN     ?=
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -fPIC -fopenmp \
+CFLAGS  += -std=c11 -D_GNU_SOURCE -fno-math-errno -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -fPIC -fopenmp \
            -Iinclude -Isrc -I$(BLAS_DIR:/usr/lib/%=/usr/include/%) $(OPT) $(SAN)
 LDFLAGS += -fopenmp $(SAN) -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR)
 LDLIBS  += -lopenblas -lz -lm
 
 LIB_SRC  := $(sort $(shell find src -name '*.c' -not -path 'src/cli/*'))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
+SEED_SPECS := $(sort $(wildcard models/seed/*.spec))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
-CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/seed_specs.o
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_UTIL := $(BUILD)/tests/util.o $(BUILD)/tests/gradcheck.o
 
@@ -31,6 +32,14 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC $<"
 	@$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# The study's spec files, compiled into the binary.
+$(BUILD)/gen/seed_specs.c: $(SEED_SPECS) scripts/embed_specs.sh
+	@mkdir -p $(dir $@)
+	scripts/embed_specs.sh $(SEED_SPECS) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/seed_specs.o: $(BUILD)/gen/seed_specs.c
+	@$(CC) $(CFLAGS) -Isrc -c $< -o $@
 
 $(BUILD)/libcnnlab.a: $(LIB_OBJ)
 	@rm -f $@

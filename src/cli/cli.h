@@ -34,8 +34,56 @@ int cli_double(const char *opt, const char *val, double min, double max, double 
 /* Prints "cnnlab: <msg>" to stderr (and the library's message when lib is set). */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* The study's spec files compiled into the binary (models/seed/), ended by a NULL name. */
+typedef struct cli_builtin_spec {
+    const char *name, *path, *text;
+} cli_builtin_spec;
+extern const cli_builtin_spec cli_builtin_specs[];
+
+/* A spec from a file path, or else a built-in model by name (case-insensitive). NULL with a message
+ * printed when neither; *usage is set when the name is simply unknown (exit code 2, not 1). */
+cnn_spec *cli_spec_resolve(const char *what, int *usage);
+void cli_spec_list(FILE *out);
+
+/* Options shared by train and study. */
+typedef struct cli_run_options {
+    const char *data;
+    long epochs, batch, seed; /* -1: the spec's */
+    long limit;               /* 0: all training images */
+    double val_split;         /* 0: the spec's validation choice */
+    int quiet;
+} cli_run_options;
+
+/* Data loaded once and shared by every run of a study. */
+typedef struct cli_data {
+    cnn_dataset train, test;
+} cli_data;
+int cli_data_load(const cli_run_options *o, cli_data *d);
+void cli_data_free(cli_data *d);
+
+/* What a run produced: the row of the study's table. */
+typedef struct cli_result {
+    char name[64];
+    double accuracy, loss, roc_auc_ovo, roc_auc_ovr;
+    int epochs, best_epoch;
+    double seconds_per_epoch, total_seconds;
+    char stop_reason[160];
+    int reused;
+} cli_result;
+
+/* Trains spec into dir (which exists) and writes model.cnn, model.spec, history.csv/json, metrics.json,
+ * report.txt, train.log and the study's checkpoints. */
+int cli_run_spec(const cnn_spec *spec, const cli_run_options *o, const cli_data *d, const char *dir,
+                 cli_result *res);
+/* Writes a finished run's outputs into dir (atomically, file by file). */
+int cli_save_run(const char *dir, const cnn_spec *spec, const cnn_model *m, const cnn_history *h,
+                 const cli_result *res, const char *report, FILE *log);
+/* Reads back the result of a finished run in dir (for reuse). */
+int cli_result_load(const char *dir, cli_result *res);
+
 int cli_train(int argc, char **argv);
 int cli_eval(int argc, char **argv);
 int cli_summary(int argc, char **argv);
+int cli_study(int argc, char **argv);
 
 #endif

@@ -46,17 +46,26 @@ int cli_eval(int argc, char **argv)
 int cli_summary(int argc, char **argv)
 {
     const char *name = "Model_1";
+    int positional = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--model") && i + 1 < argc) name = argv[++i];
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
-            return puts("usage: cnnlab summary [--model NAME]"), EXIT_OK;
+            return puts("usage: cnnlab summary [SPEC | --model NAME]\n\nPrints the model's layer table without "
+                        "training."),
+                   EXIT_OK;
+        else if (argv[i][0] != '-' && !positional) name = argv[i], positional = 1;
         else return cli_error("summary: unexpected argument '%s'", argv[i]), EXIT_USAGE;
     }
-    const cli_recipe *r = cli_recipe_find(name);
-    if (!r) return cli_error("summary: unknown model '%s'", name), EXIT_USAGE;
-    cnn_model *m = cli_recipe_build(r, 1);
-    if (!m) return cli_error("%s", cnn_errmsg()), EXIT_FAILURE_RUN;
-    cnn_model_summary(m, stdout);
+    int usage;
+    cnn_spec *s = cli_spec_resolve(name, &usage);
+    if (!s) {
+        if (usage) cli_error("summary: unknown model '%s'", name);
+        return usage ? EXIT_USAGE : EXIT_FAILURE_RUN;
+    }
+    cnn_model *m = cnn_spec_build_model(s, 1);
+    if (!m) cli_error("%s", cnn_errmsg());
+    else cnn_model_summary(m, stdout);
     cnn_model_free(m);
-    return EXIT_OK;
+    cnn_spec_free(s);
+    return m ? EXIT_OK : EXIT_FAILURE_RUN;
 }

@@ -15,6 +15,7 @@ static const char *const USAGE =
     "  train     train a model on an IDX dataset (default: Fashion-MNIST)\n"
     "  eval      evaluate a saved model on the test set\n"
     "  summary   print a model's layer table without training\n"
+    "  study     train a set of spec files in turn and compare them (the study)\n"
     "  models    list the built-in models of the study\n"
     "\n"
     "`cnnlab COMMAND --help` describes each command's options.\n"
@@ -78,8 +79,9 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "train")) return cli_train(argc - 1, argv + 1);
     if (!strcmp(cmd, "eval")) return cli_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "summary")) return cli_summary(argc - 1, argv + 1);
+    if (!strcmp(cmd, "study")) return cli_study(argc - 1, argv + 1);
     if (!strcmp(cmd, "models")) {
-        cli_recipe_list(stdout);
+        cli_spec_list(stdout);
         return EXIT_OK;
     }
     cli_error("unknown command '%s' (try: cnnlab --help)", cmd);

@@ -3,12 +3,14 @@
  *   "CNNLAB\r\n"            8-byte magic (the CR LF catches text-mode mangling)
  *   u32 version             1
  *   sections, each:  u32 tag, u64 length, payload
- *     ARCH  text: "input H W C\n" then one "layer TYPE OPTIONS\n" per layer (name= and trainable= included)
+ *     ARCH  text: "model \"NAME\"\n", "input H W C\n", then one "layer TYPE OPTIONS\n" per layer (name= and
+ *           trainable= included)
  *     TENS  u32 count, then per tensor: u16 name length, name ("layer/param"), u8 dtype (1 = float32),
  *           u8 rank, u32 dims[rank], float32 data
  *   u32 tag "END!", u64 0, u32 CRC-32 (zlib) of every byte before it
  *
  * Readers skip sections they do not know, so later versions can add (spec text, optimizer state) freely. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -142,7 +144,7 @@ static uint64_t get_le(reader *r, int bytes)
 static int read_file(const char *path, uint8_t **data, size_t *len)
 {
     FILE *f = fopen(path, "rb");
-    if (!f) return cnn_fail(CNN_ERR_IO, "%s: cannot open model file", path);
+    if (!f) return cnn_fail(CNN_ERR_IO, "%s: cannot open model file: %s", path, strerror(errno));
     uint8_t *buf = NULL;
     size_t n = 0, cap = 0;
     for (;;) {
@@ -161,15 +163,26 @@ static int read_file(const char *path, uint8_t **data, size_t *len)
         n += k;
         if (k == 0) break;
     }
-    int err = ferror(f);
+    int err = ferror(f) ? (errno ? errno : EIO) : 0;
     fclose(f);
     if (err) {
         free(buf);
-        return cnn_fail(CNN_ERR_IO, "%s: read error", path);
+        return cnn_fail(CNN_ERR_IO, "%s: read error: %s", path, strerror(err));
     }
     *data = buf;
     *len = n;
     return CNN_OK;
+}
+
+/* A model or layer error met while rebuilding the architecture is a defect of the file: restate it as a
+ * format error naming the file (line 0: the build of the whole architecture). */
+static int arch_fail(const char *path, int lineno)
+{
+    char why[1024];
+    snprintf(why, sizeof why, "%s", cnn_errmsg());
+    int code = cnn_errcode() == CNN_ERR_NOMEM ? CNN_ERR_NOMEM : CNN_ERR_FORMAT;
+    if (lineno) return cnn_fail(code, "%s: architecture line %d: %s", path, lineno, why);
+    return cnn_fail(code, "%s: architecture: %s", path, why);
 }
 
 /* Parses one "layer TYPE OPTIONS" line into the model. */
@@ -180,7 +193,7 @@ static int arch_line(cnn_model **m, char name[64], const char *line, int lineno,
         if (sscanf(line, "model \"%63[^\"]\"", name) == 1) return CNN_OK;
         if (sscanf(line, "input %d %d %d", &h, &w, &c) == 3) {
             *m = cnn_model_create(name, h, w, c);
-            return *m ? CNN_OK : cnn_fail_context("%s: architecture line %d: ", path, lineno);
+            return *m ? CNN_OK : arch_fail(path, lineno);
         }
         return cnn_fail(CNN_ERR_FORMAT, "%s: architecture line %d: expected 'input H W C'", path, lineno);
     }
@@ -189,8 +202,7 @@ static int arch_line(cnn_model **m, char name[64], const char *line, int lineno,
     if (sscanf(line, "layer %63s %n", type, &used) != 1 || used == 0)
         return cnn_fail(CNN_ERR_FORMAT, "%s: architecture line %d: expected 'layer TYPE OPTIONS'", path,
                         lineno);
-    if (cnn_model_add(*m, type, line + used))
-        return cnn_fail_context("%s: architecture line %d: ", path, lineno);
+    if (cnn_model_add(*m, type, line + used)) return arch_fail(path, lineno);
     return CNN_OK;
 }
 
@@ -212,7 +224,7 @@ static int parse_arch(const char *text, size_t len, const char *path, cnn_model 
         rc = arch_line(&m, name, line, ++lineno, path);
     free(copy);
     if (!rc && (!m || m->nlayers == 0)) rc = cnn_fail(CNN_ERR_FORMAT, "%s: architecture has no layers", path);
-    if (!rc) rc = cnn_model_build(m, 0);
+    if (!rc && cnn_model_build(m, 0)) rc = arch_fail(path, 0);
     if (rc) cnn_model_free(m);
     *out = rc ? NULL : m;
     return rc;
@@ -329,7 +341,7 @@ static int check_envelope(reader *r)
 static int read_sections(reader *r, cnn_model **out)
 {
     cnn_model *m = NULL;
-    int rc = CNN_OK, done = 0;
+    int rc = CNN_OK, done = 0, tensors = 0;
     while (!rc && !done) {
         if ((rc = need(r, 12, "a section header"))) break;
         size_t at = r->pos;
@@ -345,7 +357,7 @@ static int read_sections(reader *r, cnn_model **out)
             done = 1;
         else if (t == tag("ARCH") && !m)
             rc = parse_arch((const char *)r->p + r->pos, (size_t)len, r->path, &m);
-        else if (t == tag("TENS") && m) {
+        else if (t == tag("TENS") && m && !tensors++) {
             reader sub = *r;
             sub.len = end;
             rc = read_tensors(&sub, m);
@@ -357,6 +369,10 @@ static int read_sections(reader *r, cnn_model **out)
         r->pos = end;
     }
     if (!rc && !m) rc = cnn_fail(CNN_ERR_FORMAT, "%s: no architecture section", r->path);
+    /* Without it the parameters would silently be the fresh initialisation. */
+    if (!rc && !tensors && m->nparams)
+        rc = cnn_fail(CNN_ERR_FORMAT, "%s: no tensor section (the model has %zu parameters)", r->path,
+                      m->nparams);
     if (!rc && r->pos != r->len)
         rc = cnn_fail(CNN_ERR_FORMAT, "%s: offset %zu: bytes after the end marker", r->path, r->pos);
     if (rc) cnn_model_free(m);

@@ -53,7 +53,7 @@ static void json_array(cnn_strbuf *b, const cnn_history *h, const char *key, siz
     cnn_strbuf_printf(b, "  \"%s\": [", key);
     for (int i = 0; i < h->count; i++) {
         double v = *(const double *)((const char *)&h->epochs[i] + field);
-        if (isnan(v))
+        if (!isfinite(v)) /* JSON has no NaN or Infinity (a diverged run has an infinite loss) */
             cnn_strbuf_printf(b, "%snull", i ? ", " : "");
         else
             cnn_strbuf_printf(b, "%s%.9g", i ? ", " : "", v);
@@ -61,11 +61,29 @@ static void json_array(cnn_strbuf *b, const cnn_history *h, const char *key, siz
     cnn_strbuf_printf(b, "]%s\n", last ? "" : ",");
 }
 
+/* The stop reason holds callback names, which may contain quotes. */
+static void json_string(cnn_strbuf *b, const char *s)
+{
+    cnn_strbuf_printf(b, "\"");
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            cnn_strbuf_printf(b, "\\%c", ch);
+        else if (ch < 0x20)
+            cnn_strbuf_printf(b, "\\u%04x", ch);
+        else
+            cnn_strbuf_printf(b, "%c", ch);
+    }
+    cnn_strbuf_printf(b, "\"");
+}
+
 int cnn_history_save_json(const cnn_history *h, const char *path)
 {
     cnn_strbuf b = {0};
-    cnn_strbuf_printf(&b, "{\n  \"epochs\": %d,\n  \"stopped_epoch\": %d,\n  \"stop_reason\": \"%s\",\n", h->count,
-                      h->stopped_epoch, h->stop_reason);
+    cnn_strbuf_printf(&b, "{\n  \"epochs\": %d,\n  \"stopped_epoch\": %d,\n  \"stop_reason\": ", h->count,
+                      h->stopped_epoch);
+    json_string(&b, h->stop_reason);
+    cnn_strbuf_printf(&b, ",\n");
     json_array(&b, h, "loss", offsetof(cnn_epoch_log, loss), 0);
     json_array(&b, h, "accuracy", offsetof(cnn_epoch_log, accuracy), 0);
     json_array(&b, h, "val_loss", offsetof(cnn_epoch_log, val_loss), 0);

@@ -1,0 +1,198 @@
+/* One training run of a spec, shared by `cnnlab train` and `cnnlab study`: fit with the spec's callbacks,
+ * evaluate the final weights on the test set, and write every output into the run's folder. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+int cli_data_load(const cli_run_options *o, cli_data *d)
+{
+    memset(d, 0, sizeof *d);
+    if (cnn_dataset_load_dir(o->data, &d->train, &d->test)) return cli_error("%s", cnn_errmsg()), -1;
+    if (o->limit && o->limit < d->train.n) {
+        cnn_dataset part;
+        if (cnn_dataset_slice(&d->train, 0, (int)o->limit, &part)) return cli_error("%s", cnn_errmsg()), -1;
+        cnn_dataset_free(&d->train);
+        d->train = part;
+    }
+    return 0;
+}
+
+void cli_data_free(cli_data *d)
+{
+    cnn_dataset_free(&d->train);
+    cnn_dataset_free(&d->test);
+}
+
+/* The spec's fit settings with the command line's overrides. */
+static cnn_spec_fit effective_fit(const cnn_spec *s, const cli_run_options *o)
+{
+    cnn_spec_fit f;
+    cnn_spec_fit_settings(s, &f);
+    if (o->epochs >= 0) f.epochs = (int)o->epochs;
+    if (o->batch > 0) f.batch_size = (int)o->batch;
+    if (o->seed >= 0) f.seed = (uint64_t)o->seed;
+    if (o->val_split > 0) {
+        snprintf(f.validation, sizeof f.validation, "split");
+        f.validation_split = o->val_split;
+    }
+    return f;
+}
+
+/* Spec §3.8: le = the last best-val_loss epoch, ta = the last best-val_accuracy epoch (ties rewrite the
+ * checkpoint's epoch file); best = ta when ta != 0 and ta - le > 10 - 5, else le. */
+static int best_epoch(const cnn_history *h)
+{
+    int le = 0, ta = 0;
+    for (int i = 1; i < h->count; i++) {
+        if (h->epochs[i].val_loss <= h->epochs[le].val_loss) le = i;
+        if (h->epochs[i].val_accuracy >= h->epochs[ta].val_accuracy) ta = i;
+    }
+    return ta != 0 && ta - le > 10 - 5 ? ta : le;
+}
+
+typedef struct run_state {
+    cnn_model *model;
+    cnn_callback **callbacks;
+    int ncallbacks;
+    cnn_dataset train, val; /* used when validation splits the training data */
+    const cnn_dataset *train_set;
+    FILE *log;
+    float *probs;
+    int32_t *pred;
+} run_state;
+
+static void run_free(run_state *r)
+{
+    cnn_model_free(r->model);
+    for (int i = 0; i < r->ncallbacks; i++) cnn_callback_free(r->callbacks[i]);
+    free(r->callbacks);
+    cnn_dataset_free(&r->train);
+    cnn_dataset_free(&r->val);
+    if (r->log) fclose(r->log);
+    free(r->probs);
+    free(r->pred);
+}
+
+/* Mirrors each epoch into train.log. */
+static int log_epoch(cnn_callback *cb, cnn_model *m, const cnn_epoch_log *e, int *stop)
+{
+    (void)m, (void)stop;
+    fprintf(cb->state, "epoch %d: loss %.4f accuracy %.4f val_loss %.4f val_accuracy %.4f lr %.4g seconds %.2f\n",
+            e->epoch + 1, e->loss, e->accuracy, e->val_loss, e->val_accuracy, e->lr, e->seconds);
+    fflush(cb->state);
+    return CNN_OK;
+}
+
+static int prepare(const cnn_spec *s, const cnn_spec_fit *f, const cli_data *d, const char *dir, run_state *r)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/train.log", dir);
+    if (!(r->log = fopen(path, "w"))) return cli_error("cannot write %s", path), -1;
+    r->model = cnn_spec_build_model(s, f->seed);
+    if (!r->model || cnn_spec_callbacks(s, dir, &r->callbacks, &r->ncallbacks))
+        return cli_error("%s", cnn_errmsg()), -1;
+    r->train_set = &d->train;
+    if (!strcmp(f->validation, "split")) {
+        if (cnn_dataset_split(&d->train, f->validation_split, &r->train, &r->val))
+            return cli_error("%s", cnn_errmsg()), -1;
+        r->train_set = &r->train;
+    }
+    return 0;
+}
+
+static int fit(const cnn_spec_fit *f, const cli_data *d, const cli_run_options *o, run_state *r, cnn_history *h)
+{
+    cnn_callback logger = {.name = "log", .state = r->log, .on_epoch_end = log_epoch};
+    cnn_callback **all = calloc((size_t)r->ncallbacks + 1, sizeof *all);
+    if (!all) return cli_error("out of memory"), -1;
+    memcpy(all, r->callbacks, sizeof *all * (size_t)r->ncallbacks);
+    all[r->ncallbacks] = &logger;
+    cnn_fit_config fc = cnn_fit_default();
+    fc.epochs = f->epochs;
+    fc.batch_size = f->batch_size;
+    fc.shuffle = f->shuffle;
+    fc.seed = f->seed;
+    fc.validation = !strcmp(f->validation, "test") ? &d->test : !strcmp(f->validation, "split") ? &r->val : NULL;
+    fc.verbose = o->quiet ? CNN_VERBOSE_SILENT : CNN_VERBOSE_AUTO;
+    fc.callbacks = all;
+    fc.num_callbacks = r->ncallbacks + 1;
+    if (!o->quiet)
+        printf("Training %s: %d images, batch %d, up to %d epochs, %d threads; validation: %s\n",
+               cnn_model_name(r->model), r->train_set->n, fc.batch_size, fc.epochs, cnn_get_threads(),
+               fc.validation == &d->test   ? "the test set (as in the study)"
+               : fc.validation == &r->val ? "split off the training data"
+                                           : "none");
+    int rc = cnn_model_fit(r->model, r->train_set, &fc, h);
+    free(all);
+    if (rc) cli_error("%s", cnn_errmsg());
+    return rc ? -1 : 0;
+}
+
+/* Test-set figures of the final weights: loss, accuracy, ROC-AUC and the classification report. */
+static int evaluate(const cli_data *d, run_state *r, cli_result *res, char *report, size_t cap)
+{
+    int k = cnn_model_num_outputs(r->model), n = d->test.n;
+    r->probs = malloc(sizeof(float) * (size_t)n * k);
+    r->pred = malloc(sizeof(int32_t) * (size_t)n);
+    if (!r->probs || !r->pred) return cli_error("out of memory"), -1;
+    const char *names[16];
+    char name_buf[16][48];
+    for (int i = 0; i < k && i < 16; i++) {
+        const char *cls = cnn_fashion_class_name(i);
+        cnn_target_name(i, cls ? cls : "", name_buf[i], sizeof name_buf[i]);
+        names[i] = name_buf[i];
+    }
+    int rc = cnn_model_evaluate(r->model, &d->test, 512, &res->loss, &res->accuracy);
+    if (!rc) rc = cnn_model_predict(r->model, d->test.x, n, 512, r->probs);
+    if (!rc) rc = cnn_argmax_rows(r->probs, n, k, r->pred);
+    if (!rc) rc = cnn_classification_report(d->test.y, r->pred, n, k, k <= 16 ? names : NULL, 2, report, cap, NULL);
+    res->roc_auc_ovo = res->roc_auc_ovr = NAN;
+    if (!rc && cnn_roc_auc_ovo(d->test.y, r->probs, n, k, &res->roc_auc_ovo) == CNN_OK)
+        cnn_roc_auc_ovr(d->test.y, r->probs, n, k, &res->roc_auc_ovr);
+    if (rc) cli_error("%s", cnn_errmsg());
+    return rc ? -1 : 0;
+}
+
+static void summarise(const cnn_history *h, cli_result *res)
+{
+    double secs = 0;
+    for (int i = 0; i < h->count; i++) secs += h->epochs[i].seconds;
+    res->epochs = h->count;
+    res->best_epoch = h->count ? best_epoch(h) : -1;
+    res->total_seconds = secs;
+    res->seconds_per_epoch = h->count ? secs / h->count : 0;
+    snprintf(res->stop_reason, sizeof res->stop_reason, "%s",
+             h->stop_reason[0] ? h->stop_reason : "reached the last epoch");
+}
+
+int cli_run_spec(const cnn_spec *spec, const cli_run_options *o, const cli_data *d, const char *dir,
+                 cli_result *res)
+{
+    memset(res, 0, sizeof *res);
+    snprintf(res->name, sizeof res->name, "%s", cnn_spec_name(spec));
+    cnn_spec_fit f = effective_fit(spec, o);
+    run_state r = {0};
+    cnn_history h = {0};
+    static char report[8192];
+    int rc = prepare(spec, &f, d, dir, &r);
+    if (!rc && !o->quiet) cnn_model_summary(r.model, stdout);
+    if (!rc) cnn_model_summary(r.model, r.log);
+    if (!rc) rc = fit(&f, d, o, &r, &h);
+    if (!rc) rc = evaluate(d, &r, res, report, sizeof report);
+    if (!rc) {
+        summarise(&h, res);
+        rc = cli_save_run(dir, spec, r.model, &h, res, report, r.log);
+    }
+    if (!rc && !o->quiet) fputs(report, stdout);
+    if (!rc)
+        printf("Test accuracy: %.2f%%  loss: %.4f  ROC-AUC: %.4f  (%d epochs, best %d, %.2f s/epoch; %s)\n"
+               "Outputs: %s/\n",
+               100 * res->accuracy, res->loss, res->roc_auc_ovo, res->epochs, res->best_epoch + 1,
+               res->seconds_per_epoch, res->stop_reason, dir);
+    cnn_history_free(&h);
+    run_free(&r);
+    return rc;
+}

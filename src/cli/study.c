@@ -1,0 +1,237 @@
+/* cnnlab study: train a set of specs in turn, reuse runs whose spec and settings are unchanged (the study
+ * did the same with its saved models), and compare every model in one table sorted by accuracy. */
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli/cli.h"
+
+static const char *const HELP =
+    "usage: cnnlab study [SPEC... | DIR...] [options]\n"
+    "\n"
+    "Trains each spec in turn (a folder means every *.spec in it; no argument means the study's built-in\n"
+    "models) and writes each model's outputs into OUT/<model>/, then prints all models sorted by test\n"
+    "accuracy and writes the table to OUT/results.csv. A model whose outputs exist for the same spec and\n"
+    "settings is reused, not retrained.\n"
+    "\n"
+    "options:\n"
+    "  --out DIR      results folder (default study)\n"
+    "  --epochs N     cap every model's epochs (a quick look)\n"
+    "  --retrain      train every model again even when its outputs exist\n"
+    "  --threads N    threads (default: the number of physical cores)\n"
+    "  --seed N       seed for every model (default: each spec's)\n"
+    "  --data DIR     IDX dataset folder (default " CNN_FASHION_MNIST_DIR ")\n"
+    "  --limit N      train on the first N training images only\n"
+    "  --quiet        no per-epoch progress\n";
+
+enum { MAX_SPECS = 256 };
+
+typedef struct study_args {
+    const char *out;
+    long threads;
+    int retrain;
+    cli_run_options run;
+    cnn_spec *specs[MAX_SPECS];
+    int nspecs;
+} study_args;
+
+static int add_spec(study_args *a, cnn_spec *s)
+{
+    if (!s) return -1;
+    for (int i = 0; i < a->nspecs; i++)
+        if (!strcmp(cnn_spec_name(a->specs[i]), cnn_spec_name(s))) {
+            cli_error("study: two specs name the model '%s'", cnn_spec_name(s));
+            cnn_spec_free(s);
+            return -1;
+        }
+    if (a->nspecs == MAX_SPECS) return cnn_spec_free(s), cli_error("study: more than %d specs", MAX_SPECS), -1;
+    a->specs[a->nspecs++] = s;
+    return 0;
+}
+
+static int cmp_names(const void *x, const void *y) { return strcmp(*(char *const *)x, *(char *const *)y); }
+
+/* Every *.spec file of a folder, in name order. */
+static int add_dir(study_args *a, const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return cli_error("study: cannot read %s: %s", dir, strerror(errno)), -1;
+    char *names[MAX_SPECS];
+    int n = 0, rc = 0;
+    for (struct dirent *e; (e = readdir(d)) && n < MAX_SPECS;) {
+        size_t len = strlen(e->d_name);
+        if (len > 5 && !strcmp(e->d_name + len - 5, ".spec") && (names[n] = malloc(strlen(dir) + len + 2)))
+            sprintf(names[n++], "%s/%s", dir, e->d_name);
+    }
+    closedir(d);
+    qsort(names, (size_t)n, sizeof *names, cmp_names);
+    for (int i = 0; i < n; i++) {
+        if (!rc) rc = add_spec(a, cnn_spec_load(names[i]));
+        if (rc && i == 0) cli_error("%s", cnn_errmsg());
+        free(names[i]);
+    }
+    if (!rc && n == 0) rc = (cli_error("study: no .spec files in %s", dir), -1);
+    return rc;
+}
+
+static int add_target(study_args *a, const char *what)
+{
+    struct stat st;
+    if (stat(what, &st) == 0 && S_ISDIR(st.st_mode)) return add_dir(a, what);
+    int usage;
+    cnn_spec *s = cli_spec_resolve(what, &usage);
+    if (!s && usage) cli_error("study: '%s' is neither a spec file, a folder nor a built-in model", what);
+    return add_spec(a, s);
+}
+
+static int parse_args(int argc, char **argv, study_args *a)
+{
+    a->out = "study";
+    a->run = (cli_run_options){.data = CNN_FASHION_MNIST_DIR, .epochs = -1, .batch = -1, .seed = -1};
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int bad = 0, takes = 1;
+        if (!strcmp(o, "--help") || !strcmp(o, "-h")) return fputs(HELP, stdout), -1;
+        else if (!strcmp(o, "--out")) a->out = v;
+        else if (!strcmp(o, "--data")) a->run.data = v;
+        else if (!strcmp(o, "--epochs")) bad = cli_int(o, v, 0, 100000, &a->run.epochs);
+        else if (!strcmp(o, "--threads")) bad = cli_int(o, v, 1, 1024, &a->threads);
+        else if (!strcmp(o, "--seed")) bad = cli_int(o, v, 0, 2147483647, &a->run.seed);
+        else if (!strcmp(o, "--limit")) bad = cli_int(o, v, 1, 2147483647, &a->run.limit);
+        else if (!strcmp(o, "--retrain")) a->retrain = 1, takes = 0;
+        else if (!strcmp(o, "--quiet")) a->run.quiet = 1, takes = 0;
+        else if (o[0] == '-') return cli_error("study: unknown option '%s' (try: cnnlab study --help)", o), EXIT_USAGE;
+        else takes = 0, bad = add_target(a, o);
+        if (takes && !v) return cli_error("study: %s needs a value", o), EXIT_USAGE;
+        if (bad) return EXIT_USAGE;
+        i += takes;
+    }
+    for (const cli_builtin_spec *b = cli_builtin_specs; !a->nspecs && b->name; b++)
+        if (add_spec(a, cnn_spec_parse(b->text, b->path))) return cli_error("%s", cnn_errmsg()), EXIT_FAILURE_RUN;
+    return 0;
+}
+
+/* What, besides the spec text, decides a run's result: the overrides and the data. */
+static void run_key(const study_args *a, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "epochs=%ld batch=%ld seed=%ld limit=%ld data=%s\n", a->run.epochs, a->run.batch,
+             a->run.seed, a->run.limit, a->run.data);
+}
+
+static char *read_text(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = malloc(1 << 20);
+    size_t n = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
+    fclose(f);
+    if (buf) buf[n] = '\0';
+    return buf;
+}
+
+static int same_file_text(const char *dir, const char *name, const char *text)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    char *have = read_text(path);
+    int same = have && !strcmp(have, text);
+    free(have);
+    return same;
+}
+
+/* A finished run with the same spec text and settings is reused. */
+static int try_reuse(const study_args *a, const cnn_spec *s, const char *dir, cli_result *res)
+{
+    char key[4400];
+    run_key(a, key, sizeof key);
+    return !a->retrain && same_file_text(dir, "model.spec", cnn_spec_text(s)) && same_file_text(dir, "run.key", key) &&
+           cli_result_load(dir, res) == 0;
+}
+
+static int run_one(const study_args *a, const cnn_spec *s, const cli_data *d, cli_result *res)
+{
+    char dir[4200], key[4400], path[4300];
+    snprintf(dir, sizeof dir, "%s/%s", a->out, cnn_spec_name(s));
+    if (mkdir(dir, 0777) && errno != EEXIST) return cli_error("cannot create %s: %s", dir, strerror(errno)), -1;
+    if (try_reuse(a, s, dir, res)) {
+        printf("== %s: reusing %s/ (same spec and settings; --retrain to train again)\n", res->name, dir);
+        return 0;
+    }
+    printf("== %s\n", cnn_spec_name(s));
+    /* A stale result must not survive a failed retraining. */
+    snprintf(path, sizeof path, "%s/result.tsv", dir);
+    remove(path);
+    if (cli_run_spec(s, &a->run, d, dir, res)) return -1;
+    run_key(a, key, sizeof key);
+    snprintf(path, sizeof path, "%s/run.key", dir);
+    if (cnn_write_file_atomic(path, key, strlen(key))) return cli_error("%s", cnn_errmsg()), -1;
+    return 0;
+}
+
+static int by_accuracy(const void *x, const void *y)
+{
+    const cli_result *a = x, *b = y;
+    return (a->accuracy < b->accuracy) - (a->accuracy > b->accuracy);
+}
+
+static void print_table(cli_result *r, int n, FILE *out)
+{
+    fprintf(out, "\n%-28s %9s %8s %7s %5s %8s %9s\n", "model (sorted by accuracy)", "accuracy", "ROC-AUC", "epochs",
+            "best", "s/epoch", "total s");
+    for (int i = 0; i < n; i++)
+        fprintf(out, "%-28s %8.2f%% %8.4f %7d %5d %8.2f %9.1f%s\n", r[i].name, 100 * r[i].accuracy, r[i].roc_auc_ovo,
+                r[i].epochs, r[i].best_epoch + 1, r[i].seconds_per_epoch, r[i].total_seconds,
+                r[i].reused ? "  (reused)" : "");
+    fprintf(out, "Validation = the test set, as in the study. ROC-AUC: one-vs-one macro; best: 1-based epoch.\n");
+}
+
+static int write_csv(const char *out, const cli_result *r, int n)
+{
+    size_t cap = 256 + (size_t)n * 320, len = 0;
+    char *buf = malloc(cap), path[4200];
+    if (!buf) return cli_error("out of memory"), -1;
+    len += (size_t)snprintf(buf, cap,
+                            "model,accuracy,loss,roc_auc_ovo,roc_auc_ovr,epochs,best_epoch,seconds_per_epoch,"
+                            "total_seconds,stop_reason\n");
+    for (int i = 0; i < n; i++)
+        len += (size_t)snprintf(buf + len, cap - len, "%s,%.6f,%.6f,%.6f,%.6f,%d,%d,%.3f,%.1f,\"%s\"\n", r[i].name,
+                                r[i].accuracy, r[i].loss, r[i].roc_auc_ovo, r[i].roc_auc_ovr, r[i].epochs,
+                                r[i].best_epoch + 1, r[i].seconds_per_epoch, r[i].total_seconds, r[i].stop_reason);
+    snprintf(path, sizeof path, "%s/results.csv", out);
+    int rc = cnn_write_file_atomic(path, buf, len);
+    free(buf);
+    if (rc) cli_error("%s", cnn_errmsg());
+    return rc;
+}
+
+int cli_study(int argc, char **argv)
+{
+    study_args a = {0};
+    int rc = parse_args(argc, argv, &a), failed = 0, done = 0;
+    cli_result *results = rc ? NULL : calloc((size_t)a.nspecs, sizeof *results);
+    cli_data data = {0};
+    if (!rc && !results) rc = (cli_error("out of memory"), EXIT_FAILURE_RUN);
+    if (!rc && mkdir(a.out, 0777) && errno != EEXIST)
+        rc = (cli_error("cannot create %s: %s", a.out, strerror(errno)), EXIT_FAILURE_RUN);
+    if (!rc) cnn_set_threads((int)a.threads);
+    if (!rc && cli_data_load(&a.run, &data)) rc = EXIT_FAILURE_RUN;
+    for (int i = 0; !rc && i < a.nspecs; i++) {
+        if (run_one(&a, a.specs[i], &data, &results[done]) == 0) done++;
+        else failed++, cli_error("study: %s failed; going on with the others", cnn_spec_name(a.specs[i]));
+    }
+    if (!rc && done) {
+        qsort(results, (size_t)done, sizeof *results, by_accuracy);
+        print_table(results, done, stdout);
+        if (write_csv(a.out, results, done)) failed++;
+        else printf("Table: %s/results.csv\n", a.out);
+    }
+    cli_data_free(&data);
+    free(results);
+    for (int i = 0; i < a.nspecs; i++) cnn_spec_free(a.specs[i]);
+    if (rc) return rc < 0 ? EXIT_OK : rc;
+    return failed ? EXIT_FAILURE_RUN : EXIT_OK;
+}

@@ -1,0 +1,344 @@
+/* The cnnlab command line, run as a program: exit codes (0 success, 1 failed work, 2 usage), the messages on
+ * stderr, and a real (tiny) training run whose outputs are checked and evaluated again.
+ *
+ * The binary is the one of this test's build: dirname(dirname(argv[0]))/cnnlab, so build/tests/test_cli runs
+ * build/cnnlab and build-san/tests/test_cli runs build-san/cnnlab (under the sanitizers, whose leak check
+ * then also fails a run). Tests run from the repository root. */
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "util.h"
+
+static char g_bin[1024];
+static char *g_out, *g_err; /* stdout and stderr of the last run */
+
+/* The file's bytes, NUL-terminated (NULL if it cannot be read); *size receives its length when size is set.
+ */
+static char *slurp_n(const char *path, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = NULL;
+    size_t len = 0, cap = 0, k;
+    char chunk[4096];
+    while ((k = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (len + k + 1 > cap) {
+            cap = 2 * (len + k + 1);
+            buf = realloc(buf, cap);
+            assert_non_null(buf);
+        }
+        memcpy(buf + len, chunk, k);
+        len += k;
+    }
+    fclose(f);
+    if (!buf) buf = calloc(1, 1);
+    assert_non_null(buf);
+    buf[len] = '\0';
+    if (size) *size = len;
+    return buf;
+}
+
+static char *slurp(const char *path)
+{
+    return slurp_n(path, NULL);
+}
+
+/* Runs `cnnlab ARGS` and returns its exit status; g_out and g_err receive its output. */
+static int cli(const char *args)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s'", g_bin, args, tu_path("stdout.txt"),
+             tu_path("stderr.txt"));
+    int rc = system(cmd);
+    assert_true(rc != -1 && WIFEXITED(rc));
+    free(g_out);
+    free(g_err);
+    g_out = slurp(tu_path("stdout.txt"));
+    g_err = slurp(tu_path("stderr.txt"));
+    assert_true(g_out && g_err);
+    return WEXITSTATUS(rc);
+}
+
+/* Asserts the exit status of `cnnlab ARGS` and that stderr (or stdout, for on_stdout) holds the fragment. */
+static void expect(const char *args, int status, const char *fragment, int on_stdout)
+{
+    int rc = cli(args);
+    if (rc != status) fail_msg("cnnlab %s: exit %d, expected %d\nstderr: %s", args, rc, status, g_err);
+    const char *text = on_stdout ? g_out : g_err;
+    if (fragment && !strstr(text, fragment))
+        fail_msg("cnnlab %s: %s lacks \"%s\":\n%s", args, on_stdout ? "stdout" : "stderr", fragment, text);
+}
+
+static int exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* ------------------------------------------------------------------ a tiny IDX dataset */
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
+}
+
+/* n 28x28 images whose class k (0..9) shows a bright bar on rows 4 + 2k and 5 + 2k; the test set gzipped. */
+static void write_split(const char *dir, const char *prefix, int n, int gz, uint32_t seed)
+{
+    size_t img_len = 16 + (size_t)n * 784, lab_len = 8 + (size_t)n;
+    uint8_t *img = calloc(1, img_len), *lab = calloc(1, lab_len);
+    assert_true(img && lab);
+    put_be32(img, 0x803), put_be32(img + 4, (uint32_t)n), put_be32(img + 8, 28), put_be32(img + 12, 28);
+    put_be32(lab, 0x801), put_be32(lab + 4, (uint32_t)n);
+    for (int i = 0; i < n; i++) {
+        int k = i % 10;
+        lab[8 + i] = (uint8_t)k;
+        for (int p = 0; p < 784; p++) {
+            seed = seed * 1664525u + 1013904223u;
+            int row = p / 28, bar = row == 4 + 2 * k || row == 5 + 2 * k;
+            img[16 + (size_t)i * 784 + p] = (uint8_t)(bar ? 200 + (seed >> 27) : seed >> 26);
+        }
+    }
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte%s", dir, prefix, gz ? ".gz" : "");
+    gz ? tu_write_gz(path, img, img_len) : tu_write(path, img, img_len);
+    snprintf(path, sizeof path, "%s/%s-labels-idx1-ubyte%s", dir, prefix, gz ? ".gz" : "");
+    gz ? tu_write_gz(path, lab, lab_len) : tu_write(path, lab, lab_len);
+    free(img);
+    free(lab);
+}
+
+static const char *tiny_data(void)
+{
+    static char dir[512];
+    if (!dir[0]) {
+        snprintf(dir, sizeof dir, "%s", tu_path("data"));
+        assert_int_equal(mkdir(dir, 0777), 0);
+        write_split(dir, "train", 200, 0, 1);
+        write_split(dir, "t10k", 100, 1, 2);
+    }
+    return dir;
+}
+
+/* ------------------------------------------------------------------ tests */
+
+static void test_help_and_dispatch(void **state)
+{
+    (void)state;
+    expect("--help", 0, "usage: cnnlab COMMAND", 1);
+    assert_non_null(strstr(g_out, "2  usage error"));
+    expect("", 2, "usage: cnnlab COMMAND", 0);
+    expect("--version", 0, "cnnlab " CNN_VERSION "\n", 1);
+    expect("frobnicate", 2, "cnnlab: unknown command 'frobnicate' (try: cnnlab --help)", 0);
+    expect("train --help", 0, "usage: cnnlab train", 1);
+    expect("eval --help", 0, "usage: cnnlab eval", 1);
+    expect("models", 0, "Model_1", 1);
+}
+
+static void test_summary(void **state)
+{
+    (void)state;
+    expect("summary", 0, "Total params: 337,674 (1.29 MB)", 1);
+    assert_non_null(strstr(g_out, "Trainable params: 337,674"));
+    assert_non_null(strstr(g_out, "Hidden_Layer_2 (Dense)"));
+    expect("summary --model model_1", 0, "Model: \"Model_1\"", 1); /* names are case-insensitive */
+    expect("summary --model Nope", 2, "summary: unknown model 'Nope'", 0);
+    expect("summary --bogus", 2, "summary: unexpected argument '--bogus'", 0);
+}
+
+static void test_train_usage_errors(void **state)
+{
+    (void)state;
+    char args[1024], out[512]; /* tu_path's buffers rotate: keep a copy */
+    snprintf(out, sizeof out, "%s", tu_path("never"));
+    snprintf(args, sizeof args, "train --epochs abc --out '%s'", out);
+    expect(args, 2, "cnnlab: --epochs expects an integer in [0, 100000], got 'abc'", 0);
+    snprintf(args, sizeof args, "train --model Nope --out '%s'", out);
+    expect(args, 2, "cnnlab: train: unknown model 'Nope'; built-in models:", 0);
+    assert_non_null(strstr(g_err, "Model_1"));
+    expect("train --bogus", 2, "train: unknown option '--bogus' (try: cnnlab train --help)", 0);
+    expect("train --batch 0", 2, "--batch expects an integer in [1, 1048576], got '0'", 0);
+    expect("train --validation-split 1.5", 2, "--validation-split expects a number", 0);
+    expect("train --seed -1", 2, "--seed expects an integer", 0);
+    expect("train --epochs", 2, "--epochs", 0);
+    expect("train --out", 2, "train: --out needs a value", 0);
+    assert_false(exists(out)); /* usage errors create nothing */
+}
+
+static void test_train_missing_data(void **state)
+{
+    (void)state;
+    char args[1024], out[512];
+    snprintf(out, sizeof out, "%s", tu_path("nodata"));
+    snprintf(args, sizeof args, "train --data /nonexistent/fashion --quiet --out '%s'", out);
+    expect(args, 1, "/nonexistent/fashion", 0);
+    assert_non_null(strstr(g_err, "train-images-idx3-ubyte"));
+    assert_false(exists(out));
+}
+
+static void test_eval_errors(void **state)
+{
+    (void)state;
+    expect("eval", 2, "eval: which model file?", 0);
+    expect("eval missing.cnn", 1, "missing.cnn: cannot open model file", 0);
+    char garbage[512];
+    snprintf(garbage, sizeof garbage, "%s", tu_path("garbage.cnn"));
+    tu_write(garbage, "this is not a model, just some text long enough\n", 48);
+    char args[1024];
+    snprintf(args, sizeof args, "eval '%s'", garbage);
+    expect(args, 1, "not a cnnlab model file", 0);
+    snprintf(args, sizeof args, "eval '%s' --batch 0", garbage);
+    expect(args, 2, "--batch expects an integer", 0);
+    snprintf(args, sizeof args, "eval '%s' other.cnn", garbage);
+    expect(args, 2, "eval: unexpected argument 'other.cnn'", 0);
+}
+
+/* metrics.json's test_accuracy, formatted as train printed it (in train_out) and in train.log, and as
+ * `cnnlab eval` of the saved model prints it. */
+static void assert_eval_matches_metrics(const char *run_dir, const char *data, const char *train_out)
+{
+    char path[600], args[1400], want[64];
+    snprintf(path, sizeof path, "%s/metrics.json", run_dir);
+    char *metrics = slurp(path);
+    assert_non_null(metrics);
+    const char *key = strstr(metrics, "\"test_accuracy\": ");
+    assert_non_null(key);
+    double acc = strtod(key + strlen("\"test_accuracy\": "), NULL);
+    assert_true(acc >= 0.0 && acc <= 1.0);
+    free(metrics);
+    snprintf(want, sizeof want, "Test accuracy: %.2f%%", 100 * acc);
+    if (!strstr(train_out, want)) fail_msg("train's output lacks \"%s\":\n%s", want, train_out);
+    snprintf(path, sizeof path, "%s/train.log", run_dir);
+    char *log = slurp(path);
+    snprintf(want, sizeof want, "test_accuracy %.4f", acc);
+    assert_non_null(strstr(log, want));
+    free(log);
+    snprintf(want, sizeof want, "test accuracy %.2f%%", 100 * acc);
+    if (data)
+        snprintf(args, sizeof args, "eval '%s/model.cnn' --data '%s' --threads 1", run_dir, data);
+    else
+        snprintf(args, sizeof args, "eval '%s/model.cnn' --threads 1", run_dir);
+    expect(args, 0, want, 1);
+}
+
+static void assert_run_outputs(const char *dir, int epochs)
+{
+    static const char *const files[] = {"model.cnn", "history.csv", "history.json", "metrics.json",
+                                        "train.log"};
+    char path[600];
+    for (int i = 0; i < 5; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        if (!exists(path)) fail_msg("%s is missing", path);
+    }
+    snprintf(path, sizeof path, "%s/history.csv", dir);
+    char *csv = slurp(path);
+    const char *header = "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds,val_seconds\n";
+    assert_memory_equal(csv, header, strlen(header));
+    int lines = 0;
+    for (const char *p = csv; *p; p++) lines += *p == '\n';
+    assert_int_equal(lines, 1 + epochs);
+    free(csv);
+    snprintf(path, sizeof path, "%s/train.log", dir);
+    char *log = slurp(path);
+    assert_non_null(strstr(log, "Total params: 337,674"));
+    assert_non_null(strstr(log, "epoch 1: loss "));
+    free(log);
+    snprintf(path, sizeof path, "%s/model.cnn", dir);
+    cnn_model *m = cnn_model_load(path);
+    if (!m) fail_msg("%s", cnn_errmsg());
+    assert_int_equal(cnn_model_num_params(m, 0), 337674);
+    assert_string_equal(cnn_model_name(m), "Model_1");
+    cnn_model_free(m);
+}
+
+static void test_tiny_training_run(void **state)
+{
+    (void)state;
+    const char *data = tiny_data();
+    char run[512], args[1400];
+    snprintf(run, sizeof run, "%s", tu_path("run"));
+    snprintf(args, sizeof args,
+             "train --data '%s' --limit 150 --epochs 1 --batch 50 --threads 1 --quiet --out '%s'", data, run);
+    expect(args, 0, "Test accuracy: ", 1);
+    char *train_out = strdup(g_out);
+    assert_run_outputs(run, 1);
+    assert_eval_matches_metrics(run, data, train_out);
+    free(train_out);
+
+    /* The folder now holds a run: refused without --overwrite, the model left as it was. */
+    char model[600];
+    snprintf(model, sizeof model, "%s/model.cnn", run);
+    size_t n_before, n_after;
+    char *before = slurp_n(model, &n_before);
+    expect(args, 1, "already holds a run; choose another --out or add --overwrite", 0);
+    char *after = slurp_n(model, &n_after);
+    assert_int_equal(n_before, n_after);
+    assert_memory_equal(before, after, n_before);
+    free(before);
+    free(after);
+
+    /* --overwrite replaces it; with a validation split the history has validation figures. */
+    snprintf(args, sizeof args,
+             "train --data '%s' --limit 150 --epochs 2 --batch 50 --threads 1 --quiet --overwrite "
+             "--validation-split 0.2 --out '%s'",
+             data, run);
+    expect(args, 0, "Test accuracy: ", 1);
+    train_out = strdup(g_out);
+    assert_run_outputs(run, 2);
+    char path[600];
+    snprintf(path, sizeof path, "%s/history.csv", run);
+    char *csv = slurp(path);
+    assert_null(strstr(csv, ",,")); /* no empty (NaN) validation fields */
+    free(csv);
+    assert_eval_matches_metrics(run, data, train_out);
+    free(train_out);
+
+    /* eval on a folder without data fails naming the folder. */
+    snprintf(args, sizeof args, "eval '%s' --data /nonexistent/dir", model);
+    expect(args, 1, "/nonexistent/dir", 0);
+}
+
+static void test_fashion_mnist_run(void **state)
+{
+    (void)state;
+    if (!exists(CNN_FASHION_MNIST_DIR)) {
+        print_message("skipped: %s not found\n", CNN_FASHION_MNIST_DIR);
+        skip();
+    }
+    char run[512], args[1024];
+    snprintf(run, sizeof run, "%s", tu_path("fashion-run"));
+    snprintf(args, sizeof args, "train --limit 600 --epochs 1 --batch 100 --threads 1 --quiet --out '%s'",
+             run);
+    expect(args, 0, "Test accuracy: ", 1);
+    char *train_out = strdup(g_out);
+    assert_run_outputs(run, 1);
+    assert_eval_matches_metrics(run, NULL, train_out);
+    free(train_out);
+}
+
+int main(int argc, char **argv)
+{
+    (void)argc;
+    char self[1024];
+    snprintf(self, sizeof self, "%s", argv[0]);
+    snprintf(g_bin, sizeof g_bin, "%s/cnnlab", dirname(dirname(self)));
+    if (access(g_bin, X_OK) != 0) {
+        fprintf(stderr, "test_cli: %s is not an executable (run from the repository root)\n", g_bin);
+        return 1;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_help_and_dispatch),  cmocka_unit_test(test_summary),
+        cmocka_unit_test(test_train_usage_errors), cmocka_unit_test(test_train_missing_data),
+        cmocka_unit_test(test_eval_errors),        cmocka_unit_test(test_tiny_training_run),
+        cmocka_unit_test(test_fashion_mnist_run),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    free(g_out);
+    free(g_err);
+    return rc;
+}
