@@ -191,14 +191,15 @@ static void print_table(cli_result *r, int n, FILE *out)
 
 static int write_csv(const char *out, const cli_result *r, int n)
 {
-    size_t cap = 256 + (size_t)n * 320, len = 0;
+    enum { ROW = 400 };
+    size_t rows = n > 0 && n <= MAX_SPECS ? (size_t)n : 0, cap = ROW * (rows + 1), len = 0;
     char *buf = malloc(cap), path[4200];
     if (!buf) return cli_error("out of memory"), -1;
-    len += (size_t)snprintf(buf, cap,
+    len += (size_t)snprintf(buf, ROW,
                             "model,accuracy,loss,roc_auc_ovo,roc_auc_ovr,epochs,best_epoch,seconds_per_epoch,"
                             "total_seconds,stop_reason\n");
-    for (int i = 0; i < n; i++)
-        len += (size_t)snprintf(buf + len, cap - len, "%s,%.6f,%.6f,%.6f,%.6f,%d,%d,%.3f,%.1f,\"%s\"\n", r[i].name,
+    for (size_t i = 0; i < rows; i++)
+        len += (size_t)snprintf(buf + len, ROW, "%s,%.6f,%.6f,%.6f,%.6f,%d,%d,%.3f,%.1f,\"%s\"\n", r[i].name,
                                 r[i].accuracy, r[i].loss, r[i].roc_auc_ovo, r[i].roc_auc_ovr, r[i].epochs,
                                 r[i].best_epoch + 1, r[i].seconds_per_epoch, r[i].total_seconds, r[i].stop_reason);
     snprintf(path, sizeof path, "%s/results.csv", out);
