@@ -156,6 +156,19 @@ int cnn_model_update(cnn_model *m);
 /* One full training step: forward, backward, update. */
 int cnn_model_train_step(cnn_model *m, const float *x, const int32_t *y, int n, double *loss, int *correct);
 
+/* Per-layer profiling: with on, every forward and backward pass times each layer (counters reset). */
+int cnn_model_profile(cnn_model *m, int on);
+/* Prints per layer: forward and backward milliseconds per pass, forward GFLOP and the GFLOP/s reached;
+ * gemm_gflops (may be NULL) gives, per layer, the rate of a bare sgemm of that layer's GEMM shape measured
+ * by the caller, so each layer's share of it is shown. */
+void cnn_model_profile_print(const cnn_model *m, const double *gemm_gflops, FILE *out);
+/* The (M, N, K) of layer i's forward GEMM for a batch of n; 0 when the layer has none. */
+int cnn_model_layer_gemm(const cnn_model *m, int i, int n, int mnk[3]);
+
+/* Measures the GFLOP/s of a bare cblas_sgemm (row-major C = A*B, M x K times K x N) on this machine with the
+ * current thread count: the median of reps timed calls after one warm-up. Negative on allocation failure. */
+double cnn_sgemm_gflops(int m, int n, int k, int reps);
+
 /* Direct access to the contiguous parameter and gradient buffers (length cnn_model_num_params(m, 0)). */
 float *cnn_model_params(cnn_model *m);
 float *cnn_model_grads(cnn_model *m);
@@ -366,6 +379,8 @@ void cnn_spec_free(cnn_spec *s);
 const char *cnn_spec_name(const cnn_spec *s);
 /* The text the spec was parsed from (saved with trained models, compared to reuse results). */
 const char *cnn_spec_text(const cnn_spec *s);
+/* The input shape of one sample. */
+void cnn_spec_input_shape(const cnn_spec *s, int *h, int *w, int *c);
 
 /* Creates, builds (from seed) and compiles the spec's model with its optimizer. */
 cnn_model *cnn_spec_build_model(const cnn_spec *s, uint64_t seed);

@@ -85,5 +85,6 @@ int cli_train(int argc, char **argv);
 int cli_eval(int argc, char **argv);
 int cli_summary(int argc, char **argv);
 int cli_study(int argc, char **argv);
+int cli_profile(int argc, char **argv);
 
 #endif

@@ -16,6 +16,7 @@ static const char *const USAGE =
     "  eval      evaluate a saved model on the test set\n"
     "  summary   print a model's layer table without training\n"
     "  study     train a set of spec files in turn and compare them (the study)\n"
+    "  profile   time a model's training step layer by layer\n"
     "  models    list the built-in models of the study\n"
     "\n"
     "`cnnlab COMMAND --help` describes each command's options.\n"
@@ -80,6 +81,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "eval")) return cli_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "summary")) return cli_summary(argc - 1, argv + 1);
     if (!strcmp(cmd, "study")) return cli_study(argc - 1, argv + 1);
+    if (!strcmp(cmd, "profile")) return cli_profile(argc - 1, argv + 1);
     if (!strcmp(cmd, "models")) {
         cli_spec_list(stdout);
         return EXIT_OK;

@@ -94,6 +94,21 @@ static void dense_backward(cnn_layer *l, const cnn_ctx *ctx, const float *x, con
                     cnn_layer_param(l, 0), units, 0.0f, dx, in);
 }
 
+static void dense_gemm_shape(const cnn_layer *l, int n, int mnk[3])
+{
+    const dense_cfg *c = l->cfg;
+    mnk[0] = n * l->in.h * l->in.w;
+    mnk[1] = c->units;
+    mnk[2] = l->in.c;
+}
+
+static double dense_flops(const cnn_layer *l, int n)
+{
+    int mnk[3];
+    dense_gemm_shape(l, n, mnk);
+    return 2.0 * mnk[0] * mnk[1] * mnk[2];
+}
+
 static void dense_describe(const cnn_layer *l, char *buf, size_t cap)
 {
     const dense_cfg *c = l->cfg;
@@ -109,4 +124,6 @@ const cnn_layer_ops cnn_dense_ops = {
     .forward = dense_forward,
     .backward = dense_backward,
     .describe = dense_describe,
+    .flops = dense_flops,
+    .gemm_shape = dense_gemm_shape,
 };

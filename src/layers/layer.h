@@ -64,6 +64,10 @@ typedef struct cnn_layer_ops {
      * and dx when c->need_dx. x and y are the forward pass's input and output. */
     void (*backward)(cnn_layer *l, const cnn_ctx *c, const float *x, const float *y, float *dy, float *dx,
                      int n);
+    /* Forward-pass floating-point operations for a batch of n, and the shape (M, N, K) of the GEMM the
+     * forward pass is built on, for `cnnlab profile` (NULL: not counted / no GEMM). */
+    double (*flops)(const cnn_layer *l, int n);
+    void (*gemm_shape)(const cnn_layer *l, int n, int mnk[3]);
     /* Short configuration text for the summary (NULL: none). */
     void (*describe)(const cnn_layer *l, char *buf, size_t cap);
 } cnn_layer_ops;

@@ -42,6 +42,7 @@ void cnn_model_free(cnn_model *m)
     free(m->params);
     free(m->grads);
     cnn_optimizer_free(&m->opt);
+    free(m->prof_seconds);
     free_plan(m);
     free(m);
 }

@@ -35,6 +35,10 @@ struct cnn_model {
     int last_n;       /* batch size of the last forward pass */
     int last_training;
     uint64_t step;    /* training steps taken (Adam's t, dropout streams) */
+
+    /* per-layer timing, when profiling: seconds[2*i] forward, seconds[2*i+1] backward */
+    double *prof_seconds;
+    long prof_forward, prof_backward; /* passes timed */
 };
 
 /* Ensures the arena fits batches of n; allocates only when n exceeds what is planned. */

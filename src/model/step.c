@@ -7,6 +7,7 @@
 #include "layers/activation.h"
 #include "loss/xent.h"
 #include "model/model.h"
+#include "model/progress.h"
 
 /* The loss needs logits: a softmax last layer runs linear (see cnn_model_build) and the model applies the
  * softmax itself after keeping the logits; a linear last layer already produces logits (Keras's
@@ -62,8 +63,11 @@ void cnn_model_forward_planned(cnn_model *m, int n, int training)
     cnn_ctx ctx = {.training = training, .seed = m->seed, .step = m->step, .work = m->work};
     for (int i = 0; i < m->nlayers; i++) {
         cnn_layer *l = &m->layers[i];
+        double t0 = m->prof_seconds ? cnn_now() : 0;
         if (!l->alias) l->ops->forward(l, &ctx, m->acts[i], m->acts[i + 1], n);
+        if (m->prof_seconds) m->prof_seconds[2 * i] += cnn_now() - t0;
     }
+    m->prof_forward++;
     /* Keep the logits for the loss; the output buffer then holds probabilities. */
     size_t k = (size_t)m->classes * n;
     memcpy(m->logits, m->acts[m->nlayers], sizeof(float) * k);
@@ -140,9 +144,12 @@ void cnn_model_backward_planned(cnn_model *m, const int32_t *y, double *loss, in
         if (l->alias) continue; /* the gradient passes through unchanged */
         float *dx = dy == m->dbuf[0] ? m->dbuf[1] : m->dbuf[0];
         ctx.need_dx = i > first;
+        double t0 = m->prof_seconds ? cnn_now() : 0;
         l->ops->backward(l, &ctx, m->acts[i], m->acts[i + 1], dy, dx, n);
+        if (m->prof_seconds) m->prof_seconds[2 * i + 1] += cnn_now() - t0;
         dy = dx;
     }
+    m->prof_backward++;
     add_regularization_grads(m);
 }
 

@@ -382,3 +382,10 @@ void cnn_spec_free(cnn_spec *s)
 const char *cnn_spec_name(const cnn_spec *s) { return s->name; }
 
 const char *cnn_spec_text(const cnn_spec *s) { return s->text; }
+
+void cnn_spec_input_shape(const cnn_spec *s, int *h, int *w, int *c)
+{
+    *h = s->h;
+    *w = s->w;
+    *c = s->c;
+}
