@@ -5,22 +5,22 @@
  *   W     (kh, kw, cin, filters)   Keras kernel layout = a (K, filters) matrix, K = kh*kw*cin
  *   b     (filters)
  *   y     (n, oh, ow, filters)     = (n*P, filters), P = oh*ow
- *   work  per unit: cols (chunk*P, K), the lowered patches of a chunk of images (conv_common.h),
- *         then K*filters + filters partial sums of dW and db
+ *   work  see unit_ws: per unit the patches of a chunk of images (chunk*P, K), its padded images and the
+ *         dW/db partial sums; shared W^T and the gather tables (conv_common.h)
  *
- * The convolution is a GEMM per chunk of images: y_chunk = cols_chunk W. The batch is split into units of
- * images (cnn_conv_plan_for); one thread lowers, multiplies, adds the bias and applies the activation for a
- * unit, chunk by chunk, so the patches never leave that core's cache and the threads never wait for each
- * other inside a layer. A chunk keeps the patch matrix within a budget: a whole batch of VGG-sized images
- * would lower to gigabytes.
- * Backward lowers x again instead of keeping the patches from forward: im2col costs a fraction of the GEMMs,
- * and keeping P*K floats per sample would multiply the activation memory by K.
- *   dW  = sum over units of (sum over the unit's chunks of cols^T dy), added in unit order
- *   db  = the same for the column sums of dy
- *   dx  = col2im(dy W^T), chunk by chunk into the chunk's own images
- * A 1x1 stride-1 kernel needs no lowering: x already is the (n*P, cin) matrix. Kernels with few taps
- * (K <= SMALL_K, e.g. a 3x3 on a gray image) use plain loops: BLAS is slow at such a thin inner dimension. */
-#include <cblas.h>
+ * The convolution is a GEMM per chunk of images: y_chunk = patches_chunk W. The batch is split into units of
+ * images (cnn_conv_plan_for); one thread does everything for a unit, chunk by chunk (patches, GEMM, bias,
+ * activation), so the data stay in that core's cache and the threads never wait for each other inside a
+ * layer. A chunk keeps the buffers within a budget: a whole batch of VGG-sized images would lower to
+ * gigabytes. With AVX-512 the GEMMs read the patches in place from the images (zero-padded copies when the
+ * padding needs it) through offset tables: no im2col. Elsewhere im2col lowers them for BLAS. Backward reads
+ * the patches again from x rather than keeping them from forward (P*K floats per sample would multiply the
+ * activation memory by K): dW  = sum over units of (sum over the unit's chunks of patches^T dy), added in
+ * unit order db  = the same for the column sums of dy dx  = col2im(dy W^T), chunk by chunk into the chunk's
+ * own images A 1x1 stride-1 kernel needs no lowering: x already is the (n*P, cin) matrix. Kernels with few
+ * taps (K <= SMALL_K, e.g. a 3x3 on a gray image) with relu or no activation use the thin loops below: a GEMM
+ * is slow at such a thin inner dimension, and these apply the activation on the fly and do backward in one
+ * pass over dy. */
 #include <stdio.h>
 #include <string.h>
 
@@ -71,8 +71,6 @@ static int conv2d_build(cnn_layer *l)
     return CNN_OK;
 }
 
-enum { SMALL_K = 16 };
-
 static size_t conv2d_workspace(const cnn_layer *l, int n)
 {
     const conv2d_cfg *c = l->cfg;
@@ -80,47 +78,167 @@ static size_t conv2d_workspace(const cnn_layer *l, int n)
     return cnn_conv_plan_floats(&p);
 }
 
-/* y (rows, F) = a (rows, K) W (K, F) + b, for a thin K: each output row stays in L1 while the K taps are
- * added to it. */
-static void small_k_forward(int rows, int K, int F, const float *a, const float *w, const float *b, float *y)
-{
-    for (int r = 0; r < rows; r++) {
-        float *restrict yr = y + (size_t)r * F;
-        const float *ar = a + (size_t)r * K;
-        for (int f = 0; f < F; f++) yr[f] = b ? b[f] : 0.0f;
-        for (int k = 0; k < K; k++) {
-            const float av = ar[k], *restrict wk = w + (size_t)k * F;
-            for (int f = 0; f < F; f++) yr[f] += av * wk[f];
-        }
-    }
-}
+/* ---------------------------------------------------------------- thin kernels */
 
-/* dw (K, F) += a^T dy over rows, for a thin K: dw stays in L1. */
-static void small_k_weight_grad(int rows, int K, int F, const float *a, const float *dy, float *dw)
-{
-    for (int r = 0; r < rows; r++) {
-        const float *ar = a + (size_t)r * K, *restrict dr = dy + (size_t)r * F;
-        for (int k = 0; k < K; k++) {
-            const float av = ar[k];
-            float *restrict dk = dw + (size_t)k * F;
-            for (int f = 0; f < F; f++) dk[f] += av * dr[f];
-        }
-    }
-}
+/* SMALL_K: the thin path's largest K; BLOCK: outputs kept in registers (one AVX-512 vector); PREFETCH_ROWS:
+ * how far ahead the memory-bound loops ask for the rows of y and dy (hardware prefetch alone leaves them
+ * waiting). */
+enum { SMALL_K = 16, BLOCK = 16, PREFETCH_ROWS = 24 };
 
-/* y_chunk (rows, F) = act(a W + b), a = the chunk's patches or, pointwise, its input. */
-static void forward_chunk(const cnn_layer *l, const float *a, int rows, float *y, float *z)
+static int thin(const cnn_layer *l)
 {
     const conv2d_cfg *c = l->cfg;
-    const int F = c->filters, K = (int)cnn_conv_k(&c->g);
-    const float *w = cnn_layer_param(l, 0), *b = c->use_bias ? cnn_layer_param(l, 1) : NULL;
-    if (K <= SMALL_K) {
-        small_k_forward(rows, K, F, a, w, b, y);
-        b = NULL;
+    return cnn_conv_k(&c->g) <= SMALL_K && !l->scratch &&
+           (l->act_run == CNN_ACT_RELU || l->act_run == CNN_ACT_LINEAR);
+}
+
+/* y (rows, F) = a (rows, K) W (K, F) + b, then relu when asked, for a thin K: a block of 16 outputs of a row
+ * stays in registers while the K taps are added to it. */
+static void small_k_forward(int rows, int K, int F, const float *a, const float *w, const float *b, int relu,
+                            float *y)
+{
+    for (int r = 0; r < rows; r++) {
+        const float *ar = a + (size_t)r * K;
+        float *yr = y + (size_t)r * F;
+        for (int j = 0; j < F; j += 16) __builtin_prefetch(yr + PREFETCH_ROWS * F + j, 1);
+        int f0 = 0;
+        for (; f0 + BLOCK <= F; f0 += BLOCK) {
+            float acc[BLOCK];
+#pragma omp simd
+            for (int j = 0; j < BLOCK; j++) acc[j] = b ? b[f0 + j] : 0.0f;
+            for (int k = 0; k < K; k++) {
+                const float av = ar[k], *wk = w + (size_t)k * F + f0;
+#pragma omp simd
+                for (int j = 0; j < BLOCK; j++) acc[j] += av * wk[j];
+            }
+#pragma omp simd
+            for (int j = 0; j < BLOCK; j++) yr[f0 + j] = relu && acc[j] < 0.0f ? 0.0f : acc[j];
+        }
+        for (; f0 < F; f0++) {
+            float s = b ? b[f0] : 0.0f;
+            for (int k = 0; k < K; k++) s += ar[k] * w[(size_t)k * F + f0];
+            yr[f0] = relu && s < 0.0f ? 0.0f : s;
+        }
+    }
+}
+
+/* One block of w <= BLOCK outputs of one row: d = dy masked by relu (written back when keep), db += d,
+ * dw[k] += a[k] d. */
+static void small_k_backward_block(int K, int F, int w, const float *ar, const float *yr, float *dr, int relu,
+                                   int keep, float *pw, float *pb)
+{
+    float d[BLOCK];
+#pragma omp simd
+    for (int j = 0; j < w; j++) d[j] = relu && !(yr[j] > 0.0f) ? 0.0f : dr[j];
+    if (keep)
+        for (int j = 0; j < w; j++) dr[j] = d[j];
+    if (pb)
+        for (int j = 0; j < w; j++) pb[j] += d[j];
+    for (int k = 0; k < K; k++) {
+        const float av = ar[k];
+        float *pk = pw + (size_t)k * F;
+#pragma omp simd
+        for (int j = 0; j < w; j++) pk[j] += av * d[j];
+    }
+}
+
+/* Backward of a thin-K chunk with relu or no activation, in one pass over dy: the activation gradient, the
+ * bias sums and dW (all accumulated into the unit's partials pw, pb). dy is rewritten only when dx needs it.
+ */
+static void small_k_backward(int rows, int K, int F, const float *a, const float *y, float *dy, int relu,
+                             int keep, float *pw, float *pb)
+{
+    for (int r = 0; r < rows; r++) {
+        const float *ar = a + (size_t)r * K, *yr = y + (size_t)r * F;
+        float *dr = dy + (size_t)r * F;
+        /* y and dy come from memory and the work per row is small: ask for them well ahead. */
+        for (int j = 0; j < F; j += 16) {
+            __builtin_prefetch(yr + PREFETCH_ROWS * F + j);
+            __builtin_prefetch(dr + PREFETCH_ROWS * F + j, 1);
+        }
+        int f0 = 0;
+        for (; f0 + BLOCK <= F; f0 += BLOCK)
+            small_k_backward_block(K, F, BLOCK, ar, yr + f0, dr + f0, relu, keep, pw + f0,
+                                   pb ? pb + f0 : NULL);
+        if (f0 < F)
+            small_k_backward_block(K, F, F - f0, ar, yr + f0, dr + f0, relu, keep, pw + f0,
+                                   pb ? pb + f0 : NULL);
+    }
+}
+
+/* ---------------------------------------------------------------- forward and backward */
+
+/* The GEMMs read the patches in place from the (padded) images through offset tables: no im2col (AVX-512). */
+static int gathered(const cnn_layer *l)
+{
+    const conv2d_cfg *c = l->cfg;
+    return cnn_conv_gemm_gathers() && !cnn_conv_is_pointwise(&c->g) && !thin(l);
+}
+
+/* A unit's slices of the workspace: units x cols | units x pad | units x partial | W^T | gather tables. */
+typedef struct unit_ws {
+    float *cols;    /* patches (im2col), or the patch gradients of dx */
+    float *pad;     /* padded images for the gathered GEMMs, NULL when the images need no padding */
+    float *pw, *pb; /* dW and db partial sums (pb NULL without bias) */
+    float *wt;      /* W^T (filters, K), shared */
+    int *pix, *tap; /* the gather tables, shared */
+} unit_ws;
+
+static unit_ws unit_slices(const cnn_layer *l, const cnn_conv_plan *p, float *work, int u)
+{
+    const conv2d_cfg *c = l->cfg;
+    const size_t U = (size_t)p->units;
+    float *shared = work + U * (p->cols + p->pad + p->partial);
+    unit_ws w = {.cols = work + u * p->cols,
+                 .pad = p->pad ? work + U * p->cols + u * p->pad : NULL,
+                 .pw = work + U * (p->cols + p->pad) + u * p->partial,
+                 .wt = shared,
+                 .pix = (int *)(shared + p->shared)};
+    w.pb = c->use_bias ? w.pw + cnn_conv_k(&c->g) * c->filters : NULL;
+    w.tap = w.pix + (size_t)p->chunk * cnn_conv_pixels(&c->g);
+    return w;
+}
+
+/* The images the gathered GEMMs read: padded into the unit's buffer, or x itself. */
+static const float *padded(const cnn_layer *l, const unit_ws *w, const float *x, int cnt)
+{
+    const conv2d_cfg *c = l->cfg;
+    if (!w->pad) return x;
+    cnn_conv_pad(&c->g, x, cnt, w->pad);
+    return w->pad;
+}
+
+/* y_chunk (rows, F) = act(patches W + b) for cnt images x. */
+static void forward_chunk(const cnn_layer *l, const unit_ws *w, const float *x, int cnt, float *y, float *z)
+{
+    const conv2d_cfg *c = l->cfg;
+    const cnn_conv_geom *g = &c->g;
+    const int F = c->filters, K = (int)cnn_conv_k(g), rows = cnt * (int)cnn_conv_pixels(g);
+    const float *k = cnn_layer_param(l, 0), *b = c->use_bias ? cnn_layer_param(l, 1) : NULL;
+    if (gathered(l)) {
+        cnn_conv_gemm_gather(rows, F, K, padded(l, w, x, cnt), w->pix, w->tap, k, F, y, F, 0);
     } else {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, F, K, 1.0f, a, K, w, F, 0.0f, y, F);
+        const float *a = x;
+        if (!cnn_conv_is_pointwise(g)) {
+            cnn_im2col(g, x, cnt, w->cols);
+            a = w->cols;
+        }
+        if (thin(l)) {
+            small_k_forward(rows, K, F, a, k, b, l->act_run == CNN_ACT_RELU, y);
+            return;
+        }
+        cnn_conv_gemm(rows, F, K, a, K, 1, k, F, y, F, 0);
     }
     cnn_conv_bias_act(l->act_run, y, b, z, (size_t)rows, F);
+}
+
+/* Tables for the gathered GEMMs (once per call: every chunk of every unit has the same layout). */
+static void prepare(const cnn_layer *l, const cnn_conv_plan *p, float *work)
+{
+    const conv2d_cfg *c = l->cfg;
+    if (!gathered(l)) return;
+    const unit_ws w = unit_slices(l, p, work, 0);
+    cnn_conv_gather_tables(&c->g, p->chunk, w.pix, w.tap);
 }
 
 static void conv2d_forward(cnn_layer *l, const cnn_ctx *ctx, const float *x, float *y, int n)
@@ -129,19 +247,18 @@ static void conv2d_forward(cnn_layer *l, const cnn_ctx *ctx, const float *x, flo
     const cnn_conv_geom *g = &c->g;
     const size_t in_img = (size_t)g->ih * g->iw * g->cin, out_img = cnn_conv_pixels(g) * c->filters;
     const cnn_conv_plan p = cnn_conv_plan_for(g, c->filters, n);
-    const int P = (int)cnn_conv_pixels(g), pointwise = cnn_conv_is_pointwise(g);
-#pragma omp parallel for schedule(static) if (p.units > 1 && cnn_conv_blas_nests())
+    prepare(l, &p, ctx->work);
+    /* Units run in any order on any thread (dynamic: a thread that loses its core to another process does not
+     * hold the others back); each writes only its own images, so the result is the same. */
+#pragma omp parallel for schedule(dynamic) if (p.units > 1 && cnn_conv_gemm_nests())
     for (int u = 0; u < p.units; u++) {
-        float *cols = ctx->work + (size_t)u * p.cols;
+        const unit_ws w = unit_slices(l, &p, ctx->work, u);
         int first, count;
         cnn_conv_unit_range(&p, u, n, &first, &count);
-        for (int i0 = first; i0 < first + count; i0 += p.chunk) {
-            const int cnt = first + count - i0 < p.chunk ? first + count - i0 : p.chunk;
-            const float *xc = x + (size_t)i0 * in_img;
-            if (!pointwise) cnn_im2col(g, xc, cnt, cols);
-            forward_chunk(l, pointwise ? xc : cols, cnt * P, y + (size_t)i0 * out_img,
-                          l->scratch ? l->scratch + (size_t)i0 * out_img : NULL);
-        }
+        for (int i0 = first; i0 < first + count; i0 += p.chunk)
+            forward_chunk(l, &w, x + (size_t)i0 * in_img,
+                          first + count - i0 < p.chunk ? first + count - i0 : p.chunk,
+                          y + (size_t)i0 * out_img, l->scratch ? l->scratch + (size_t)i0 * out_img : NULL);
     }
 }
 
@@ -154,37 +271,67 @@ static void add_column_sums(const float *dy, int rows, int F, float *acc)
     }
 }
 
+/* What one chunk of backward reads and writes. */
 typedef struct chunk_io {
     const float *x, *y, *z; /* input, output, pre-activation (NULL unless kept) */
     float *dy, *dx;
-    int cnt; /* images */
+    int cnt;   /* images */
+    int first; /* first chunk of its unit: the dW GEMM overwrites the partials */
+    int need_dx;
 } chunk_io;
 
-/* One chunk of backward: activation gradient, then the unit's dW/db partials (pw, pb), then dx. */
-static void backward_chunk(const cnn_layer *l, int need_dx, const chunk_io *io, float *cols, float *pw,
-                           float *pb, int first_chunk)
+/* dW and db partials of one chunk, after the activation gradient. */
+static void weight_grads(const cnn_layer *l, const unit_ws *w, const chunk_io *io)
 {
     const conv2d_cfg *c = l->cfg;
     const cnn_conv_geom *g = &c->g;
     const int F = c->filters, K = (int)cnn_conv_k(g), rows = io->cnt * (int)cnn_conv_pixels(g);
-    const int pointwise = cnn_conv_is_pointwise(g);
+    if (gathered(l)) {
+        cnn_act_backward(l->act_run, io->z, io->y, io->dy, (size_t)rows, (size_t)F);
+        if (w->pb) add_column_sums(io->dy, rows, F, w->pb);
+        cnn_conv_gemm_gather(K, F, rows, padded(l, w, io->x, io->cnt), w->tap, w->pix, io->dy, F, w->pw, F,
+                             !io->first);
+        return;
+    }
+    const float *a = io->x;
+    if (!cnn_conv_is_pointwise(g)) {
+        cnn_im2col(g, io->x, io->cnt, w->cols);
+        a = w->cols;
+    }
+    if (thin(l)) {
+        small_k_backward(rows, K, F, a, io->y, io->dy, l->act_run == CNN_ACT_RELU, io->need_dx, w->pw, w->pb);
+        return;
+    }
     cnn_act_backward(l->act_run, io->z, io->y, io->dy, (size_t)rows, (size_t)F);
-    if (l->trainable) {
-        if (pb) add_column_sums(io->dy, rows, F, pb);
-        const float *a = pointwise ? io->x : cols;
-        if (!pointwise) cnn_im2col(g, io->x, io->cnt, cols);
-        if (K <= SMALL_K)
-            small_k_weight_grad(rows, K, F, a, io->dy, pw);
-        else
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, F, rows, 1.0f, a, K, io->dy, F,
-                        first_chunk ? 0.0f : 1.0f, pw, F);
+    if (w->pb) add_column_sums(io->dy, rows, F, w->pb);
+    cnn_conv_gemm(K, F, rows, a, 1, K, io->dy, F, w->pw, F, !io->first);
+}
+
+/* One chunk of backward: the activation gradient and the unit's dW/db partials, then dx = col2im(dy W^T). */
+static void backward_chunk(const cnn_layer *l, const unit_ws *w, const chunk_io *io)
+{
+    const conv2d_cfg *c = l->cfg;
+    const cnn_conv_geom *g = &c->g;
+    const int F = c->filters, K = (int)cnn_conv_k(g), rows = io->cnt * (int)cnn_conv_pixels(g);
+    if (l->trainable)
+        weight_grads(l, w, io);
+    else
+        cnn_act_backward(l->act_run, io->z, io->y, io->dy, (size_t)rows, (size_t)F);
+    if (!io->need_dx) return;
+    if (cnn_conv_is_pointwise(g)) {
+        cnn_conv_gemm(rows, K, F, io->dy, F, 1, w->wt, K, io->dx, K, 0);
+        return;
     }
-    if (need_dx) {
-        float *dcols = pointwise ? io->dx : cols;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, K, F, 1.0f, io->dy, F,
-                    cnn_layer_param(l, 0), F, 0.0f, dcols, K);
-        if (!pointwise) cnn_col2im(g, dcols, io->cnt, io->dx);
-    }
+    cnn_conv_gemm(rows, K, F, io->dy, F, 1, w->wt, K, w->cols, K, 0);
+    cnn_col2im(g, w->cols, io->cnt, io->dx);
+}
+
+/* wt (F, K) = W^T, so that dy W^T reads both operands along rows. */
+static void transpose_kernel(const float *w, int K, int F, float *wt)
+{
+#pragma omp parallel for schedule(static) if ((size_t)K * F > 65536)
+    for (int f = 0; f < F; f++)
+        for (int k = 0; k < K; k++) wt[(size_t)f * K + k] = w[(size_t)k * F + f];
 }
 
 static void conv2d_backward(cnn_layer *l, const cnn_ctx *ctx, const float *x, const float *y, float *dy,
@@ -195,14 +342,16 @@ static void conv2d_backward(cnn_layer *l, const cnn_ctx *ctx, const float *x, co
     const size_t in_img = (size_t)g->ih * g->iw * g->cin, out_img = cnn_conv_pixels(g) * c->filters;
     const cnn_conv_plan p = cnn_conv_plan_for(g, c->filters, n);
     const size_t kf = cnn_conv_k(g) * c->filters;
-    float *partials = ctx->work + (size_t)p.units * p.cols;
-#pragma omp parallel for schedule(static) if (p.units > 1 && cnn_conv_blas_nests())
+    prepare(l, &p, ctx->work);
+    if (ctx->need_dx)
+        transpose_kernel(cnn_layer_param(l, 0), (int)cnn_conv_k(g), c->filters,
+                         unit_slices(l, &p, ctx->work, 0).wt);
+        /* Dynamic as in forward: each unit writes only its own images and partial sums. */
+#pragma omp parallel for schedule(dynamic) if (p.units > 1 && cnn_conv_gemm_nests())
     for (int u = 0; u < p.units; u++) {
-        float *cols = ctx->work + (size_t)u * p.cols, *pw = partials + (size_t)u * p.partial;
-        float *pb = c->use_bias ? pw + kf : NULL;
-        /* The small-K kernel and the bias sums accumulate from zero; the GEMM overwrites on the first chunk.
-         */
-        memset(pw, 0, sizeof(float) * p.partial);
+        const unit_ws w = unit_slices(l, &p, ctx->work, u);
+        /* The thin loops and the bias sums add to zero; the dW GEMM overwrites on the unit's first chunk. */
+        memset(w.pw, 0, sizeof(float) * p.partial);
         int first, count;
         cnn_conv_unit_range(&p, u, n, &first, &count);
         for (int i0 = first; i0 < first + count; i0 += p.chunk) {
@@ -212,15 +361,33 @@ static void conv2d_backward(cnn_layer *l, const cnn_ctx *ctx, const float *x, co
                                  .z = l->scratch ? l->scratch + o : NULL,
                                  .dy = dy + o,
                                  .dx = dx + (size_t)i0 * in_img,
-                                 .cnt = first + count - i0 < p.chunk ? first + count - i0 : p.chunk};
-            backward_chunk(l, ctx->need_dx, &io, cols, pw, pb, i0 == first);
+                                 .cnt = first + count - i0 < p.chunk ? first + count - i0 : p.chunk,
+                                 .first = i0 == first,
+                                 .need_dx = ctx->need_dx};
+            backward_chunk(l, &w, &io);
         }
     }
     if (l->trainable) {
-        cnn_conv_sum_partials(partials, p.partial, p.units, kf, cnn_layer_grad(l, 0));
-        if (c->use_bias)
-            cnn_conv_sum_partials(partials + kf, p.partial, p.units, c->filters, cnn_layer_grad(l, 1));
+        const unit_ws w0 = unit_slices(l, &p, ctx->work, 0);
+        cnn_conv_sum_partials(w0.pw, p.partial, p.units, kf, cnn_layer_grad(l, 0));
+        if (c->use_bias) cnn_conv_sum_partials(w0.pb, p.partial, p.units, c->filters, cnn_layer_grad(l, 1));
     }
+}
+
+/* The lowered GEMM of the forward pass: (n*P, filters, K). */
+static void conv2d_gemm_shape(const cnn_layer *l, int n, int mnk[3])
+{
+    const conv2d_cfg *c = l->cfg;
+    mnk[0] = n * (int)cnn_conv_pixels(&c->g);
+    mnk[1] = c->filters;
+    mnk[2] = (int)cnn_conv_k(&c->g);
+}
+
+static double conv2d_flops(const cnn_layer *l, int n)
+{
+    int mnk[3];
+    conv2d_gemm_shape(l, n, mnk);
+    return 2.0 * mnk[0] * mnk[1] * mnk[2];
 }
 
 static void conv2d_describe(const cnn_layer *l, char *buf, size_t cap)
@@ -243,4 +410,6 @@ const cnn_layer_ops cnn_conv2d_ops = {
     .forward = conv2d_forward,
     .backward = conv2d_backward,
     .describe = conv2d_describe,
+    .flops = conv2d_flops,
+    .gemm_shape = conv2d_gemm_shape,
 };

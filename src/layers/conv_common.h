@@ -1,10 +1,11 @@
-/* What the convolution layers share: Keras's options and padding rules, the NHWC im2col/col2im lowering that
- * turns a convolution into one GEMM per chunk of images, and the depthwise kernels (DepthwiseConv2D and the
- * first half of SeparableConv2D).
+/* What the convolution layers share: Keras's options and padding rules, the splitting of a batch into units
+ * and chunks, the lowering GEMMs (patches read through im2col or gathered in place), col2im, and the
+ * depthwise kernels (DepthwiseConv2D and the first half of SeparableConv2D).
  *
  * Lowered layout, for a chunk of m images of P = oh*ow output pixels and K = kh*kw*cin:
- *   cols (m*P, K)   row = (image, oy, ox), column = (ky, kx, c): the Keras kernel (kh, kw, cin, cout) viewed
- * as (K, cout) multiplies it directly, and every (ky, kx) block is a contiguous run of an input row. */
+ *   patches (m*P, K)   row = (image, oy, ox), column = (ky, kx, c): the Keras kernel (kh, kw, cin, cout)
+ * viewed as (K, cout) multiplies it directly, and every (ky, kx) block is a contiguous run of an input row
+ * (im2col copies such runs; the gathered GEMM reads them where they are). */
 #ifndef CNN_LAYERS_CONV_COMMON_H
 #define CNN_LAYERS_CONV_COMMON_H
 
@@ -77,34 +78,68 @@ typedef struct cnn_conv_plan {
     int units;
     int chunk;
     size_t cols;    /* floats of one unit's lowering buffer: chunk * P * K (0 for a pointwise kernel) */
+    size_t pad;     /* floats of one unit's padded images: chunk * hp * wp * cin (0 when not needed) */
     size_t partial; /* floats of one unit's gradient partial sums: K * filters + filters */
+    size_t shared;  /* floats shared by all units: the transposed kernel, K * filters */
+    size_t tables;  /* slots shared by all units: the gather tables, chunk * P + K ints */
 } cnn_conv_plan;
 
-#define CNN_CONV_UNITS          32                 /* at most; fewer for small batches or huge kernels */
-#define CNN_CONV_BUDGET         ((size_t)1 << 20)  /* bytes of one unit's lowering buffer (about an L2) */
-#define CNN_CONV_PARTIAL_BUDGET ((size_t)32 << 20) /* bytes of all units' gradient partials together */
+#define CNN_CONV_UNITS          32                /* at most; fewer for small batches or huge layers */
+#define CNN_CONV_BUDGET         ((size_t)1 << 20) /* bytes of one unit's chunk: patches + output (about an L2) */
+#define CNN_CONV_PARTIAL_BUDGET ((size_t)128 << 20) /* bytes of all units' gradient partials together */
+#define CNN_CONV_COLS_BUDGET    ((size_t)64 << 20)  /* bytes of all units' lowering buffers together */
 
 /* The split of n images for layer geometry g with `filters` outputs. Non-decreasing in n, so a workspace
  * planned for the largest batch fits every smaller one. */
 cnn_conv_plan cnn_conv_plan_for(const cnn_conv_geom *g, int filters, int n);
 static inline size_t cnn_conv_plan_floats(const cnn_conv_plan *p)
 {
-    return (size_t)p->units * (p->cols + p->partial);
+    return (size_t)p->units * (p->cols + p->pad + p->partial) + p->shared + p->tables;
 }
 /* Images [*first, *first + *count) of unit u. */
 void cnn_conv_unit_range(const cnn_conv_plan *p, int u, int n, int *first, int *count);
-/* The per-unit lowering budget in bytes; 0 restores CNN_CONV_BUDGET. For tests and measurements. */
+/* The per-unit lowering budget in bytes; 0 restores CNN_CONV_BUDGET. For tests and measurements: a workspace
+ * planned under one budget may be too small under another. */
 void cnn_conv_set_budget(size_t bytes);
 size_t cnn_conv_get_budget(void);
-/* 1 when BLAS may be called from inside OpenMP loops (OpenBLAS built on OpenMP runs such calls on the calling
- * thread); otherwise the units run one after another, each BLAS call then using every thread. */
-int cnn_conv_blas_nests(void);
+/* 1 when cnn_conv_gemm may run inside OpenMP loops: always with AVX-512 (no BLAS involved), else when
+ * OpenBLAS is built on OpenMP (it then runs such calls on the calling thread). Otherwise the units run one
+ * after another and each BLAS call uses every thread. */
+int cnn_conv_gemm_nests(void);
 
 /* cols (n*P, K) <- the patches of n images x (on the calling thread). */
 void cnn_im2col(const cnn_conv_geom *g, const float *x, int n, float *cols);
 /* dx (n images) <- the patch gradients dcols (n*P, K) summed back onto the pixels they came from (on the
  * calling thread). dx is overwritten; each pixel sums its contributions in a fixed order. */
 void cnn_col2im(const cnn_conv_geom *g, const float *dcols, int n, float *dx);
+/* The GEMMs of the lowered convolution, on the calling thread:
+ *   C (M x N) (+)= sum over p < P of A_p B_p^T,  A_p[i] = a[i*sai + p*sap],  B_p[j] = b[p*ldb + j]
+ * with sai == 1 or sap == 1 (A read row-major or transposed). With AVX-512 a register-blocked kernel of 6
+ * rows x 64 columns that reads A and B in place, without packing: at the study's shapes it runs at about
+ * 265 GFLOP/s on one Zen 5 core, against about 105 for OpenBLAS 0.3.21's AVX2 (Haswell) kernels and 175 for
+ * its AVX-512 ones. Elsewhere cblas_sgemm. Every C element sums its P products in a fixed order, so results
+ * do not depend on the thread count. */
+void cnn_conv_gemm(int M, int N, int P, const float *a, long sai, long sap, const float *b, long ldb,
+                   float *c, long ldc, int accumulate);
+
+/* The same with A gathered through offset tables: A_p[i] = a[ri[i] + po[p]]. With ri = the pixel table and
+ * po = the tap table of cnn_conv_gather_tables, A is the patch matrix of (padded) images read in place: no
+ * im2col. Fast only where cnn_conv_gemm_gathers() (AVX-512); elsewhere plain loops. */
+void cnn_conv_gemm_gather(int M, int N, int P, const float *a, const int *ri, const int *po, const float *b,
+                          long ldb, float *c, long ldc, int accumulate);
+int cnn_conv_gemm_gathers(void);
+
+/* Images padded for in-place patch reading: hp x wp x cin, the input at row pt and column pl, zeros around,
+ * as large as the last patch reaches. */
+void cnn_conv_padded_size(const cnn_conv_geom *g, int *hp, int *wp);
+/* 0 when the padded image is the image itself (valid padding whose patches end inside it). */
+int cnn_conv_needs_padding(const cnn_conv_geom *g);
+/* xp (n padded images) <- x (n images). */
+void cnn_conv_pad(const cnn_conv_geom *g, const float *x, int n, float *xp);
+/* pix[r]: offset of output pixel r's first tap in n padded images (r < n*P); tap[k]: offset of tap k from
+ * it (k < K). */
+void cnn_conv_gather_tables(const cnn_conv_geom *g, int n, int *pix, int *tap);
+
 /* Partial sums of units: dst[e] = sum over u of src[u * stride + e], u ascending, for e < len. */
 void cnn_conv_sum_partials(const float *src, size_t stride, int units, size_t len, float *dst);
 

@@ -83,6 +83,12 @@ static void dwconv_backward(cnn_layer *l, const cnn_ctx *ctx, const float *x, co
     if (ctx->need_dx) cnn_dw_backward_input(&c->g, c->dm, dy, cnn_layer_param(l, 0), dx, n);
 }
 
+static double dwconv_flops(const cnn_layer *l, int n)
+{
+    const dwconv_cfg *c = l->cfg;
+    return 2.0 * n * cnn_conv_pixels(&c->g) * c->g.kh * c->g.kw * c->g.cin * c->dm;
+}
+
 static void dwconv_describe(const cnn_layer *l, char *buf, size_t cap)
 {
     const dwconv_cfg *c = l->cfg;
@@ -101,4 +107,5 @@ const cnn_layer_ops cnn_depthwise_conv2d_ops = {
     .forward = dwconv_forward,
     .backward = dwconv_backward,
     .describe = dwconv_describe,
+    .flops = dwconv_flops,
 };

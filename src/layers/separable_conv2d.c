@@ -108,6 +108,23 @@ static void sepconv_backward(cnn_layer *l, const cnn_ctx *ctx, const float *x, c
     if (ctx->need_dx) cnn_dw_backward_input(&c->g, c->dm, t, cnn_layer_param(l, P_DEPTH), dx, n);
 }
 
+/* The pointwise GEMM: (n*P, filters, cin*dm). */
+static void sepconv_gemm_shape(const cnn_layer *l, int n, int mnk[3])
+{
+    const sepconv_cfg *c = l->cfg;
+    mnk[0] = n * (int)cnn_conv_pixels(&c->g);
+    mnk[1] = c->filters;
+    mnk[2] = c->g.cin * c->dm;
+}
+
+static double sepconv_flops(const cnn_layer *l, int n)
+{
+    const sepconv_cfg *c = l->cfg;
+    int mnk[3];
+    sepconv_gemm_shape(l, n, mnk);
+    return 2.0 * mnk[0] * mnk[2] * (c->g.kh * c->g.kw + c->filters);
+}
+
 static void sepconv_describe(const cnn_layer *l, char *buf, size_t cap)
 {
     const sepconv_cfg *c = l->cfg;
@@ -128,4 +145,6 @@ const cnn_layer_ops cnn_separable_conv2d_ops = {
     .forward = sepconv_forward,
     .backward = sepconv_backward,
     .describe = sepconv_describe,
+    .flops = sepconv_flops,
+    .gemm_shape = sepconv_gemm_shape,
 };
