@@ -200,6 +200,19 @@ int cnn_opts_str(cnn_opts *o, const char *key, const char *def, char *out, size_
     return CNN_OK;
 }
 
+int cnn_opts_fail(const cnn_opts *o, const char *key, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    int pos = -1;
+    for (int i = 0; i < o->n; i++)
+        if (!strcmp(o->items[i].key, key)) pos = o->items[i].pos;
+    return fail_at(pos, "%s", msg);
+}
+
 int cnn_edit_distance(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);

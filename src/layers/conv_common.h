@@ -39,6 +39,7 @@ typedef struct cnn_conv_geom {
  */
 typedef struct cnn_first_error {
     int rc;
+    int offset; /* where in the options text, for line:column reports */
     char msg[480];
 } cnn_first_error;
 void cnn_first_error_keep(cnn_first_error *e, int rc);

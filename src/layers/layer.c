@@ -116,10 +116,10 @@ int cnn_layer_read_activation(cnn_layer *l, cnn_opts *o)
     if (rc) return rc;
     int a = cnn_act_from_name(name);
     if (a < 0)
-        return cnn_fail(CNN_ERR_INVALID,
-                        "%s: unknown activation '%s' (expected linear, relu, softmax, tanh, sigmoid, "
-                        "leaky_relu, elu or gelu)",
-                        o->context, name);
+        return cnn_opts_fail(o, "activation",
+                             "%s: unknown activation '%s' (expected linear, relu, softmax, tanh, sigmoid, "
+                             "leaky_relu, elu or gelu)",
+                             o->context, name);
     l->act = l->act_run = (cnn_activation)a;
     return CNN_OK;
 }
@@ -147,9 +147,9 @@ int cnn_layer_read_regularizer(cnn_opts *o, float *l1, float *l2)
         *l2 = (float)b;
         return CNN_OK;
     }
-    return cnn_fail(CNN_ERR_INVALID,
-                    "%s: kernel_regularizer=%s: expected l1(c), l2(c), l1_l2(l1=a,l2=b) or none with c >= 0",
-                    o->context, v);
+    return cnn_opts_fail(o, "kernel_regularizer",
+                         "%s: kernel_regularizer=%s: expected l1(c), l2(c), l1_l2(l1=a,l2=b) or none with c >= 0",
+                         o->context, v);
 }
 
 int cnn_layer_fail(const cnn_layer *l, const char *fmt, ...)
