@@ -55,7 +55,8 @@ typedef struct cnn_dataset {
 } cnn_dataset;
 
 /* Reads an IDX image file and an IDX label file (plain or gzip-compressed, detected by content).
- * Validates magic numbers, dimensions, counts and sizes; pixels are scaled by 1/255. */
+ * Validates magic numbers, dimensions, counts and sizes; pixels are scaled by 1/255. labels_path may be
+ * NULL: images to predict, whose labels are all -1 (unknown) and num_classes 0. */
 int cnn_dataset_load_idx(cnn_dataset *ds, const char *images_path, const char *labels_path);
 /* Loads the four standard files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz],
  * t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]) from dir. */
@@ -363,8 +364,15 @@ int cnn_model_predict(cnn_model *m, const float *x, int n, int batch_size, float
 /* Saves architecture, parameters (and layer state such as BatchNorm statistics) as a versioned,
  * checksummed file, written atomically. */
 int cnn_model_save(const cnn_model *m, const char *path);
+/* With CNN_SAVE_OPTIMIZER the optimizer's configuration, step count and state are saved too, so a loaded
+ * model (which then comes back compiled) continues training exactly where it stopped. */
+#define CNN_SAVE_OPTIMIZER 1u
+int cnn_model_save_ex(const cnn_model *m, const char *path, unsigned flags);
 /* Loads a model saved by cnn_model_save; every inconsistency is reported by name. */
 cnn_model *cnn_model_load(const char *path);
+/* The spec text a model was built from (saved with it), or NULL; set copies it. */
+int cnn_model_set_spec_text(cnn_model *m, const char *text);
+const char *cnn_model_spec_text(const cnn_model *m);
 
 /* ---------------------------------------------------------------- model specs */
 

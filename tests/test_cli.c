@@ -256,6 +256,31 @@ static void assert_run_outputs(const char *dir, int epochs)
     cnn_model_free(m);
 }
 
+/* predict writes one CSV row per test image, agreeing with eval's accuracy; bad arguments are usage errors. */
+static void check_predict(const char *run, const char *data)
+{
+    char args[2400], csv_path[600];
+    snprintf(csv_path, sizeof csv_path, "%s/pred.csv", run);
+    snprintf(args, sizeof args, "predict '%s/model.cnn' --data '%s' --threads 1 --out '%s'", run, data, csv_path);
+    expect(args, 0, "labelled: accuracy ", 0);
+    char *csv = slurp(csv_path);
+    assert_non_null(csv);
+    assert_memory_equal(csv, "index,label,predicted,class,p0,", 31);
+    int lines = 0;
+    for (const char *p = csv; *p; p++) lines += *p == '\n';
+    cnn_dataset train, test;
+    assert_int_equal(cnn_dataset_load_dir(data, &train, &test), 0);
+    assert_int_equal(lines, 1 + test.n);
+    cnn_dataset_free(&train);
+    cnn_dataset_free(&test);
+    free(csv);
+    expect("predict", 2, "predict: which model file?", 0);
+    snprintf(args, sizeof args, "predict '%s/model.cnn' --labels x", run);
+    expect(args, 2, "predict: --labels goes with --images", 0);
+    snprintf(args, sizeof args, "predict '%s/model.cnn' --images /nonexistent/images.gz", run);
+    expect(args, 1, "/nonexistent/images.gz", 0);
+}
+
 static void test_tiny_training_run(void **state)
 {
     (void)state;
@@ -269,6 +294,7 @@ static void test_tiny_training_run(void **state)
     assert_run_outputs(run, 1);
     assert_eval_matches_metrics(run, data, train_out);
     free(train_out);
+    check_predict(run, data);
 
     /* The folder now holds a run: refused without --overwrite, the model left as it was. */
     char model[600];

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/rng.h"
+#include "kernels/gemm.h"
 #include "layers/conv_common.h"
 #include "model/model.h"
 #include "util.h"
@@ -320,7 +321,7 @@ static void test_conv_gemm(void **state)
                 /* A (M x P) row-major, or stored transposed (P x M) */
                 const long sai = trans ? 1 : P, sap = trans ? M : 1;
                 memcpy(c, c0, sizeof(float) * (size_t)M * N);
-                cnn_conv_gemm(M, N, P, a, sai, sap, b, N, c, N, acc);
+                cnn_gemm(M, N, P, a, sai, sap, b, N, c, N, acc);
                 for (int i = 0; i < M; i++)
                     for (int j = 0; j < N; j++) {
                         double s = acc ? c0[i * N + j] : 0.0;
@@ -338,7 +339,7 @@ static void test_conv_gemm(void **state)
         for (int p = 0; p < P; p++) po[p] = (int)cnn_rng_below(9, 2, (uint64_t)p, (uint32_t)(M * P - P + 1));
         for (int acc = 0; acc < 2; acc++) {
             memcpy(c, c0, sizeof(float) * (size_t)M * N);
-            cnn_conv_gemm_gather(M, N, P, a, ri, po, b, N, c, N, acc);
+            cnn_gemm_gather(M, N, P, a, ri, po, b, N, c, N, acc);
             for (int i = 0; i < M; i++)
                 for (int j = 0; j < N; j++) {
                     double s = acc ? c0[i * N + j] : 0.0;
@@ -573,7 +574,7 @@ static void test_threads_bit_identical(void **state)
     };
     const int keep = cnn_get_threads();
     for (size_t i = 0; i < sizeof layers / sizeof layers[0]; i++) {
-        const int across = layers[i].across && cnn_conv_gemm_nests();
+        const int across = layers[i].across && cnn_gemm_nests();
         probe one, two;
         cnn_set_threads(across ? 1 : 2);
         probe_open(&one, layers[i].type, layers[i].opts, 14, 14, 16, 45);

@@ -1,7 +1,13 @@
-/* Dense and the activations: finite-difference gradient checks, shapes, options. */
+/* Dense and the activations: finite-difference gradient checks, the GEMMs at multi-block shapes against a
+ * double reference, thread-count independence, shapes, options. */
 #include "gradcheck.h"
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "core/rng.h"
+#include "kernels/gemm.h"
+#include "model/model.h"
 #include "util.h"
 
 static const double TOL = 2e-3;
@@ -36,13 +42,184 @@ static void test_dense_on_image_acts_per_pixel(void **state)
     cnn_model_free(m);
 }
 
+/* ---------------------------------------------------------------- one Dense layer driven through its ops */
+
+typedef struct probe {
+    cnn_model *m;
+    cnn_layer *l;
+    int n;
+    size_t nx, ny;
+    float *x, *y, *dy, *dx, *work, *scratch;
+} probe;
+
+static float *floats(size_t n)
+{
+    float *v = calloc(n ? n : 1, sizeof(float));
+    assert_non_null(v);
+    return v;
+}
+
+static void fill(float *v, size_t n, uint64_t stream)
+{
+    for (size_t i = 0; i < n; i++) v[i] = cnn_rng_uniform(17, stream, i) * 2.0f - 1.0f;
+}
+
+/* The layer, random parameters and input, and every buffer sized by its own declarations. */
+static void probe_open(probe *p, const char *opts, int h, int w, int c, int n)
+{
+    memset(p, 0, sizeof *p);
+    p->m = cnn_model_create("probe", h, w, c);
+    assert_non_null(p->m);
+    if (cnn_model_add(p->m, "Dense", opts) || cnn_model_build(p->m, 5))
+        fail_msg("Dense(%s): %s", opts, cnn_errmsg());
+    p->l = &p->m->layers[0];
+    p->l->act_run = p->l->act;
+    p->n = n;
+    p->nx = cnn_shape_size(p->l->in) * n;
+    p->ny = cnn_shape_size(p->l->out) * n;
+    p->x = floats(p->nx), p->dx = floats(p->nx), p->y = floats(p->ny), p->dy = floats(p->ny);
+    p->work = floats(p->l->ops->workspace ? p->l->ops->workspace(p->l, n) : 0);
+    p->scratch = floats(p->l->scratch_per_sample * n);
+    p->l->scratch = p->l->scratch_per_sample ? p->scratch : NULL;
+    fill(p->m->params, p->m->nparams, 1);
+    fill(p->x, p->nx, 2);
+}
+
+/* Forward, then backward of a fixed output gradient (dx when need_dx). */
+static void probe_step(probe *p, int need_dx)
+{
+    cnn_ctx ctx = {.training = 1, .work = p->work, .need_dx = need_dx};
+    p->l->ops->forward(p->l, &ctx, p->x, p->y, p->n);
+    fill(p->dy, p->ny, 3);
+    memset(p->m->grads, 0, sizeof(float) * p->m->nparams);
+    p->l->ops->backward(p->l, &ctx, p->x, p->y, p->dy, p->dx, p->n);
+}
+
+static void probe_close(probe *p)
+{
+    free(p->x), free(p->y), free(p->dy), free(p->dx), free(p->work), free(p->scratch);
+    cnn_model_free(p->m);
+}
+
+static void assert_near(const float *got, const double *want, size_t n, const char *what)
+{
+    for (size_t i = 0; i < n; i++)
+        if (fabs(got[i] - want[i]) > 1e-5 * (1.0 + fabs(want[i])))
+            fail_msg("%s[%zu] = %.9g, expected %.9g", what, i, got[i], want[i]);
+}
+
+/* Shapes that span several row blocks, column panels with a masked tail, and p blocks, on all three GEMMs:
+ * y = x W + b, dW = x^T dy, db, dx = dy W^T against float64 sums. Linear, so dy reaches the GEMMs as is. */
+static void test_dense_gemms_against_reference(void **state)
+{
+    (void)state;
+    const struct {
+        int h, w, c, n, units;
+    } cases[] = {{1, 1, 70, 150, 130}, {1, 1, 600, 40, 10}, {3, 4, 9, 50, 67}};
+    for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+        char opts[64];
+        snprintf(opts, sizeof opts, "units=%d", cases[t].units);
+        probe p;
+        probe_open(&p, opts, cases[t].h, cases[t].w, cases[t].c, cases[t].n);
+        probe_step(&p, 1);
+        const int rows = cases[t].n * cases[t].h * cases[t].w, in = cases[t].c, units = cases[t].units;
+        const float *W = p.m->params, *b = W + (size_t)in * units, *dW = p.m->grads,
+                    *db = dW + (size_t)in * units;
+        double *y = calloc((size_t)rows * units, sizeof(double)),
+               *gw = calloc((size_t)in * units, sizeof(double)), *gb = calloc((size_t)units, sizeof(double)),
+               *gx = calloc((size_t)rows * in, sizeof(double));
+        assert_true(y && gw && gb && gx);
+        for (int r = 0; r < rows; r++)
+            for (int j = 0; j < units; j++) {
+                double s = b[j];
+                for (int i = 0; i < in; i++) s += (double)p.x[(size_t)r * in + i] * W[(size_t)i * units + j];
+                y[(size_t)r * units + j] = s;
+                const double d = p.dy[(size_t)r * units + j];
+                gb[j] += d;
+                for (int i = 0; i < in; i++) {
+                    gw[(size_t)i * units + j] += p.x[(size_t)r * in + i] * d;
+                    gx[(size_t)r * in + i] += d * W[(size_t)i * units + j];
+                }
+            }
+        assert_near(p.y, y, (size_t)rows * units, "y");
+        assert_near(dW, gw, (size_t)in * units, "dW");
+        assert_near(db, gb, (size_t)units, "db");
+        assert_near(p.dx, gx, (size_t)rows * in, "dx");
+        free(y), free(gw), free(gb), free(gx);
+        probe_close(&p);
+    }
+}
+
+/* The first trained layer runs backward without dx, and a frozen layer gives dx only (W^T then comes from a
+ * loop of its own instead of the dW GEMM's row blocks): the results that remain must not change. */
+static void test_dense_backward_without_dx_and_frozen(void **state)
+{
+    (void)state;
+    const struct {
+        const char *opts;
+        int c, n;
+    } cases[] = {{"units=70, activation=relu", 300, 64}, {"units=256, activation=gelu", 784, 40}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        probe with, without, frozen;
+        probe_open(&with, cases[i].opts, 1, 1, cases[i].c, cases[i].n);
+        probe_step(&with, 1);
+        probe_open(&without, cases[i].opts, 1, 1, cases[i].c, cases[i].n);
+        probe_step(&without, 0);
+        assert_memory_equal(with.m->grads, without.m->grads, sizeof(float) * with.m->nparams);
+        probe_open(&frozen, cases[i].opts, 1, 1, cases[i].c, cases[i].n);
+        frozen.l->trainable = 0;
+        probe_step(&frozen, 1);
+        assert_memory_equal(with.dx, frozen.dx, sizeof(float) * with.nx);
+        for (size_t j = 0; j < frozen.m->nparams; j++) assert_true(frozen.m->grads[j] == 0.0f);
+        probe_close(&with);
+        probe_close(&without);
+        probe_close(&frozen);
+    }
+}
+
+/* Outputs, kept pre-activations, parameter and input gradients are bit-identical for 1 and 2 threads: the
+ * GEMMs split rows into blocks fixed by the shape and every sum runs in a fixed order. Where the GEMM is
+ * BLAS's threaded sgemm instead (no AVX-512), only two runs at the same thread count are compared. */
+static void test_dense_threads_bit_identical(void **state)
+{
+    (void)state;
+    const struct {
+        const char *opts;
+        int h, w, c, n;
+    } cases[] = {
+        {"units=256, activation=relu", 1, 1, 784, 200},   /* Model_1's first layer */
+        {"units=10, activation=softmax", 1, 1, 512, 300}, /* its output layer */
+        {"units=33, activation=gelu", 1, 1, 100, 129},    /* pre-activation kept in scratch */
+        {"units=48, use_bias=false", 1, 1, 64, 97},
+        {"units=5, activation=tanh", 8, 8, 3, 400}, /* per pixel: few multiply-adds per row, tall blocks */
+    };
+    const int keep = cnn_get_threads(), across = cnn_gemm_parallel_exact();
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        probe one, two;
+        cnn_set_threads(across ? 1 : 2);
+        probe_open(&one, cases[i].opts, cases[i].h, cases[i].w, cases[i].c, cases[i].n);
+        probe_step(&one, 1);
+        cnn_set_threads(2);
+        probe_open(&two, cases[i].opts, cases[i].h, cases[i].w, cases[i].c, cases[i].n);
+        probe_step(&two, 1);
+        assert_memory_equal(one.y, two.y, sizeof(float) * one.ny);
+        assert_memory_equal(one.dx, two.dx, sizeof(float) * one.nx);
+        assert_memory_equal(one.m->grads, two.m->grads, sizeof(float) * one.m->nparams);
+        assert_memory_equal(one.scratch, two.scratch, sizeof(float) * one.l->scratch_per_sample * one.n);
+        probe_close(&one);
+        probe_close(&two);
+    }
+    cnn_set_threads(keep);
+}
+
 static void test_dense_bad_options(void **state)
 {
     (void)state;
     cnn_model *m = cnn_model_create("bad", 1, 1, 4);
     tu_assert_error(cnn_model_add(m, "Dense", "unit=3"), CNN_ERR_INVALID, "did you mean 'units'");
     tu_assert_error(cnn_model_add(m, "Dense", "units=0"), CNN_ERR_INVALID, "units=0 is out of range");
-    tu_assert_error(cnn_model_add(m, "Dense", "units=3, activation=relux"), CNN_ERR_INVALID, "unknown activation");
+    tu_assert_error(cnn_model_add(m, "Dense", "units=3, activation=relux"), CNN_ERR_INVALID,
+                    "unknown activation");
     tu_assert_error(cnn_model_add(m, "Dens", "units=3"), CNN_ERR_INVALID, "did you mean 'Dense'");
     tu_assert_error(cnn_model_add(m, "Dense", "units=3, kernel_regularizer=l3(1)"), CNN_ERR_INVALID, "l1(c)");
     assert_int_equal(cnn_model_add(m, "Dense", "units=3, name=a"), 0);
@@ -77,6 +254,9 @@ int main(void)
         cmocka_unit_test(test_dense_activations),
         cmocka_unit_test(test_dense_batch_one_and_no_bias),
         cmocka_unit_test(test_dense_on_image_acts_per_pixel),
+        cmocka_unit_test(test_dense_gemms_against_reference),
+        cmocka_unit_test(test_dense_backward_without_dx_and_frozen),
+        cmocka_unit_test(test_dense_threads_bit_identical),
         cmocka_unit_test(test_dense_bad_options),
         cmocka_unit_test(test_glorot_uniform_bounds),
     };

@@ -541,7 +541,7 @@ static void test_section_damage(void **state)
     /* An unknown section is skipped (later versions may add some). */
     b = file_header(1);
     put_section(&b, "ARCH", TINY_ARCH, strlen(TINY_ARCH));
-    put_section(&b, "OPTM", "future", 6);
+    put_section(&b, "FUTR", "future", 6);
     put_section(&b, "TENS", tens.p, tens.len);
     file_end(&b);
     write_bytes(tu_path("future.cnn"), b.p, b.len);

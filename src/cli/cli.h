@@ -67,5 +67,6 @@ int cli_eval(int argc, char **argv);
 int cli_summary(int argc, char **argv);
 int cli_study(int argc, char **argv);
 int cli_profile(int argc, char **argv);
+int cli_predict(int argc, char **argv);
 
 #endif

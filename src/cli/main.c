@@ -14,6 +14,7 @@ static const char *const USAGE =
     "commands:\n"
     "  train     train a model on an IDX dataset (default: Fashion-MNIST)\n"
     "  eval      evaluate a saved model on the test set\n"
+    "  predict   class probabilities of a saved model, as CSV\n"
     "  summary   print a model's layer table without training\n"
     "  study     train a set of spec files in turn and compare them (the study)\n"
     "  profile   time a model's training step layer by layer\n"
@@ -79,6 +80,7 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "train")) return cli_train(argc - 1, argv + 1);
     if (!strcmp(cmd, "eval")) return cli_eval(argc - 1, argv + 1);
+    if (!strcmp(cmd, "predict")) return cli_predict(argc - 1, argv + 1);
     if (!strcmp(cmd, "summary")) return cli_summary(argc - 1, argv + 1);
     if (!strcmp(cmd, "study")) return cli_study(argc - 1, argv + 1);
     if (!strcmp(cmd, "profile")) return cli_profile(argc - 1, argv + 1);

@@ -17,10 +17,12 @@ static int check_counts(const cnn_idx *img, const cnn_idx *lab, const char *imag
                     labels_path, lab->gzip ? " (decompressed)" : "", lab->dims[0], img->dims[0], images_path);
 }
 
+/* lab may be NULL: images without labels (every label -1, "unknown"). */
 static int fill(cnn_dataset *ds, const cnn_idx *img, const cnn_idx *lab)
 {
+    size_t n = (size_t)img->dims[0];
     float *x = img->size <= SIZE_MAX / sizeof *x ? malloc(img->size * sizeof *x) : NULL;
-    int32_t *y = malloc(lab->size * sizeof *y);
+    int32_t *y = malloc(n * sizeof *y);
     if (!x || !y) {
         free(x);
         free(y);
@@ -32,9 +34,9 @@ static int fill(cnn_dataset *ds, const cnn_idx *img, const cnn_idx *lab)
     float scale[256];
     for (int i = 0; i < 256; i++) scale[i] = (float)i / 255.0f;
     for (size_t i = 0; i < img->size; i++) x[i] = scale[img->data[i]];
-    int32_t top = 0;
-    for (size_t i = 0; i < lab->size; i++) {
-        y[i] = lab->data[i];
+    int32_t top = -1;
+    for (size_t i = 0; i < n; i++) {
+        y[i] = lab ? lab->data[i] : -1;
         if (y[i] > top) top = y[i];
     }
     *ds = (cnn_dataset){.x = x,
@@ -51,12 +53,12 @@ int cnn_dataset_load_idx(cnn_dataset *ds, const char *images_path, const char *l
 {
     if (!ds) return cnn_fail(CNN_ERR_INVALID, "cnn_dataset_load_idx: dataset is NULL");
     memset(ds, 0, sizeof *ds);
-    if (!images_path || !labels_path) return cnn_fail(CNN_ERR_INVALID, "cnn_dataset_load_idx: path is NULL");
+    if (!images_path) return cnn_fail(CNN_ERR_INVALID, "cnn_dataset_load_idx: images path is NULL");
     cnn_idx img = {0}, lab = {0};
     int rc = cnn_idx_read(images_path, CNN_IDX_IMAGES, &img);
-    if (!rc) rc = cnn_idx_read(labels_path, CNN_IDX_LABELS, &lab);
-    if (!rc) rc = check_counts(&img, &lab, images_path, labels_path);
-    if (!rc) rc = fill(ds, &img, &lab);
+    if (!rc && labels_path) rc = cnn_idx_read(labels_path, CNN_IDX_LABELS, &lab);
+    if (!rc && labels_path) rc = check_counts(&img, &lab, images_path, labels_path);
+    if (!rc) rc = fill(ds, &img, labels_path ? &lab : NULL);
     cnn_idx_free(&img);
     cnn_idx_free(&lab);
     return rc;

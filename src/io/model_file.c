@@ -7,6 +7,8 @@
  *           trainable= included)
  *     TENS  u32 count, then per tensor: u16 name length, name ("layer/param"), u8 dtype (1 = float32),
  *           u8 rank, u32 dims[rank], float32 data
+ *     SPEC  text: the spec file the model was built from (optional)
+ *     OPTM  optimizer configuration, step count and state slots (optional; see put_optimizer)
  *   u32 tag "END!", u64 0, u32 CRC-32 (zlib) of every byte before it
  *
  * Readers skip sections they do not know, so later versions can add (spec text, optimizer state) freely. */
@@ -98,14 +100,81 @@ static void put_tensors(const cnn_model *m, cnn_strbuf *b)
     cnn_strbuf_free(&t);
 }
 
+static void put_section(cnn_strbuf *b, const char *t, const cnn_strbuf *payload)
+{
+    put_le(b, tag(t), 4);
+    put_le(b, payload->len, 8);
+    cnn_strbuf_append(b, payload->data, payload->len);
+    b->failed |= payload->failed;
+}
+
+static void put_floats(cnn_strbuf *b, const float *v, size_t n)
+{
+    for (size_t e = 0; e < n; e++) {
+        uint32_t bits;
+        memcpy(&bits, &v[e], 4);
+        put_le(b, bits, 4);
+    }
+}
+
+static void put_double(cnn_strbuf *b, double v)
+{
+    uint64_t bits;
+    memcpy(&bits, &v, 8);
+    put_le(b, bits, 8);
+}
+
+/* SPEC: the spec text the model was built from, as given. */
+static void put_spec(const cnn_model *m, cnn_strbuf *b)
+{
+    if (!m->spec_text) return;
+    cnn_strbuf t = {0};
+    cnn_strbuf_append(&t, m->spec_text, strlen(m->spec_text));
+    put_section(b, "SPEC", &t);
+    cnn_strbuf_free(&t);
+}
+
+/* OPTM: the optimizer's configuration, step count and state slots, so training can resume where it stopped:
+ *   u32 kind, u32 nesterov, f64 learning_rate, beta_1, beta_2, epsilon, momentum, rho, current lr,
+ *   u64 t, u64 model steps, u32 slots (bit 0: m, bit 1: v), then m and v (float32, nparams each). */
+static void put_optimizer(const cnn_model *m, cnn_strbuf *b)
+{
+    const cnn_optimizer *o = &m->opt;
+    cnn_strbuf t = {0};
+    put_le(&t, (uint64_t)o->cfg.kind, 4);
+    put_le(&t, (uint64_t)o->cfg.nesterov, 4);
+    const double cfg[] = {o->cfg.learning_rate, o->cfg.beta_1, o->cfg.beta_2, o->cfg.epsilon,
+                          o->cfg.momentum,      o->cfg.rho,    o->lr};
+    for (size_t i = 0; i < sizeof cfg / sizeof cfg[0]; i++) put_double(&t, cfg[i]);
+    put_le(&t, (uint64_t)o->t, 8);
+    put_le(&t, m->step, 8);
+    put_le(&t, (o->m ? 1u : 0u) | (o->v ? 2u : 0u), 4);
+    if (o->m) put_floats(&t, o->m, m->nparams);
+    if (o->v) put_floats(&t, o->v, m->nparams);
+    put_section(b, "OPTM", &t);
+    cnn_strbuf_free(&t);
+}
+
 int cnn_model_save(const cnn_model *m, const char *path)
 {
+    return cnn_model_save_ex(m, path, 0);
+}
+
+int cnn_model_save_ex(const cnn_model *m, const char *path, unsigned flags)
+{
+    if (flags & ~(unsigned)CNN_SAVE_OPTIMIZER)
+        return cnn_fail(CNN_ERR_INVALID, "%s: unknown save flags %#x", path, flags);
+    if ((flags & CNN_SAVE_OPTIMIZER) && !m->compiled)
+        return cnn_fail(CNN_ERR_STATE, "%s: model '%s' has no optimizer to save (compile it first)", path,
+                        m->name);
     if (!m->built) return cnn_fail(CNN_ERR_STATE, "model '%s': build it before saving", m->name);
     cnn_strbuf b = {0};
     cnn_strbuf_append(&b, MAGIC, 8);
     put_le(&b, VERSION, 4);
     put_arch(m, &b);
     put_tensors(m, &b);
+    put_spec(m, &b);
+    if (flags & CNN_SAVE_OPTIMIZER) put_optimizer(m, &b);
     put_le(&b, tag("END!"), 4);
     put_le(&b, 0, 8);
     uint32_t crc = b.failed ? 0 : (uint32_t)crc32(0L, (const Bytef *)b.data, (uInt)b.len);
@@ -338,6 +407,63 @@ static int check_envelope(reader *r)
     return CNN_OK;
 }
 
+static int read_spec(reader *r, size_t len, cnn_model *m)
+{
+    if (memchr(r->p + r->pos, '\0', len))
+        return cnn_fail(CNN_ERR_FORMAT, "%s: offset %zu: the spec text contains a NUL byte", r->path, r->pos);
+    char *text = malloc(len + 1);
+    if (!text) return cnn_fail(CNN_ERR_NOMEM, "out of memory");
+    memcpy(text, r->p + r->pos, len);
+    text[len] = '\0';
+    m->spec_text = text;
+    return CNN_OK;
+}
+
+static double get_double(reader *r)
+{
+    uint64_t bits = get_le(r, 8);
+    double v;
+    memcpy(&v, &bits, 8);
+    return v;
+}
+
+/* Compiles the loaded model with the saved optimizer and restores its step count and state slots. */
+static int read_optimizer(reader *r, cnn_model *m)
+{
+    int rc = need(r, 4 + 4 + 7 * 8 + 8 + 8 + 4, "the optimizer header");
+    if (rc) return rc;
+    cnn_optimizer_config cfg = {0};
+    uint32_t kind = (uint32_t)get_le(r, 4);
+    cfg.nesterov = (int)get_le(r, 4);
+    cfg.learning_rate = get_double(r), cfg.beta_1 = get_double(r), cfg.beta_2 = get_double(r);
+    cfg.epsilon = get_double(r), cfg.momentum = get_double(r), cfg.rho = get_double(r);
+    double lr = get_double(r);
+    uint64_t t = get_le(r, 8), steps = get_le(r, 8);
+    uint32_t slots = (uint32_t)get_le(r, 4);
+    if (kind > CNN_OPT_RMSPROP || cfg.nesterov > 1 || t > ((uint64_t)1 << 62) || !(lr > 0))
+        return cnn_fail(CNN_ERR_FORMAT, "%s: the optimizer state is invalid (kind %u, t %llu, lr %g)",
+                        r->path, kind, (unsigned long long)t, lr);
+    cfg.kind = (cnn_optimizer_kind)kind;
+    if (cnn_model_compile(m, &cfg)) return cnn_fail_context("%s: saved optimizer: ", r->path);
+    if (slots != ((m->opt.m ? 1u : 0u) | (m->opt.v ? 2u : 0u)))
+        return cnn_fail(CNN_ERR_FORMAT, "%s: the optimizer state has slots %#x, %s needs %#x", r->path, slots,
+                        kind == CNN_OPT_ADAM  ? "Adam"
+                        : kind == CNN_OPT_SGD ? "SGD"
+                                              : "RMSprop",
+                        (m->opt.m ? 1u : 0u) | (m->opt.v ? 2u : 0u));
+    float *dst[2] = {m->opt.m, m->opt.v};
+    for (int i = 0; i < 2; i++) {
+        if (!dst[i]) continue;
+        if ((rc = need(r, 4 * m->nparams, "optimizer state"))) return rc;
+        memcpy(dst[i], r->p + r->pos, 4 * m->nparams);
+        r->pos += 4 * m->nparams;
+    }
+    m->opt.t = (long)t;
+    m->opt.lr = lr;
+    m->step = steps;
+    return CNN_OK;
+}
+
 static int read_sections(reader *r, cnn_model **out)
 {
     cnn_model *m = NULL;
@@ -364,7 +490,16 @@ static int read_sections(reader *r, cnn_model **out)
             if (!rc && sub.pos != end)
                 rc = cnn_fail(CNN_ERR_FORMAT, "%s: offset %zu: %zu stray bytes after the tensors", r->path,
                               sub.pos, end - sub.pos);
-        } else if (t == tag("TENS") || t == tag("ARCH"))
+        } else if (t == tag("SPEC") && m && !m->spec_text) {
+            rc = read_spec(r, (size_t)len, m);
+        } else if (t == tag("OPTM") && m && tensors && !m->compiled) {
+            reader sub = *r;
+            sub.len = end;
+            rc = read_optimizer(&sub, m);
+            if (!rc && sub.pos != end)
+                rc = cnn_fail(CNN_ERR_FORMAT, "%s: offset %zu: %zu stray bytes after the optimizer state",
+                              r->path, sub.pos, end - sub.pos);
+        } else if (t == tag("TENS") || t == tag("ARCH") || t == tag("SPEC") || t == tag("OPTM"))
             rc = cnn_fail(CNN_ERR_FORMAT, "%s: offset %zu: section out of order", r->path, at);
         r->pos = end;
     }

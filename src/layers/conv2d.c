@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "kernels/gemm.h"
 #include "layers/activation.h"
 #include "layers/conv_common.h"
 #include "layers/layer.h"
@@ -172,7 +173,7 @@ static void small_k_backward(int rows, int K, int F, const float *a, const float
 static int gathered(const cnn_layer *l)
 {
     const conv2d_cfg *c = l->cfg;
-    return cnn_conv_gemm_gathers() && !cnn_conv_is_pointwise(&c->g) && !thin(l);
+    return cnn_gemm_gathers() && !cnn_conv_is_pointwise(&c->g) && !thin(l);
 }
 
 /* A unit's slices of the workspace: units x cols | units x pad | units x partial | W^T | gather tables. */
@@ -216,7 +217,7 @@ static void forward_chunk(const cnn_layer *l, const unit_ws *w, const float *x, 
     const int F = c->filters, K = (int)cnn_conv_k(g), rows = cnt * (int)cnn_conv_pixels(g);
     const float *k = cnn_layer_param(l, 0), *b = c->use_bias ? cnn_layer_param(l, 1) : NULL;
     if (gathered(l)) {
-        cnn_conv_gemm_gather(rows, F, K, padded(l, w, x, cnt), w->pix, w->tap, k, F, y, F, 0);
+        cnn_gemm_gather(rows, F, K, padded(l, w, x, cnt), w->pix, w->tap, k, F, y, F, 0);
     } else {
         const float *a = x;
         if (!cnn_conv_is_pointwise(g)) {
@@ -227,7 +228,7 @@ static void forward_chunk(const cnn_layer *l, const unit_ws *w, const float *x, 
             small_k_forward(rows, K, F, a, k, b, l->act_run == CNN_ACT_RELU, y);
             return;
         }
-        cnn_conv_gemm(rows, F, K, a, K, 1, k, F, y, F, 0);
+        cnn_gemm(rows, F, K, a, K, 1, k, F, y, F, 0);
     }
     cnn_conv_bias_act(l->act_run, y, b, z, (size_t)rows, F);
 }
@@ -250,7 +251,7 @@ static void conv2d_forward(cnn_layer *l, const cnn_ctx *ctx, const float *x, flo
     prepare(l, &p, ctx->work);
     /* Units run in any order on any thread (dynamic: a thread that loses its core to another process does not
      * hold the others back); each writes only its own images, so the result is the same. */
-#pragma omp parallel for schedule(dynamic) if (p.units > 1 && cnn_conv_gemm_nests())
+#pragma omp parallel for schedule(dynamic) if (p.units > 1 && cnn_gemm_nests())
     for (int u = 0; u < p.units; u++) {
         const unit_ws w = unit_slices(l, &p, ctx->work, u);
         int first, count;
@@ -289,8 +290,8 @@ static void weight_grads(const cnn_layer *l, const unit_ws *w, const chunk_io *i
     if (gathered(l)) {
         cnn_act_backward(l->act_run, io->z, io->y, io->dy, (size_t)rows, (size_t)F);
         if (w->pb) add_column_sums(io->dy, rows, F, w->pb);
-        cnn_conv_gemm_gather(K, F, rows, padded(l, w, io->x, io->cnt), w->tap, w->pix, io->dy, F, w->pw, F,
-                             !io->first);
+        cnn_gemm_gather(K, F, rows, padded(l, w, io->x, io->cnt), w->tap, w->pix, io->dy, F, w->pw, F,
+                        !io->first);
         return;
     }
     const float *a = io->x;
@@ -304,7 +305,7 @@ static void weight_grads(const cnn_layer *l, const unit_ws *w, const chunk_io *i
     }
     cnn_act_backward(l->act_run, io->z, io->y, io->dy, (size_t)rows, (size_t)F);
     if (w->pb) add_column_sums(io->dy, rows, F, w->pb);
-    cnn_conv_gemm(K, F, rows, a, 1, K, io->dy, F, w->pw, F, !io->first);
+    cnn_gemm(K, F, rows, a, 1, K, io->dy, F, w->pw, F, !io->first);
 }
 
 /* One chunk of backward: the activation gradient and the unit's dW/db partials, then dx = col2im(dy W^T). */
@@ -319,10 +320,10 @@ static void backward_chunk(const cnn_layer *l, const unit_ws *w, const chunk_io 
         cnn_act_backward(l->act_run, io->z, io->y, io->dy, (size_t)rows, (size_t)F);
     if (!io->need_dx) return;
     if (cnn_conv_is_pointwise(g)) {
-        cnn_conv_gemm(rows, K, F, io->dy, F, 1, w->wt, K, io->dx, K, 0);
+        cnn_gemm(rows, K, F, io->dy, F, 1, w->wt, K, io->dx, K, 0);
         return;
     }
-    cnn_conv_gemm(rows, K, F, io->dy, F, 1, w->wt, K, w->cols, K, 0);
+    cnn_gemm(rows, K, F, io->dy, F, 1, w->wt, K, w->cols, K, 0);
     cnn_col2im(g, w->cols, io->cnt, io->dx);
 }
 
@@ -347,7 +348,7 @@ static void conv2d_backward(cnn_layer *l, const cnn_ctx *ctx, const float *x, co
         transpose_kernel(cnn_layer_param(l, 0), (int)cnn_conv_k(g), c->filters,
                          unit_slices(l, &p, ctx->work, 0).wt);
         /* Dynamic as in forward: each unit writes only its own images and partial sums. */
-#pragma omp parallel for schedule(dynamic) if (p.units > 1 && cnn_conv_gemm_nests())
+#pragma omp parallel for schedule(dynamic) if (p.units > 1 && cnn_gemm_nests())
     for (int u = 0; u < p.units; u++) {
         const unit_ws w = unit_slices(l, &p, ctx->work, u);
         /* The thin loops and the bias sums add to zero; the dW GEMM overwrites on the unit's first chunk. */

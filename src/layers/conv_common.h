@@ -1,6 +1,7 @@
 /* What the convolution layers share: Keras's options and padding rules, the splitting of a batch into units
- * and chunks, the lowering GEMMs (patches read through im2col or gathered in place), col2im, and the
- * depthwise kernels (DepthwiseConv2D and the first half of SeparableConv2D).
+ * and chunks, the lowering (patches copied by im2col, or read in place by cnn_gemm_gather of kernels/gemm.h
+ * through offset tables), col2im, and the depthwise kernels (DepthwiseConv2D and the first half of
+ * SeparableConv2D).
  *
  * Lowered layout, for a chunk of m images of P = oh*ow output pixels and K = kh*kw*cin:
  *   patches (m*P, K)   row = (image, oy, ox), column = (ky, kx, c): the Keras kernel (kh, kw, cin, cout)
@@ -103,32 +104,12 @@ void cnn_conv_unit_range(const cnn_conv_plan *p, int u, int n, int *first, int *
  * planned under one budget may be too small under another. */
 void cnn_conv_set_budget(size_t bytes);
 size_t cnn_conv_get_budget(void);
-/* 1 when cnn_conv_gemm may run inside OpenMP loops: always with AVX-512 (no BLAS involved), else when
- * OpenBLAS is built on OpenMP (it then runs such calls on the calling thread). Otherwise the units run one
- * after another and each BLAS call uses every thread. */
-int cnn_conv_gemm_nests(void);
 
 /* cols (n*P, K) <- the patches of n images x (on the calling thread). */
 void cnn_im2col(const cnn_conv_geom *g, const float *x, int n, float *cols);
 /* dx (n images) <- the patch gradients dcols (n*P, K) summed back onto the pixels they came from (on the
  * calling thread). dx is overwritten; each pixel sums its contributions in a fixed order. */
 void cnn_col2im(const cnn_conv_geom *g, const float *dcols, int n, float *dx);
-/* The GEMMs of the lowered convolution, on the calling thread:
- *   C (M x N) (+)= sum over p < P of A_p B_p^T,  A_p[i] = a[i*sai + p*sap],  B_p[j] = b[p*ldb + j]
- * with sai == 1 or sap == 1 (A read row-major or transposed). With AVX-512 a register-blocked kernel of 6
- * rows x 64 columns that reads A and B in place, without packing: at the study's shapes it runs at about
- * 265 GFLOP/s on one Zen 5 core, against about 105 for OpenBLAS 0.3.21's AVX2 (Haswell) kernels and 175 for
- * its AVX-512 ones. Elsewhere cblas_sgemm. Every C element sums its P products in a fixed order, so results
- * do not depend on the thread count. */
-void cnn_conv_gemm(int M, int N, int P, const float *a, long sai, long sap, const float *b, long ldb,
-                   float *c, long ldc, int accumulate);
-
-/* The same with A gathered through offset tables: A_p[i] = a[ri[i] + po[p]]. With ri = the pixel table and
- * po = the tap table of cnn_conv_gather_tables, A is the patch matrix of (padded) images read in place: no
- * im2col. Fast only where cnn_conv_gemm_gathers() (AVX-512); elsewhere plain loops. */
-void cnn_conv_gemm_gather(int M, int N, int P, const float *a, const int *ri, const int *po, const float *b,
-                          long ldb, float *c, long ldc, int accumulate);
-int cnn_conv_gemm_gathers(void);
 
 /* Images padded for in-place patch reading: hp x wp x cin, the input at row pt and column pl, zeros around,
  * as large as the last patch reaches. */

@@ -5,12 +5,15 @@
  *   W  (in, units)       Keras kernel layout
  *   b  (units)
  *   y  (n*rows, units)
- */
-#include <cblas.h>
-#include <stdlib.h>
+ *   Wt (units, in)       W transposed, in the workspace: the GEMM reads its B operand row-major only
+ *
+ * The three products (y = x W, dW = x^T dy, dx = dy W^T) run on cnn_gemm_parallel, which splits the rows of
+ * its output into fixed blocks and sums every element over its inner dimension in a fixed order: results are
+ * bit-identical for any thread count (with the AVX-512 kernel). */
 #include <string.h>
 
 #include "core/error.h"
+#include "kernels/gemm.h"
 #include "layers/activation.h"
 #include "layers/layer.h"
 
@@ -50,31 +53,79 @@ static int dense_build(cnn_layer *l)
     return CNN_OK;
 }
 
+/* W^T for the input gradient; the same for every batch size. */
+static size_t dense_workspace(const cnn_layer *l, int n)
+{
+    (void)n;
+    const dense_cfg *c = l->cfg;
+    return (size_t)l->in.c * c->units;
+}
+
+typedef struct dense_epilogue {
+    const cnn_layer *l;
+    float *y;
+} dense_epilogue;
+
+/* Rows [first, first + count) of y, just computed: add the bias, keep the pre-activation when backward needs
+ * it, activate (softmax works per row, so a block of whole rows is enough). */
+static void forward_rows(void *arg, int first, int count)
+{
+    const dense_epilogue *e = arg;
+    const cnn_layer *l = e->l;
+    const dense_cfg *c = l->cfg;
+    const int units = c->units;
+    float *y = e->y + (size_t)first * units;
+    if (c->use_bias) {
+        const float *b = cnn_layer_param(l, 1);
+        for (int r = 0; r < count; r++)
+            for (int j = 0; j < units; j++) y[(size_t)r * units + j] += b[j];
+    }
+    if (l->scratch) memcpy(l->scratch + (size_t)first * units, y, sizeof(float) * (size_t)count * units);
+    cnn_act_forward(l->act_run, y, (size_t)count, (size_t)units);
+}
+
 static void dense_forward(cnn_layer *l, const cnn_ctx *ctx, const float *x, float *y, int n)
 {
     (void)ctx;
     dense_cfg *c = l->cfg;
     const int rows = n * l->in.h * l->in.w, in = l->in.c, units = c->units;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, units, in, 1.0f, x, in,
-                cnn_layer_param(l, 0), units, 0.0f, y, units);
-    if (c->use_bias) {
-        const float *b = cnn_layer_param(l, 1);
-#pragma omp parallel for schedule(static) if ((size_t)rows * units > 16384)
-        for (int r = 0; r < rows; r++)
-            for (int j = 0; j < units; j++) y[(size_t)r * units + j] += b[j];
-    }
-    if (l->scratch) memcpy(l->scratch, y, sizeof(float) * (size_t)rows * units);
-    cnn_act_forward(l->act_run, y, (size_t)rows, (size_t)units);
+    dense_epilogue e = {l, y};
+    cnn_gemm_parallel(rows, units, in, x, in, 1, cnn_layer_param(l, 0), units, y, units, 0, forward_rows, &e);
 }
 
-/* db[j] = sum over rows of dy[r][j]; columns are split between threads so the sum order is fixed. */
+enum { SUM_BLOCK = 16 };
+
+/* db[j] = sum over rows of dy[r][j], rows in order for every j (blocks of columns split between threads):
+ * bit-identical for any thread count. */
 static void column_sums(const float *dy, float *db, int rows, int cols)
 {
+    const int blocks = (cols + SUM_BLOCK - 1) / SUM_BLOCK;
 #pragma omp parallel for schedule(static) if ((size_t)rows * cols > 16384)
-    for (int j = 0; j < cols; j++) {
-        float s = 0.0f;
-        for (int r = 0; r < rows; r++) s += dy[(size_t)r * cols + j];
-        db[j] = s;
+    for (int bk = 0; bk < blocks; bk++) {
+        const int j0 = bk * SUM_BLOCK, w = cols - j0 < SUM_BLOCK ? cols - j0 : SUM_BLOCK;
+        float acc[SUM_BLOCK] = {0};
+        for (int r = 0; r < rows; r++)
+            for (int j = 0; j < w; j++) acc[j] += dy[(size_t)r * cols + j0 + j];
+        memcpy(db + j0, acc, sizeof(float) * (size_t)w);
+    }
+}
+
+typedef struct dense_transpose {
+    const float *w;
+    float *wt;
+    int in, units;
+} dense_transpose;
+
+/* Rows [first, first + count) of W (in, units) into columns of wt (units, in), 16 columns of W at a time so
+ * that the reads and the writes both stay within a few cache lines. */
+static void transpose_rows(void *arg, int first, int count)
+{
+    enum { T = 16 };
+    const dense_transpose *t = arg;
+    for (int u0 = 0; u0 < t->units; u0 += T) {
+        const int u1 = u0 + T < t->units ? u0 + T : t->units;
+        for (int i = first; i < first + count; i++)
+            for (int u = u0; u < u1; u++) t->wt[(size_t)u * t->in + i] = t->w[(size_t)i * t->units + u];
     }
 }
 
@@ -83,15 +134,23 @@ static void dense_backward(cnn_layer *l, const cnn_ctx *ctx, const float *x, con
 {
     dense_cfg *c = l->cfg;
     const int rows = n * l->in.h * l->in.w, in = l->in.c, units = c->units;
+    /* dx = dy W^T reads W^T row-major; the rows of W are transposed by the threads that compute the same rows
+     * of dW, without a parallel region of their own. */
+    dense_transpose t = {cnn_layer_param(l, 0), ctx->work, in, units};
     cnn_act_backward(l->act_run, l->scratch, y, dy, (size_t)rows, (size_t)units);
     if (l->trainable) {
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, in, units, rows, 1.0f, x, in, dy, units, 0.0f,
-                    cnn_layer_grad(l, 0), units);
+        /* dW (in, units): A_p[i] = x[p][i] (x read transposed), B_p = dy[p]; each element sums over the batch
+         * in order. */
+        cnn_gemm_parallel(in, units, rows, x, 1, in, dy, units, cnn_layer_grad(l, 0), units, 0,
+                          ctx->need_dx ? transpose_rows : NULL, &t);
         if (c->use_bias) column_sums(dy, cnn_layer_grad(l, 1), rows, units);
+    } else if (ctx->need_dx) {
+        const int block = cnn_gemm_block_rows(units, rows), blocks = (in + block - 1) / block;
+#pragma omp parallel for schedule(static) if ((size_t)in * units > 65536)
+        for (int k = 0; k < blocks; k++)
+            transpose_rows(&t, k * block, in - k * block < block ? in - k * block : block);
     }
-    if (ctx->need_dx)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, in, units, 1.0f, dy, units,
-                    cnn_layer_param(l, 0), units, 0.0f, dx, in);
+    if (ctx->need_dx) cnn_gemm_parallel(rows, in, units, dy, units, 1, ctx->work, in, dx, in, 0, NULL, NULL);
 }
 
 static void dense_gemm_shape(const cnn_layer *l, int n, int mnk[3])
@@ -121,6 +180,7 @@ const cnn_layer_ops cnn_dense_ops = {
     .cfg_size = sizeof(dense_cfg),
     .configure = dense_configure,
     .build = dense_build,
+    .workspace = dense_workspace,
     .forward = dense_forward,
     .backward = dense_backward,
     .describe = dense_describe,

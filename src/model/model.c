@@ -43,6 +43,7 @@ void cnn_model_free(cnn_model *m)
     free(m->grads);
     cnn_optimizer_free(&m->opt);
     free(m->prof_seconds);
+    free(m->spec_text);
     free_plan(m);
     free(m);
 }
@@ -212,6 +213,17 @@ int cnn_model_set_trainable(cnn_model *m, const char *layer_name, int trainable)
 int cnn_model_num_layers(const cnn_model *m) { return m->nlayers; }
 
 const char *cnn_model_name(const cnn_model *m) { return m->name; }
+
+int cnn_model_set_spec_text(cnn_model *m, const char *text)
+{
+    char *copy = text ? strdup(text) : NULL;
+    if (text && !copy) return cnn_fail(CNN_ERR_NOMEM, "out of memory");
+    free(m->spec_text);
+    m->spec_text = copy;
+    return CNN_OK;
+}
+
+const char *cnn_model_spec_text(const cnn_model *m) { return m->spec_text; }
 
 const char *cnn_model_layer_name(const cnn_model *m, int i)
 {

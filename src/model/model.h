@@ -14,6 +14,7 @@ struct cnn_model {
     int nlayers, cap;
     int built;
     uint64_t seed;
+    char *spec_text; /* the spec this model was built from, saved with it (NULL: none) */
 
     /* parameters: one buffer each, layers hold offsets */
     float *params, *grads;

@@ -1,0 +1,145 @@
+/* The parallel GEMM of kernels/gemm.h: values against a float64 reference for both ways of reading A and with
+ * accumulation, the row blocks handed to the callback (each row once, already final), bit-identity with the
+ * single-threaded kernel and across thread counts, and the block sizes. (cnn_gemm and cnn_gemm_gather
+ * themselves are checked in test_conv.c, next to the convolutions that introduced them.) */
+#include "util.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/rng.h"
+#include "kernels/gemm.h"
+
+static float *floats(size_t n)
+{
+    float *v = calloc(n ? n : 1, sizeof(float));
+    assert_non_null(v);
+    return v;
+}
+
+static void fill(float *v, size_t n, uint64_t stream)
+{
+    for (size_t i = 0; i < n; i++) v[i] = cnn_rng_uniform(23, stream, i) * 2.0f - 1.0f;
+}
+
+/* What the callback saw: how often each row was delivered, and C's rows as they were at that moment. */
+typedef struct seen {
+    int N;
+    const float *c;
+    int *count;
+    float *snapshot;
+} seen;
+
+static void record(void *arg, int first, int rows)
+{
+    seen *s = arg;
+    for (int i = first; i < first + rows; i++) s->count[i]++; /* rows of different calls never overlap */
+    memcpy(s->snapshot + (size_t)first * s->N, s->c + (size_t)first * s->N,
+           sizeof(float) * (size_t)rows * s->N);
+}
+
+/* Shapes from one block to many, with row and column tails, a p count past the kernel's p block, and rows
+ * too cheap for 24-row blocks. */
+static const int SHAPES[][3] = {{1, 1, 1},     {5, 7, 3},   {24, 64, 16}, {25, 65, 17},    {150, 130, 70},
+                                {97, 10, 600}, {513, 3, 2}, {4000, 2, 1}, {61, 200, 1100}, {300, 48, 64}};
+
+static void test_parallel_against_reference(void **state)
+{
+    (void)state;
+    for (size_t t = 0; t < sizeof SHAPES / sizeof SHAPES[0]; t++) {
+        const int M = SHAPES[t][0], N = SHAPES[t][1], P = SHAPES[t][2];
+        float *a = floats((size_t)M * P), *b = floats((size_t)P * N), *c = floats((size_t)M * N),
+              *c0 = floats((size_t)M * N), *snap = floats((size_t)M * N);
+        int *count = calloc((size_t)M, sizeof(int));
+        assert_non_null(count);
+        fill(a, (size_t)M * P, 1);
+        fill(b, (size_t)P * N, 2);
+        fill(c0, (size_t)M * N, 3);
+        for (int trans = 0; trans < 2; trans++)
+            for (int acc = 0; acc < 2; acc++) {
+                const long sai = trans ? 1 : P, sap = trans ? M : 1;
+                memcpy(c, c0, sizeof(float) * (size_t)M * N);
+                memset(count, 0, sizeof(int) * (size_t)M);
+                seen s = {N, c, count, snap};
+                cnn_gemm_parallel(M, N, P, a, sai, sap, b, N, c, N, acc, record, &s);
+                for (int i = 0; i < M; i++) {
+                    if (count[i] != 1)
+                        fail_msg("%dx%dx%d: row %d handed over %d times", M, N, P, i, count[i]);
+                    for (int j = 0; j < N; j++) {
+                        double r = acc ? c0[i * N + j] : 0.0;
+                        for (int p = 0; p < P; p++) r += (double)a[i * sai + p * sap] * b[p * N + j];
+                        if (fabs(c[i * N + j] - r) > 1e-4 * (1.0 + fabs(r)))
+                            fail_msg("%dx%dx%d trans %d acc %d: C[%d][%d] = %g, expected %g", M, N, P, trans,
+                                     acc, i, j, c[i * N + j], r);
+                    }
+                }
+                /* rows were final when handed over */
+                assert_memory_equal(snap, c, sizeof(float) * (size_t)M * N);
+                /* and NULL means no callback */
+                memcpy(snap, c0, sizeof(float) * (size_t)M * N);
+                cnn_gemm_parallel(M, N, P, a, sai, sap, b, N, snap, N, acc, NULL, NULL);
+                assert_memory_equal(snap, c, sizeof(float) * (size_t)M * N);
+            }
+        free(a), free(b), free(c), free(c0), free(snap), free(count);
+    }
+}
+
+/* With the AVX-512 kernel the parallel GEMM equals the single-threaded one bit for bit, at 1 and 2 threads;
+ * with BLAS (no AVX-512) two runs at the same thread count agree. */
+static void test_parallel_bit_identical(void **state)
+{
+    (void)state;
+    const int keep = cnn_get_threads(), exact = cnn_gemm_parallel_exact();
+    for (size_t t = 0; t < sizeof SHAPES / sizeof SHAPES[0]; t++) {
+        const int M = SHAPES[t][0], N = SHAPES[t][1], P = SHAPES[t][2];
+        float *a = floats((size_t)M * P), *b = floats((size_t)P * N), *one = floats((size_t)M * N),
+              *two = floats((size_t)M * N), *serial = floats((size_t)M * N);
+        fill(a, (size_t)M * P, 4);
+        fill(b, (size_t)P * N, 5);
+        for (int trans = 0; trans < 2; trans++) {
+            const long sai = trans ? 1 : P, sap = trans ? M : 1;
+            cnn_set_threads(exact ? 1 : 2);
+            cnn_gemm_parallel(M, N, P, a, sai, sap, b, N, one, N, 0, NULL, NULL);
+            cnn_set_threads(2);
+            cnn_gemm_parallel(M, N, P, a, sai, sap, b, N, two, N, 0, NULL, NULL);
+            assert_memory_equal(one, two, sizeof(float) * (size_t)M * N);
+            if (exact) {
+                cnn_gemm(M, N, P, a, sai, sap, b, N, serial, N, 0);
+                assert_memory_equal(serial, two, sizeof(float) * (size_t)M * N);
+            }
+        }
+        free(a), free(b), free(one), free(two), free(serial);
+    }
+    cnn_set_threads(keep);
+}
+
+/* Blocks are whole kernel tiles; 24 rows where that is enough work, taller where rows are cheap. */
+static void test_block_rows(void **state)
+{
+    (void)state;
+    assert_int_equal(cnn_gemm_block_rows(256, 784), 24);
+    assert_int_equal(cnn_gemm_block_rows(10, 512), 24);
+    const int shapes[][2] = {{1, 1}, {3, 1}, {5, 3}, {64, 16}, {0, 7}, {1 << 20, 1 << 10}};
+    int previous = 1 << 30;
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
+        const int r = cnn_gemm_block_rows(shapes[t][0], shapes[t][1]);
+        assert_int_equal(r % 6, 0);
+        assert_true(r >= 24);
+        if (shapes[t][0] > 0) {
+            assert_true(r <= previous); /* more work per row, never taller blocks */
+            previous = r;
+        }
+    }
+    assert_true(cnn_gemm_block_rows(3, 1) > 24 * 100);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parallel_against_reference),
+        cmocka_unit_test(test_parallel_bit_identical),
+        cmocka_unit_test(test_block_rows),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
