@@ -188,7 +188,7 @@ typedef struct cnn_epoch_log {
 typedef struct cnn_history {
     cnn_epoch_log *epochs;
     int count, cap;
-    int stopped_epoch;   /* epoch after which training stopped early, or -1 */
+    int stopped_epoch; /* epoch after which training stopped early, or -1 */
     char stop_reason[128];
 } cnn_history;
 
@@ -231,19 +231,20 @@ double cnn_schedule_exp(int epoch, double lr, const void *params);  /* params: i
 /* ---- more Keras callbacks (EarlyStopping, ReduceLROnPlateau, ModelCheckpoint, schedules) */
 
 /* The monitoring callbacks take Keras-named options as text, e.g. "monitor=val_loss, patience=5"; unknown or
- * misspelt options are errors with a suggestion. monitor is one of loss, accuracy, val_loss, val_accuracy; mode is
- * auto (max for the accuracies, min for the losses), min or max. Epochs are 0-based throughout. A validation
- * quantity in a fit without validation data is skipped, as Keras skips a missing log key. */
+ * misspelt options are errors with a suggestion. monitor is one of loss, accuracy, val_loss, val_accuracy;
+ * mode is auto (max for the accuracies, min for the losses), min or max. Epochs are 0-based throughout. A
+ * validation quantity in a fit without validation data is skipped, as Keras skips a missing log key. */
 
 /* Keras 2.15 EarlyStopping. Options and defaults: monitor=val_loss, min_delta=0, patience=0, mode=auto,
- * baseline (none), restore_best_weights=false, start_from_epoch=0. Epochs before start_from_epoch are ignored.
- * Every tracked epoch adds 1 to wait; an improvement (beyond min_delta) records the best value and, with
- * restore_best_weights, a copy of all parameters (BatchNorm statistics included), and resets wait when it also
- * beats baseline. On an epoch without improvement, wait >= patience (and epoch > 0) stops training, and only then
- * are the best parameters restored (the first tracked epoch's if none improved); reaching the last epoch restores
- * nothing. The copy is allocated in on_train_begin and freed in on_train_end; after a failed fit (which skips
- * on_train_end) it is kept for the callback's next fit. The callback's name, which fit
- * writes into cnn_history.stop_reason when it stops training, ends with the best epoch and the epoch restored. */
+ * baseline (none), restore_best_weights=false, start_from_epoch=0. Epochs before start_from_epoch are
+ * ignored. Every tracked epoch adds 1 to wait; an improvement (beyond min_delta) records the best value and,
+ * with restore_best_weights, a copy of all parameters (BatchNorm statistics included), and resets wait when
+ * it also beats baseline. On an epoch without improvement, wait >= patience (and epoch > 0) stops training,
+ * and only then are the best parameters restored (the first tracked epoch's if none improved); reaching the
+ * last epoch restores nothing. The copy is allocated in on_train_begin and freed in on_train_end; after a
+ * failed fit (which skips on_train_end) it is kept for the callback's next fit. The callback's name, which
+ * fit writes into cnn_history.stop_reason when it stops training, ends with the best epoch and the epoch
+ * restored. */
 cnn_callback *cnn_callback_early_stopping(const char *options);
 
 typedef struct cnn_early_stopping_info {
@@ -259,36 +260,38 @@ int cnn_early_stopping_get_info(const cnn_callback *cb, cnn_early_stopping_info 
 /* Keras 2.15 ReduceLROnPlateau. Options and defaults: monitor=val_loss, factor=0.1 (in [0, 1)), patience=10,
  * mode=auto, min_delta=1e-4, cooldown=0, min_lr=0. Improvement: current < best - min_delta (max: current >
  * best + min_delta). After patience epochs without one (outside cooldown), if the float32 lr exceeds min_lr:
- * lr <- float32(max(lr * factor, min_lr)), then cooldown starts and wait restarts. A LearningRateScheduler later in
- * the list sets lr again at the next epoch's start, so with a schedule that ignores its lr argument the reduction
- * never takes effect (the study's step schedule from epoch 7 on). */
+ * lr <- float32(max(lr * factor, min_lr)), then cooldown starts and wait restarts. A LearningRateScheduler
+ * later in the list sets lr again at the next epoch's start, so with a schedule that ignores its lr argument
+ * the reduction never takes effect (the study's step schedule from epoch 7 on). */
 cnn_callback *cnn_callback_reduce_lr_on_plateau(const char *options);
 
 typedef struct cnn_reduce_lr_info {
-    double best;       /* best monitored value (+-inf before the first epoch) */
-    int wait;          /* epochs without improvement since the last improvement or reduction */
-    int cooldown;      /* epochs of cooldown left */
-    int reductions;    /* reductions made in this fit */
-    int last_epoch;    /* epoch of the last reduction, -1 if none */
-    double last_lr;    /* the lr it set last (0 if none) */
+    double best;    /* best monitored value (+-inf before the first epoch) */
+    int wait;       /* epochs without improvement since the last improvement or reduction */
+    int cooldown;   /* epochs of cooldown left */
+    int reductions; /* reductions made in this fit */
+    int last_epoch; /* epoch of the last reduction, -1 if none */
+    double last_lr; /* the lr it set last (0 if none) */
 } cnn_reduce_lr_info;
 int cnn_reduce_lr_get_info(const cnn_callback *cb, cnn_reduce_lr_info *info);
 
 /* Keras 2.15 ModelCheckpoint plus the study's CustomModelCheckpoint epoch file. Options and defaults:
  * monitor=val_loss, mode=auto, save_best_only=false, save_weights_only=false, initial_value_threshold (none).
- * At each epoch end the model is saved to filepath with cnn_model_save (atomically; missing folders are created):
- * every epoch, or with save_best_only only on a strict improvement (current < best, max: >). The best value is
- * kept across fits, as Keras keeps it for the life of the callback. cnnlab has one model format, so
- * save_weights_only writes the same file (the architecture it adds is a few hundred bytes). filepath is used as
- * given (no Keras {epoch} formatting). If epoch_path is not NULL, the epoch number is then written there as text
- * whenever current <= best (max: >=), so an exact tie with the best rewrites it without saving the model. */
-cnn_callback *cnn_callback_model_checkpoint(const char *filepath, const char *epoch_path, const char *options);
+ * At each epoch end the model is saved to filepath with cnn_model_save (atomically; missing folders are
+ * created): every epoch, or with save_best_only only on a strict improvement (current < best, max: >). The
+ * best value is kept across fits, as Keras keeps it for the life of the callback. cnnlab has one model
+ * format, so save_weights_only writes the same file (the architecture it adds is a few hundred bytes).
+ * filepath is used as given (no Keras {epoch} formatting). If epoch_path is not NULL, the epoch number is
+ * then written there as text whenever current <= best (max: >=), so an exact tie with the best rewrites it
+ * without saving the model. */
+cnn_callback *cnn_callback_model_checkpoint(const char *filepath, const char *epoch_path,
+                                            const char *options);
 
 typedef struct cnn_checkpoint_info {
-    double best;      /* best monitored value (save_best_only; +-inf or the threshold before any) */
-    int saved_epoch;  /* epoch of the last model file written, -1 if none */
-    int saves;        /* model files written */
-    int epoch_file;   /* last epoch written to the epoch file, -1 if none */
+    double best;     /* best monitored value (save_best_only; +-inf or the threshold before any) */
+    int saved_epoch; /* epoch of the last model file written, -1 if none */
+    int saves;       /* model files written */
+    int epoch_file;  /* last epoch written to the epoch file, -1 if none */
 } cnn_checkpoint_info;
 int cnn_checkpoint_get_info(const cnn_callback *cb, cnn_checkpoint_info *info);
 
@@ -301,17 +304,18 @@ int cnn_checkpoint_get_info(const cnn_callback *cb, cnn_checkpoint_info *info);
  * warmup_steps epochs, then decays from warmup_target over decay_steps epochs. */
 typedef struct cnn_cosine_schedule {
     double initial_lr;
-    int decay_steps; /* >= 1 */
-    double alpha;    /* final lr as a fraction of the start, default 0 */
+    int decay_steps;      /* >= 1 */
+    double alpha;         /* final lr as a fraction of the start, default 0 */
     int warmup_steps;     /* default 0 */
     double warmup_target; /* default 0: no warm-up */
 } cnn_cosine_schedule;
 double cnn_schedule_cosine(int epoch, double lr, const void *params); /* params: cnn_cosine_schedule */
 
-/* PyTorch OneCycleLR with one step per epoch (in double, as PyTorch computes it): from max_lr/div_factor up to
- * max_lr over the first pct_start of total_epochs, then down to max_lr/(div_factor*final_div_factor) at the last
- * epoch, with cosine annealing (or linear). three_phase: up, back down to the start, then to the minimum.
- * Momentum is not cycled. Like PyTorch, epochs beyond total_epochs and a warm-up phase of zero length are errors. */
+/* PyTorch OneCycleLR with one step per epoch (in double, as PyTorch computes it): from max_lr/div_factor up
+ * to max_lr over the first pct_start of total_epochs, then down to max_lr/(div_factor*final_div_factor) at
+ * the last epoch, with cosine annealing (or linear). three_phase: up, back down to the start, then to the
+ * minimum. Momentum is not cycled. Like PyTorch, epochs beyond total_epochs and a warm-up phase of zero
+ * length are errors. */
 typedef struct cnn_one_cycle_schedule {
     double max_lr;
     int total_epochs;
@@ -346,7 +350,7 @@ typedef struct cnn_fit_config {
     uint64_t seed;                 /* shuffling and dropout */
     const cnn_dataset *validation; /* validation data, or NULL */
     cnn_verbosity verbose;
-    FILE *out;                     /* progress output (default stdout) */
+    FILE *out; /* progress output (default stdout) */
     cnn_callback **callbacks;
     int num_callbacks;
 } cnn_fit_config;
@@ -393,7 +397,8 @@ void cnn_spec_input_shape(const cnn_spec *s, int *h, int *w, int *c);
 /* Creates, builds (from seed) and compiles the spec's model with its optimizer. */
 cnn_model *cnn_spec_build_model(const cnn_spec *s, uint64_t seed);
 
-/* The spec's training settings. validation is "test", "split" (validation_split holds the fraction) or "none". */
+/* The spec's training settings. validation is "test", "split" (validation_split holds the fraction) or
+ * "none". */
 typedef struct cnn_spec_fit {
     int epochs, batch_size, shuffle;
     uint64_t seed;

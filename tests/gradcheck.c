@@ -13,7 +13,10 @@ typedef struct gc_bufs {
     size_t nx, ny;
 } gc_bufs;
 
-static float *alloc_floats(size_t n) { return calloc(n ? n : 1, sizeof(float)); }
+static float *alloc_floats(size_t n)
+{
+    return calloc(n ? n : 1, sizeof(float));
+}
 
 /* Inputs away from 0 by at least 0.05, so kinks (relu, max pooling ties) are not straddled by eps. */
 static void fill_random(float *v, size_t n, uint64_t stream)
@@ -75,7 +78,8 @@ gc_result gc_check_layer(const char *type, const char *options, int h, int w, in
     gc_result res = {0};
     cnn_model *m = cnn_model_create("gradcheck", h, w, c);
     assert_non_null(m);
-    if (cnn_model_add(m, type, options) || cnn_model_build(m, 5)) fail_msg("%s(%s): %s", type, options, cnn_errmsg());
+    if (cnn_model_add(m, type, options) || cnn_model_build(m, 5))
+        fail_msg("%s(%s): %s", type, options, cnn_errmsg());
     cnn_layer *l = &m->layers[0];
     l->act_run = l->act; /* check the layer's own activation, softmax included */
     fill_random(m->params, m->nparams, 99);
@@ -114,7 +118,8 @@ gc_result gc_check_layer(const char *type, const char *options, int h, int w, in
     return res;
 }
 
-void gc_assert_layer(const char *type, const char *options, int h, int w, int c, int n, int training, double tol)
+void gc_assert_layer(const char *type, const char *options, int h, int w, int c, int n, int training,
+                     double tol)
 {
     gc_result r = gc_check_layer(type, options, h, w, c, n, training);
     if (!(r.dx_err < tol) || !(r.dparam_err < tol))

@@ -19,6 +19,7 @@ typedef struct gc_result {
 gc_result gc_check_layer(const char *type, const char *options, int h, int w, int c, int n, int training);
 
 /* Asserts both errors are below tol, with a message naming the layer and options. */
-void gc_assert_layer(const char *type, const char *options, int h, int w, int c, int n, int training, double tol);
+void gc_assert_layer(const char *type, const char *options, int h, int w, int c, int n, int training,
+                     double tol);
 
 #endif

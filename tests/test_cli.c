@@ -256,12 +256,14 @@ static void assert_run_outputs(const char *dir, int epochs)
     cnn_model_free(m);
 }
 
-/* predict writes one CSV row per test image, agreeing with eval's accuracy; bad arguments are usage errors. */
+/* predict writes one CSV row per test image, agreeing with eval's accuracy; bad arguments are usage errors.
+ */
 static void check_predict(const char *run, const char *data)
 {
     char args[2400], csv_path[600];
     snprintf(csv_path, sizeof csv_path, "%s/pred.csv", run);
-    snprintf(args, sizeof args, "predict '%s/model.cnn' --data '%s' --threads 1 --out '%s'", run, data, csv_path);
+    snprintf(args, sizeof args, "predict '%s/model.cnn' --data '%s' --threads 1 --out '%s'", run, data,
+             csv_path);
     expect(args, 0, "labelled: accuracy ", 0);
     char *csv = slurp(csv_path);
     assert_non_null(csv);

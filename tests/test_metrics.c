@@ -407,7 +407,8 @@ static void test_auc_against_brute_force(void **state)
     assert_close(got, ovr, 1e-12, "ovr vs brute force", "random");
 }
 
-/* 10,000 x 10 (the study's test set): the same bits for any thread count. (Speed is for bench/, not tests.) */
+/* 10,000 x 10 (the study's test set): the same bits for any thread count. (Speed is for bench/, not tests.)
+ */
 static void test_auc_threads(void **state)
 {
     (void)state;

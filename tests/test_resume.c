@@ -15,7 +15,8 @@ static cnn_model *make_model(cnn_optimizer_kind kind)
     assert_int_equal(cnn_model_add(m, "Conv2D", "filters=4, kernel_size=3, activation=relu"), 0);
     assert_int_equal(cnn_model_add(m, "BatchNormalization", NULL), 0);
     assert_int_equal(cnn_model_add(m, "Flatten", NULL), 0);
-    assert_int_equal(cnn_model_add(m, "Dense", "units=3, activation=softmax, kernel_regularizer=l2(0.01)"), 0);
+    assert_int_equal(cnn_model_add(m, "Dense", "units=3, activation=softmax, kernel_regularizer=l2(0.01)"),
+                     0);
     assert_int_equal(cnn_model_build(m, 9), 0);
     cnn_optimizer_config c = cnn_optimizer_default(kind, 0.01);
     c.momentum = kind == CNN_OPT_SGD ? 0.9 : 0.0;
@@ -81,7 +82,8 @@ static void test_plain_save_has_no_optimizer(void **state)
     cnn_model *b = cnn_model_load(tu_path("plain.cnn"));
     assert_non_null(b);
     tu_assert_error(cnn_model_update(b), CNN_ERR_STATE, "compile it before training");
-    tu_assert_error(cnn_model_save_ex(b, tu_path("x.cnn"), CNN_SAVE_OPTIMIZER), CNN_ERR_STATE, "no optimizer");
+    tu_assert_error(cnn_model_save_ex(b, tu_path("x.cnn"), CNN_SAVE_OPTIMIZER), CNN_ERR_STATE,
+                    "no optimizer");
     tu_assert_error(cnn_model_save_ex(a, tu_path("x.cnn"), 4), CNN_ERR_INVALID, "unknown save flags");
     cnn_model_free(a);
     cnn_model_free(b);

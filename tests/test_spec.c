@@ -7,20 +7,21 @@
 #include "core/rng.h"
 #include "util.h"
 
-static const char *const BASE = "# a comment\n"
-                                "model: Tiny\n"
-                                "input: (28, 28, 1)\n"
-                                "layers:\n"
-                                "    Conv2D(4, kernel_size=3, activation=\"relu\")  # trailing comment\n"
-                                "    MaxPooling2D(2)\n"
-                                "    Flatten()\n"
-                                "    Dense(10,\n"
-                                "          activation=\"softmax\")\n"
-                                "optimizer: Adam(learning_rate=0.005)\n"
-                                "fit: batch_size=64, epochs=3, validation=\"test\", seed=7\n"
-                                "callbacks:\n"
-                                "    EarlyStopping(monitor=\"val_loss\", patience=2, restore_best_weights=True)\n"
-                                "    LearningRateScheduler(\"exp\", thresh=1)\n";
+static const char *const BASE =
+    "# a comment\n"
+    "model: Tiny\n"
+    "input: (28, 28, 1)\n"
+    "layers:\n"
+    "    Conv2D(4, kernel_size=3, activation=\"relu\")  # trailing comment\n"
+    "    MaxPooling2D(2)\n"
+    "    Flatten()\n"
+    "    Dense(10,\n"
+    "          activation=\"softmax\")\n"
+    "optimizer: Adam(learning_rate=0.005)\n"
+    "fit: batch_size=64, epochs=3, validation=\"test\", seed=7\n"
+    "callbacks:\n"
+    "    EarlyStopping(monitor=\"val_loss\", patience=2, restore_best_weights=True)\n"
+    "    LearningRateScheduler(\"exp\", thresh=1)\n";
 
 static char *replace(const char *text, const char *from, const char *to)
 {
@@ -76,7 +77,8 @@ static void test_valid_spec(void **state)
 static void test_defaults(void **state)
 {
     (void)state;
-    cnn_spec *s = cnn_spec_parse("model: m\ninput: (1, 1, 4)\nlayers:\n  Dense(3, activation=softmax)\n", "d");
+    cnn_spec *s =
+        cnn_spec_parse("model: m\ninput: (1, 1, 4)\nlayers:\n  Dense(3, activation=softmax)\n", "d");
     if (!s) fail_msg("%s", cnn_errmsg());
     cnn_spec_fit f;
     cnn_spec_fit_settings(s, &f);
@@ -92,21 +94,31 @@ static void test_defaults(void **state)
 static void test_errors_name_line_and_column(void **state)
 {
     (void)state;
-    expect_error("    Conv2D(4,", "    Conv2d(4,", "t.spec:5:5: unknown layer type 'Conv2d' (did you mean 'Conv2D'?)");
-    expect_error("kernel_size=3", "kernal_size=3", "t.spec:5:15: layer 1 (Conv2D): unknown option 'kernal_size' (did you mean 'kernel_size'?)");
-    expect_error("activation=\"relu\"", "activation=\"rellu\"", "t.spec:5:30: layer 1 (Conv2D): unknown activation 'rellu'");
+    expect_error("    Conv2D(4,", "    Conv2d(4,",
+                 "t.spec:5:5: unknown layer type 'Conv2d' (did you mean 'Conv2D'?)");
+    expect_error("kernel_size=3", "kernal_size=3",
+                 "t.spec:5:15: layer 1 (Conv2D): unknown option 'kernal_size' (did you mean 'kernel_size'?)");
+    expect_error("activation=\"relu\"", "activation=\"rellu\"",
+                 "t.spec:5:30: layer 1 (Conv2D): unknown activation 'rellu'");
     expect_error("MaxPooling2D(2)", "MaxPooling2D(40)", "t.spec:6:5: layer 'max_pooling2d' (MaxPooling2D)");
-    expect_error("input: (28, 28, 1)", "input: (28, 28)", "t.spec:3:8: expected input: (height, width, channels)");
+    expect_error("input: (28, 28, 1)", "input: (28, 28)",
+                 "t.spec:3:8: expected input: (height, width, channels)");
     expect_error("optimizer: Adam", "optimizer: Adamm", "t.spec:10:12: unknown optimizer 'Adamm'");
-    expect_error("learning_rate=0.005", "learning_rate=fast", "t.spec:10:17: optimizer Adam: learning_rate=fast is not a number");
+    expect_error("learning_rate=0.005", "learning_rate=fast",
+                 "t.spec:10:17: optimizer Adam: learning_rate=fast is not a number");
     expect_error("batch_size=64", "batch_size=-4", "t.spec:11:6: fit: batch_size=-4 is out of range");
-    expect_error("validation=\"test\"", "validation=\"tset\"", "fit: validation=tset is not one of: test, split, none");
+    expect_error("validation=\"test\"", "validation=\"tset\"",
+                 "fit: validation=tset is not one of: test, split, none");
     expect_error("fit:", "fti:", "t.spec:11:1: unknown key 'fti' (did you mean 'fit'?)");
-    expect_error("EarlyStopping(", "EarlyStoping(", "t.spec:13:5: unknown callback 'EarlyStoping' (did you mean 'EarlyStopping'?)");
-    expect_error("patience=2", "patients=2", "t.spec:13:39: EarlyStopping: unknown option 'patients' (did you mean 'patience'?)");
-    expect_error("\"exp\", thresh=1", "\"expo\", thresh=1", "t.spec:14:27: LearningRateScheduler: schedule=expo is not one of");
+    expect_error("EarlyStopping(", "EarlyStoping(",
+                 "t.spec:13:5: unknown callback 'EarlyStoping' (did you mean 'EarlyStopping'?)");
+    expect_error("patience=2", "patients=2",
+                 "t.spec:13:39: EarlyStopping: unknown option 'patients' (did you mean 'patience'?)");
+    expect_error("\"exp\", thresh=1", "\"expo\", thresh=1",
+                 "t.spec:14:27: LearningRateScheduler: schedule=expo is not one of");
     expect_error("    Flatten()\n", "    Flatten(\n", "t.spec:7:5: ");
-    expect_error("Dense(10,\n", "Dense(activation=\"relu\", 10,\n", "positional argument after keyword arguments");
+    expect_error("Dense(10,\n", "Dense(activation=\"relu\", 10,\n",
+                 "positional argument after keyword arguments");
     expect_error("model: Tiny", "model: Ti/ny", "t.spec:2:10: model names use letters");
     expect_error("layers:\n", "layers: Dense(3)\n", "t.spec:4:9: 'layers:' stands on its own line");
     expect_error("# a comment\n", "stray words\n", "t.spec:1:1: expected 'key: value'");
@@ -121,7 +133,8 @@ static void test_missing_parts(void **state)
     tu_assert_error(CNN_ERR_FORMAT, cnn_errcode(), "missing 'input: (height, width, channels)'");
     assert_null(cnn_spec_parse("model: a\ninput: (2,2,1)\n", "e.spec"));
     tu_assert_error(CNN_ERR_FORMAT, cnn_errcode(), "no layers");
-    assert_null(cnn_spec_parse("model: a\ninput: (2,2,1)\nlayers:\n  Flatten()\n  Dense(3, activation=relu)\n", "e"));
+    assert_null(
+        cnn_spec_parse("model: a\ninput: (2,2,1)\nlayers:\n  Flatten()\n  Dense(3, activation=relu)\n", "e"));
     tu_assert_error(CNN_ERR_INVALID, cnn_errcode(), "must use activation softmax");
     assert_null(cnn_spec_parse(NULL, "x"));
 }
@@ -140,16 +153,22 @@ static void test_files(void **state)
     cnn_spec_free(s);
 }
 
-/* The study's models, as the repository ships them: they parse, and build with the spec's parameter counts. */
+/* The study's models, as the repository ships them: they parse, and build with the spec's parameter counts.
+ */
 static void test_seed_specs(void **state)
 {
     (void)state;
     static const struct {
         const char *name;
         size_t params;
-    } seeds[] = {{"Model_1", 337674},  {"Model_2", 130890},          {"Model_2_s2", 261962},
-                 {"Model_3", 82026},   {"Model_4", 1389674},         {"Model_2_L2_0.001", 130890},
-                 {"Model_2_L2_0.05_lr_0.025e", 130890},              {"Model_2_L1_0.001_B_256", 130890}};
+    } seeds[] = {{"Model_1", 337674},
+                 {"Model_2", 130890},
+                 {"Model_2_s2", 261962},
+                 {"Model_3", 82026},
+                 {"Model_4", 1389674},
+                 {"Model_2_L2_0.001", 130890},
+                 {"Model_2_L2_0.05_lr_0.025e", 130890},
+                 {"Model_2_L1_0.001_B_256", 130890}};
     for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
         char path[256];
         snprintf(path, sizeof path, "models/seed/%s.spec", seeds[i].name);
@@ -159,7 +178,8 @@ static void test_seed_specs(void **state)
         cnn_model *m = cnn_spec_build_model(s, 1);
         assert_non_null(m);
         if (cnn_model_num_params(m, 0) != seeds[i].params)
-            fail_msg("%s: %zu params, the study has %zu", seeds[i].name, cnn_model_num_params(m, 0), seeds[i].params);
+            fail_msg("%s: %zu params, the study has %zu", seeds[i].name, cnn_model_num_params(m, 0),
+                     seeds[i].params);
         cnn_model_free(m);
         cnn_spec_free(s);
     }
@@ -182,14 +202,21 @@ static void test_mutation_fuzz(void **state)
             size_t at = cnn_rng_below(11, round, 3 * (uint64_t)e + 1, (uint32_t)n);
             char c = alphabet[cnn_rng_below(11, round, 3 * (uint64_t)e + 2, sizeof alphabet - 1)];
             switch (cnn_rng_below(11, round, 3 * (uint64_t)e + 3, 3)) {
-            case 0: buf[at] = c; break;                                         /* replace */
-            case 1: memmove(buf + at, buf + at + 1, n - at), n--; break;        /* delete */
-            default: memmove(buf + at + 1, buf + at, n - at + 1), buf[at] = c, n++; /* insert */
+            case 0:
+                buf[at] = c;
+                break; /* replace */
+            case 1:
+                memmove(buf + at, buf + at + 1, n - at), n--;
+                break; /* delete */
+            default:
+                memmove(buf + at + 1, buf + at, n - at + 1), buf[at] = c, n++; /* insert */
             }
         }
         cnn_spec *s = cnn_spec_parse(buf, "fuzz.spec");
-        if (s) parsed++;
-        else assert_true(strncmp(cnn_errmsg(), "fuzz.spec", 9) == 0 || cnn_errcode() != CNN_ERR_FORMAT);
+        if (s)
+            parsed++;
+        else
+            assert_true(strncmp(cnn_errmsg(), "fuzz.spec", 9) == 0 || cnn_errcode() != CNN_ERR_FORMAT);
         cnn_spec_free(s);
     }
     assert_true(parsed > 0 && parsed < 3000); /* both outcomes were exercised */
@@ -199,9 +226,12 @@ static void test_mutation_fuzz(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_valid_spec),   cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_errors_name_line_and_column), cmocka_unit_test(test_missing_parts),
-        cmocka_unit_test(test_files),        cmocka_unit_test(test_seed_specs),
+        cmocka_unit_test(test_valid_spec),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_errors_name_line_and_column),
+        cmocka_unit_test(test_missing_parts),
+        cmocka_unit_test(test_files),
+        cmocka_unit_test(test_seed_specs),
         cmocka_unit_test(test_mutation_fuzz),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -24,7 +24,8 @@ static int scheduler_epoch_begin(cnn_callback *cb, cnn_model *m, int epoch)
     scheduler_state *s = (scheduler_state *)cb;
     double lr = s->fn(epoch, cnn_model_learning_rate(m), s->params);
     if (!(lr > 0) || !isfinite(lr))
-        return cnn_fail(CNN_ERR_INVALID, "LearningRateScheduler: schedule returned lr %g at epoch %d", lr, epoch);
+        return cnn_fail(CNN_ERR_INVALID, "LearningRateScheduler: schedule returned lr %g at epoch %d", lr,
+                        epoch);
     cnn_model_set_learning_rate(m, lr);
     return CNN_OK;
 }

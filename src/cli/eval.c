@@ -17,26 +17,31 @@ int cli_eval(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(o, "--help") || !strcmp(o, "-h")) return fputs(EVAL_HELP, stdout), EXIT_OK;
-        if (!strcmp(o, "--data") && v) data = argv[++i];
+        if (!strcmp(o, "--data") && v)
+            data = argv[++i];
         else if (!strcmp(o, "--batch")) {
             if (cli_int(o, v, 1, 1 << 20, &batch)) return EXIT_USAGE;
             i++;
         } else if (!strcmp(o, "--threads")) {
             if (cli_int(o, v, 1, 1024, &threads)) return EXIT_USAGE;
             i++;
-        } else if (o[0] != '-' && !file) file = o;
-        else return cli_error("eval: unexpected argument '%s' (try: cnnlab eval --help)", o), EXIT_USAGE;
+        } else if (o[0] != '-' && !file)
+            file = o;
+        else
+            return cli_error("eval: unexpected argument '%s' (try: cnnlab eval --help)", o), EXIT_USAGE;
     }
     if (!file) return cli_error("eval: which model file? (try: cnnlab eval --help)"), EXIT_USAGE;
     cnn_set_threads((int)threads);
     cnn_model *m = cnn_model_load(file);
     cnn_dataset train = {0}, test = {0};
     double loss, acc;
-    int fail = !m || cnn_dataset_load_dir(data, &train, &test) || cnn_model_evaluate(m, &test, (int)batch, &loss, &acc);
+    int fail = !m || cnn_dataset_load_dir(data, &train, &test) ||
+               cnn_model_evaluate(m, &test, (int)batch, &loss, &acc);
     if (fail)
         cli_error("%s", cnn_errmsg());
     else
-        printf("%s: test loss %.4f, test accuracy %.2f%% (%d images)\n", cnn_model_name(m), loss, 100 * acc, test.n);
+        printf("%s: test loss %.4f, test accuracy %.2f%% (%d images)\n", cnn_model_name(m), loss, 100 * acc,
+               test.n);
     cnn_model_free(m);
     cnn_dataset_free(&train);
     cnn_dataset_free(&test);
@@ -48,13 +53,17 @@ int cli_summary(int argc, char **argv)
     const char *name = "Model_1";
     int positional = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--model") && i + 1 < argc) name = argv[++i];
+        if (!strcmp(argv[i], "--model") && i + 1 < argc)
+            name = argv[++i];
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
-            return puts("usage: cnnlab summary [SPEC | --model NAME]\n\nPrints the model's layer table without "
+            return puts("usage: cnnlab summary [SPEC | --model NAME]\n\nPrints the model's layer table "
+                        "without "
                         "training."),
                    EXIT_OK;
-        else if (argv[i][0] != '-' && !positional) name = argv[i], positional = 1;
-        else return cli_error("summary: unexpected argument '%s'", argv[i]), EXIT_USAGE;
+        else if (argv[i][0] != '-' && !positional)
+            name = argv[i], positional = 1;
+        else
+            return cli_error("summary: unexpected argument '%s'", argv[i]), EXIT_USAGE;
     }
     int usage;
     cnn_spec *s = cli_spec_resolve(name, &usage);
@@ -63,8 +72,10 @@ int cli_summary(int argc, char **argv)
         return usage ? EXIT_USAGE : EXIT_FAILURE_RUN;
     }
     cnn_model *m = cnn_spec_build_model(s, 1);
-    if (!m) cli_error("%s", cnn_errmsg());
-    else cnn_model_summary(m, stdout);
+    if (!m)
+        cli_error("%s", cnn_errmsg());
+    else
+        cnn_model_summary(m, stdout);
     cnn_model_free(m);
     cnn_spec_free(s);
     return m ? EXIT_OK : EXIT_FAILURE_RUN;

@@ -30,12 +30,13 @@ static int write_metrics(const char *dir, const cli_result *r)
     json_number(loss, sizeof loss, r->loss);
     json_number(ovo, sizeof ovo, r->roc_auc_ovo);
     json_number(ovr, sizeof ovr, r->roc_auc_ovr);
-    snprintf(text, sizeof text,
-             "{\n  \"model\": \"%s\",\n  \"test_accuracy\": %s,\n  \"test_loss\": %s,\n  \"roc_auc_ovo\": %s,\n"
-             "  \"roc_auc_ovr\": %s,\n  \"epochs\": %d,\n  \"best_epoch\": %d,\n  \"seconds_per_epoch\": %.6g,\n"
-             "  \"total_seconds\": %.6g,\n  \"stop_reason\": \"%s\"\n}\n",
-             r->name, acc, loss, ovo, ovr, r->epochs, r->best_epoch, r->seconds_per_epoch, r->total_seconds,
-             r->stop_reason);
+    snprintf(
+        text, sizeof text,
+        "{\n  \"model\": \"%s\",\n  \"test_accuracy\": %s,\n  \"test_loss\": %s,\n  \"roc_auc_ovo\": %s,\n"
+        "  \"roc_auc_ovr\": %s,\n  \"epochs\": %d,\n  \"best_epoch\": %d,\n  \"seconds_per_epoch\": %.6g,\n"
+        "  \"total_seconds\": %.6g,\n  \"stop_reason\": \"%s\"\n}\n",
+        r->name, acc, loss, ovo, ovr, r->epochs, r->best_epoch, r->seconds_per_epoch, r->total_seconds,
+        r->stop_reason);
     return write_text(dir, "metrics.json", text);
 }
 
@@ -90,16 +91,26 @@ int cli_result_load(const char *dir, cli_result *res)
         char *tab = strchr(line, '\t');
         if (!tab) continue;
         *tab++ = '\0';
-        if (!strcmp(line, "name")) fields += snprintf(res->name, sizeof res->name, "%s", tab) > 0;
-        else if (!strcmp(line, "accuracy")) fields += sscanf(tab, "%lf", &res->accuracy);
-        else if (!strcmp(line, "loss")) fields += sscanf(tab, "%lf", &res->loss);
-        else if (!strcmp(line, "roc_auc_ovo")) fields += sscanf(tab, "%lf", &res->roc_auc_ovo);
-        else if (!strcmp(line, "roc_auc_ovr")) fields += sscanf(tab, "%lf", &res->roc_auc_ovr);
-        else if (!strcmp(line, "epochs")) fields += sscanf(tab, "%d", &res->epochs);
-        else if (!strcmp(line, "best_epoch")) fields += sscanf(tab, "%d", &res->best_epoch);
-        else if (!strcmp(line, "seconds_per_epoch")) fields += sscanf(tab, "%lf", &res->seconds_per_epoch);
-        else if (!strcmp(line, "total_seconds")) fields += sscanf(tab, "%lf", &res->total_seconds);
-        else if (!strcmp(line, "stop_reason")) fields += snprintf(res->stop_reason, sizeof res->stop_reason, "%s", tab) > 0;
+        if (!strcmp(line, "name"))
+            fields += snprintf(res->name, sizeof res->name, "%s", tab) > 0;
+        else if (!strcmp(line, "accuracy"))
+            fields += sscanf(tab, "%lf", &res->accuracy);
+        else if (!strcmp(line, "loss"))
+            fields += sscanf(tab, "%lf", &res->loss);
+        else if (!strcmp(line, "roc_auc_ovo"))
+            fields += sscanf(tab, "%lf", &res->roc_auc_ovo);
+        else if (!strcmp(line, "roc_auc_ovr"))
+            fields += sscanf(tab, "%lf", &res->roc_auc_ovr);
+        else if (!strcmp(line, "epochs"))
+            fields += sscanf(tab, "%d", &res->epochs);
+        else if (!strcmp(line, "best_epoch"))
+            fields += sscanf(tab, "%d", &res->best_epoch);
+        else if (!strcmp(line, "seconds_per_epoch"))
+            fields += sscanf(tab, "%lf", &res->seconds_per_epoch);
+        else if (!strcmp(line, "total_seconds"))
+            fields += sscanf(tab, "%lf", &res->total_seconds);
+        else if (!strcmp(line, "stop_reason"))
+            fields += snprintf(res->stop_reason, sizeof res->stop_reason, "%s", tab) > 0;
     }
     fclose(f);
     res->reused = 1;

@@ -25,15 +25,24 @@ static int parse(int argc, char **argv, predict_args *a)
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int takes = 1, bad = 0;
-        if (!strcmp(o, "--help") || !strcmp(o, "-h")) return fputs(HELP, stdout), -1;
-        else if (!strcmp(o, "--data")) a->data = v;
-        else if (!strcmp(o, "--images")) a->images = v;
-        else if (!strcmp(o, "--labels")) a->labels = v;
-        else if (!strcmp(o, "--out")) a->out = v;
-        else if (!strcmp(o, "--batch")) bad = cli_int(o, v, 1, 1 << 20, &a->batch);
-        else if (!strcmp(o, "--threads")) bad = cli_int(o, v, 1, 1024, &a->threads);
-        else if (o[0] != '-' && !a->model) a->model = o, takes = 0;
-        else return cli_error("predict: unexpected argument '%s' (try: cnnlab predict --help)", o), EXIT_USAGE;
+        if (!strcmp(o, "--help") || !strcmp(o, "-h"))
+            return fputs(HELP, stdout), -1;
+        else if (!strcmp(o, "--data"))
+            a->data = v;
+        else if (!strcmp(o, "--images"))
+            a->images = v;
+        else if (!strcmp(o, "--labels"))
+            a->labels = v;
+        else if (!strcmp(o, "--out"))
+            a->out = v;
+        else if (!strcmp(o, "--batch"))
+            bad = cli_int(o, v, 1, 1 << 20, &a->batch);
+        else if (!strcmp(o, "--threads"))
+            bad = cli_int(o, v, 1, 1024, &a->threads);
+        else if (o[0] != '-' && !a->model)
+            a->model = o, takes = 0;
+        else
+            return cli_error("predict: unexpected argument '%s' (try: cnnlab predict --help)", o), EXIT_USAGE;
         if (takes && !v) return cli_error("predict: %s needs a value", o), EXIT_USAGE;
         if (bad) return EXIT_USAGE;
         i += takes;
@@ -64,15 +73,16 @@ static char *format_csv(const cnn_dataset *ds, const float *probs, const int32_t
     for (int i = 0; i < ds->n; i++) {
         const char *name = k == 10 ? cnn_fashion_class_name(pred[i]) : NULL;
         n += (size_t)snprintf(buf + n, cap - n, "%d,%d,%d,%s", i, ds->y[i], pred[i], name ? name : "");
-        for (int j = 0; j < k; j++) n += (size_t)snprintf(buf + n, cap - n, ",%.6g", probs[(size_t)i * k + j]);
+        for (int j = 0; j < k; j++)
+            n += (size_t)snprintf(buf + n, cap - n, ",%.6g", probs[(size_t)i * k + j]);
         n += (size_t)snprintf(buf + n, cap - n, "\n");
     }
     *len = n;
     return buf;
 }
 
-static int write_predictions(const predict_args *a, const cnn_dataset *ds, const float *probs, const int32_t *pred,
-                             int k)
+static int write_predictions(const predict_args *a, const cnn_dataset *ds, const float *probs,
+                             const int32_t *pred, int k)
 {
     size_t len;
     char *csv = format_csv(ds, probs, pred, k, &len);
@@ -92,8 +102,10 @@ static void report_accuracy(const cnn_dataset *ds, const int32_t *pred, int k)
     int known = 0, hits = 0;
     for (int i = 0; i < ds->n; i++)
         if (ds->y[i] >= 0 && ds->y[i] < k) known++, hits += pred[i] == ds->y[i];
-    if (known) fprintf(stderr, "%d images, %d labelled: accuracy %.2f%%\n", ds->n, known, 100.0 * hits / known);
-    else fprintf(stderr, "%d images (no labels)\n", ds->n);
+    if (known)
+        fprintf(stderr, "%d images, %d labelled: accuracy %.2f%%\n", ds->n, known, 100.0 * hits / known);
+    else
+        fprintf(stderr, "%d images (no labels)\n", ds->n);
 }
 
 int cli_predict(int argc, char **argv)
@@ -114,7 +126,8 @@ int cli_predict(int argc, char **argv)
         pred = malloc(sizeof(int32_t) * (size_t)ds.n);
         if (!probs || !pred) fail = (cli_error("out of memory"), 1);
     }
-    if (!fail && (cnn_model_predict(m, ds.x, ds.n, (int)a.batch, probs) || cnn_argmax_rows(probs, ds.n, k, pred)))
+    if (!fail &&
+        (cnn_model_predict(m, ds.x, ds.n, (int)a.batch, probs) || cnn_argmax_rows(probs, ds.n, k, pred)))
         fail = (cli_error("%s", cnn_errmsg()), 1);
     if (!fail) fail = write_predictions(&a, &ds, probs, pred, k) != 0;
     if (!fail) report_accuracy(&ds, pred, k);

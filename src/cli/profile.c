@@ -6,10 +6,11 @@
 
 #include "cli/cli.h"
 
-static const char *const HELP = "usage: cnnlab profile [SPEC | --model NAME] [--batch N] [--steps N] [--threads N]\n"
-                                "\n"
-                                "Times SPEC's training step per layer on random inputs (default: the spec's batch,\n"
-                                "10 timed steps after 2 warm-up steps).\n";
+static const char *const HELP =
+    "usage: cnnlab profile [SPEC | --model NAME] [--batch N] [--steps N] [--threads N]\n"
+    "\n"
+    "Times SPEC's training step per layer on random inputs (default: the spec's batch,\n"
+    "10 timed steps after 2 warm-up steps).\n";
 
 static int parse(int argc, char **argv, const char **name, long *batch, long *steps, long *threads)
 {
@@ -17,7 +18,8 @@ static int parse(int argc, char **argv, const char **name, long *batch, long *st
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(o, "--help") || !strcmp(o, "-h")) return fputs(HELP, stdout), -1;
-        if (!strcmp(o, "--model") && v) *name = argv[++i];
+        if (!strcmp(o, "--model") && v)
+            *name = argv[++i];
         else if (!strcmp(o, "--batch")) {
             if (cli_int(o, v, 1, 1 << 16, batch)) return EXIT_USAGE;
             i++;
@@ -27,8 +29,10 @@ static int parse(int argc, char **argv, const char **name, long *batch, long *st
         } else if (!strcmp(o, "--threads")) {
             if (cli_int(o, v, 1, 1024, threads)) return EXIT_USAGE;
             i++;
-        } else if (o[0] != '-' && !positional) *name = o, positional = 1;
-        else return cli_error("profile: unexpected argument '%s' (try: cnnlab profile --help)", o), EXIT_USAGE;
+        } else if (o[0] != '-' && !positional)
+            *name = o, positional = 1;
+        else
+            return cli_error("profile: unexpected argument '%s' (try: cnnlab profile --help)", o), EXIT_USAGE;
     }
     return 0;
 }
@@ -49,7 +53,8 @@ static int profile(cnn_model *m, int n, int steps, const int in_size)
     int32_t *y = malloc(sizeof(int32_t) * (size_t)n);
     double *gemm = calloc((size_t)cnn_model_num_layers(m), sizeof(double));
     int rc = !x || !y || !gemm ? (cli_error("out of memory"), -1) : 0;
-    for (size_t i = 0; !rc && i < (size_t)n * in_size; i++) x[i] = (float)((i * 2654435761u) % 1000) / 1000.0f;
+    for (size_t i = 0; !rc && i < (size_t)n * in_size; i++)
+        x[i] = (float)((i * 2654435761u) % 1000) / 1000.0f;
     for (int i = 0; !rc && i < n; i++) y[i] = i % cnn_model_num_outputs(m);
     if (!rc) rc = run_steps(m, x, y, n, 2);
     if (!rc && cnn_model_profile(m, 1)) rc = (cli_error("%s", cnn_errmsg()), -1);

@@ -80,7 +80,8 @@ static void run_free(run_state *r)
 static int log_epoch(cnn_callback *cb, cnn_model *m, const cnn_epoch_log *e, int *stop)
 {
     (void)m, (void)stop;
-    fprintf(cb->state, "epoch %d: loss %.4f accuracy %.4f val_loss %.4f val_accuracy %.4f lr %.4g seconds %.2f\n",
+    fprintf(cb->state,
+            "epoch %d: loss %.4f accuracy %.4f val_loss %.4f val_accuracy %.4f lr %.4g seconds %.2f\n",
             e->epoch + 1, e->loss, e->accuracy, e->val_loss, e->val_accuracy, e->lr, e->seconds);
     fflush(cb->state);
     return CNN_OK;
@@ -103,7 +104,8 @@ static int prepare(const cnn_spec *s, const cnn_spec_fit *f, const cli_data *d, 
     return 0;
 }
 
-static int fit(const cnn_spec_fit *f, const cli_data *d, const cli_run_options *o, run_state *r, cnn_history *h)
+static int fit(const cnn_spec_fit *f, const cli_data *d, const cli_run_options *o, run_state *r,
+               cnn_history *h)
 {
     cnn_callback logger = {.name = "log", .state = r->log, .on_epoch_end = log_epoch};
     cnn_callback **all = calloc((size_t)r->ncallbacks + 1, sizeof *all);
@@ -115,16 +117,18 @@ static int fit(const cnn_spec_fit *f, const cli_data *d, const cli_run_options *
     fc.batch_size = f->batch_size;
     fc.shuffle = f->shuffle;
     fc.seed = f->seed;
-    fc.validation = !strcmp(f->validation, "test") ? &d->test : !strcmp(f->validation, "split") ? &r->val : NULL;
+    fc.validation = !strcmp(f->validation, "test")    ? &d->test
+                    : !strcmp(f->validation, "split") ? &r->val
+                                                      : NULL;
     fc.verbose = o->quiet ? CNN_VERBOSE_SILENT : CNN_VERBOSE_AUTO;
     fc.callbacks = all;
     fc.num_callbacks = r->ncallbacks + 1;
     if (!o->quiet)
         printf("Training %s: %d images, batch %d, up to %d epochs, %d threads; validation: %s\n",
                cnn_model_name(r->model), r->train_set->n, fc.batch_size, fc.epochs, cnn_get_threads(),
-               fc.validation == &d->test   ? "the test set (as in the study)"
+               fc.validation == &d->test  ? "the test set (as in the study)"
                : fc.validation == &r->val ? "split off the training data"
-                                           : "none");
+                                          : "none");
     int rc = cnn_model_fit(r->model, r->train_set, &fc, h);
     free(all);
     if (rc) cli_error("%s", cnn_errmsg());
@@ -148,7 +152,9 @@ static int evaluate(const cli_data *d, run_state *r, cli_result *res, char *repo
     int rc = cnn_model_evaluate(r->model, &d->test, 512, &res->loss, &res->accuracy);
     if (!rc) rc = cnn_model_predict(r->model, d->test.x, n, 512, r->probs);
     if (!rc) rc = cnn_argmax_rows(r->probs, n, k, r->pred);
-    if (!rc) rc = cnn_classification_report(d->test.y, r->pred, n, k, k <= 16 ? names : NULL, 2, report, cap, NULL);
+    if (!rc)
+        rc =
+            cnn_classification_report(d->test.y, r->pred, n, k, k <= 16 ? names : NULL, 2, report, cap, NULL);
     res->roc_auc_ovo = res->roc_auc_ovr = NAN;
     if (!rc && cnn_roc_auc_ovo(d->test.y, r->probs, n, k, &res->roc_auc_ovo) == CNN_OK)
         cnn_roc_auc_ovr(d->test.y, r->probs, n, k, &res->roc_auc_ovr);

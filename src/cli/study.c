@@ -48,12 +48,16 @@ static int add_spec(study_args *a, cnn_spec *s)
             cnn_spec_free(s);
             return -1;
         }
-    if (a->nspecs == MAX_SPECS) return cnn_spec_free(s), cli_error("study: more than %d specs", MAX_SPECS), -1;
+    if (a->nspecs == MAX_SPECS)
+        return cnn_spec_free(s), cli_error("study: more than %d specs", MAX_SPECS), -1;
     a->specs[a->nspecs++] = s;
     return 0;
 }
 
-static int cmp_names(const void *x, const void *y) { return strcmp(*(char *const *)x, *(char *const *)y); }
+static int cmp_names(const void *x, const void *y)
+{
+    return strcmp(*(char *const *)x, *(char *const *)y);
+}
 
 /* Every *.spec file of a folder, in name order. */
 static int add_dir(study_args *a, const char *dir)
@@ -95,23 +99,35 @@ static int parse_args(int argc, char **argv, study_args *a)
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0, takes = 1;
-        if (!strcmp(o, "--help") || !strcmp(o, "-h")) return fputs(HELP, stdout), -1;
-        else if (!strcmp(o, "--out")) a->out = v;
-        else if (!strcmp(o, "--data")) a->run.data = v;
-        else if (!strcmp(o, "--epochs")) bad = cli_int(o, v, 0, 100000, &a->run.epochs);
-        else if (!strcmp(o, "--threads")) bad = cli_int(o, v, 1, 1024, &a->threads);
-        else if (!strcmp(o, "--seed")) bad = cli_int(o, v, 0, 2147483647, &a->run.seed);
-        else if (!strcmp(o, "--limit")) bad = cli_int(o, v, 1, 2147483647, &a->run.limit);
-        else if (!strcmp(o, "--retrain")) a->retrain = 1, takes = 0;
-        else if (!strcmp(o, "--quiet")) a->run.quiet = 1, takes = 0;
-        else if (o[0] == '-') return cli_error("study: unknown option '%s' (try: cnnlab study --help)", o), EXIT_USAGE;
-        else takes = 0, bad = add_target(a, o);
+        if (!strcmp(o, "--help") || !strcmp(o, "-h"))
+            return fputs(HELP, stdout), -1;
+        else if (!strcmp(o, "--out"))
+            a->out = v;
+        else if (!strcmp(o, "--data"))
+            a->run.data = v;
+        else if (!strcmp(o, "--epochs"))
+            bad = cli_int(o, v, 0, 100000, &a->run.epochs);
+        else if (!strcmp(o, "--threads"))
+            bad = cli_int(o, v, 1, 1024, &a->threads);
+        else if (!strcmp(o, "--seed"))
+            bad = cli_int(o, v, 0, 2147483647, &a->run.seed);
+        else if (!strcmp(o, "--limit"))
+            bad = cli_int(o, v, 1, 2147483647, &a->run.limit);
+        else if (!strcmp(o, "--retrain"))
+            a->retrain = 1, takes = 0;
+        else if (!strcmp(o, "--quiet"))
+            a->run.quiet = 1, takes = 0;
+        else if (o[0] == '-')
+            return cli_error("study: unknown option '%s' (try: cnnlab study --help)", o), EXIT_USAGE;
+        else
+            takes = 0, bad = add_target(a, o);
         if (takes && !v) return cli_error("study: %s needs a value", o), EXIT_USAGE;
         if (bad) return EXIT_USAGE;
         i += takes;
     }
     for (const cli_builtin_spec *b = cli_builtin_specs; !a->nspecs && b->name; b++)
-        if (add_spec(a, cnn_spec_parse(b->text, b->path))) return cli_error("%s", cnn_errmsg()), EXIT_FAILURE_RUN;
+        if (add_spec(a, cnn_spec_parse(b->text, b->path)))
+            return cli_error("%s", cnn_errmsg()), EXIT_FAILURE_RUN;
     return 0;
 }
 
@@ -148,15 +164,16 @@ static int try_reuse(const study_args *a, const cnn_spec *s, const char *dir, cl
 {
     char key[4400];
     run_key(a, key, sizeof key);
-    return !a->retrain && same_file_text(dir, "model.spec", cnn_spec_text(s)) && same_file_text(dir, "run.key", key) &&
-           cli_result_load(dir, res) == 0;
+    return !a->retrain && same_file_text(dir, "model.spec", cnn_spec_text(s)) &&
+           same_file_text(dir, "run.key", key) && cli_result_load(dir, res) == 0;
 }
 
 static int run_one(const study_args *a, const cnn_spec *s, const cli_data *d, cli_result *res)
 {
     char dir[4200], key[4400], path[4300];
     snprintf(dir, sizeof dir, "%s/%s", a->out, cnn_spec_name(s));
-    if (mkdir(dir, 0777) && errno != EEXIST) return cli_error("cannot create %s: %s", dir, strerror(errno)), -1;
+    if (mkdir(dir, 0777) && errno != EEXIST)
+        return cli_error("cannot create %s: %s", dir, strerror(errno)), -1;
     if (try_reuse(a, s, dir, res)) {
         printf("== %s: reusing %s/ (same spec and settings; --retrain to train again)\n", res->name, dir);
         return 0;
@@ -180,13 +197,14 @@ static int by_accuracy(const void *x, const void *y)
 
 static void print_table(cli_result *r, int n, FILE *out)
 {
-    fprintf(out, "\n%-28s %9s %8s %7s %5s %8s %9s\n", "model (sorted by accuracy)", "accuracy", "ROC-AUC", "epochs",
-            "best", "s/epoch", "total s");
+    fprintf(out, "\n%-28s %9s %8s %7s %5s %8s %9s\n", "model (sorted by accuracy)", "accuracy", "ROC-AUC",
+            "epochs", "best", "s/epoch", "total s");
     for (int i = 0; i < n; i++)
-        fprintf(out, "%-28s %8.2f%% %8.4f %7d %5d %8.2f %9.1f%s\n", r[i].name, 100 * r[i].accuracy, r[i].roc_auc_ovo,
-                r[i].epochs, r[i].best_epoch + 1, r[i].seconds_per_epoch, r[i].total_seconds,
-                r[i].reused ? "  (reused)" : "");
-    fprintf(out, "Validation = the test set, as in the study. ROC-AUC: one-vs-one macro; best: 1-based epoch.\n");
+        fprintf(out, "%-28s %8.2f%% %8.4f %7d %5d %8.2f %9.1f%s\n", r[i].name, 100 * r[i].accuracy,
+                r[i].roc_auc_ovo, r[i].epochs, r[i].best_epoch + 1, r[i].seconds_per_epoch,
+                r[i].total_seconds, r[i].reused ? "  (reused)" : "");
+    fprintf(out,
+            "Validation = the test set, as in the study. ROC-AUC: one-vs-one macro; best: 1-based epoch.\n");
 }
 
 static int write_csv(const char *out, const cli_result *r, int n)
@@ -201,7 +219,8 @@ static int write_csv(const char *out, const cli_result *r, int n)
     for (size_t i = 0; i < rows; i++)
         len += (size_t)snprintf(buf + len, ROW, "%s,%.6f,%.6f,%.6f,%.6f,%d,%d,%.3f,%.1f,\"%s\"\n", r[i].name,
                                 r[i].accuracy, r[i].loss, r[i].roc_auc_ovo, r[i].roc_auc_ovr, r[i].epochs,
-                                r[i].best_epoch + 1, r[i].seconds_per_epoch, r[i].total_seconds, r[i].stop_reason);
+                                r[i].best_epoch + 1, r[i].seconds_per_epoch, r[i].total_seconds,
+                                r[i].stop_reason);
     snprintf(path, sizeof path, "%s/results.csv", out);
     int rc = cnn_write_file_atomic(path, buf, len);
     free(buf);
@@ -221,14 +240,18 @@ int cli_study(int argc, char **argv)
     if (!rc) cnn_set_threads((int)a.threads);
     if (!rc && cli_data_load(&a.run, &data)) rc = EXIT_FAILURE_RUN;
     for (int i = 0; !rc && i < a.nspecs; i++) {
-        if (run_one(&a, a.specs[i], &data, &results[done]) == 0) done++;
-        else failed++, cli_error("study: %s failed; going on with the others", cnn_spec_name(a.specs[i]));
+        if (run_one(&a, a.specs[i], &data, &results[done]) == 0)
+            done++;
+        else
+            failed++, cli_error("study: %s failed; going on with the others", cnn_spec_name(a.specs[i]));
     }
     if (!rc && done) {
         qsort(results, (size_t)done, sizeof *results, by_accuracy);
         print_table(results, done, stdout);
-        if (write_csv(a.out, results, done)) failed++;
-        else printf("Table: %s/results.csv\n", a.out);
+        if (write_csv(a.out, results, done))
+            failed++;
+        else
+            printf("Table: %s/results.csv\n", a.out);
     }
     cli_data_free(&data);
     free(results);

@@ -45,19 +45,32 @@ static int parse_args(int argc, char **argv, train_args *a)
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0, takes = 1;
-        if (!strcmp(o, "--help") || !strcmp(o, "-h")) return fputs(HELP, stdout), -1;
-        else if (!strcmp(o, "--model")) a->model = v;
-        else if (!strcmp(o, "--data")) a->run.data = v;
-        else if (!strcmp(o, "--out")) a->out = v;
-        else if (!strcmp(o, "--epochs")) bad = cli_int(o, v, 0, 100000, &a->run.epochs);
-        else if (!strcmp(o, "--batch")) bad = cli_int(o, v, 1, 1 << 20, &a->run.batch);
-        else if (!strcmp(o, "--threads")) bad = cli_int(o, v, 1, 1024, &a->threads);
-        else if (!strcmp(o, "--seed")) bad = cli_int(o, v, 0, 2147483647, &a->run.seed);
-        else if (!strcmp(o, "--limit")) bad = cli_int(o, v, 1, 2147483647, &a->run.limit);
-        else if (!strcmp(o, "--validation-split")) bad = cli_double(o, v, 1e-6, 0.999999, &a->run.val_split);
-        else if (!strcmp(o, "--overwrite")) a->overwrite = 1, takes = 0;
-        else if (!strcmp(o, "--quiet")) a->run.quiet = 1, takes = 0;
-        else if (o[0] != '-' && !positional) a->model = o, positional = 1, takes = 0;
+        if (!strcmp(o, "--help") || !strcmp(o, "-h"))
+            return fputs(HELP, stdout), -1;
+        else if (!strcmp(o, "--model"))
+            a->model = v;
+        else if (!strcmp(o, "--data"))
+            a->run.data = v;
+        else if (!strcmp(o, "--out"))
+            a->out = v;
+        else if (!strcmp(o, "--epochs"))
+            bad = cli_int(o, v, 0, 100000, &a->run.epochs);
+        else if (!strcmp(o, "--batch"))
+            bad = cli_int(o, v, 1, 1 << 20, &a->run.batch);
+        else if (!strcmp(o, "--threads"))
+            bad = cli_int(o, v, 1, 1024, &a->threads);
+        else if (!strcmp(o, "--seed"))
+            bad = cli_int(o, v, 0, 2147483647, &a->run.seed);
+        else if (!strcmp(o, "--limit"))
+            bad = cli_int(o, v, 1, 2147483647, &a->run.limit);
+        else if (!strcmp(o, "--validation-split"))
+            bad = cli_double(o, v, 1e-6, 0.999999, &a->run.val_split);
+        else if (!strcmp(o, "--overwrite"))
+            a->overwrite = 1, takes = 0;
+        else if (!strcmp(o, "--quiet"))
+            a->run.quiet = 1, takes = 0;
+        else if (o[0] != '-' && !positional)
+            a->model = o, positional = 1, takes = 0;
         else {
             cli_error("train: unknown option '%s' (try: cnnlab train --help)", o);
             return EXIT_USAGE;
@@ -77,7 +90,8 @@ static int make_run_dir(const train_args *a, const char *name, char *dir, size_t
 {
     if (a->out) {
         snprintf(dir, cap, "%s", a->out);
-        if (mkdir(dir, 0777) && errno != EEXIST) return cli_error("cannot create %s: %s", dir, strerror(errno)), -1;
+        if (mkdir(dir, 0777) && errno != EEXIST)
+            return cli_error("cannot create %s: %s", dir, strerror(errno)), -1;
         char probe[4200];
         snprintf(probe, sizeof probe, "%s/model.cnn", dir);
         struct stat st;
@@ -85,7 +99,8 @@ static int make_run_dir(const train_args *a, const char *name, char *dir, size_t
             return cli_error("%s already holds a run; choose another --out or add --overwrite", dir), -1;
         return 0;
     }
-    if (mkdir("runs", 0777) && errno != EEXIST) return cli_error("cannot create runs/: %s", strerror(errno)), -1;
+    if (mkdir("runs", 0777) && errno != EEXIST)
+        return cli_error("cannot create runs/: %s", strerror(errno)), -1;
     for (int n = 1; n < 100000; n++) {
         snprintf(dir, cap, "runs/%s-%d", name, n);
         if (mkdir(dir, 0777) == 0) return 0;

@@ -8,13 +8,25 @@ static _Thread_local char g_msg[1024];
 static _Thread_local int g_code;
 static _Thread_local int g_offset = -1;
 
-void cnn_error_set_offset(int offset) { g_offset = offset; }
+void cnn_error_set_offset(int offset)
+{
+    g_offset = offset;
+}
 
-int cnn_error_offset(void) { return g_offset; }
+int cnn_error_offset(void)
+{
+    return g_offset;
+}
 
-const char *cnn_errmsg(void) { return g_msg; }
+const char *cnn_errmsg(void)
+{
+    return g_msg;
+}
 
-int cnn_errcode(void) { return g_code; }
+int cnn_errcode(void)
+{
+    return g_code;
+}
 
 void cnn_clear_error(void)
 {

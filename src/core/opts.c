@@ -25,7 +25,10 @@ static int fail_at(int pos, const char *fmt, ...)
     return CNN_ERR_INVALID;
 }
 
-static int is_sep(char c) { return c == ',' || isspace((unsigned char)c); }
+static int is_sep(char c)
+{
+    return c == ',' || isspace((unsigned char)c);
+}
 
 /* Copies one value: a plain word, a quoted string, or text with balanced brackets such as (3,3) or
  * l1_l2(l1=0.01, l2=0.01). Returns the characters consumed, or -1 when unterminated or too long. */
@@ -70,8 +73,7 @@ int cnn_opts_parse(cnn_opts *o, const char *text, const char *context)
             if (!strcmp(o->items[j].key, it->key))
                 return fail_at(it->pos, "%s: option '%s' given twice", o->context, it->key);
         int used = scan_value(s + k + 1, it->val, sizeof it->val);
-        if (used <= 0)
-            return fail_at(it->pos, "%s: bad or unterminated value for '%s'", o->context, it->key);
+        if (used <= 0) return fail_at(it->pos, "%s: bad or unterminated value for '%s'", o->context, it->key);
         s += k + 1 + used;
         o->n++;
     }
@@ -105,7 +107,8 @@ int cnn_opts_int(cnn_opts *o, const char *key, int def, int min, int max, int *o
         return fail_at(it ? it->pos : -1, "%s: %s=%s is not an integer", o->context, key, it->val);
     if (!it && (v < min || v > max)) return fail_at(-1, "%s: missing required option '%s'", o->context, key);
     if (v < min || v > max)
-        return fail_at(it ? it->pos : -1, "%s: %s=%ld is out of range [%d, %d]", o->context, key, v, min, max);
+        return fail_at(it ? it->pos : -1, "%s: %s=%ld is out of range [%d, %d]", o->context, key, v, min,
+                       max);
     *out = (int)v;
     return CNN_OK;
 }
@@ -160,11 +163,11 @@ int cnn_opts_pair(cnn_opts *o, const char *key, int def, int min, int max, int o
         if (ok && (*end == ')' || *end == ']')) end++;
         if (!ok || *end)
             return fail_at(it ? it->pos : -1, "%s: %s=%s is not an integer or a pair like (3,3)", o->context,
-                            key, it->val);
+                           key, it->val);
     }
     if (a < min || a > max || b < min || b > max)
         return fail_at(it ? it->pos : -1, "%s: %s=(%ld,%ld) is out of range [%d, %d]", o->context, key, a, b,
-                        min, max);
+                       min, max);
     out[0] = (int)a;
     out[1] = (int)b;
     return CNN_OK;
@@ -245,7 +248,7 @@ int cnn_opts_finish(cnn_opts *o)
         }
         if (best)
             return fail_at(o->items[i].pos, "%s: unknown option '%s' (did you mean '%s'?)", o->context,
-                            o->items[i].key, best);
+                           o->items[i].key, best);
         return fail_at(o->items[i].pos, "%s: unknown option '%s'", o->context, o->items[i].key);
     }
     return CNN_OK;

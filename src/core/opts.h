@@ -34,7 +34,8 @@ int cnn_opts_pair(cnn_opts *o, const char *key, int def, int min, int max, int o
 int cnn_opts_enum(cnn_opts *o, const char *key, const char *const *names, int n, int def, int *out);
 int cnn_opts_str(cnn_opts *o, const char *key, const char *def, char *out, size_t cap);
 /* Fails with CNN_ERR_INVALID and a message about option key, recording where key stands in the text. */
-int cnn_opts_fail(const cnn_opts *o, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int cnn_opts_fail(const cnn_opts *o, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Fails on the first option nobody asked for, suggesting the nearest known key. */
 int cnn_opts_finish(cnn_opts *o);
 

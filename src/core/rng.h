@@ -9,7 +9,10 @@
 /* Stream tags, combined with an index (tensor number, epoch, step) by cnn_rng_stream(). */
 enum { CNN_STREAM_INIT = 1, CNN_STREAM_SHUFFLE = 2, CNN_STREAM_DROPOUT = 3, CNN_STREAM_AUGMENT = 4 };
 
-static inline uint64_t cnn_rng_stream(int tag, uint64_t index) { return ((uint64_t)tag << 56) ^ index; }
+static inline uint64_t cnn_rng_stream(int tag, uint64_t index)
+{
+    return ((uint64_t)tag << 56) ^ index;
+}
 
 /* 64 random bits. */
 uint64_t cnn_rng_bits(uint64_t seed, uint64_t stream, uint64_t counter);

@@ -41,4 +41,7 @@ void cnn_set_threads(int threads)
     openblas_set_num_threads(threads);
 }
 
-int cnn_get_threads(void) { return g_threads ? g_threads : omp_get_max_threads(); }
+int cnn_get_threads(void)
+{
+    return g_threads ? g_threads : omp_get_max_threads();
+}

@@ -147,9 +147,10 @@ int cnn_layer_read_regularizer(cnn_opts *o, float *l1, float *l2)
         *l2 = (float)b;
         return CNN_OK;
     }
-    return cnn_opts_fail(o, "kernel_regularizer",
-                         "%s: kernel_regularizer=%s: expected l1(c), l2(c), l1_l2(l1=a,l2=b) or none with c >= 0",
-                         o->context, v);
+    return cnn_opts_fail(
+        o, "kernel_regularizer",
+        "%s: kernel_regularizer=%s: expected l1(c), l2(c), l1_l2(l1=a,l2=b) or none with c >= 0", o->context,
+        v);
 }
 
 int cnn_layer_fail(const cnn_layer *l, const char *fmt, ...)

@@ -17,9 +17,18 @@ typedef struct cnn_shape {
     int h, w, c;
 } cnn_shape;
 
-static inline size_t cnn_shape_size(cnn_shape s) { return (size_t)s.h * s.w * s.c; }
-static inline cnn_shape cnn_shape_vec(int n) { return (cnn_shape){1, 1, 1, n}; }
-static inline cnn_shape cnn_shape_hwc(int h, int w, int c) { return (cnn_shape){3, h, w, c}; }
+static inline size_t cnn_shape_size(cnn_shape s)
+{
+    return (size_t)s.h * s.w * s.c;
+}
+static inline cnn_shape cnn_shape_vec(int n)
+{
+    return (cnn_shape){1, 1, 1, n};
+}
+static inline cnn_shape cnn_shape_hwc(int h, int w, int c)
+{
+    return (cnn_shape){3, h, w, c};
+}
 
 typedef enum { CNN_INIT_ZEROS = 0, CNN_INIT_ONES, CNN_INIT_GLOROT_UNIFORM, CNN_INIT_HE_NORMAL } cnn_init;
 
@@ -40,11 +49,11 @@ typedef struct cnn_param {
 
 /* Per-call facts a layer needs besides its input. */
 typedef struct cnn_ctx {
-    int training;    /* dropout active, batch statistics used */
-    uint64_t seed;   /* with step, drives dropout masks */
-    uint64_t step;   /* global training step */
-    float *work;     /* shared workspace of at least ops->workspace(l, n) floats */
-    int need_dx;     /* backward must produce dx (0 for the first trained layer) */
+    int training;  /* dropout active, batch statistics used */
+    uint64_t seed; /* with step, drives dropout masks */
+    uint64_t step; /* global training step */
+    float *work;   /* shared workspace of at least ops->workspace(l, n) floats */
+    int need_dx;   /* backward must produce dx (0 for the first trained layer) */
 } cnn_ctx;
 
 typedef struct cnn_layer cnn_layer;
@@ -90,8 +99,8 @@ struct cnn_layer {
 };
 
 /* Declares a parameter tensor during build. Returns its index or a negative status. */
-int cnn_layer_add_param(cnn_layer *l, const char *name, int rank, const int *dim, int trainable, cnn_init init,
-                        int fan_in, int fan_out);
+int cnn_layer_add_param(cnn_layer *l, const char *name, int rank, const int *dim, int trainable,
+                        cnn_init init, int fan_in, int fan_out);
 /* Pointer to parameter i's values / gradients. */
 float *cnn_layer_param(const cnn_layer *l, int i);
 float *cnn_layer_grad(const cnn_layer *l, int i);

@@ -10,7 +10,8 @@
 
 cnn_fit_config cnn_fit_default(void)
 {
-    return (cnn_fit_config){.epochs = 1, .batch_size = 32, .shuffle = 1, .seed = 0, .verbose = CNN_VERBOSE_AUTO};
+    return (cnn_fit_config){
+        .epochs = 1, .batch_size = 32, .shuffle = 1, .seed = 0, .verbose = CNN_VERBOSE_AUTO};
 }
 
 static int check_data(const cnn_model *m, const cnn_dataset *ds, const char *what)
@@ -18,12 +19,12 @@ static int check_data(const cnn_model *m, const cnn_dataset *ds, const char *wha
     if (!ds || ds->n < 1 || !ds->x || !ds->y) return cnn_fail(CNN_ERR_INVALID, "%s data is empty", what);
     size_t sample = (size_t)ds->h * ds->w * ds->c;
     if (sample != cnn_shape_size(m->input))
-        return cnn_fail(CNN_ERR_SHAPE, "%s data has samples of %dx%dx%d = %zu values; model '%s' expects %zu", what,
-                        ds->h, ds->w, ds->c, sample, m->name, cnn_shape_size(m->input));
+        return cnn_fail(CNN_ERR_SHAPE, "%s data has samples of %dx%dx%d = %zu values; model '%s' expects %zu",
+                        what, ds->h, ds->w, ds->c, sample, m->name, cnn_shape_size(m->input));
     for (int i = 0; i < ds->n; i++)
         if (ds->y[i] < 0 || ds->y[i] >= m->classes)
-            return cnn_fail(CNN_ERR_INVALID, "%s label %d of sample %d is outside [0, %d) of model '%s'", what,
-                            ds->y[i], i, m->classes, m->name);
+            return cnn_fail(CNN_ERR_INVALID, "%s label %d of sample %d is outside [0, %d) of model '%s'",
+                            what, ds->y[i], i, m->classes, m->name);
     return CNN_OK;
 }
 
@@ -105,11 +106,12 @@ static int validate_config(const cnn_model *m, const cnn_dataset *train, const c
 
 /* One pass over the training data in shuffled batches; the loss and accuracy are sample-weighted means over
  * the batches, as Keras reports them. */
-static void train_epoch(cnn_model *m, const cnn_dataset *train, const cnn_fit_config *c, int32_t *order, int epoch,
-                        cnn_progress *bar, cnn_epoch_log *log)
+static void train_epoch(cnn_model *m, const cnn_dataset *train, const cnn_fit_config *c, int32_t *order,
+                        int epoch, cnn_progress *bar, cnn_epoch_log *log)
 {
     for (int i = 0; i < train->n; i++) order[i] = i;
-    if (c->shuffle) cnn_rng_shuffle(c->seed, cnn_rng_stream(CNN_STREAM_SHUFFLE, (uint64_t)epoch), order, train->n);
+    if (c->shuffle)
+        cnn_rng_shuffle(c->seed, cnn_rng_stream(CNN_STREAM_SHUFFLE, (uint64_t)epoch), order, train->n);
     double loss_sum = 0.0;
     long correct = 0;
     int seen = 0, step = 0;
@@ -142,7 +144,8 @@ static int call_epoch_begin(cnn_model *m, const cnn_fit_config *c, int epoch)
 }
 
 /* Each callback gets a stop flag of its own, so that the history names every callback that stopped training
- * (in Keras both EarlyStopping callbacks of the study may fire in the same epoch); the reason is their names. */
+ * (in Keras both EarlyStopping callbacks of the study may fire in the same epoch); the reason is their names.
+ */
 static int call_epoch_end(cnn_model *m, const cnn_fit_config *c, const cnn_epoch_log *log, int *stop,
                           cnn_history *h)
 {

@@ -11,8 +11,8 @@
 cnn_model *cnn_model_create(const char *name, int h, int w, int c)
 {
     if (h < 1 || w < 1 || c < 1 || (size_t)h * w * c > (1u << 28)) {
-        cnn_fail(CNN_ERR_INVALID, "model: input shape (%d, %d, %d) must be positive and at most 2^28 values", h,
-                 w, c);
+        cnn_fail(CNN_ERR_INVALID, "model: input shape (%d, %d, %d) must be positive and at most 2^28 values",
+                 h, w, c);
         return NULL;
     }
     cnn_model *m = calloc(1, sizeof *m);
@@ -105,7 +105,8 @@ int cnn_model_add(cnn_model *m, const char *type, const char *options)
     l->ops = ops;
     snprintf(l->options, sizeof l->options, "%s", options ? options : "");
     auto_name(m, ops, l->name, sizeof l->name);
-    if (ops->cfg_size && !(l->cfg = calloc(1, ops->cfg_size))) return cnn_fail(CNN_ERR_NOMEM, "out of memory");
+    if (ops->cfg_size && !(l->cfg = calloc(1, ops->cfg_size)))
+        return cnn_fail(CNN_ERR_NOMEM, "out of memory");
     int rc = configure_layer(m, l, options);
     if (rc) {
         free(l->cfg);
@@ -140,12 +141,19 @@ static void init_param(float *p, const cnn_param *d, uint64_t seed, uint64_t ten
     float s = sqrtf(6.0f / (float)(d->fan_in + d->fan_out));
     for (size_t i = 0; i < d->size; i++) {
         switch (d->init) {
-        case CNN_INIT_ZEROS: p[i] = 0.0f; break;
-        case CNN_INIT_ONES: p[i] = 1.0f; break;
-        case CNN_INIT_GLOROT_UNIFORM: p[i] = s * (2.0f * cnn_rng_uniform(seed, stream, i) - 1.0f); break;
+        case CNN_INIT_ZEROS:
+            p[i] = 0.0f;
+            break;
+        case CNN_INIT_ONES:
+            p[i] = 1.0f;
+            break;
+        case CNN_INIT_GLOROT_UNIFORM:
+            p[i] = s * (2.0f * cnn_rng_uniform(seed, stream, i) - 1.0f);
+            break;
         case CNN_INIT_HE_NORMAL: {
             /* Box-Muller from two uniforms; (0,1] keeps the log finite. */
-            float u1 = 1.0f - cnn_rng_uniform(seed, stream, 2 * i), u2 = cnn_rng_uniform(seed, stream, 2 * i + 1);
+            float u1 = 1.0f - cnn_rng_uniform(seed, stream, 2 * i),
+                  u2 = cnn_rng_uniform(seed, stream, 2 * i + 1);
             p[i] = sqrtf(2.0f / (float)d->fan_in) * sqrtf(-2.0f * logf(u1)) * cosf(6.2831853f * u2);
             break;
         }
@@ -184,13 +192,15 @@ int cnn_model_build(cnn_model *m, uint64_t seed)
     size_t bytes = sizeof(float) * (m->nparams ? m->nparams : 1);
     m->params = calloc(1, bytes);
     m->grads = calloc(1, bytes);
-    if (!m->params || !m->grads) return cnn_fail(CNN_ERR_NOMEM, "model '%s': out of memory for parameters", m->name);
+    if (!m->params || !m->grads)
+        return cnn_fail(CNN_ERR_NOMEM, "model '%s': out of memory for parameters", m->name);
     uint64_t tensor = 0;
     for (int i = 0; i < m->nlayers; i++) {
         cnn_layer *l = &m->layers[i];
         l->w = m->params;
         l->g = m->grads;
-        for (int j = 0; j < l->nparams; j++) init_param(m->params + l->params[j].offset, &l->params[j], seed, tensor++);
+        for (int j = 0; j < l->nparams; j++)
+            init_param(m->params + l->params[j].offset, &l->params[j], seed, tensor++);
     }
     /* The softmax of the last layer is applied by the model, which keeps the logits for a stable loss. */
     cnn_layer *last = &m->layers[m->nlayers - 1];
@@ -210,9 +220,15 @@ int cnn_model_set_trainable(cnn_model *m, const char *layer_name, int trainable)
     return CNN_OK;
 }
 
-int cnn_model_num_layers(const cnn_model *m) { return m->nlayers; }
+int cnn_model_num_layers(const cnn_model *m)
+{
+    return m->nlayers;
+}
 
-const char *cnn_model_name(const cnn_model *m) { return m->name; }
+const char *cnn_model_name(const cnn_model *m)
+{
+    return m->name;
+}
 
 int cnn_model_set_spec_text(cnn_model *m, const char *text)
 {
@@ -223,18 +239,30 @@ int cnn_model_set_spec_text(cnn_model *m, const char *text)
     return CNN_OK;
 }
 
-const char *cnn_model_spec_text(const cnn_model *m) { return m->spec_text; }
+const char *cnn_model_spec_text(const cnn_model *m)
+{
+    return m->spec_text;
+}
 
 const char *cnn_model_layer_name(const cnn_model *m, int i)
 {
     return i >= 0 && i < m->nlayers ? m->layers[i].name : NULL;
 }
 
-int cnn_model_num_outputs(const cnn_model *m) { return m->classes; }
+int cnn_model_num_outputs(const cnn_model *m)
+{
+    return m->classes;
+}
 
-float *cnn_model_params(cnn_model *m) { return m->params; }
+float *cnn_model_params(cnn_model *m)
+{
+    return m->params;
+}
 
-float *cnn_model_grads(cnn_model *m) { return m->grads; }
+float *cnn_model_grads(cnn_model *m)
+{
+    return m->grads;
+}
 
 size_t cnn_model_num_params(const cnn_model *m, int trainable_only)
 {

@@ -28,14 +28,14 @@ struct cnn_model {
     /* activation plan for batches of up to plan_batch samples */
     int plan_batch;
     float *arena;
-    float **acts;     /* acts[0] = input batch, acts[i+1] = output of layer i */
-    float *dbuf[2];   /* ping-pong gradient buffers */
-    float *work;      /* shared workspace */
-    float *logits;    /* copy of the last layer's pre-softmax output */
-    int32_t *labels;  /* label batch for fit */
-    int last_n;       /* batch size of the last forward pass */
+    float **acts;    /* acts[0] = input batch, acts[i+1] = output of layer i */
+    float *dbuf[2];  /* ping-pong gradient buffers */
+    float *work;     /* shared workspace */
+    float *logits;   /* copy of the last layer's pre-softmax output */
+    int32_t *labels; /* label batch for fit */
+    int last_n;      /* batch size of the last forward pass */
     int last_training;
-    uint64_t step;    /* training steps taken (Adam's t, dropout streams) */
+    uint64_t step; /* training steps taken (Adam's t, dropout streams) */
 
     /* per-layer timing, when profiling: seconds[2*i] forward, seconds[2*i+1] backward */
     double *prof_seconds;

@@ -9,7 +9,10 @@
 
 enum { ALIGN_FLOATS = 16 }; /* 64-byte alignment for every sub-buffer */
 
-static size_t round_up(size_t n) { return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS; }
+static size_t round_up(size_t n)
+{
+    return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
+}
 
 /* Floats the arena needs for batches of n, and the largest gradient (= activation) size. */
 static size_t plan_size(const cnn_model *m, int n, size_t *grad_max, size_t *work_max)

@@ -41,8 +41,8 @@ void cnn_model_profile_print(const cnn_model *m, const double *gemm_gflops, FILE
     }
     int n = m->last_n;
     double tf = 0, tb = 0;
-    fprintf(out, "%-24s %-20s %9s %9s %9s %8s %8s %7s\n", "layer", "type", "fwd ms", "bwd ms", "GFLOP", "fwd GF/s",
-            "bwd GF/s", "%sgemm");
+    fprintf(out, "%-24s %-20s %9s %9s %9s %8s %8s %7s\n", "layer", "type", "fwd ms", "bwd ms", "GFLOP",
+            "fwd GF/s", "bwd GF/s", "%sgemm");
     for (int i = 0; i < m->nlayers; i++) {
         const cnn_layer *l = &m->layers[i];
         double f = 1e3 * m->prof_seconds[2 * i] / m->prof_forward;

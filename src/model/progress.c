@@ -28,7 +28,8 @@ static void draw_bar(const cnn_progress *p, int done)
     int width = snprintf(NULL, 0, "%d", p->steps);
     int fill = (int)((double)done / p->steps * BAR_WIDTH);
     fprintf(p->out, "\r%*d/%d [", width, done, p->steps);
-    for (int i = 0; i < BAR_WIDTH; i++) fputc(i < fill ? '=' : (i == fill && done < p->steps) ? '>' : '.', p->out);
+    for (int i = 0; i < BAR_WIDTH; i++)
+        fputc(i < fill ? '=' : (i == fill && done < p->steps) ? '>' : '.', p->out);
     fputc(']', p->out);
 }
 

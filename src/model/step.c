@@ -21,8 +21,9 @@ static int setup_loss(cnn_model *m)
                         "for sparse categorical cross-entropy, not %s",
                         m->name, last->name, cnn_act_name(last->act));
     if (m->classes < 2)
-        return cnn_fail(CNN_ERR_SHAPE, "model '%s': the last layer '%s' has %d output; a classifier needs >= 2",
-                        m->name, last->name, m->classes);
+        return cnn_fail(CNN_ERR_SHAPE,
+                        "model '%s': the last layer '%s' has %d output; a classifier needs >= 2", m->name,
+                        last->name, m->classes);
     return CNN_OK;
 }
 
@@ -54,9 +55,15 @@ int cnn_model_compile(cnn_model *m, const cnn_optimizer_config *opt)
     return rc;
 }
 
-double cnn_model_learning_rate(const cnn_model *m) { return m->opt.lr; }
+double cnn_model_learning_rate(const cnn_model *m)
+{
+    return m->opt.lr;
+}
 
-void cnn_model_set_learning_rate(cnn_model *m, double lr) { m->opt.lr = lr; }
+void cnn_model_set_learning_rate(cnn_model *m, double lr)
+{
+    m->opt.lr = lr;
+}
 
 void cnn_model_forward_planned(cnn_model *m, int n, int training)
 {
@@ -76,7 +83,10 @@ void cnn_model_forward_planned(cnn_model *m, int n, int training)
     m->last_training = training;
 }
 
-const float *cnn_model_output(const cnn_model *m) { return m->acts[m->nlayers]; }
+const float *cnn_model_output(const cnn_model *m)
+{
+    return m->acts[m->nlayers];
+}
 
 double cnn_model_regularization(const cnn_model *m)
 {
@@ -157,8 +167,8 @@ static int check_labels(const cnn_model *m, const int32_t *y, int n)
 {
     for (int i = 0; i < n; i++)
         if (y[i] < 0 || y[i] >= m->classes)
-            return cnn_fail(CNN_ERR_INVALID, "label %d of sample %d is outside [0, %d) for model '%s'", y[i], i,
-                            m->classes, m->name);
+            return cnn_fail(CNN_ERR_INVALID, "label %d of sample %d is outside [0, %d) for model '%s'", y[i],
+                            i, m->classes, m->name);
     return CNN_OK;
 }
 

@@ -6,8 +6,8 @@
 
 #include "optim/optimizer.h"
 
-void cnn_adam_update(const cnn_optimizer_config *c, double lr, long t, float *w, const float *g, float *m, float *v,
-                     size_t n)
+void cnn_adam_update(const cnn_optimizer_config *c, double lr, long t, float *w, const float *g, float *m,
+                     float *v, size_t n)
 {
     const float b1 = (float)c->beta_1, b2 = (float)c->beta_2, eps = (float)c->epsilon;
     const float b1t = powf(b1, (float)t), b2t = powf(b2, (float)t);

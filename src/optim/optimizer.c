@@ -31,7 +31,8 @@ int cnn_optimizer_init(cnn_optimizer *o, const cnn_optimizer_config *cfg, size_t
     o->cfg = *cfg;
     o->lr = cfg->learning_rate;
     size_t bytes = sizeof(float) * (nparams ? nparams : 1);
-    if (needs_m(cfg) && !(o->m = calloc(1, bytes))) return cnn_fail(CNN_ERR_NOMEM, "optimizer: out of memory");
+    if (needs_m(cfg) && !(o->m = calloc(1, bytes)))
+        return cnn_fail(CNN_ERR_NOMEM, "optimizer: out of memory");
     if ((cfg->kind == CNN_OPT_ADAM || cfg->kind == CNN_OPT_RMSPROP) && !(o->v = calloc(1, bytes))) {
         cnn_optimizer_free(o);
         return cnn_fail(CNN_ERR_NOMEM, "optimizer: out of memory");
@@ -70,9 +71,15 @@ void cnn_optimizer_step(cnn_optimizer *o, float *w, const float *g)
     for (int i = 0; i < o->nranges; i++) {
         size_t off = o->ranges[i].offset, n = o->ranges[i].size;
         switch (o->cfg.kind) {
-        case CNN_OPT_ADAM: cnn_adam_update(&o->cfg, o->lr, o->t, w + off, g + off, o->m + off, o->v + off, n); break;
-        case CNN_OPT_SGD: cnn_sgd_update(&o->cfg, o->lr, w + off, g + off, o->m ? o->m + off : NULL, n); break;
-        case CNN_OPT_RMSPROP: cnn_rmsprop_update(&o->cfg, o->lr, w + off, g + off, o->v + off, n); break;
+        case CNN_OPT_ADAM:
+            cnn_adam_update(&o->cfg, o->lr, o->t, w + off, g + off, o->m + off, o->v + off, n);
+            break;
+        case CNN_OPT_SGD:
+            cnn_sgd_update(&o->cfg, o->lr, w + off, g + off, o->m ? o->m + off : NULL, n);
+            break;
+        case CNN_OPT_RMSPROP:
+            cnn_rmsprop_update(&o->cfg, o->lr, w + off, g + off, o->v + off, n);
+            break;
         }
     }
 }

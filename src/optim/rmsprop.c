@@ -4,7 +4,8 @@
 
 #include "optim/optimizer.h"
 
-void cnn_rmsprop_update(const cnn_optimizer_config *c, double lr, float *w, const float *g, float *v, size_t n)
+void cnn_rmsprop_update(const cnn_optimizer_config *c, double lr, float *w, const float *g, float *v,
+                        size_t n)
 {
     const float a = (float)lr, rho = (float)c->rho, eps = (float)c->epsilon;
 #pragma omp parallel for simd schedule(static) if (n > 32768)

@@ -29,15 +29,25 @@
 
 /* Keyword names of the positional arguments Keras accepts, by class name. */
 static const char *const POSITIONAL[][3] = {
-    {"Dense", "units"},          {"Conv2D", "filters"},       {"SeparableConv2D", "filters"},
-    {"DepthwiseConv2D", "kernel_size"},                       {"Dropout", "rate"},
-    {"MaxPooling2D", "pool_size"}, {"AveragePooling2D", "pool_size"},                  {"ZeroPadding2D", "padding"},
-    {"Activation", "activation"}, {"Resizing", "height", "width"},                     {"LeakyReLU", "alpha"},
-    {"LearningRateScheduler", "schedule"},                    {"Adam", "learning_rate"},
-    {"SGD", "learning_rate"},    {"RMSprop", "learning_rate"},
+    {"Dense", "units"},
+    {"Conv2D", "filters"},
+    {"SeparableConv2D", "filters"},
+    {"DepthwiseConv2D", "kernel_size"},
+    {"Dropout", "rate"},
+    {"MaxPooling2D", "pool_size"},
+    {"AveragePooling2D", "pool_size"},
+    {"ZeroPadding2D", "padding"},
+    {"Activation", "activation"},
+    {"Resizing", "height", "width"},
+    {"LeakyReLU", "alpha"},
+    {"LearningRateScheduler", "schedule"},
+    {"Adam", "learning_rate"},
+    {"SGD", "learning_rate"},
+    {"RMSprop", "learning_rate"},
 };
 
-static int fail_at(const spec_parser *p, int line, int col, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int fail_at(const spec_parser *p, int line, int col, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 static int fail_at(const spec_parser *p, int line, int col, const char *fmt, ...)
 {
@@ -97,9 +107,12 @@ static int rewrite_args(const spec_parser *p, spec_call *c, const char *args, si
         size_t id = ident_len(a);
         int keyword = id && skip_space(a + id)[0] == '=';
         if (!keyword) {
-            if (seen_kw) return fail_at(p, c->line, col, "positional argument after keyword arguments in %s(...)", c->name);
+            if (seen_kw)
+                return fail_at(p, c->line, col, "positional argument after keyword arguments in %s(...)",
+                               c->name);
             if (!names || npos >= 2 || !names[npos])
-                return fail_at(p, c->line, col, "%s takes no positional argument here; write name=value", c->name);
+                return fail_at(p, c->line, col, "%s takes no positional argument here; write name=value",
+                               c->name);
         }
         seen_kw |= keyword;
         if (c->nargs == SPEC_MAX_ARGS) return fail_at(p, c->line, col, "too many arguments");
@@ -124,7 +137,8 @@ static int parse_call(const spec_parser *p, const char *s, int line, int col, sp
     c->line = line;
     c->col = col;
     size_t n = ident_len(s);
-    if (n == 0 || n >= sizeof c->name) return fail_at(p, line, col, "expected a name like Dense(...) or Flatten()");
+    if (n == 0 || n >= sizeof c->name)
+        return fail_at(p, line, col, "expected a name like Dense(...) or Flatten()");
     memcpy(c->name, s, n);
     const char *t = skip_space(s + n);
     if (*t == '\0') return CNN_OK;
@@ -151,7 +165,8 @@ static int parse_input(const spec_parser *p, cnn_spec *s, const char *v, int lin
     int h, w, c, used = 0;
     if (sscanf(v, "(%d ,%d ,%d )%n", &h, &w, &c, &used) != 3 || v[used] != '\0' || h < 1 || w < 1 || c < 1 ||
         (long)h * w * c > (1L << 28))
-        return fail_at(p, line, col, "expected input: (height, width, channels) with positive sizes, got '%s'", v);
+        return fail_at(p, line, col,
+                       "expected input: (height, width, channels) with positive sizes, got '%s'", v);
     s->h = h, s->w = w, s->c = c;
     s->has_input = 1;
     return CNN_OK;
@@ -161,16 +176,19 @@ static int parse_model_name(const spec_parser *p, cnn_spec *s, const char *v, in
 {
     size_t n = strlen(v);
     if (n >= 2 && (v[0] == '"' || v[0] == '\'') && v[n - 1] == v[0]) v++, n -= 2;
-    if (n == 0 || n >= sizeof s->name) return fail_at(p, line, col, "model name must be 1 to %zu characters", sizeof s->name - 1);
+    if (n == 0 || n >= sizeof s->name)
+        return fail_at(p, line, col, "model name must be 1 to %zu characters", sizeof s->name - 1);
     for (size_t i = 0; i < n; i++)
         if (!isalnum((unsigned char)v[i]) && !strchr("_.-", v[i]))
-            return fail_at(p, line, col + (int)i, "model names use letters, digits, '_', '.' and '-' (they name files)");
+            return fail_at(p, line, col + (int)i,
+                           "model names use letters, digits, '_', '.' and '-' (they name files)");
     memcpy(s->name, v, n);
     s->name[n] = '\0';
     return CNN_OK;
 }
 
-static int add_call(const spec_parser *p, spec_call *list, int *count, int max, const char *v, int line, int col)
+static int add_call(const spec_parser *p, spec_call *list, int *count, int max, const char *v, int line,
+                    int col)
 {
     if (*count == max) return fail_at(p, line, col, "more than %d entries in this section", max);
     int rc = parse_call(p, v, line, col, &list[*count]);
@@ -191,7 +209,9 @@ static int parse_keyed(spec_parser *p, cnn_spec *s, const char *text, int line, 
     p->section = SECTION_NONE;
     if (!strcmp(key, "layers") || !strcmp(key, "callbacks")) {
         p->section = key[0] == 'l' ? SECTION_LAYERS : SECTION_CALLBACKS;
-        if (*v) return fail_at(p, line, vcol, "'%s:' stands on its own line; list one call per line below it", key);
+        if (*v)
+            return fail_at(p, line, vcol, "'%s:' stands on its own line; list one call per line below it",
+                           key);
         return CNN_OK;
     }
     if (!*v) return fail_at(p, line, vcol, "'%s:' needs a value", key);
@@ -211,7 +231,8 @@ static int parse_keyed(spec_parser *p, cnn_spec *s, const char *text, int line, 
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         if (cnn_edit_distance(key, keys[i]) <= 2)
             return fail_at(p, line, col, "unknown key '%s' (did you mean '%s'?)", key, keys[i]);
-    return fail_at(p, line, col, "unknown key '%s' (expected model, input, layers, optimizer, fit or callbacks)", key);
+    return fail_at(p, line, col,
+                   "unknown key '%s' (expected model, input, layers, optimizer, fit or callbacks)", key);
 }
 
 static int parse_logical_line(spec_parser *p, cnn_spec *s, const char *text, int line, int col)
@@ -224,14 +245,16 @@ static int parse_logical_line(spec_parser *p, cnn_spec *s, const char *text, int
         snprintf(type, sizeof type, "%.*s", (int)n, text);
         if (n && !cnn_layer_find(type)) {
             const char *near = cnn_layer_suggest(type);
-            if (near) return fail_at(p, line, col, "unknown layer type '%s' (did you mean '%s'?)", type, near);
+            if (near)
+                return fail_at(p, line, col, "unknown layer type '%s' (did you mean '%s'?)", type, near);
             return fail_at(p, line, col, "unknown layer type '%s' (known: %s)", type, cnn_layer_types());
         }
         return add_call(p, s->layers, &s->nlayers, SPEC_MAX_LAYERS, text, line, col);
     }
     if (p->section == SECTION_CALLBACKS)
         return add_call(p, s->callbacks, &s->ncallbacks, SPEC_MAX_CALLBACKS, text, line, col);
-    return fail_at(p, line, col, "expected 'key: value' (model, input, optimizer, fit) or a 'layers:' section");
+    return fail_at(p, line, col,
+                   "expected 'key: value' (model, input, optimizer, fit) or a 'layers:' section");
 }
 
 /* Removes a comment (outside quotes) and trailing space; returns the bracket depth change. */
@@ -260,7 +283,8 @@ static int clean_line(char *s)
 static int feed_line(spec_parser *p, cnn_spec *s, char *raw, int line)
 {
     for (char *c = raw; *c; c++)
-        if ((unsigned char)*c < 32 && *c != '\t') return fail_at(p, line, (int)(c - raw) + 1, "control character in the file");
+        if ((unsigned char)*c < 32 && *c != '\t')
+            return fail_at(p, line, (int)(c - raw) + 1, "control character in the file");
     int depth = clean_line(raw);
     const char *t = skip_space(raw);
     if (p->pending_len) {
@@ -272,7 +296,8 @@ static int feed_line(spec_parser *p, cnn_spec *s, char *raw, int line)
         p->depth += depth;
     } else {
         if (!*t) return CNN_OK;
-        if (strlen(t) >= sizeof p->pending) return fail_at(p, line, 1, "line longer than %d characters", SPEC_MAX_LINE);
+        if (strlen(t) >= sizeof p->pending)
+            return fail_at(p, line, 1, "line longer than %d characters", SPEC_MAX_LINE);
         strcpy(p->pending, t);
         p->pending_len = strlen(t);
         p->pending_line = line;
@@ -287,10 +312,12 @@ static int feed_line(spec_parser *p, cnn_spec *s, char *raw, int line)
 
 static int check_complete(const spec_parser *p, const cnn_spec *s, int lines)
 {
-    if (p->pending_len) return fail_at(p, p->pending_line, p->pending_col, "unclosed '(' at the end of the file");
+    if (p->pending_len)
+        return fail_at(p, p->pending_line, p->pending_col, "unclosed '(' at the end of the file");
     if (!s->name[0]) return fail_at(p, 1, 1, "missing 'model: NAME'");
     if (!s->has_input) return fail_at(p, 1, 1, "missing 'input: (height, width, channels)'");
-    if (s->nlayers == 0) return fail_at(p, lines, 1, "no layers: add a 'layers:' section with one call per line");
+    if (s->nlayers == 0)
+        return fail_at(p, lines, 1, "no layers: add a 'layers:' section with one call per line");
     return CNN_OK;
 }
 
@@ -379,9 +406,15 @@ void cnn_spec_free(cnn_spec *s)
     free(s);
 }
 
-const char *cnn_spec_name(const cnn_spec *s) { return s->name; }
+const char *cnn_spec_name(const cnn_spec *s)
+{
+    return s->name;
+}
 
-const char *cnn_spec_text(const cnn_spec *s) { return s->text; }
+const char *cnn_spec_text(const cnn_spec *s)
+{
+    return s->text;
+}
 
 void cnn_spec_input_shape(const cnn_spec *s, int *h, int *w, int *c)
 {

@@ -71,8 +71,10 @@ cnn_model *cnn_spec_build_model(const cnn_spec *s, uint64_t seed)
         }
     if (cnn_model_build(m, seed) || cnn_model_compile(m, &opt) || cnn_model_set_spec_text(m, s->text)) {
         const spec_call *c = layer_named_in_error(s, m);
-        if (c) cnn_fail_context("%s:%d:%d: ", s->origin, c->line, c->col);
-        else cnn_fail_context("%s: ", s->origin);
+        if (c)
+            cnn_fail_context("%s:%d:%d: ", s->origin, c->line, c->col);
+        else
+            cnn_fail_context("%s: ", s->origin);
         goto fail;
     }
     return m;

@@ -18,7 +18,8 @@ static void remaining_options(const cnn_opts *o, const char *const *drop, int nd
     }
 }
 
-/* ModelCheckpoint: the study names its files <model>_best_model_<acc|loss>.{keras,epoch}; so do we, in out_dir. */
+/* ModelCheckpoint: the study names its files <model>_best_model_<acc|loss>.{keras,epoch}; so do we, in
+ * out_dir. */
 static cnn_callback *make_checkpoint(const cnn_spec *s, const spec_call *c, const char *out_dir)
 {
     cnn_opts o;
@@ -34,7 +35,8 @@ static cnn_callback *make_checkpoint(const cnn_spec *s, const spec_call *c, cons
     static const char *const drop[] = {"filepath"};
     cnn_strbuf rest = {0};
     remaining_options(&o, drop, 1, &rest);
-    cnn_callback *cb = rest.failed ? NULL : cnn_callback_model_checkpoint(path, epoch_path, rest.data ? rest.data : "");
+    cnn_callback *cb =
+        rest.failed ? NULL : cnn_callback_model_checkpoint(path, epoch_path, rest.data ? rest.data : "");
     cnn_strbuf_free(&rest);
     return cb;
 }
@@ -56,7 +58,8 @@ static int schedule_params(cnn_opts *o, int kind, const cnn_spec *s, void *param
     } else if (kind == 2) {
         cnn_cosine_schedule *p = params;
         rc = cnn_opts_double(o, "initial_lr", 0.001, 1e-12, 1e3, &p->initial_lr);
-        if (!rc) rc = cnn_opts_int(o, "decay_steps", fit.epochs > 0 ? fit.epochs : 1, 1, 1000000, &p->decay_steps);
+        if (!rc)
+            rc = cnn_opts_int(o, "decay_steps", fit.epochs > 0 ? fit.epochs : 1, 1, 1000000, &p->decay_steps);
         if (!rc) rc = cnn_opts_double(o, "alpha", 0, 0, 1, &p->alpha);
         if (!rc) rc = cnn_opts_int(o, "warmup_steps", 0, 0, 1000000, &p->warmup_steps);
         if (!rc) rc = cnn_opts_double(o, "warmup_target", 0, 0, 1e3, &p->warmup_target);
@@ -70,14 +73,17 @@ static int schedule_params(cnn_opts *o, int kind, const cnn_spec *s, void *param
         if (!rc) *p = cnn_one_cycle_default(max_lr, total);
         if (!rc) rc = cnn_opts_double(o, "pct_start", p->pct_start, 0, 1, &p->pct_start);
         if (!rc) rc = cnn_opts_double(o, "div_factor", p->div_factor, 1e-6, 1e9, &p->div_factor);
-        if (!rc) rc = cnn_opts_double(o, "final_div_factor", p->final_div_factor, 1e-6, 1e12, &p->final_div_factor);
+        if (!rc)
+            rc =
+                cnn_opts_double(o, "final_div_factor", p->final_div_factor, 1e-6, 1e12, &p->final_div_factor);
         if (!rc) rc = cnn_opts_bool(o, "three_phase", 0, &p->three_phase);
         *size = sizeof *p;
     }
     return rc;
 }
 
-/* LearningRateScheduler("step", thresh=7, lr=0.001) | ("exp", thresh=k) | ("cosine", ...) | ("one_cycle", ...) */
+/* LearningRateScheduler("step", thresh=7, lr=0.001) | ("exp", thresh=k) | ("cosine", ...) | ("one_cycle",
+ * ...) */
 static cnn_callback *make_scheduler(const cnn_spec *s, const spec_call *c)
 {
     static const char *const kinds[] = {"step", "exp", "cosine", "one_cycle"};
@@ -93,8 +99,9 @@ static cnn_callback *make_scheduler(const cnn_spec *s, const spec_call *c)
     cnn_opts o;
     int kind;
     size_t size = 0;
-    if (cnn_opts_parse(&o, c->args, "LearningRateScheduler") || cnn_opts_enum(&o, "schedule", kinds, 4, 0, &kind) ||
-        schedule_params(&o, kind, s, &params, &size) || cnn_opts_finish(&o))
+    if (cnn_opts_parse(&o, c->args, "LearningRateScheduler") ||
+        cnn_opts_enum(&o, "schedule", kinds, 4, 0, &kind) || schedule_params(&o, kind, s, &params, &size) ||
+        cnn_opts_finish(&o))
         return NULL;
     return cnn_callback_lr_scheduler(fns[kind], &params, size);
 }
@@ -112,8 +119,9 @@ static cnn_callback *make_callback(const cnn_spec *s, const spec_call *c, const 
             cnn_fail(CNN_ERR_FORMAT, "unknown callback '%s' (did you mean '%s'?)", c->name, known[i]);
             return NULL;
         }
-    cnn_fail(CNN_ERR_FORMAT, "unknown callback '%s' (known: EarlyStopping, ReduceLROnPlateau, ModelCheckpoint, "
-                             "LearningRateScheduler)",
+    cnn_fail(CNN_ERR_FORMAT,
+             "unknown callback '%s' (known: EarlyStopping, ReduceLROnPlateau, ModelCheckpoint, "
+             "LearningRateScheduler)",
              c->name);
     return NULL;
 }
