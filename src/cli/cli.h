@@ -35,6 +35,13 @@ typedef struct cli_run_options {
     int quiet;
 } cli_run_options;
 
+/* The defaults: the study's data, everything else from the spec. */
+cli_run_options cli_run_defaults(void);
+/* Parses one option shared by train and study (--data, --epochs, --batch, --threads, --seed, --limit,
+ * --validation-split, --quiet) with value v. Returns 1 when o is one of them (*takes: whether it used v;
+ * *bad: a usage error was printed), 0 when it is not. */
+int cli_run_option(const char *o, const char *v, cli_run_options *r, long *threads, int *takes, int *bad);
+
 /* Data loaded once and shared by every run of a study. */
 typedef struct cli_data {
     cnn_dataset train, test;

@@ -7,6 +7,27 @@
 
 #include "cli/cli.h"
 
+cli_run_options cli_run_defaults(void)
+{
+    return (cli_run_options){.data = CNN_FASHION_MNIST_DIR, .epochs = -1, .batch = -1, .seed = -1};
+}
+
+int cli_run_option(const char *o, const char *v, cli_run_options *r, long *threads, int *takes, int *bad)
+{
+    *takes = 1;
+    *bad = 0;
+    if (!strcmp(o, "--data")) r->data = v;
+    else if (!strcmp(o, "--epochs")) *bad = cli_int(o, v, 0, 100000, &r->epochs);
+    else if (!strcmp(o, "--batch")) *bad = cli_int(o, v, 1, 1 << 20, &r->batch);
+    else if (!strcmp(o, "--threads")) *bad = cli_int(o, v, 1, 1024, threads);
+    else if (!strcmp(o, "--seed")) *bad = cli_int(o, v, 0, 2147483647, &r->seed);
+    else if (!strcmp(o, "--limit")) *bad = cli_int(o, v, 1, 2147483647, &r->limit);
+    else if (!strcmp(o, "--validation-split")) *bad = cli_double(o, v, 1e-6, 0.999999, &r->val_split);
+    else if (!strcmp(o, "--quiet")) r->quiet = 1, *takes = 0;
+    else return 0;
+    return 1;
+}
+
 int cli_data_load(const cli_run_options *o, cli_data *d)
 {
     memset(d, 0, sizeof *d);

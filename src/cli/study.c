@@ -24,6 +24,8 @@ static const char *const HELP =
     "  --retrain      train every model again even when its outputs exist\n"
     "  --threads N    threads (default: the number of physical cores)\n"
     "  --seed N       seed for every model (default: each spec's)\n"
+    "  --batch N      batch size for every model (default: each spec's)\n"
+    "  --validation-split F  validate on the last fraction F of the training data, not the test set\n"
     "  --data DIR     IDX dataset folder (default " CNN_FASHION_MNIST_DIR ")\n"
     "  --limit N      train on the first N training images only\n"
     "  --quiet        no per-epoch progress\n";
@@ -95,28 +97,18 @@ static int add_target(study_args *a, const char *what)
 static int parse_args(int argc, char **argv, study_args *a)
 {
     a->out = "study";
-    a->run = (cli_run_options){.data = CNN_FASHION_MNIST_DIR, .epochs = -1, .batch = -1, .seed = -1};
+    a->run = cli_run_defaults();
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0, takes = 1;
         if (!strcmp(o, "--help") || !strcmp(o, "-h"))
             return fputs(HELP, stdout), -1;
+        else if (cli_run_option(o, v, &a->run, &a->threads, &takes, &bad))
+            ;
         else if (!strcmp(o, "--out"))
             a->out = v;
-        else if (!strcmp(o, "--data"))
-            a->run.data = v;
-        else if (!strcmp(o, "--epochs"))
-            bad = cli_int(o, v, 0, 100000, &a->run.epochs);
-        else if (!strcmp(o, "--threads"))
-            bad = cli_int(o, v, 1, 1024, &a->threads);
-        else if (!strcmp(o, "--seed"))
-            bad = cli_int(o, v, 0, 2147483647, &a->run.seed);
-        else if (!strcmp(o, "--limit"))
-            bad = cli_int(o, v, 1, 2147483647, &a->run.limit);
         else if (!strcmp(o, "--retrain"))
             a->retrain = 1, takes = 0;
-        else if (!strcmp(o, "--quiet"))
-            a->run.quiet = 1, takes = 0;
         else if (o[0] == '-')
             return cli_error("study: unknown option '%s' (try: cnnlab study --help)", o), EXIT_USAGE;
         else
@@ -134,8 +126,8 @@ static int parse_args(int argc, char **argv, study_args *a)
 /* What, besides the spec text, decides a run's result: the overrides and the data. */
 static void run_key(const study_args *a, char *buf, size_t cap)
 {
-    snprintf(buf, cap, "epochs=%ld batch=%ld seed=%ld limit=%ld data=%s\n", a->run.epochs, a->run.batch,
-             a->run.seed, a->run.limit, a->run.data);
+    snprintf(buf, cap, "epochs=%ld batch=%ld seed=%ld limit=%ld validation_split=%g data=%s\n", a->run.epochs,
+             a->run.batch, a->run.seed, a->run.limit, a->run.val_split, a->run.data);
 }
 
 static char *read_text(const char *path)

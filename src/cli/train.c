@@ -40,35 +40,21 @@ typedef struct train_args {
 static int parse_args(int argc, char **argv, train_args *a)
 {
     *a = (train_args){.model = "Model_1"};
-    a->run = (cli_run_options){.data = CNN_FASHION_MNIST_DIR, .epochs = -1, .batch = -1, .seed = -1};
+    a->run = cli_run_defaults();
     int positional = 0;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0, takes = 1;
         if (!strcmp(o, "--help") || !strcmp(o, "-h"))
             return fputs(HELP, stdout), -1;
+        else if (cli_run_option(o, v, &a->run, &a->threads, &takes, &bad))
+            ;
         else if (!strcmp(o, "--model"))
             a->model = v;
-        else if (!strcmp(o, "--data"))
-            a->run.data = v;
         else if (!strcmp(o, "--out"))
             a->out = v;
-        else if (!strcmp(o, "--epochs"))
-            bad = cli_int(o, v, 0, 100000, &a->run.epochs);
-        else if (!strcmp(o, "--batch"))
-            bad = cli_int(o, v, 1, 1 << 20, &a->run.batch);
-        else if (!strcmp(o, "--threads"))
-            bad = cli_int(o, v, 1, 1024, &a->threads);
-        else if (!strcmp(o, "--seed"))
-            bad = cli_int(o, v, 0, 2147483647, &a->run.seed);
-        else if (!strcmp(o, "--limit"))
-            bad = cli_int(o, v, 1, 2147483647, &a->run.limit);
-        else if (!strcmp(o, "--validation-split"))
-            bad = cli_double(o, v, 1e-6, 0.999999, &a->run.val_split);
         else if (!strcmp(o, "--overwrite"))
             a->overwrite = 1, takes = 0;
-        else if (!strcmp(o, "--quiet"))
-            a->run.quiet = 1, takes = 0;
         else if (o[0] != '-' && !positional)
             a->model = o, positional = 1, takes = 0;
         else {
