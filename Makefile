@@ -4,6 +4,7 @@
 #   make bench   cnnlab vs PyTorch vs Keras, side by side (see docs/benchmarks.md)
 #   make san     the sanitizer build only (in build-san/)
 CC      ?= cc
+NPROC   := $(shell nproc 2>/dev/null || echo 2)
 # OpenBLAS built on OpenMP shares cnnlab's thread pool: BLAS calls and OpenMP loops take turns on the same
 # threads instead of two pools spinning against each other (3-5x slower epochs with the pthread build).
 BLAS_DIR ?= /usr/lib/x86_64-linux-gnu/openblas-openmp
@@ -61,8 +62,8 @@ deps:
 
 # The suite runs twice: the optimised build, then the ASan+UBSan build.
 test: deps
-	@$(MAKE) --no-print-directory test-build
-	@$(MAKE) --no-print-directory test-build BUILD=build-san OPT="-O1 -g -fno-omit-frame-pointer" \
+	@$(MAKE) --no-print-directory -j$(NPROC) test-build
+	@$(MAKE) --no-print-directory -j$(NPROC) test-build BUILD=build-san OPT="-O1 -g -fno-omit-frame-pointer" \
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all"
 	@tests/run.sh build build-san
 
@@ -70,7 +71,8 @@ san:
 	@$(MAKE) --no-print-directory test-build BUILD=build-san OPT="-O1 -g -fno-omit-frame-pointer" \
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all"
 
-run: deps all
+run: deps
+	@$(MAKE) --no-print-directory -j$(NPROC) all
 	$(BUILD)/cnnlab train --model Model_1
 
 bench: all
