@@ -283,6 +283,63 @@ static void check_predict(const char *run, const char *data)
     expect(args, 1, "/nonexistent/images.gz", 0);
 }
 
+static const char *const STUDY_SPEC = "model: %s\ninput: (28, 28, 1)\nlayers:\n    Flatten()\n"
+                                      "    Dense(%d, activation=relu)\n    Dense(10, activation=softmax)\n"
+                                      "optimizer: Adam(learning_rate=0.01)\nfit: batch_size=50, epochs=2\n"
+                                      "callbacks:\n    EarlyStopping(monitor=val_loss, patience=1)\n";
+
+static void write_spec(const char *dir, const char *name, int units)
+{
+    char path[600], text[512];
+    snprintf(path, sizeof path, "%s/%s.spec", dir, name);
+    int n = snprintf(text, sizeof text, STUDY_SPEC, name, units);
+    tu_write(path, text, (size_t)n);
+}
+
+/* A study trains every spec of a folder, writes one table sorted by accuracy, reuses unchanged runs, and
+ * retrains a model whose spec changed or when asked to. */
+static void test_study(void **state)
+{
+    (void)state;
+    const char *data = tiny_data();
+    char specs[512], out[512], args[2400], path[700];
+    snprintf(specs, sizeof specs, "%s", tu_path("specs"));
+    snprintf(out, sizeof out, "%s", tu_path("study"));
+    assert_int_equal(mkdir(specs, 0777), 0);
+    write_spec(specs, "Small", 4);
+    write_spec(specs, "Wide", 64);
+    snprintf(args, sizeof args, "study '%s' --data '%s' --threads 1 --quiet --out '%s'", specs, data, out);
+    expect(args, 0, "model (sorted by accuracy)", 1);
+    assert_non_null(strstr(g_out, "== Small"));
+    assert_non_null(strstr(g_out, "== Wide"));
+    snprintf(path, sizeof path, "%s/results.csv", out);
+    char *csv = slurp(path);
+    assert_non_null(csv);
+    assert_memory_equal(csv, "model,accuracy,loss,roc_auc_ovo,", 32);
+    double acc[2];
+    const char *row = strchr(csv, '\n') + 1;
+    for (int i = 0; i < 2; i++, row = strchr(row, '\n') + 1) acc[i] = strtod(strchr(row, ',') + 1, NULL);
+    assert_true(acc[0] >= acc[1]);
+    free(csv);
+    snprintf(path, sizeof path, "%s/Small/metrics.json", out);
+    assert_true(exists(path));
+    snprintf(path, sizeof path, "%s/Small/Small.spec", out);
+    assert_false(exists(path));
+
+    expect(args, 0, "== Small: reusing", 1);
+    assert_non_null(strstr(g_out, "== Wide: reusing"));
+    write_spec(specs, "Wide", 32); /* a changed spec is trained again, the other reused */
+    expect(args, 0, "== Small: reusing", 1);
+    assert_non_null(strstr(g_out, "== Wide\n"));
+    snprintf(args, sizeof args, "study '%s' --data '%s' --threads 1 --quiet --out '%s' --retrain", specs, data, out);
+    expect(args, 0, "== Small\n", 1);
+    snprintf(args, sizeof args, "study '%s/Nope.spec' --out '%s'", specs, out);
+    expect(args, 2, "is neither a spec file, a folder nor a built-in model", 0);
+    write_spec(specs, "Bad", 0);
+    snprintf(args, sizeof args, "study '%s' --data '%s' --out '%s'", specs, data, out);
+    expect(args, 2, "Bad.spec:5:11: layer 2 (Dense): units=0 is out of range", 0);
+}
+
 static void test_tiny_training_run(void **state)
 {
     (void)state;
@@ -363,7 +420,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_help_and_dispatch),  cmocka_unit_test(test_summary),
         cmocka_unit_test(test_train_usage_errors), cmocka_unit_test(test_train_missing_data),
         cmocka_unit_test(test_eval_errors),        cmocka_unit_test(test_tiny_training_run),
-        cmocka_unit_test(test_fashion_mnist_run),
+        cmocka_unit_test(test_fashion_mnist_run),  cmocka_unit_test(test_study),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     free(g_out);

@@ -236,16 +236,30 @@ int cnn_edit_distance(const char *a, const char *b)
     return row[lb];
 }
 
+/* The key asked for that is nearest to an option nobody asked for, or NULL. */
+static const char *suggestion(const cnn_opts *o, const cnn_opt *it)
+{
+    const char *best = NULL;
+    int bd = 4;
+    for (int j = 0; j < o->nknown; j++) {
+        int d = cnn_edit_distance(it->key, o->known[j]);
+        if (d < bd) bd = d, best = o->known[j];
+    }
+    return best;
+}
+
+int cnn_opts_has_misspelling(const cnn_opts *o)
+{
+    for (int i = 0; i < o->n; i++)
+        if (!o->items[i].used && suggestion(o, &o->items[i])) return 1;
+    return 0;
+}
+
 int cnn_opts_finish(cnn_opts *o)
 {
     for (int i = 0; i < o->n; i++) {
         if (o->items[i].used) continue;
-        const char *best = NULL;
-        int bd = 4;
-        for (int j = 0; j < o->nknown; j++) {
-            int d = cnn_edit_distance(o->items[i].key, o->known[j]);
-            if (d < bd) bd = d, best = o->known[j];
-        }
+        const char *best = suggestion(o, &o->items[i]);
         if (best)
             return fail_at(o->items[i].pos, "%s: unknown option '%s' (did you mean '%s'?)", o->context,
                            o->items[i].key, best);

@@ -36,6 +36,8 @@ int cnn_opts_str(cnn_opts *o, const char *key, const char *def, char *out, size_
 /* Fails with CNN_ERR_INVALID and a message about option key, recording where key stands in the text. */
 int cnn_opts_fail(const cnn_opts *o, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* 1 when an option nobody asked for is a near miss of one that was asked for (a likely misspelling). */
+int cnn_opts_has_misspelling(const cnn_opts *o);
 /* Fails on the first option nobody asked for, suggesting the nearest known key. */
 int cnn_opts_finish(cnn_opts *o);
 

@@ -75,8 +75,9 @@ static int configure_layer(cnn_model *m, cnn_layer *l, const char *options)
     if (!rc) rc = cnn_opts_bool(&o, "trainable", 1, &l->trainable);
     if (rc) return rc;
     if (l->ops->configure) rc = l->ops->configure(l, &o);
-    /* A misspelt option explains a failure better than the missing option it leaves behind. */
-    if (cnn_opts_finish(&o)) return cnn_errcode();
+    /* A misspelt option explains a failure better than the missing option it leaves behind; options left
+     * unread because configure stopped early are not misspellings. */
+    if ((rc == CNN_OK || cnn_opts_has_misspelling(&o)) && cnn_opts_finish(&o)) return cnn_errcode();
     return rc;
 }
 
