@@ -23,7 +23,7 @@ TEST_SRC := $(sort $(wildcard tests/test_*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/seed_specs.o
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-TEST_UTIL := $(BUILD)/tests/util.o $(BUILD)/tests/gradcheck.o
+TEST_UTIL := $(BUILD)/tests/util.o $(BUILD)/tests/gradcheck.o $(BUILD)/tests/probe.o
 
 .PHONY: all lib test test-build san run bench deps clean format
 all: lib $(BUILD)/cnnlab

@@ -10,6 +10,7 @@
 #include "kernels/gemm.h"
 #include "layers/conv_common.h"
 #include "model/model.h"
+#include "probe.h"
 #include "util.h"
 
 /* Relu cases use inputs where no pre-activation lies within the finite-difference step of 0 (a kink there
@@ -91,74 +92,6 @@ static void ref_depthwise(const ref_geom *g, const float *x, int n, const float 
                     }
 }
 
-/* ---------------------------------------------------------------- one layer, driven directly */
-
-typedef struct probe {
-    cnn_model *m;
-    cnn_layer *l;
-    int n;
-    size_t nx, ny;
-    float *x, *y, *dy, *dx, *work, *scratch;
-} probe;
-
-static float *floats(size_t n)
-{
-    return calloc(n ? n : 1, sizeof(float));
-}
-
-static void fill(float *v, size_t n, uint64_t stream)
-{
-    for (size_t i = 0; i < n; i++) v[i] = cnn_rng_uniform(11, stream, i) * 2.0f - 1.0f;
-}
-
-static void probe_open(probe *p, const char *type, const char *opts, int h, int w, int c, int n)
-{
-    memset(p, 0, sizeof *p);
-    p->m = cnn_model_create("probe", h, w, c);
-    assert_non_null(p->m);
-    if (cnn_model_add(p->m, type, opts) || cnn_model_build(p->m, 5))
-        fail_msg("%s(%s): %s", type, opts, cnn_errmsg());
-    p->l = &p->m->layers[0];
-    p->l->act_run = p->l->act;
-    p->n = n;
-    p->nx = cnn_shape_size(p->l->in) * n;
-    p->ny = cnn_shape_size(p->l->out) * n;
-    p->x = floats(p->nx), p->dx = floats(p->nx), p->y = floats(p->ny), p->dy = floats(p->ny);
-    /* sized under the lowering budget in force, which the probe must then run under */
-    p->work = floats(p->l->ops->workspace ? p->l->ops->workspace(p->l, n) : 0);
-    p->scratch = floats(p->l->scratch_per_sample * n);
-    p->l->scratch = p->l->scratch_per_sample ? p->scratch : NULL;
-    fill(p->m->params, p->m->nparams, 1);
-    fill(p->x, p->nx, 2);
-}
-
-static void probe_forward(probe *p)
-{
-    cnn_ctx ctx = {.training = 1, .work = p->work, .need_dx = 1};
-    p->l->ops->forward(p->l, &ctx, p->x, p->y, p->n);
-}
-
-/* Forward, then backward of a fixed output gradient; gradients land in m->grads and (need_dx) p->dx. */
-static void probe_step_dx(probe *p, int need_dx)
-{
-    probe_forward(p);
-    fill(p->dy, p->ny, 3);
-    memset(p->m->grads, 0, sizeof(float) * p->m->nparams);
-    cnn_ctx ctx = {.training = 1, .work = p->work, .need_dx = need_dx};
-    p->l->ops->backward(p->l, &ctx, p->x, p->y, p->dy, p->dx, p->n);
-}
-
-static void probe_step(probe *p)
-{
-    probe_step_dx(p, 1);
-}
-
-static void probe_close(probe *p)
-{
-    free(p->x), free(p->y), free(p->dy), free(p->dx), free(p->work), free(p->scratch);
-    cnn_model_free(p->m);
-}
-
 static void assert_close(const float *a, const float *b, size_t n, double tol, const char *what)
 {
     for (size_t i = 0; i < n; i++)
@@ -190,7 +123,7 @@ static void check_conv2d_case(const conv_case *t)
     assert_int_equal(p.l->out.h, g.oh);
     assert_int_equal(p.l->out.w, g.ow);
     assert_int_equal(p.l->out.c, t->filters);
-    float *want = floats(p.ny);
+    float *want = probe_floats(p.ny);
     ref_conv2d(&g, p.x, t->n, cnn_layer_param(p.l, 0), t->bias ? cnn_layer_param(p.l, 1) : NULL, t->filters,
                t->act, want);
     probe_forward(&p);
@@ -274,7 +207,7 @@ static void test_depthwise_and_separable_forward(void **state)
                  cases[i].s, cases[i].same ? "same" : "valid", cases[i].dm, cases[i].act);
         probe p;
         probe_open(&p, "DepthwiseConv2D", opts, cases[i].h, cases[i].w, cases[i].c, n);
-        float *want = floats(p.ny);
+        float *want = probe_floats(p.ny);
         ref_depthwise(&g, p.x, n, cnn_layer_param(p.l, 0), cnn_layer_param(p.l, 1), cases[i].dm, cases[i].act,
                       want);
         probe_forward(&p);
@@ -287,8 +220,8 @@ static void test_depthwise_and_separable_forward(void **state)
         snprintf(sopts, sizeof sopts, "filters=4, %s", opts);
         probe_open(&p, "SeparableConv2D", sopts, cases[i].h, cases[i].w, cases[i].c, n);
         size_t nt = (size_t)n * g.oh * g.ow * cd;
-        float *t = floats(nt);
-        want = floats(p.ny);
+        float *t = probe_floats(nt);
+        want = probe_floats(p.ny);
         ref_depthwise(&g, p.x, n, cnn_layer_param(p.l, 0), NULL, cases[i].dm, "linear", t);
         ref_geom pg = {g.oh, g.ow, cd, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0};
         ref_finish(&pg);
@@ -311,11 +244,11 @@ static void test_conv_gemm(void **state)
                              {12, 48, 64}, {11, 64, 31}, {19, 65, 577}, {6, 130, 1100}, {25, 200, 2}};
     for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
         const int M = shapes[t][0], N = shapes[t][1], P = shapes[t][2];
-        float *a = floats((size_t)M * P), *b = floats((size_t)P * N), *c = floats((size_t)M * N),
-              *c0 = floats((size_t)M * N);
-        fill(a, (size_t)M * P, 4);
-        fill(b, (size_t)P * N, 5);
-        fill(c0, (size_t)M * N, 6);
+        float *a = probe_floats((size_t)M * P), *b = probe_floats((size_t)P * N),
+              *c = probe_floats((size_t)M * N), *c0 = probe_floats((size_t)M * N);
+        probe_fill(a, (size_t)M * P, 4);
+        probe_fill(b, (size_t)P * N, 5);
+        probe_fill(c0, (size_t)M * N, 6);
         for (int trans = 0; trans < 2; trans++)
             for (int acc = 0; acc < 2; acc++) {
                 /* A (M x P) row-major, or stored transposed (P x M) */
@@ -411,24 +344,30 @@ static void test_separable_gradients(void **state)
                     1, TOL);
 }
 
+/* A 3x3 kernel, stride 1, padding same on a square image: the shape of most of the study's convolutions. */
+static cnn_conv_geom same3x3(int size, int cin)
+{
+    return (cnn_conv_geom){.ih = size,
+                           .iw = size,
+                           .cin = cin,
+                           .kh = 3,
+                           .kw = 3,
+                           .sh = 1,
+                           .sw = 1,
+                           .dh = 1,
+                           .dw = 1,
+                           .oh = size,
+                           .ow = size,
+                           .pt = 1,
+                           .pl = 1};
+}
+
 /* The batch split: units of contiguous images covering the batch, chunks within the budget, a workspace that
  * never shrinks as the batch grows (the plan is made for the largest batch). */
 static void test_batch_plan(void **state)
 {
     (void)state;
-    cnn_conv_geom g = {.ih = 14,
-                       .iw = 14,
-                       .cin = 32,
-                       .kh = 3,
-                       .kw = 3,
-                       .sh = 1,
-                       .sw = 1,
-                       .dh = 1,
-                       .dw = 1,
-                       .oh = 14,
-                       .ow = 14,
-                       .pt = 1,
-                       .pl = 1};
+    cnn_conv_geom g = same3x3(14, 32);
     size_t last = 0;
     for (int n = 1; n <= 600; n++) {
         cnn_conv_plan p = cnn_conv_plan_for(&g, 64, n);
@@ -454,35 +393,11 @@ static void test_batch_plan(void **state)
     assert_int_equal(p.chunk, 3);
     /* huge kernels (VGG16 block5): fewer units, so that the gradient partials stay within their budget, but
      * still enough to keep several threads busy */
-    g = (cnn_conv_geom){.ih = 3,
-                        .iw = 3,
-                        .cin = 512,
-                        .kh = 3,
-                        .kw = 3,
-                        .sh = 1,
-                        .sw = 1,
-                        .dh = 1,
-                        .dw = 1,
-                        .oh = 3,
-                        .ow = 3,
-                        .pt = 1,
-                        .pl = 1};
+    g = same3x3(3, 512);
     p = cnn_conv_plan_for(&g, 512, 512);
     assert_true(p.units * p.partial * sizeof(float) <= CNN_CONV_PARTIAL_BUDGET && p.units >= 8);
     /* images larger than the chunk budget (VGG16 block1 at 56x56): one image per chunk, fewer units */
-    g = (cnn_conv_geom){.ih = 56,
-                        .iw = 56,
-                        .cin = 64,
-                        .kh = 3,
-                        .kw = 3,
-                        .sh = 1,
-                        .sw = 1,
-                        .dh = 1,
-                        .dw = 1,
-                        .oh = 56,
-                        .ow = 56,
-                        .pt = 1,
-                        .pl = 1};
+    g = same3x3(56, 64);
     p = cnn_conv_plan_for(&g, 64, 512);
     assert_int_equal(p.chunk, 1);
     assert_true(p.units * p.cols * sizeof(float) <= CNN_CONV_COLS_BUDGET && p.units >= 8);
@@ -507,10 +422,10 @@ static void test_conv2d_chunked_lowering(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         probe whole, chunked;
         probe_open(&whole, "Conv2D", cases[i].opts, 9, 8, cases[i].c, 70);
-        probe_step(&whole);
+        probe_step(&whole, 1);
         cnn_conv_set_budget(1);
         probe_open(&chunked, "Conv2D", cases[i].opts, 9, 8, cases[i].c, 70);
-        probe_step(&chunked);
+        probe_step(&chunked, 1);
         if (cases[i].gradcheck) gc_assert_layer("Conv2D", cases[i].opts, 7, 7, cases[i].c, 3, 1, TOL);
         cnn_conv_set_budget(0);
         assert_int_equal(cnn_conv_get_budget(), CNN_CONV_BUDGET);
@@ -539,22 +454,8 @@ static void test_backward_without_dx_and_frozen(void **state)
         {"DepthwiseConv2D", "kernel_size=3, depth_multiplier=2, activation=relu", 3},
         {"SeparableConv2D", "filters=5, kernel_size=3, depth_multiplier=2, activation=relu", 3},
     };
-    for (size_t i = 0; i < sizeof layers / sizeof layers[0]; i++) {
-        probe with, without, frozen;
-        probe_open(&with, layers[i].type, layers[i].opts, 9, 8, layers[i].c, 37);
-        probe_step_dx(&with, 1);
-        probe_open(&without, layers[i].type, layers[i].opts, 9, 8, layers[i].c, 37);
-        probe_step_dx(&without, 0);
-        assert_memory_equal(with.m->grads, without.m->grads, sizeof(float) * with.m->nparams);
-        probe_open(&frozen, layers[i].type, layers[i].opts, 9, 8, layers[i].c, 37);
-        frozen.l->trainable = 0;
-        probe_step_dx(&frozen, 1);
-        assert_memory_equal(with.dx, frozen.dx, sizeof(float) * with.nx);
-        for (size_t j = 0; j < frozen.m->nparams; j++) assert_true(frozen.m->grads[j] == 0.0f);
-        probe_close(&with);
-        probe_close(&without);
-        probe_close(&frozen);
-    }
+    for (size_t i = 0; i < sizeof layers / sizeof layers[0]; i++)
+        probe_assert_without_dx_and_frozen(layers[i].type, layers[i].opts, 9, 8, layers[i].c, 37);
 }
 
 /* Conv2D and DepthwiseConv2D give bit-identical results for 1 and 2 threads (the batch split and every sum
@@ -572,23 +473,9 @@ static void test_threads_bit_identical(void **state)
         {"DepthwiseConv2D", "kernel_size=3, depth_multiplier=2, padding=same, activation=relu", 1},
         {"SeparableConv2D", "filters=8, kernel_size=3, depth_multiplier=3, strides=2, padding=same", 0},
     };
-    const int keep = cnn_get_threads();
-    for (size_t i = 0; i < sizeof layers / sizeof layers[0]; i++) {
-        const int across = layers[i].across && cnn_gemm_nests();
-        probe one, two;
-        cnn_set_threads(across ? 1 : 2);
-        probe_open(&one, layers[i].type, layers[i].opts, 14, 14, 16, 45);
-        probe_step(&one);
-        cnn_set_threads(2);
-        probe_open(&two, layers[i].type, layers[i].opts, 14, 14, 16, 45);
-        probe_step(&two);
-        assert_memory_equal(one.y, two.y, sizeof(float) * one.ny);
-        assert_memory_equal(one.dx, two.dx, sizeof(float) * one.nx);
-        assert_memory_equal(one.m->grads, two.m->grads, sizeof(float) * one.m->nparams);
-        probe_close(&one);
-        probe_close(&two);
-    }
-    cnn_set_threads(keep);
+    for (size_t i = 0; i < sizeof layers / sizeof layers[0]; i++)
+        probe_assert_threads_bit_identical(layers[i].type, layers[i].opts, 14, 14, 16, 45,
+                                           layers[i].across && cnn_gemm_nests());
 }
 
 /* ---------------------------------------------------------------- shapes, parameters, errors */

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/rng.h"
 #include "kernels/gemm.h"
 #include "model/model.h"
+#include "probe.h"
 #include "util.h"
 
 static const double TOL = 2e-3;
@@ -42,65 +42,6 @@ static void test_dense_on_image_acts_per_pixel(void **state)
     cnn_model_free(m);
 }
 
-/* ---------------------------------------------------------------- one Dense layer driven through its ops */
-
-typedef struct probe {
-    cnn_model *m;
-    cnn_layer *l;
-    int n;
-    size_t nx, ny;
-    float *x, *y, *dy, *dx, *work, *scratch;
-} probe;
-
-static float *floats(size_t n)
-{
-    float *v = calloc(n ? n : 1, sizeof(float));
-    assert_non_null(v);
-    return v;
-}
-
-static void fill(float *v, size_t n, uint64_t stream)
-{
-    for (size_t i = 0; i < n; i++) v[i] = cnn_rng_uniform(17, stream, i) * 2.0f - 1.0f;
-}
-
-/* The layer, random parameters and input, and every buffer sized by its own declarations. */
-static void probe_open(probe *p, const char *opts, int h, int w, int c, int n)
-{
-    memset(p, 0, sizeof *p);
-    p->m = cnn_model_create("probe", h, w, c);
-    assert_non_null(p->m);
-    if (cnn_model_add(p->m, "Dense", opts) || cnn_model_build(p->m, 5))
-        fail_msg("Dense(%s): %s", opts, cnn_errmsg());
-    p->l = &p->m->layers[0];
-    p->l->act_run = p->l->act;
-    p->n = n;
-    p->nx = cnn_shape_size(p->l->in) * n;
-    p->ny = cnn_shape_size(p->l->out) * n;
-    p->x = floats(p->nx), p->dx = floats(p->nx), p->y = floats(p->ny), p->dy = floats(p->ny);
-    p->work = floats(p->l->ops->workspace ? p->l->ops->workspace(p->l, n) : 0);
-    p->scratch = floats(p->l->scratch_per_sample * n);
-    p->l->scratch = p->l->scratch_per_sample ? p->scratch : NULL;
-    fill(p->m->params, p->m->nparams, 1);
-    fill(p->x, p->nx, 2);
-}
-
-/* Forward, then backward of a fixed output gradient (dx when need_dx). */
-static void probe_step(probe *p, int need_dx)
-{
-    cnn_ctx ctx = {.training = 1, .work = p->work, .need_dx = need_dx};
-    p->l->ops->forward(p->l, &ctx, p->x, p->y, p->n);
-    fill(p->dy, p->ny, 3);
-    memset(p->m->grads, 0, sizeof(float) * p->m->nparams);
-    p->l->ops->backward(p->l, &ctx, p->x, p->y, p->dy, p->dx, p->n);
-}
-
-static void probe_close(probe *p)
-{
-    free(p->x), free(p->y), free(p->dy), free(p->dx), free(p->work), free(p->scratch);
-    cnn_model_free(p->m);
-}
-
 static void assert_near(const float *got, const double *want, size_t n, const char *what)
 {
     for (size_t i = 0; i < n; i++)
@@ -120,7 +61,7 @@ static void test_dense_gemms_against_reference(void **state)
         char opts[64];
         snprintf(opts, sizeof opts, "units=%d", cases[t].units);
         probe p;
-        probe_open(&p, opts, cases[t].h, cases[t].w, cases[t].c, cases[t].n);
+        probe_open(&p, "Dense", opts, cases[t].h, cases[t].w, cases[t].c, cases[t].n);
         probe_step(&p, 1);
         const int rows = cases[t].n * cases[t].h * cases[t].w, in = cases[t].c, units = cases[t].units;
         const float *W = p.m->params, *b = W + (size_t)in * units, *dW = p.m->grads,
@@ -159,22 +100,8 @@ static void test_dense_backward_without_dx_and_frozen(void **state)
         const char *opts;
         int c, n;
     } cases[] = {{"units=70, activation=relu", 300, 64}, {"units=256, activation=gelu", 784, 40}};
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        probe with, without, frozen;
-        probe_open(&with, cases[i].opts, 1, 1, cases[i].c, cases[i].n);
-        probe_step(&with, 1);
-        probe_open(&without, cases[i].opts, 1, 1, cases[i].c, cases[i].n);
-        probe_step(&without, 0);
-        assert_memory_equal(with.m->grads, without.m->grads, sizeof(float) * with.m->nparams);
-        probe_open(&frozen, cases[i].opts, 1, 1, cases[i].c, cases[i].n);
-        frozen.l->trainable = 0;
-        probe_step(&frozen, 1);
-        assert_memory_equal(with.dx, frozen.dx, sizeof(float) * with.nx);
-        for (size_t j = 0; j < frozen.m->nparams; j++) assert_true(frozen.m->grads[j] == 0.0f);
-        probe_close(&with);
-        probe_close(&without);
-        probe_close(&frozen);
-    }
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        probe_assert_without_dx_and_frozen("Dense", cases[i].opts, 1, 1, cases[i].c, cases[i].n);
 }
 
 /* Outputs, kept pre-activations, parameter and input gradients are bit-identical for 1 and 2 threads: the
@@ -193,23 +120,10 @@ static void test_dense_threads_bit_identical(void **state)
         {"units=48, use_bias=false", 1, 1, 64, 97},
         {"units=5, activation=tanh", 8, 8, 3, 400}, /* per pixel: few multiply-adds per row, tall blocks */
     };
-    const int keep = cnn_get_threads(), across = cnn_gemm_parallel_exact();
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        probe one, two;
-        cnn_set_threads(across ? 1 : 2);
-        probe_open(&one, cases[i].opts, cases[i].h, cases[i].w, cases[i].c, cases[i].n);
-        probe_step(&one, 1);
-        cnn_set_threads(2);
-        probe_open(&two, cases[i].opts, cases[i].h, cases[i].w, cases[i].c, cases[i].n);
-        probe_step(&two, 1);
-        assert_memory_equal(one.y, two.y, sizeof(float) * one.ny);
-        assert_memory_equal(one.dx, two.dx, sizeof(float) * one.nx);
-        assert_memory_equal(one.m->grads, two.m->grads, sizeof(float) * one.m->nparams);
-        assert_memory_equal(one.scratch, two.scratch, sizeof(float) * one.l->scratch_per_sample * one.n);
-        probe_close(&one);
-        probe_close(&two);
-    }
-    cnn_set_threads(keep);
+    const int across = cnn_gemm_parallel_exact();
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        probe_assert_threads_bit_identical("Dense", cases[i].opts, cases[i].h, cases[i].w, cases[i].c,
+                                           cases[i].n, across);
 }
 
 static void test_dense_bad_options(void **state)
