@@ -149,6 +149,10 @@ static void test_summary(void **state)
     expect("summary --model model_1", 0, "Model: \"Model_1\"", 1); /* names are case-insensitive */
     expect("summary --model Nope", 2, "summary: unknown model 'Nope'", 0);
     expect("summary --bogus", 2, "summary: unexpected argument '--bogus'", 0);
+    expect("profile --batch 0", 2, "--batch expects an integer in [1, 65536], got '0'", 0);
+    expect("profile --model Nope", 2, "profile: unknown model 'Nope'", 0);
+    expect("profile --bogus", 2, "profile: unexpected argument '--bogus'", 0);
+    expect("profile Model_1 --batch 8 --steps 1 --threads 1", 0, "Hidden_Layer_1", 1);
 }
 
 static void test_train_usage_errors(void **state)
@@ -331,7 +335,8 @@ static void test_study(void **state)
     write_spec(specs, "Wide", 32); /* a changed spec is trained again, the other reused */
     expect(args, 0, "== Small: reusing", 1);
     assert_non_null(strstr(g_out, "== Wide\n"));
-    snprintf(args, sizeof args, "study '%s' --data '%s' --threads 1 --quiet --out '%s' --retrain", specs, data, out);
+    snprintf(args, sizeof args, "study '%s' --data '%s' --threads 1 --quiet --out '%s' --retrain", specs,
+             data, out);
     expect(args, 0, "== Small\n", 1);
     snprintf(args, sizeof args, "study '%s/Nope.spec' --out '%s'", specs, out);
     expect(args, 2, "is neither a spec file, a folder nor a built-in model", 0);
