@@ -103,16 +103,51 @@ int cnn_model_add_dense(cnn_model *m, const char *name, int units, cnn_activatio
  * all from seed. Shape errors name the layer. */
 int cnn_model_build(cnn_model *m, uint64_t seed);
 
-/* Marks layer i (0-based, or by name) trainable or frozen. Frozen parameters receive no update. */
+/* Marks the named layer trainable or frozen. Frozen parameters receive no update, frozen layers compute no
+ * weight gradients, and a frozen BatchNormalization runs in inference mode. On a compiled model nothing else
+ * changes: the optimizer keeps its configuration, learning rate, iteration count and every slot (a layer
+ * frozen and later unfrozen resumes from the moments it had), as a Keras user who recompiles with the same
+ * optimizer object gets; only the set of parameters updated changes. */
 int cnn_model_set_trainable(cnn_model *m, const char *layer_name, int trainable);
+/* Number of leading layers that form a frozen, deterministic prefix: no trainable parameters, nothing random
+ * (Dropout) and no training-mode behaviour, so their output for a sample never changes during training. */
+int cnn_model_frozen_prefix(const cnn_model *m);
 
 int cnn_model_num_layers(const cnn_model *m);
 /* Name of layer i (0-based), or NULL when out of range. */
 const char *cnn_model_layer_name(const cnn_model *m, int i);
 const char *cnn_model_name(const cnn_model *m);
 size_t cnn_model_num_params(const cnn_model *m, int trainable_only);
-/* Number of classes the model outputs (size of its last layer). */
+/* Number of values the model outputs per sample (the size of its last layer's output: the number of classes
+ * for a classifier). */
 int cnn_model_num_outputs(const cnn_model *m);
+/* Output shape of layer i per sample (i = -1: the model's input; i = num_layers - 1: its output). */
+int cnn_model_layer_shape(const cnn_model *m, int i, int *h, int *w, int *c);
+/* Index of the named layer, or -1. */
+int cnn_model_find_layer(const cnn_model *m, const char *name);
+
+/* ---------------------------------------------------------------- tensors */
+
+/* One parameter or state tensor of a model, named as Keras names weights ("conv2d/kernel", "dense_1/bias",
+ * "batch_normalization/moving_mean"). data and grad point into the model's buffers and stay valid until the
+ * model is freed. Shapes are Keras's: Dense kernel (in, units), Conv2D kernel (kh, kw, cin, cout). */
+typedef struct cnn_tensor {
+    char name[96]; /* "<layer>/<weight>" */
+    int layer;     /* index of the layer that owns it */
+    int rank;
+    int dim[4];
+    size_t size;   /* number of floats */
+    float *data;
+    float *grad;   /* its gradient; NULL for state (BatchNorm moving statistics) */
+    int trainable; /* the optimizer updates it now (a weight of a trainable layer) */
+} cnn_tensor;
+
+/* Tensors in layer order, each layer's in Keras's weight order (kernel, bias; gamma, beta, moving_mean,
+ * moving_variance). Fails on an unbuilt model or an index out of range. */
+int cnn_model_num_tensors(const cnn_model *m);
+int cnn_model_tensor(cnn_model *m, int i, cnn_tensor *t);
+/* Finds a tensor by its full name; CNN_ERR_INVALID naming the model when there is none. */
+int cnn_model_find_tensor(cnn_model *m, const char *name, cnn_tensor *t);
 
 /* Prints the Keras-style summary table. */
 void cnn_model_summary(const cnn_model *m, FILE *out);
@@ -134,11 +169,28 @@ typedef struct cnn_optimizer_config {
 
 cnn_optimizer_config cnn_optimizer_default(cnn_optimizer_kind kind, double learning_rate);
 
-/* Chooses the optimizer (state reset) and the loss (sparse categorical cross-entropy; the last layer must
- * produce one value per class, usually a softmax Dense). Must follow cnn_model_build. */
+/* The loss, chosen at compile. Labels are class indices (Keras's sparse categorical cross-entropy).
+ *  - from_logits = 0 (Keras's default): the model's output are probabilities, so it must end in a softmax
+ *    (Dense(activation=softmax), Activation(softmax) or Softmax()). As Keras does, the loss is computed
+ *    from the logits under that softmax, with a stable log-sum-exp.
+ *  - from_logits = 1: the output are logits (the last layer has no softmax); predict returns them as they
+ *    are.
+ * Either way the output must be a vector of at least two values per sample (one per class). */
+typedef enum { CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY = 0 } cnn_loss_kind;
+typedef struct cnn_loss_config {
+    cnn_loss_kind kind;
+    int from_logits;
+} cnn_loss_config;
+
+/* Chooses the optimizer (state reset) and the loss. Must follow cnn_model_build. cnn_model_compile uses
+ * sparse categorical cross-entropy on probabilities (from_logits = 0). */
 int cnn_model_compile(cnn_model *m, const cnn_optimizer_config *opt);
+int cnn_model_compile_loss(cnn_model *m, const cnn_optimizer_config *opt, const cnn_loss_config *loss);
+/* The learning rate and the number of optimizer updates taken (Keras's optimizer.iterations). Both belong
+ * to the model's execution state, with the optimizer's slots. */
 double cnn_model_learning_rate(const cnn_model *m);
 void cnn_model_set_learning_rate(cnn_model *m, double lr);
+long cnn_model_iterations(const cnn_model *m);
 
 /* ---------------------------------------------------------------- low-level step API */
 
@@ -197,14 +249,31 @@ void cnn_history_free(cnn_history *h);
 int cnn_history_save_csv(const cnn_history *h, const char *path);
 int cnn_history_save_json(const cnn_history *h, const char *path);
 
-/* Callbacks: hooks called by cnn_model_fit at the start and end of each epoch, in list order.
- * A hook may change the learning rate (cnn_model_set_learning_rate) or set *stop to end training. */
+/* What on_train_batch_end sees of a training batch. */
+typedef struct cnn_batch_log {
+    int epoch, batch; /* 0-based */
+    int size;         /* samples in the batch */
+    double loss;      /* this batch's loss (mean cross-entropy plus regularisation) */
+    double accuracy;  /* this batch's accuracy */
+    double mean_loss, mean_accuracy; /* running epoch means so far, as Keras's batch logs report them */
+} cnn_batch_log;
+
+/* Callbacks: hooks called by cnn_model_fit, in list order; any may be NULL. A hook returns 0 or a negative
+ * cnn_status, which ends fit with that error. A hook may change the learning rate
+ * (cnn_model_set_learning_rate) or set *stop to end training (after the current batch or epoch).
+ *  - on_train_batch_begin/end: Keras's on_train_batch_begin/end, around each training step.
+ *  - on_gradients: after the backward pass and before the optimizer update, with the gradients in
+ *    cnn_model_grads(m) (and the tensors' grad views). The place to reduce gradients across processes, clip
+ *    them, or check them; what it leaves there is what the optimizer applies. */
 typedef struct cnn_callback cnn_callback;
 struct cnn_callback {
     const char *name;
     void *state;
     int (*on_train_begin)(cnn_callback *cb, cnn_model *m);
     int (*on_epoch_begin)(cnn_callback *cb, cnn_model *m, int epoch);
+    int (*on_train_batch_begin)(cnn_callback *cb, cnn_model *m, int epoch, int batch);
+    int (*on_gradients)(cnn_callback *cb, cnn_model *m, int epoch, int batch);
+    int (*on_train_batch_end)(cnn_callback *cb, cnn_model *m, const cnn_batch_log *log, int *stop);
     int (*on_epoch_end)(cnn_callback *cb, cnn_model *m, const cnn_epoch_log *log, int *stop);
     int (*on_train_end)(cnn_callback *cb, cnn_model *m, const cnn_history *h);
     void (*destroy)(cnn_callback *cb); /* releases what the callback holds; called by cnn_callback_free */
@@ -341,14 +410,83 @@ double cnn_schedule_piecewise(int epoch, double lr, const void *params); /* para
 
 /* ---- end of callbacks */
 
+/* ---- batch sources
+ *
+ * fit, evaluate and predict take their batches from a source: a fixed number of batches per epoch, batch i
+ * of epoch e filled on request into buffers the model owns. Sources are called from the thread that runs
+ * fit and may use every thread inside fill (the library's own sources do). A source may feed a later layer
+ * than the first (first_layer): the cached-features source feeds the layer after a frozen prefix. */
+typedef struct cnn_source cnn_source;
+struct cnn_source {
+    const char *name;
+    void *state;
+    int h, w, c;      /* shape of one sample it yields */
+    int batches;      /* batches per epoch */
+    int batch_size;   /* the most samples in one batch */
+    int samples;      /* samples per epoch (the sum of the batch sizes) */
+    int labeled;      /* fill writes labels */
+    int first_layer;  /* index of the layer its samples feed (0: the model's input) */
+    /* Optional: called before the first batch of each epoch. */
+    int (*begin_epoch)(cnn_source *s, int epoch);
+    /* Writes batch `batch` of epoch `epoch`: *n samples (1..batch_size) into x (n*h*w*c floats) and, when
+     * labeled, n labels into y. Returns 0 or a negative cnn_status with cnn_errmsg set. */
+    int (*fill)(cnn_source *s, int epoch, int batch, float *x, int32_t *y, int *n);
+    /* Optional: called after the last batch of each epoch. */
+    int (*end_epoch)(cnn_source *s, int epoch);
+    void (*destroy)(cnn_source *s); /* called by cnn_source_free */
+};
+void cnn_source_free(cnn_source *s);
+
+/* The in-memory dataset in batches of batch_size (the last one partial), in an order shuffled every epoch
+ * from (seed, epoch) when shuffle is set: exactly the batches cnn_model_fit has always drawn. ds is not
+ * copied and must outlive the source. */
+cnn_source *cnn_source_dataset(const cnn_dataset *ds, int batch_size, int shuffle, uint64_t seed);
+
+/* A per-sample transform (data augmentation). apply writes the transformed sample `in` (h x w x c, NHWC) to
+ * `out` (out_h x out_w x out_c). It is called concurrently from several threads, so it must draw its
+ * randomness only from (seed, epoch, index) — index is the sample's position in the dataset, not in the
+ * batch — for instance with cnn_random_uniform(seed, epoch, index, k) for its k-th number; the result is
+ * then independent of the thread count and of the batch order. */
+typedef struct cnn_transform {
+    int out_h, out_w, out_c; /* 0: the input's */
+    void *ctx;
+    void (*apply)(void *ctx, const float *in, int h, int w, int c, float *out, uint64_t seed, int epoch,
+                  int index);
+} cnn_transform;
+/* The dataset source with t applied to every sample of every batch, in parallel over the batch's samples. t
+ * (not ctx) is copied. */
+cnn_source *cnn_source_transform(const cnn_dataset *ds, int batch_size, int shuffle, uint64_t seed,
+                                 const cnn_transform *t);
+/* The k-th uniform number in [0, 1) of a (seed, epoch, index) draw: counter-based, the same on any thread. */
+double cnn_random_uniform(uint64_t seed, int epoch, int index, int k);
+
+/* A Keras Sequence: `batches` batches, batch i built by get(ctx, i, x, y, &n). With shuffle the batch order is
+ * shuffled every epoch from (seed, epoch), as Keras 2's fit does for a Sequence with shuffle=True; the
+ * batches themselves do not change. With memoize each batch is built once and kept (batches * batch_size
+ * samples of memory). */
+typedef int (*cnn_sequence_fn)(void *ctx, int index, float *x, int32_t *y, int *n);
+cnn_source *cnn_source_sequence(int batches, int batch_size, int h, int w, int c, cnn_sequence_fn get,
+                                void *ctx, int shuffle, uint64_t seed, int memoize);
+
+/* Cached features: runs layers 0..through (a frozen, deterministic prefix, see cnn_model_frozen_prefix) of m
+ * once over ds in inference mode and serves their outputs, shuffled as cnn_source_dataset(ds, batch_size,
+ * shuffle, seed) would, to layer through + 1. Training the rest of the model on it gives the same weights,
+ * bit for bit, as running the prefix on every batch. Fails naming the first layer that is trainable or
+ * random. *seconds (may be NULL) receives the time the prefix pass took. */
+cnn_source *cnn_source_features(cnn_model *m, int through, const cnn_dataset *ds, int batch_size, int shuffle,
+                                uint64_t seed, double *seconds);
+
+/* ---- fit */
+
 typedef enum { CNN_VERBOSE_SILENT = 0, CNN_VERBOSE_AUTO, CNN_VERBOSE_BAR, CNN_VERBOSE_LINE } cnn_verbosity;
 
 typedef struct cnn_fit_config {
     int epochs;
-    int batch_size;
+    int batch_size;                /* cnn_model_fit's dataset source */
     int shuffle;                   /* reshuffle the training order every epoch (default 1) */
     uint64_t seed;                 /* shuffling and dropout */
     const cnn_dataset *validation; /* validation data, or NULL */
+    cnn_source *validation_source; /* or validation batches from a source (takes precedence) */
     cnn_verbosity verbose;
     FILE *out; /* progress output (default stdout) */
     cnn_callback **callbacks;
@@ -356,12 +494,57 @@ typedef struct cnn_fit_config {
 } cnn_fit_config;
 
 cnn_fit_config cnn_fit_default(void);
+/* Trains on the dataset in batches of cfg->batch_size (a dataset source). */
 int cnn_model_fit(cnn_model *m, const cnn_dataset *train, const cnn_fit_config *cfg, cnn_history *hist);
+/* Trains on the batches of a source (cfg->batch_size, shuffle and the source's seed are the source's). */
+int cnn_model_fit_source(cnn_model *m, cnn_source *train, const cnn_fit_config *cfg, cnn_history *hist);
 
 /* Loss and accuracy over a dataset, in batches of batch_size (inference behaviour). */
 int cnn_model_evaluate(cnn_model *m, const cnn_dataset *ds, int batch_size, double *loss, double *accuracy);
-/* Class probabilities for n samples: probs receives n*classes floats. */
-int cnn_model_predict(cnn_model *m, const float *x, int n, int batch_size, float *probs);
+int cnn_model_evaluate_source(cnn_model *m, cnn_source *src, double *loss, double *accuracy);
+/* The model's output for n samples: out receives n * cnn_model_num_outputs(m) floats (class probabilities
+ * for a softmax classifier; a headless model's last-layer output). */
+int cnn_model_predict(cnn_model *m, const float *x, int n, int batch_size, float *out);
+/* The output for every sample of the source's epoch 0, in batch order. */
+int cnn_model_predict_source(cnn_model *m, cnn_source *src, float *out);
+
+/* ---------------------------------------------------------------- run record */
+
+/* Everything one training run produced, kept by the library and saved as one JSON file (run.json): the
+ * history, the best epochs and why training stopped, the final test metrics with the confusion matrix and
+ * every test prediction, and the timings. The CLI, `study` and the report read runs only through it. */
+typedef struct cnn_run {
+    char model[64];
+    char weights[64];   /* where the starting weights came from ("init seed 1", "imagenet", ...) */
+    uint64_t seed;
+    int threads, batch_size, train_images;
+    cnn_history history;
+    int best_epoch;                /* the study's rule (spec 3.8), 0-based; -1 with no validation */
+    int best_val_loss_epoch;       /* last epoch with the lowest val_loss, -1 when none */
+    int best_val_accuracy_epoch;   /* last epoch with the highest val_accuracy, -1 when none */
+    double seconds_per_epoch;      /* mean training-pass time */
+    double images_per_second;      /* training images per second of training pass */
+    double total_seconds;          /* all epochs, validation included */
+    /* test-set results of the final weights (cnn_run_evaluate); evaluated = 0 before */
+    int evaluated;
+    int n_test, classes;
+    double test_loss, test_accuracy, roc_auc_ovo, roc_auc_ovr; /* ROC-AUC NaN when a class is missing */
+    int64_t *confusion; /* classes x classes, row = true class */
+    int32_t *y_true, *y_pred; /* n_test each */
+    float *probs;             /* n_test x classes */
+} cnn_run;
+
+/* A run record for a model name: zeroed, epochs -1. */
+void cnn_run_init(cnn_run *r, const char *model);
+void cnn_run_free(cnn_run *r);
+/* Computes the best epochs and the timings from r->history (after fit). */
+void cnn_run_summarize(cnn_run *r);
+/* Evaluates m on test: loss, accuracy, predictions, confusion matrix and both ROC-AUCs. */
+int cnn_run_evaluate(cnn_run *r, cnn_model *m, const cnn_dataset *test, int batch_size);
+/* Saves (atomically) and loads the whole record as JSON; a load checks every field and names the first
+ * one that is missing or malformed. */
+int cnn_run_save(const cnn_run *r, const char *path);
+int cnn_run_load(cnn_run *r, const char *path);
 
 /* ---------------------------------------------------------------- saved models */
 
