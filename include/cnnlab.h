@@ -545,6 +545,11 @@ int cnn_run_evaluate(cnn_run *r, cnn_model *m, const cnn_dataset *test, int batc
  * one that is missing or malformed. */
 int cnn_run_save(const cnn_run *r, const char *path);
 int cnn_run_load(cnn_run *r, const char *path);
+/* The run's headline figures as a small JSON file (metrics.json): test accuracy, loss and ROC-AUC, epochs,
+ * best epoch (0-based), timings, stop reason and weights. */
+int cnn_run_save_metrics(const cnn_run *r, const char *path);
+/* The stop reason as a person reads it: the callbacks that stopped training, or "reached the last epoch". */
+const char *cnn_run_stop_reason(const cnn_run *r);
 
 /* ---------------------------------------------------------------- saved models */
 

@@ -135,7 +135,7 @@ static void test_missing_parts(void **state)
     tu_assert_error(CNN_ERR_FORMAT, cnn_errcode(), "no layers");
     assert_null(
         cnn_spec_parse("model: a\ninput: (2,2,1)\nlayers:\n  Flatten()\n  Dense(3, activation=relu)\n", "e"));
-    tu_assert_error(CNN_ERR_INVALID, cnn_errcode(), "must use activation softmax");
+    tu_assert_error(CNN_ERR_INVALID, cnn_errcode(), "the loss expects probabilities");
     assert_null(cnn_spec_parse(NULL, "x"));
 }
 

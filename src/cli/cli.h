@@ -49,25 +49,13 @@ typedef struct cli_data {
 int cli_data_load(const cli_run_options *o, cli_data *d);
 void cli_data_free(cli_data *d);
 
-/* What a run produced: the row of the study's table. */
-typedef struct cli_result {
-    char name[64];
-    double accuracy, loss, roc_auc_ovo, roc_auc_ovr;
-    int epochs, best_epoch;
-    double seconds_per_epoch, total_seconds;
-    char stop_reason[160];
-    int reused;
-} cli_result;
-
 /* Trains spec into dir (which exists) and writes model.cnn, model.spec, history.csv/json, metrics.json,
- * report.txt, train.log and the study's checkpoints. */
-int cli_run_spec(const cnn_spec *spec, const cli_run_options *o, const cli_data *d, const char *dir,
-                 cli_result *res);
+ * report.txt, train.log, the study's checkpoints and, last, run.json (the run record, whose presence marks a
+ * finished run). run receives the record. */
+int cli_run_spec(const cnn_spec *spec, const cli_run_options *o, const cli_data *d, const char *dir, cnn_run *run);
 /* Writes a finished run's outputs into dir (atomically, file by file). */
-int cli_save_run(const char *dir, const cnn_spec *spec, const cnn_model *m, const cnn_history *h,
-                 const cli_result *res, const char *report, FILE *log);
-/* Reads back the result of a finished run in dir (for reuse). */
-int cli_result_load(const char *dir, cli_result *res);
+int cli_save_run(const char *dir, const cnn_spec *spec, const cnn_model *m, const cnn_run *run, const char *report,
+                 FILE *log);
 
 int cli_train(int argc, char **argv);
 int cli_eval(int argc, char **argv);

@@ -62,18 +62,6 @@ static cnn_spec_fit effective_fit(const cnn_spec *s, const cli_run_options *o)
     return f;
 }
 
-/* Spec §3.8: le = the last best-val_loss epoch, ta = the last best-val_accuracy epoch (ties rewrite the
- * checkpoint's epoch file); best = ta when ta != 0 and ta - le > 10 - 5, else le. */
-static int best_epoch(const cnn_history *h)
-{
-    int le = 0, ta = 0;
-    for (int i = 1; i < h->count; i++) {
-        if (h->epochs[i].val_loss <= h->epochs[le].val_loss) le = i;
-        if (h->epochs[i].val_accuracy >= h->epochs[ta].val_accuracy) ta = i;
-    }
-    return ta != 0 && ta - le > 10 - 5 ? ta : le;
-}
-
 typedef struct run_state {
     cnn_model *model;
     cnn_callback **callbacks;
@@ -81,8 +69,6 @@ typedef struct run_state {
     cnn_dataset train, val; /* used when validation splits the training data */
     const cnn_dataset *train_set;
     FILE *log;
-    float *probs;
-    int32_t *pred;
 } run_state;
 
 static void run_free(run_state *r)
@@ -93,8 +79,6 @@ static void run_free(run_state *r)
     cnn_dataset_free(&r->train);
     cnn_dataset_free(&r->val);
     if (r->log) fclose(r->log);
-    free(r->probs);
-    free(r->pred);
 }
 
 /* Mirrors each epoch into train.log. */
@@ -125,8 +109,7 @@ static int prepare(const cnn_spec *s, const cnn_spec_fit *f, const cli_data *d, 
     return 0;
 }
 
-static int fit(const cnn_spec_fit *f, const cli_data *d, const cli_run_options *o, run_state *r,
-               cnn_history *h)
+static int fit(const cnn_spec_fit *f, const cli_data *d, const cli_run_options *o, run_state *r, cnn_run *run)
 {
     cnn_callback logger = {.name = "log", .state = r->log, .on_epoch_end = log_epoch};
     cnn_callback **all = calloc((size_t)r->ncallbacks + 1, sizeof *all);
@@ -150,19 +133,20 @@ static int fit(const cnn_spec_fit *f, const cli_data *d, const cli_run_options *
                fc.validation == &d->test  ? "the test set (as in the study)"
                : fc.validation == &r->val ? "split off the training data"
                                           : "none");
-    int rc = cnn_model_fit(r->model, r->train_set, &fc, h);
+    run->seed = f->seed, run->threads = cnn_get_threads(), run->batch_size = f->batch_size;
+    run->train_images = r->train_set->n;
+    snprintf(run->weights, sizeof run->weights, "initialised from seed %llu", (unsigned long long)f->seed);
+    int rc = cnn_model_fit(r->model, r->train_set, &fc, &run->history);
+    if (!rc) cnn_run_summarize(run);
     free(all);
     if (rc) cli_error("%s", cnn_errmsg());
     return rc ? -1 : 0;
 }
 
-/* Test-set figures of the final weights: loss, accuracy, ROC-AUC and the classification report. */
-static int evaluate(const cli_data *d, run_state *r, cli_result *res, char *report, size_t cap)
+/* Test-set figures of the final weights (the run record) and the classification report. */
+static int evaluate(const cli_data *d, run_state *r, cnn_run *run, char **report)
 {
-    int k = cnn_model_num_outputs(r->model), n = d->test.n;
-    r->probs = malloc(sizeof(float) * (size_t)n * k);
-    r->pred = malloc(sizeof(int32_t) * (size_t)n);
-    if (!r->probs || !r->pred) return cli_error("out of memory"), -1;
+    int k = cnn_model_num_outputs(r->model);
     const char *names[16];
     char name_buf[16][48];
     for (int i = 0; i < k && i < 16; i++) {
@@ -170,56 +154,34 @@ static int evaluate(const cli_data *d, run_state *r, cli_result *res, char *repo
         cnn_target_name(i, cls ? cls : "", name_buf[i], sizeof name_buf[i]);
         names[i] = name_buf[i];
     }
-    int rc = cnn_model_evaluate(r->model, &d->test, 512, &res->loss, &res->accuracy);
-    if (!rc) rc = cnn_model_predict(r->model, d->test.x, n, 512, r->probs);
-    if (!rc) rc = cnn_argmax_rows(r->probs, n, k, r->pred);
-    if (!rc)
-        rc =
-            cnn_classification_report(d->test.y, r->pred, n, k, k <= 16 ? names : NULL, 2, report, cap, NULL);
-    res->roc_auc_ovo = res->roc_auc_ovr = NAN;
-    if (!rc && cnn_roc_auc_ovo(d->test.y, r->probs, n, k, &res->roc_auc_ovo) == CNN_OK)
-        cnn_roc_auc_ovr(d->test.y, r->probs, n, k, &res->roc_auc_ovr);
+    size_t len = 0;
+    const char *const *target = k <= 16 ? names : NULL;
+    int rc = cnn_run_evaluate(run, r->model, &d->test, 512);
+    if (!rc) rc = cnn_classification_report(run->y_true, run->y_pred, run->n_test, k, target, 2, NULL, 0, &len);
+    if (!rc && !(*report = malloc(len + 1))) return cli_error("out of memory"), -1;
+    if (!rc) rc = cnn_classification_report(run->y_true, run->y_pred, run->n_test, k, target, 2, *report, len + 1, NULL);
     if (rc) cli_error("%s", cnn_errmsg());
     return rc ? -1 : 0;
 }
 
-static void summarise(const cnn_history *h, cli_result *res)
+int cli_run_spec(const cnn_spec *spec, const cli_run_options *o, const cli_data *d, const char *dir, cnn_run *run)
 {
-    double secs = 0;
-    for (int i = 0; i < h->count; i++) secs += h->epochs[i].seconds;
-    res->epochs = h->count;
-    res->best_epoch = h->count ? best_epoch(h) : -1;
-    res->total_seconds = secs;
-    res->seconds_per_epoch = h->count ? secs / h->count : 0;
-    snprintf(res->stop_reason, sizeof res->stop_reason, "%s",
-             h->stop_reason[0] ? h->stop_reason : "reached the last epoch");
-}
-
-int cli_run_spec(const cnn_spec *spec, const cli_run_options *o, const cli_data *d, const char *dir,
-                 cli_result *res)
-{
-    memset(res, 0, sizeof *res);
-    snprintf(res->name, sizeof res->name, "%s", cnn_spec_name(spec));
     cnn_spec_fit f = effective_fit(spec, o);
     run_state r = {0};
-    cnn_history h = {0};
-    static char report[8192];
+    char *report = NULL;
     int rc = prepare(spec, &f, d, dir, &r);
     if (!rc && !o->quiet) cnn_model_summary(r.model, stdout);
     if (!rc) cnn_model_summary(r.model, r.log);
-    if (!rc) rc = fit(&f, d, o, &r, &h);
-    if (!rc) rc = evaluate(d, &r, res, report, sizeof report);
-    if (!rc) {
-        summarise(&h, res);
-        rc = cli_save_run(dir, spec, r.model, &h, res, report, r.log);
-    }
+    if (!rc) rc = fit(&f, d, o, &r, run);
+    if (!rc) rc = evaluate(d, &r, run, &report);
+    if (!rc) rc = cli_save_run(dir, spec, r.model, run, report, r.log);
     if (!rc && !o->quiet) fputs(report, stdout);
     if (!rc)
         printf("Test accuracy: %.2f%%  loss: %.4f  ROC-AUC: %.4f  (%d epochs, best %d, %.2f s/epoch; %s)\n"
                "Outputs: %s/\n",
-               100 * res->accuracy, res->loss, res->roc_auc_ovo, res->epochs, res->best_epoch + 1,
-               res->seconds_per_epoch, res->stop_reason, dir);
-    cnn_history_free(&h);
+               100 * run->test_accuracy, run->test_loss, run->roc_auc_ovo, run->history.count, run->best_epoch + 1,
+               run->seconds_per_epoch, cnn_run_stop_reason(run), dir);
+    free(report);
     run_free(&r);
     return rc;
 }

@@ -152,28 +152,30 @@ static int same_file_text(const char *dir, const char *name, const char *text)
 }
 
 /* A finished run with the same spec text and settings is reused. */
-static int try_reuse(const study_args *a, const cnn_spec *s, const char *dir, cli_result *res)
+static int try_reuse(const study_args *a, const cnn_spec *s, const char *dir, cnn_run *res)
 {
-    char key[4400];
+    char key[4400], path[4300];
     run_key(a, key, sizeof key);
+    snprintf(path, sizeof path, "%s/run.json", dir);
     return !a->retrain && same_file_text(dir, "model.spec", cnn_spec_text(s)) &&
-           same_file_text(dir, "run.key", key) && cli_result_load(dir, res) == 0;
+           same_file_text(dir, "run.key", key) && cnn_run_load(res, path) == 0;
 }
 
-static int run_one(const study_args *a, const cnn_spec *s, const cli_data *d, cli_result *res)
+static int run_one(const study_args *a, const cnn_spec *s, const cli_data *d, cnn_run *res, int *reused)
 {
     char dir[4200], key[4400], path[4300];
     snprintf(dir, sizeof dir, "%s/%s", a->out, cnn_spec_name(s));
     if (mkdir(dir, 0777) && errno != EEXIST)
         return cli_error("cannot create %s: %s", dir, strerror(errno)), -1;
-    if (try_reuse(a, s, dir, res)) {
-        printf("== %s: reusing %s/ (same spec and settings; --retrain to train again)\n", res->name, dir);
+    if ((*reused = try_reuse(a, s, dir, res))) {
+        printf("== %s: reusing %s/ (same spec and settings; --retrain to train again)\n", res->model, dir);
         return 0;
     }
     printf("== %s\n", cnn_spec_name(s));
     /* A stale result must not survive a failed retraining. */
-    snprintf(path, sizeof path, "%s/result.tsv", dir);
+    snprintf(path, sizeof path, "%s/run.json", dir);
     remove(path);
+    cnn_run_init(res, cnn_spec_name(s));
     if (cli_run_spec(s, &a->run, d, dir, res)) return -1;
     run_key(a, key, sizeof key);
     snprintf(path, sizeof path, "%s/run.key", dir);
@@ -181,42 +183,56 @@ static int run_one(const study_args *a, const cnn_spec *s, const cli_data *d, cl
     return 0;
 }
 
+/* A row of the table: the run record and whether it was reused. */
+typedef struct study_row {
+    cnn_run run;
+    int reused;
+} study_row;
+
 static int by_accuracy(const void *x, const void *y)
 {
-    const cli_result *a = x, *b = y;
-    return (a->accuracy < b->accuracy) - (a->accuracy > b->accuracy);
+    const cnn_run *a = &((const study_row *)x)->run, *b = &((const study_row *)y)->run;
+    return (a->test_accuracy < b->test_accuracy) - (a->test_accuracy > b->test_accuracy);
 }
 
-static void print_table(cli_result *r, int n, FILE *out)
+static void print_table(const study_row *rows, int n, FILE *out)
 {
     fprintf(out, "\n%-28s %9s %8s %7s %5s %8s %9s\n", "model (sorted by accuracy)", "accuracy", "ROC-AUC",
             "epochs", "best", "s/epoch", "total s");
-    for (int i = 0; i < n; i++)
-        fprintf(out, "%-28s %8.2f%% %8.4f %7d %5d %8.2f %9.1f%s\n", r[i].name, 100 * r[i].accuracy,
-                r[i].roc_auc_ovo, r[i].epochs, r[i].best_epoch + 1, r[i].seconds_per_epoch,
-                r[i].total_seconds, r[i].reused ? "  (reused)" : "");
+    for (int i = 0; i < n; i++) {
+        const cnn_run *r = &rows[i].run;
+        fprintf(out, "%-28s %8.2f%% %8.4f %7d %5d %8.2f %9.1f%s\n", r->model, 100 * r->test_accuracy,
+                r->roc_auc_ovo, r->history.count, r->best_epoch + 1, r->seconds_per_epoch, r->total_seconds,
+                rows[i].reused ? "  (reused)" : "");
+    }
     fprintf(out,
             "Validation = the test set, as in the study. ROC-AUC: one-vs-one macro; best: 1-based epoch.\n");
 }
 
-static int write_csv(const char *out, const cli_result *r, int n)
+/* One CSV row; the stop reason is quoted with its quotes doubled, as CSV wants. */
+static void csv_row(FILE *f, const cnn_run *r)
 {
-    enum { ROW = 400 };
-    size_t rows = n > 0 && n <= MAX_SPECS ? (size_t)n : 0, cap = ROW * (rows + 1), len = 0;
-    char *buf = malloc(cap), path[4200];
-    if (!buf) return cli_error("out of memory"), -1;
-    len += (size_t)snprintf(buf, ROW,
-                            "model,accuracy,loss,roc_auc_ovo,roc_auc_ovr,epochs,best_epoch,seconds_per_epoch,"
-                            "total_seconds,stop_reason\n");
-    for (size_t i = 0; i < rows; i++)
-        len += (size_t)snprintf(buf + len, ROW, "%s,%.6f,%.6f,%.6f,%.6f,%d,%d,%.3f,%.1f,\"%s\"\n", r[i].name,
-                                r[i].accuracy, r[i].loss, r[i].roc_auc_ovo, r[i].roc_auc_ovr, r[i].epochs,
-                                r[i].best_epoch + 1, r[i].seconds_per_epoch, r[i].total_seconds,
-                                r[i].stop_reason);
+    fprintf(f, "%s,%.6f,%.6f,%.6f,%.6f,%d,%d,%.3f,%.1f,\"", r->model, r->test_accuracy, r->test_loss,
+            r->roc_auc_ovo, r->roc_auc_ovr, r->history.count, r->best_epoch + 1, r->seconds_per_epoch,
+            r->total_seconds);
+    for (const char *c = cnn_run_stop_reason(r); *c; c++) fprintf(f, *c == '"' ? "\"\"" : "%c", *c);
+    fprintf(f, "\"\n");
+}
+
+static int write_csv(const char *out, const study_row *rows, int n)
+{
+    char *buf = NULL, path[4200];
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) return cli_error("out of memory"), -1;
+    fprintf(f, "model,accuracy,loss,roc_auc_ovo,roc_auc_ovr,epochs,best_epoch,seconds_per_epoch,total_seconds,"
+               "stop_reason\n");
+    for (int i = 0; i < n; i++) csv_row(f, &rows[i].run);
+    int rc = fclose(f) ? -1 : 0;
     snprintf(path, sizeof path, "%s/results.csv", out);
-    int rc = cnn_write_file_atomic(path, buf, len);
+    if (!rc) rc = cnn_write_file_atomic(path, buf, len);
     free(buf);
-    if (rc) cli_error("%s", cnn_errmsg());
+    if (rc) cli_error("%s", rc == -1 ? "out of memory" : cnn_errmsg());
     return rc;
 }
 
@@ -224,29 +240,32 @@ int cli_study(int argc, char **argv)
 {
     study_args a = {0};
     int rc = parse_args(argc, argv, &a), failed = 0, done = 0;
-    cli_result *results = rc ? NULL : calloc((size_t)a.nspecs, sizeof *results);
+    study_row *rows = rc ? NULL : calloc((size_t)a.nspecs, sizeof *rows);
     cli_data data = {0};
-    if (!rc && !results) rc = (cli_error("out of memory"), EXIT_FAILURE_RUN);
+    if (!rc && !rows) rc = (cli_error("out of memory"), EXIT_FAILURE_RUN);
     if (!rc && mkdir(a.out, 0777) && errno != EEXIST)
         rc = (cli_error("cannot create %s: %s", a.out, strerror(errno)), EXIT_FAILURE_RUN);
     if (!rc) cnn_set_threads((int)a.threads);
     if (!rc && cli_data_load(&a.run, &data)) rc = EXIT_FAILURE_RUN;
     for (int i = 0; !rc && i < a.nspecs; i++) {
-        if (run_one(&a, a.specs[i], &data, &results[done]) == 0)
+        if (run_one(&a, a.specs[i], &data, &rows[done].run, &rows[done].reused) == 0) {
             done++;
-        else
+        } else {
+            cnn_run_free(&rows[done].run);
             failed++, cli_error("study: %s failed; going on with the others", cnn_spec_name(a.specs[i]));
+        }
     }
     if (!rc && done) {
-        qsort(results, (size_t)done, sizeof *results, by_accuracy);
-        print_table(results, done, stdout);
-        if (write_csv(a.out, results, done))
+        qsort(rows, (size_t)done, sizeof *rows, by_accuracy);
+        print_table(rows, done, stdout);
+        if (write_csv(a.out, rows, done))
             failed++;
         else
             printf("Table: %s/results.csv\n", a.out);
     }
     cli_data_free(&data);
-    free(results);
+    for (int i = 0; i < done; i++) cnn_run_free(&rows[i].run);
+    free(rows);
     for (int i = 0; i < a.nspecs; i++) cnn_spec_free(a.specs[i]);
     if (rc) return rc < 0 ? EXIT_OK : rc;
     return failed ? EXIT_FAILURE_RUN : EXIT_OK;

@@ -111,9 +111,11 @@ int cli_train(int argc, char **argv)
     cnn_set_threads((int)a.threads);
     cli_data data;
     char dir[4096];
-    cli_result res;
+    cnn_run run;
+    cnn_run_init(&run, cnn_spec_name(spec));
     int fail = cli_data_load(&a.run, &data) || make_run_dir(&a, cnn_spec_name(spec), dir, sizeof dir) ||
-               cli_run_spec(spec, &a.run, &data, dir, &res);
+               cli_run_spec(spec, &a.run, &data, dir, &run);
+    cnn_run_free(&run);
     cli_data_free(&data);
     cnn_spec_free(spec);
     return fail ? EXIT_FAILURE_RUN : EXIT_OK;

@@ -57,3 +57,37 @@ int cnn_write_file_atomic(const char *path, const void *data, size_t len)
     sync_parent(path);
     return CNN_OK;
 }
+
+/* Only regular files: a FIFO would block the reader forever and a device can be endless. */
+int cnn_read_file(const char *path, char **data, size_t *len, size_t max)
+{
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return cnn_fail(CNN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return cnn_fail(CNN_ERR_IO, "%s: not a regular file", path);
+    }
+    if ((size_t)st.st_size > max) {
+        close(fd);
+        return cnn_fail(CNN_ERR_FORMAT, "%s: %lld bytes; at most %zu expected", path, (long long)st.st_size, max);
+    }
+    char *buf = malloc((size_t)st.st_size + 1);
+    size_t n = 0;
+    while (buf && n < (size_t)st.st_size) {
+        ssize_t k = read(fd, buf + n, (size_t)st.st_size - n);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) break;
+        n += (size_t)k;
+    }
+    int err = !buf ? ENOMEM : n < (size_t)st.st_size ? (errno ? errno : EIO) : 0;
+    close(fd);
+    if (err) {
+        free(buf);
+        return cnn_fail(err == ENOMEM ? CNN_ERR_NOMEM : CNN_ERR_IO, "%s: read error: %s", path, strerror(err));
+    }
+    buf[n] = '\0';
+    *data = buf;
+    *len = n;
+    return CNN_OK;
+}

@@ -139,7 +139,7 @@ static void put_spec(const cnn_model *m, cnn_strbuf *b)
  *   u64 t, u64 model steps, u32 slots (bit 0: m, bit 1: v), then m and v (float32, nparams each). */
 static void put_optimizer(const cnn_model *m, cnn_strbuf *b)
 {
-    const cnn_optimizer *o = &m->opt;
+    const cnn_optimizer *o = &m->x.opt;
     cnn_strbuf t = {0};
     put_le(&t, (uint64_t)o->cfg.kind, 4);
     put_le(&t, (uint64_t)o->cfg.nesterov, 4);
@@ -147,7 +147,7 @@ static void put_optimizer(const cnn_model *m, cnn_strbuf *b)
                           o->cfg.momentum,      o->cfg.rho,    o->lr};
     for (size_t i = 0; i < sizeof cfg / sizeof cfg[0]; i++) put_double(&t, cfg[i]);
     put_le(&t, (uint64_t)o->t, 8);
-    put_le(&t, m->step, 8);
+    put_le(&t, m->x.rng_step, 8);
     put_le(&t, (o->m ? 1u : 0u) | (o->v ? 2u : 0u), 4);
     if (o->m) put_floats(&t, o->m, m->nparams);
     if (o->v) put_floats(&t, o->v, m->nparams);
@@ -164,7 +164,7 @@ int cnn_model_save_ex(const cnn_model *m, const char *path, unsigned flags)
 {
     if (flags & ~(unsigned)CNN_SAVE_OPTIMIZER)
         return cnn_fail(CNN_ERR_INVALID, "%s: unknown save flags %#x", path, flags);
-    if ((flags & CNN_SAVE_OPTIMIZER) && !m->compiled)
+    if ((flags & CNN_SAVE_OPTIMIZER) && !m->x.compiled)
         return cnn_fail(CNN_ERR_STATE, "%s: model '%s' has no optimizer to save (compile it first)", path,
                         m->name);
     if (!m->built) return cnn_fail(CNN_ERR_STATE, "model '%s': build it before saving", m->name);
@@ -445,22 +445,22 @@ static int read_optimizer(reader *r, cnn_model *m)
                         r->path, kind, (unsigned long long)t, lr);
     cfg.kind = (cnn_optimizer_kind)kind;
     if (cnn_model_compile(m, &cfg)) return cnn_fail_context("%s: saved optimizer: ", r->path);
-    if (slots != ((m->opt.m ? 1u : 0u) | (m->opt.v ? 2u : 0u)))
+    if (slots != ((m->x.opt.m ? 1u : 0u) | (m->x.opt.v ? 2u : 0u)))
         return cnn_fail(CNN_ERR_FORMAT, "%s: the optimizer state has slots %#x, %s needs %#x", r->path, slots,
                         kind == CNN_OPT_ADAM  ? "Adam"
                         : kind == CNN_OPT_SGD ? "SGD"
                                               : "RMSprop",
-                        (m->opt.m ? 1u : 0u) | (m->opt.v ? 2u : 0u));
-    float *dst[2] = {m->opt.m, m->opt.v};
+                        (m->x.opt.m ? 1u : 0u) | (m->x.opt.v ? 2u : 0u));
+    float *dst[2] = {m->x.opt.m, m->x.opt.v};
     for (int i = 0; i < 2; i++) {
         if (!dst[i]) continue;
         if ((rc = need(r, 4 * m->nparams, "optimizer state"))) return rc;
         memcpy(dst[i], r->p + r->pos, 4 * m->nparams);
         r->pos += 4 * m->nparams;
     }
-    m->opt.t = (long)t;
-    m->opt.lr = lr;
-    m->step = steps;
+    m->x.opt.t = (long)t;
+    m->x.opt.lr = lr;
+    m->x.rng_step = steps;
     return CNN_OK;
 }
 
@@ -492,7 +492,7 @@ static int read_sections(reader *r, cnn_model **out)
                               sub.pos, end - sub.pos);
         } else if (t == tag("SPEC") && m && !m->spec_text) {
             rc = read_spec(r, (size_t)len, m);
-        } else if (t == tag("OPTM") && m && tensors && !m->compiled) {
+        } else if (t == tag("OPTM") && m && tensors && !m->x.compiled) {
             reader sub = *r;
             sub.len = end;
             rc = read_optimizer(&sub, m);

@@ -113,6 +113,7 @@ const cnn_layer_ops cnn_dropout_ops = {
     .type = "Dropout",
     .auto_name = "dropout",
     .cfg_size = sizeof(dropout_cfg),
+    .flags = CNN_LAYER_RANDOM,
     .configure = dropout_configure,
     .build = dropout_build,
     .forward = dropout_forward,

@@ -58,10 +58,15 @@ typedef struct cnn_ctx {
 
 typedef struct cnn_layer cnn_layer;
 
+/* Layer type flags. RANDOM: the training-mode output draws random numbers (Dropout), so a prefix holding it
+ * cannot be cached. */
+enum { CNN_LAYER_RANDOM = 1u };
+
 typedef struct cnn_layer_ops {
     const char *type;      /* Keras class name: "Dense" */
     const char *auto_name; /* Keras's automatic name prefix: "dense" */
     size_t cfg_size;       /* bytes of l->cfg, zeroed before configure */
+    unsigned flags;        /* CNN_LAYER_* */
     /* Reads the layer's options into l->cfg (cfg_size bytes, zeroed, owned by the model). */
     int (*configure)(cnn_layer *l, cnn_opts *o);
     /* With l->in set: sets l->out, declares parameters and scratch, or fails naming the layer. */

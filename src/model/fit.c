@@ -1,12 +1,14 @@
-/* fit / evaluate / predict, built on the planned step (no allocation inside the epoch loop). */
+/* fit / evaluate / predict over batch sources, built on the planned step (no allocation inside the epoch
+ * loop). The callbacks' hooks run around every batch and epoch; the gradient hooks between backward and
+ * update. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
-#include "core/rng.h"
 #include "model/model.h"
 #include "model/progress.h"
+#include "model/source.h"
 
 cnn_fit_config cnn_fit_default(void)
 {
@@ -22,63 +24,129 @@ static int check_data(const cnn_model *m, const cnn_dataset *ds, const char *wha
         return cnn_fail(CNN_ERR_SHAPE, "%s data has samples of %dx%dx%d = %zu values; model '%s' expects %zu",
                         what, ds->h, ds->w, ds->c, sample, m->name, cnn_shape_size(m->input));
     for (int i = 0; i < ds->n; i++)
-        if (ds->y[i] < 0 || ds->y[i] >= m->classes)
+        if (ds->y[i] < 0 || ds->y[i] >= m->outputs)
             return cnn_fail(CNN_ERR_INVALID, "%s label %d of sample %d is outside [0, %d) of model '%s'",
-                            what, ds->y[i], i, m->classes, m->name);
+                            what, ds->y[i], i, m->outputs, m->name);
     return CNN_OK;
 }
 
-/* Copies samples idx[0..n) of ds into the model's input batch and label buffer. */
-static void gather(cnn_model *m, const cnn_dataset *ds, const int32_t *idx, int n)
+/* A source's samples must fit the input of the layer they feed. */
+static int check_source(const cnn_model *m, const cnn_source *s, int labeled, const char *what)
 {
-    size_t sample = cnn_shape_size(m->input);
-#pragma omp parallel for schedule(static) if (n * sample > 65536)
-    for (int i = 0; i < n; i++) {
-        int k = idx ? idx[i] : i;
-        memcpy(m->acts[0] + sample * i, ds->x + sample * k, sizeof(float) * sample);
-        m->labels[i] = ds->y[k];
-    }
+    if (!s || !s->fill || s->batches < 1 || s->batch_size < 1)
+        return cnn_fail(CNN_ERR_INVALID, "%s source is missing, has no fill function or no batches", what);
+    if (s->first_layer < 0 || s->first_layer >= m->nlayers)
+        return cnn_fail(CNN_ERR_INVALID, "%s source '%s' feeds layer %d; model '%s' has %d", what, s->name,
+                        s->first_layer, m->name, m->nlayers);
+    cnn_shape in = m->layers[s->first_layer].in;
+    if ((size_t)s->h * s->w * s->c != cnn_shape_size(in))
+        return cnn_fail(CNN_ERR_SHAPE, "%s source '%s' yields %dx%dx%d samples; layer '%s' of model '%s' expects %dx%dx%d",
+                        what, s->name, s->h, s->w, s->c, m->layers[s->first_layer].name, m->name, in.h, in.w, in.c);
+    if (labeled && !s->labeled)
+        return cnn_fail(CNN_ERR_INVALID, "%s source '%s' has no labels", what, s->name);
+    return CNN_OK;
 }
 
-static void evaluate_planned(cnn_model *m, const cnn_dataset *ds, int batch, double *loss, double *acc)
+/* Fills the model's input for the source's layer with batch b of epoch e and checks what came back. */
+static int fill_batch(cnn_model *m, cnn_source *s, int epoch, int b, int *n)
 {
-    size_t sample = cnn_shape_size(m->input);
+    cnn_exec *x = &m->x;
+    *n = 0;
+    int rc = s->fill(s, epoch, b, x->acts[s->first_layer], x->labels, n);
+    if (rc) return rc < 0 ? rc : cnn_fail(CNN_ERR_INVALID, "source '%s': batch %d failed (%d)", s->name, b, rc);
+    if (*n < 1 || *n > s->batch_size)
+        return cnn_fail(CNN_ERR_INVALID, "source '%s': batch %d of epoch %d has %d samples; expected 1..%d", s->name,
+                        b, epoch + 1, *n, s->batch_size);
+    if (!s->labeled) return CNN_OK;
+    for (int i = 0; i < *n; i++)
+        if (x->labels[i] < 0 || x->labels[i] >= m->outputs)
+            return cnn_fail(CNN_ERR_INVALID, "source '%s': batch %d of epoch %d: label %d of sample %d is outside [0, %d)",
+                            s->name, b, epoch + 1, x->labels[i], i, m->outputs);
+    return CNN_OK;
+}
+
+static int epoch_hook(cnn_source *s, int epoch, int end)
+{
+    int (*hook)(cnn_source *, int) = end ? s->end_epoch : s->begin_epoch;
+    return hook ? hook(s, epoch) : CNN_OK;
+}
+
+/* Loss and accuracy over epoch 0 of a planned source (inference behaviour). */
+static int evaluate_planned(cnn_model *m, cnn_source *s, double *loss, double *acc)
+{
     double sum = 0.0;
-    int correct = 0;
-    for (int s = 0; s < ds->n; s += batch) {
-        int n = ds->n - s < batch ? ds->n - s : batch;
-        memcpy(m->acts[0], ds->x + sample * s, sizeof(float) * sample * n);
-        cnn_model_forward_planned(m, n, 0);
-        cnn_model_score_planned(m, ds->y + s, n, &sum, &correct);
+    int correct = 0, seen = 0, n = 0;
+    int rc = epoch_hook(s, 0, 0);
+    for (int b = 0; !rc && b < s->batches; b++) {
+        rc = fill_batch(m, s, 0, b, &n);
+        if (rc) break;
+        cnn_model_forward_from(m, s->first_layer, n, 0);
+        cnn_model_score_planned(m, m->x.labels, n, &sum, &correct);
+        seen += n;
     }
-    *loss = sum / ds->n + cnn_model_regularization(m);
-    *acc = (double)correct / ds->n;
+    if (!rc) rc = epoch_hook(s, 0, 1);
+    *loss = sum / seen + cnn_model_regularization(m);
+    *acc = (double)correct / seen;
+    return rc;
+}
+
+int cnn_model_evaluate_source(cnn_model *m, cnn_source *src, double *loss, double *accuracy)
+{
+    /* An uncompiled model (a loaded one) is scored with the default loss, on probabilities. */
+    const cnn_loss_config probs = {CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, 0};
+    int rc = cnn_model_check_loss(m, m->x.compiled ? &m->x.loss : &probs);
+    if (!rc) rc = check_source(m, src, 1, "evaluation");
+    if (!rc) rc = cnn_model_plan(m, src->batch_size);
+    return rc ? rc : evaluate_planned(m, src, loss, accuracy);
 }
 
 int cnn_model_evaluate(cnn_model *m, const cnn_dataset *ds, int batch_size, double *loss, double *accuracy)
 {
     if (batch_size < 1) return cnn_fail(CNN_ERR_INVALID, "evaluate: batch_size %d must be >= 1", batch_size);
     int rc = check_data(m, ds, "evaluation");
-    if (!rc) rc = cnn_model_plan(m, batch_size < ds->n ? batch_size : ds->n);
     if (rc) return rc;
-    evaluate_planned(m, ds, m->plan_batch < batch_size ? m->plan_batch : batch_size, loss, accuracy);
-    return CNN_OK;
+    cnn_source *s = cnn_source_dataset_make(ds, batch_size, 0, 0, NULL, "evaluation data");
+    if (!s) return cnn_errcode();
+    rc = cnn_model_evaluate_source(m, s, loss, accuracy);
+    cnn_source_free(s);
+    return rc;
 }
 
-int cnn_model_predict(cnn_model *m, const float *x, int n, int batch_size, float *probs)
+int cnn_model_predict(cnn_model *m, const float *x, int n, int batch_size, float *out)
 {
     if (n < 1 || batch_size < 1) return cnn_fail(CNN_ERR_INVALID, "predict: n and batch_size must be >= 1");
+    if (!x || !out) return cnn_fail(CNN_ERR_INVALID, "predict: x and out must not be NULL");
     int b = batch_size < n ? batch_size : n;
     int rc = cnn_model_plan(m, b);
     if (rc) return rc;
-    size_t sample = cnn_shape_size(m->input), k = (size_t)m->classes;
+    size_t sample = cnn_shape_size(m->input), k = (size_t)m->outputs;
     for (int s = 0; s < n; s += b) {
         int cnt = n - s < b ? n - s : b;
-        memcpy(m->acts[0], x + sample * s, sizeof(float) * sample * cnt);
-        cnn_model_forward_planned(m, cnt, 0);
-        memcpy(probs + k * s, cnn_model_output(m), sizeof(float) * k * cnt);
+        memcpy(m->x.acts[0], x + sample * s, sizeof(float) * sample * cnt);
+        cnn_model_forward_from(m, 0, cnt, 0);
+        memcpy(out + k * s, cnn_model_output(m), sizeof(float) * k * cnt);
     }
     return CNN_OK;
+}
+
+int cnn_model_predict_source(cnn_model *m, cnn_source *src, float *out)
+{
+    int rc = check_source(m, src, 0, "prediction");
+    if (!rc && !out) rc = cnn_fail(CNN_ERR_INVALID, "predict: out must not be NULL");
+    if (!rc) rc = cnn_model_plan(m, src->batch_size);
+    if (!rc) rc = epoch_hook(src, 0, 0);
+    size_t k = (size_t)m->outputs, done = 0;
+    for (int b = 0, n = 0; !rc && b < src->batches; b++) {
+        int labeled = src->labeled;
+        src->labeled = 0; /* labels are not checked: predict does not use them */
+        rc = fill_batch(m, src, 0, b, &n);
+        src->labeled = labeled;
+        if (rc) break;
+        cnn_model_forward_from(m, src->first_layer, n, 0);
+        memcpy(out + k * done, cnn_model_output(m), sizeof(float) * k * n);
+        done += (size_t)n;
+    }
+    return rc ? rc : epoch_hook(src, 0, 1);
 }
 
 static int history_push(cnn_history *h, const cnn_epoch_log *log)
@@ -94,58 +162,50 @@ static int history_push(cnn_history *h, const cnn_epoch_log *log)
     return CNN_OK;
 }
 
-static int validate_config(const cnn_model *m, const cnn_dataset *train, const cnn_fit_config *c)
-{
-    if (!m->compiled) return cnn_fail(CNN_ERR_STATE, "model '%s': compile it before fit", m->name);
-    if (c->epochs < 0) return cnn_fail(CNN_ERR_INVALID, "fit: epochs %d must be >= 0", c->epochs);
-    if (c->batch_size < 1) return cnn_fail(CNN_ERR_INVALID, "fit: batch_size %d must be >= 1", c->batch_size);
-    int rc = check_data(m, train, "training");
-    if (!rc && c->validation) rc = check_data(m, c->validation, "validation");
-    return rc;
-}
+/* ---------------------------------------------------------------- hooks */
 
-/* One pass over the training data in shuffled batches; the loss and accuracy are sample-weighted means over
- * the batches, as Keras reports them. */
-static void train_epoch(cnn_model *m, const cnn_dataset *train, const cnn_fit_config *c, int32_t *order,
-                        int epoch, cnn_progress *bar, cnn_epoch_log *log)
-{
-    for (int i = 0; i < train->n; i++) order[i] = i;
-    if (c->shuffle)
-        cnn_rng_shuffle(c->seed, cnn_rng_stream(CNN_STREAM_SHUFFLE, (uint64_t)epoch), order, train->n);
-    double loss_sum = 0.0;
-    long correct = 0;
-    int seen = 0, step = 0;
-    for (int s = 0; s < train->n; s += c->batch_size) {
-        int n = train->n - s < c->batch_size ? train->n - s : c->batch_size;
-        gather(m, train, order + s, n);
-        cnn_model_forward_planned(m, n, 1);
-        double loss;
-        int hits;
-        cnn_model_backward_planned(m, m->labels, &loss, &hits);
-        cnn_optimizer_step(&m->opt, m->params, m->grads);
-        m->step++;
-        loss_sum += loss * n;
-        correct += hits;
-        seen += n;
-        cnn_progress_step(bar, ++step, loss_sum / seen, (double)correct / seen);
-    }
-    log->loss = loss_sum / seen;
-    log->accuracy = (double)correct / seen;
-}
+typedef enum { HOOK_TRAIN_BEGIN, HOOK_EPOCH_BEGIN, HOOK_BATCH_BEGIN, HOOK_GRADIENTS, HOOK_TRAIN_END } hook_kind;
 
-static int call_epoch_begin(cnn_model *m, const cnn_fit_config *c, int epoch)
+/* Calls one kind of hook of every callback, in list order; the first error ends the loop. */
+static int call_hooks(cnn_model *m, const cnn_fit_config *c, hook_kind kind, int epoch, int batch,
+                      const cnn_history *h)
 {
     for (int i = 0; i < c->num_callbacks; i++) {
         cnn_callback *cb = c->callbacks[i];
-        int rc = cb->on_epoch_begin ? cb->on_epoch_begin(cb, m, epoch) : CNN_OK;
+        int rc = CNN_OK;
+        if (kind == HOOK_TRAIN_BEGIN && cb->on_train_begin) rc = cb->on_train_begin(cb, m);
+        if (kind == HOOK_EPOCH_BEGIN && cb->on_epoch_begin) rc = cb->on_epoch_begin(cb, m, epoch);
+        if (kind == HOOK_BATCH_BEGIN && cb->on_train_batch_begin) rc = cb->on_train_batch_begin(cb, m, epoch, batch);
+        if (kind == HOOK_GRADIENTS && cb->on_gradients) rc = cb->on_gradients(cb, m, epoch, batch);
+        if (kind == HOOK_TRAIN_END && cb->on_train_end) rc = cb->on_train_end(cb, m, h);
         if (rc) return rc;
     }
     return CNN_OK;
 }
 
+/* Appends a stopping callback's name to the history's stop reason. */
+static void note_stop(cnn_history *h, const cnn_callback *cb)
+{
+    size_t len = strlen(h->stop_reason);
+    snprintf(h->stop_reason + len, sizeof h->stop_reason - len, "%s%s", len ? "; " : "",
+             cb->name ? cb->name : "callback");
+}
+
+static int call_batch_end(cnn_model *m, const cnn_fit_config *c, const cnn_batch_log *log, int *stop,
+                          cnn_history *h)
+{
+    for (int i = 0; i < c->num_callbacks; i++) {
+        cnn_callback *cb = c->callbacks[i];
+        int mine = 0;
+        int rc = cb->on_train_batch_end ? cb->on_train_batch_end(cb, m, log, &mine) : CNN_OK;
+        if (rc) return rc;
+        if (mine) note_stop(h, cb), *stop = 1;
+    }
+    return CNN_OK;
+}
+
 /* Each callback gets a stop flag of its own, so that the history names every callback that stopped training
- * (in Keras both EarlyStopping callbacks of the study may fire in the same epoch); the reason is their names.
- */
+ * (in Keras both EarlyStopping callbacks of the study may fire in the same epoch). */
 static int call_epoch_end(cnn_model *m, const cnn_fit_config *c, const cnn_epoch_log *log, int *stop,
                           cnn_history *h)
 {
@@ -154,71 +214,145 @@ static int call_epoch_end(cnn_model *m, const cnn_fit_config *c, const cnn_epoch
         int mine = 0;
         int rc = cb->on_epoch_end ? cb->on_epoch_end(cb, m, log, &mine) : CNN_OK;
         if (rc) return rc;
-        if (!mine) continue;
-        size_t len = strlen(h->stop_reason);
-        snprintf(h->stop_reason + len, sizeof h->stop_reason - len, "%s%s", len ? "; " : "",
-                 cb->name ? cb->name : "callback");
-        *stop = 1;
+        if (mine) note_stop(h, cb), *stop = 1;
     }
     return CNN_OK;
 }
 
-static int call_train_hook(cnn_model *m, const cnn_fit_config *c, const cnn_history *h, int end)
+/* ---------------------------------------------------------------- the loop */
+
+typedef struct fit_run {
+    cnn_model *m;
+    cnn_source *train, *val;
+    const cnn_fit_config *c;
+    cnn_history *h;
+    int stop;
+} fit_run;
+
+/* One training step on batch b; adds its loss and hits to the epoch's sums. */
+static int train_batch(fit_run *f, int epoch, int b, cnn_batch_log *log, double *loss_sum, long *correct)
 {
-    for (int i = 0; i < c->num_callbacks; i++) {
-        cnn_callback *cb = c->callbacks[i];
-        int rc = CNN_OK;
-        if (!end && cb->on_train_begin) rc = cb->on_train_begin(cb, m);
-        if (end && cb->on_train_end) rc = cb->on_train_end(cb, m, h);
-        if (rc) return rc;
-    }
+    cnn_model *m = f->m;
+    int n, hits, rc = call_hooks(m, f->c, HOOK_BATCH_BEGIN, epoch, b, NULL);
+    if (!rc) rc = fill_batch(m, f->train, epoch, b, &n);
+    if (rc) return rc;
+    cnn_model_forward_from(m, f->train->first_layer, n, 1);
+    double loss;
+    cnn_model_backward_planned(m, m->x.labels, &loss, &hits);
+    rc = call_hooks(m, f->c, HOOK_GRADIENTS, epoch, b, NULL);
+    if (rc) return rc;
+    cnn_model_update_planned(m);
+    *loss_sum += loss * n;
+    *correct += hits;
+    log->batch = b, log->size = n, log->loss = loss, log->accuracy = (double)hits / n;
     return CNN_OK;
 }
 
-static int run_epochs(cnn_model *m, const cnn_dataset *train, const cnn_fit_config *c, int32_t *order,
-                      cnn_history *h)
+/* One pass over the training batches; the loss and accuracy are sample-weighted means over the batches, as
+ * Keras reports them. */
+static int train_epoch(fit_run *f, int epoch, cnn_progress *bar, cnn_epoch_log *log)
 {
-    int steps = (train->n + c->batch_size - 1) / c->batch_size;
-    int rc = call_train_hook(m, c, h, 0);
-    for (int epoch = 0; !rc && epoch < c->epochs; epoch++) {
-        rc = call_epoch_begin(m, c, epoch);
+    double loss_sum = 0.0;
+    long correct = 0;
+    int seen = 0, rc = epoch_hook(f->train, epoch, 0);
+    for (int b = 0; !rc && b < f->train->batches && !f->stop; b++) {
+        cnn_batch_log bl = {.epoch = epoch};
+        rc = train_batch(f, epoch, b, &bl, &loss_sum, &correct);
         if (rc) break;
-        cnn_epoch_log log = {.epoch = epoch, .lr = m->opt.lr, .val_loss = NAN, .val_accuracy = NAN};
-        cnn_progress bar;
-        cnn_progress_begin(&bar, c->out, c->verbose, epoch, c->epochs, steps);
-        double t0 = cnn_now();
-        train_epoch(m, train, c, order, epoch, &bar, &log);
-        log.seconds = cnn_now() - t0;
-        if (c->validation) {
-            t0 = cnn_now();
-            evaluate_planned(m, c->validation, m->plan_batch, &log.val_loss, &log.val_accuracy);
-            log.val_seconds = cnn_now() - t0;
-        }
-        cnn_progress_end(&bar, &log);
-        int stop = 0;
-        rc = history_push(h, &log);
-        if (!rc) rc = call_epoch_end(m, c, &log, &stop, h);
-        if (!rc && stop) {
-            h->stopped_epoch = epoch;
-            break;
-        }
+        seen += bl.size;
+        bl.mean_loss = loss_sum / seen, bl.mean_accuracy = (double)correct / seen;
+        cnn_progress_step(bar, b + 1, bl.mean_loss, bl.mean_accuracy);
+        rc = call_batch_end(f->m, f->c, &bl, &f->stop, f->h);
     }
-    if (!rc) rc = call_train_hook(m, c, h, 1);
+    if (!rc) rc = epoch_hook(f->train, epoch, 1);
+    log->loss = loss_sum / seen;
+    log->accuracy = (double)correct / seen;
+    return rc;
+}
+
+static int run_epoch(fit_run *f, int epoch)
+{
+    cnn_model *m = f->m;
+    const cnn_fit_config *c = f->c;
+    int rc = call_hooks(m, c, HOOK_EPOCH_BEGIN, epoch, 0, NULL);
+    if (rc) return rc;
+    cnn_epoch_log log = {.epoch = epoch, .lr = m->x.opt.lr, .val_loss = NAN, .val_accuracy = NAN};
+    cnn_progress bar;
+    cnn_progress_begin(&bar, c->out, c->verbose, epoch, c->epochs, f->train->batches);
+    double t0 = cnn_now();
+    rc = train_epoch(f, epoch, &bar, &log);
+    log.seconds = cnn_now() - t0;
+    if (!rc && f->val) {
+        t0 = cnn_now();
+        rc = evaluate_planned(m, f->val, &log.val_loss, &log.val_accuracy);
+        log.val_seconds = cnn_now() - t0;
+    }
+    if (rc) return rc;
+    cnn_progress_end(&bar, &log);
+    rc = history_push(f->h, &log);
+    if (!rc) rc = call_epoch_end(m, c, &log, &f->stop, f->h);
+    if (!rc && f->stop) f->h->stopped_epoch = epoch;
+    return rc;
+}
+
+static int validate_config(const cnn_model *m, const cnn_source *train, const cnn_fit_config *c)
+{
+    if (!m->x.compiled) return cnn_fail(CNN_ERR_STATE, "model '%s': compile it before fit", m->name);
+    if (c->epochs < 0) return cnn_fail(CNN_ERR_INVALID, "fit: epochs %d must be >= 0", c->epochs);
+    if (c->num_callbacks < 0 || (c->num_callbacks && !c->callbacks))
+        return cnn_fail(CNN_ERR_INVALID, "fit: %d callbacks but no callback list", c->num_callbacks);
+    for (int i = 0; i < c->num_callbacks; i++)
+        if (!c->callbacks[i]) return cnn_fail(CNN_ERR_INVALID, "fit: callback %d is NULL", i);
+    int rc = check_source(m, train, 1, "training");
+    if (!rc && c->validation_source) rc = check_source(m, c->validation_source, 1, "validation");
+    return rc;
+}
+
+static int fit_planned(fit_run *f)
+{
+    int b = f->train->batch_size;
+    if (f->val && f->val->batch_size > b) b = f->val->batch_size;
+    int rc = cnn_model_plan(f->m, b);
+    if (rc) return rc;
+    memset(f->h, 0, sizeof *f->h);
+    f->h->stopped_epoch = -1;
+    rc = call_hooks(f->m, f->c, HOOK_TRAIN_BEGIN, 0, 0, NULL);
+    for (int epoch = 0; !rc && epoch < f->c->epochs && !f->stop; epoch++) rc = run_epoch(f, epoch);
+    if (!rc) rc = call_hooks(f->m, f->c, HOOK_TRAIN_END, 0, 0, f->h);
+    return rc;
+}
+
+int cnn_model_fit_source(cnn_model *m, cnn_source *train, const cnn_fit_config *cfg, cnn_history *hist)
+{
+    cnn_fit_config c = cfg ? *cfg : cnn_fit_default();
+    int rc = validate_config(m, train, &c);
+    if (!rc && !hist) rc = cnn_fail(CNN_ERR_INVALID, "fit: the history pointer is NULL");
+    if (rc) return rc;
+    cnn_source *own_val = NULL;
+    if (!c.validation_source && c.validation) {
+        rc = check_data(m, c.validation, "validation");
+        /* Validation runs in batches of the training batch size, as Keras's validation_batch_size does. */
+        if (!rc && !(own_val = cnn_source_dataset_make(c.validation, train->batch_size, 0, 0, NULL, "validation data")))
+            rc = cnn_errcode();
+        if (!rc) rc = check_source(m, own_val, 1, "validation");
+    }
+    fit_run f = {.m = m, .train = train, .val = c.validation_source ? c.validation_source : own_val, .c = &c, .h = hist};
+    if (!rc) rc = fit_planned(&f);
+    cnn_source_free(own_val);
     return rc;
 }
 
 int cnn_model_fit(cnn_model *m, const cnn_dataset *train, const cnn_fit_config *cfg, cnn_history *hist)
 {
     cnn_fit_config c = cfg ? *cfg : cnn_fit_default();
-    int rc = validate_config(m, train, &c);
-    if (!rc) rc = cnn_model_plan(m, c.batch_size < train->n ? c.batch_size : train->n);
+    if (!m->x.compiled) return cnn_fail(CNN_ERR_STATE, "model '%s': compile it before fit", m->name);
+    if (c.batch_size < 1) return cnn_fail(CNN_ERR_INVALID, "fit: batch_size %d must be >= 1", c.batch_size);
+    int rc = check_data(m, train, "training");
+    if (!rc && c.validation && !c.validation_source) rc = check_data(m, c.validation, "validation");
     if (rc) return rc;
-    if (c.batch_size > train->n) c.batch_size = train->n;
-    int32_t *order = malloc(sizeof *order * (size_t)train->n);
-    if (!order) return cnn_fail(CNN_ERR_NOMEM, "fit: out of memory");
-    memset(hist, 0, sizeof *hist);
-    hist->stopped_epoch = -1;
-    rc = run_epochs(m, train, &c, order, hist);
-    free(order);
+    cnn_source *s = cnn_source_dataset_make(train, c.batch_size, c.shuffle, c.seed, NULL, "training data");
+    if (!s) return cnn_errcode();
+    rc = cnn_model_fit_source(m, s, &c, hist);
+    cnn_source_free(s);
     return rc;
 }

@@ -4,7 +4,8 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "io/strbuf.h"
+#include "core/json.h"
+#include "model/history.h"
 
 void cnn_history_free(cnn_history *h)
 {
@@ -48,49 +49,81 @@ int cnn_history_save_csv(const cnn_history *h, const char *path)
     return finish(&b, path);
 }
 
-static void json_array(cnn_strbuf *b, const cnn_history *h, const char *key, size_t field, int last)
+static const struct {
+    const char *key;
+    size_t field;
+} history_fields[] = {
+    {"loss", offsetof(cnn_epoch_log, loss)},       {"accuracy", offsetof(cnn_epoch_log, accuracy)},
+    {"val_loss", offsetof(cnn_epoch_log, val_loss)}, {"val_accuracy", offsetof(cnn_epoch_log, val_accuracy)},
+    {"lr", offsetof(cnn_epoch_log, lr)},           {"seconds", offsetof(cnn_epoch_log, seconds)},
+    {"val_seconds", offsetof(cnn_epoch_log, val_seconds)},
+};
+enum { HISTORY_FIELDS = sizeof history_fields / sizeof history_fields[0] };
+
+static double field_value(const cnn_epoch_log *e, int f)
 {
-    cnn_strbuf_printf(b, "  \"%s\": [", key);
-    for (int i = 0; i < h->count; i++) {
-        double v = *(const double *)((const char *)&h->epochs[i] + field);
-        if (!isfinite(v)) /* JSON has no NaN or Infinity (a diverged run has an infinite loss) */
-            cnn_strbuf_printf(b, "%snull", i ? ", " : "");
-        else
-            cnn_strbuf_printf(b, "%s%.9g", i ? ", " : "", v);
-    }
-    cnn_strbuf_printf(b, "]%s\n", last ? "" : ",");
+    return *(const double *)((const char *)e + history_fields[f].field);
 }
 
-/* The stop reason holds callback names, which may contain quotes. */
-static void json_string(cnn_strbuf *b, const char *s)
+/* The history's members, into the object w is writing; exact writes %.17g (run records), else %.9g. */
+void cnn_history_write(cnn_json_writer *w, const cnn_history *h, int exact)
 {
-    cnn_strbuf_printf(b, "\"");
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            cnn_strbuf_printf(b, "\\%c", ch);
-        else if (ch < 0x20)
-            cnn_strbuf_printf(b, "\\u%04x", ch);
-        else
-            cnn_strbuf_printf(b, "%c", ch);
+    cnn_jw_int(w, "epochs", h->count);
+    cnn_jw_int(w, "stopped_epoch", h->stopped_epoch);
+    cnn_jw_string(w, "stop_reason", h->stop_reason);
+    for (int f = 0; f < HISTORY_FIELDS; f++) {
+        cnn_jw_array(w, history_fields[f].key);
+        for (int i = 0; i < h->count; i++)
+            (exact ? cnn_jw_number : cnn_jw_float)(w, NULL, field_value(&h->epochs[i], f));
+        cnn_jw_end(w);
     }
-    cnn_strbuf_printf(b, "\"");
+}
+
+static int fail_field(const char *origin, const char *key, const char *what)
+{
+    return cnn_fail(CNN_ERR_FORMAT, "%s: history field '%s' %s", origin, key, what);
+}
+
+/* Reads what cnn_history_write wrote (null is NaN). */
+int cnn_history_read(const cnn_json *obj, cnn_history *h, const char *origin)
+{
+    memset(h, 0, sizeof *h);
+    const cnn_json *n = cnn_json_get(obj, "epochs"), *stop = cnn_json_get(obj, "stopped_epoch"),
+                   *why = cnn_json_get(obj, "stop_reason");
+    if (!n || n->type != CNN_JSON_NUMBER || n->number < 0 || n->number > 1e7 || n->number != (int)n->number)
+        return fail_field(origin, "epochs", "is missing or not a count");
+    if (!stop || stop->type != CNN_JSON_NUMBER || stop->number < -1 || stop->number >= n->number + (n->number == 0))
+        return fail_field(origin, "stopped_epoch", "is missing or outside -1..epochs-1");
+    if (!why || why->type != CNN_JSON_STRING || strlen(why->string) >= sizeof h->stop_reason)
+        return fail_field(origin, "stop_reason", "is missing, not a string or too long");
+    int count = (int)n->number;
+    h->epochs = calloc((size_t)(count ? count : 1), sizeof *h->epochs);
+    if (!h->epochs) return cnn_fail(CNN_ERR_NOMEM, "%s: out of memory", origin);
+    h->count = h->cap = count;
+    h->stopped_epoch = (int)stop->number;
+    snprintf(h->stop_reason, sizeof h->stop_reason, "%s", why->string);
+    for (int f = 0; f < HISTORY_FIELDS; f++) {
+        const cnn_json *a = cnn_json_get(obj, history_fields[f].key);
+        if (!a || a->type != CNN_JSON_ARRAY || a->count != count)
+            return cnn_history_free(h), fail_field(origin, history_fields[f].key, "is missing or has the wrong length");
+        for (int i = 0; i < count; i++) {
+            const cnn_json *v = &a->items[i];
+            if (v->type != CNN_JSON_NUMBER && v->type != CNN_JSON_NULL)
+                return cnn_history_free(h), fail_field(origin, history_fields[f].key, "holds a non-number");
+            *(double *)((char *)&h->epochs[i] + history_fields[f].field) = v->number;
+        }
+    }
+    for (int i = 0; i < count; i++) h->epochs[i].epoch = i;
+    return CNN_OK;
 }
 
 int cnn_history_save_json(const cnn_history *h, const char *path)
 {
     cnn_strbuf b = {0};
-    cnn_strbuf_printf(&b, "{\n  \"epochs\": %d,\n  \"stopped_epoch\": %d,\n  \"stop_reason\": ", h->count,
-                      h->stopped_epoch);
-    json_string(&b, h->stop_reason);
-    cnn_strbuf_printf(&b, ",\n");
-    json_array(&b, h, "loss", offsetof(cnn_epoch_log, loss), 0);
-    json_array(&b, h, "accuracy", offsetof(cnn_epoch_log, accuracy), 0);
-    json_array(&b, h, "val_loss", offsetof(cnn_epoch_log, val_loss), 0);
-    json_array(&b, h, "val_accuracy", offsetof(cnn_epoch_log, val_accuracy), 0);
-    json_array(&b, h, "lr", offsetof(cnn_epoch_log, lr), 0);
-    json_array(&b, h, "seconds", offsetof(cnn_epoch_log, seconds), 0);
-    json_array(&b, h, "val_seconds", offsetof(cnn_epoch_log, val_seconds), 1);
-    cnn_strbuf_printf(&b, "}\n");
+    cnn_json_writer w;
+    cnn_jw_init(&w, &b);
+    cnn_jw_object(&w, NULL);
+    cnn_history_write(&w, h, 0);
+    cnn_jw_end(&w);
     return finish(&b, path);
 }

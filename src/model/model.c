@@ -25,15 +25,6 @@ cnn_model *cnn_model_create(const char *name, int h, int w, int c)
     return m;
 }
 
-static void free_plan(cnn_model *m)
-{
-    free(m->arena);
-    free(m->acts);
-    m->arena = NULL;
-    m->acts = NULL;
-    m->plan_batch = 0;
-}
-
 void cnn_model_free(cnn_model *m)
 {
     if (!m) return;
@@ -41,16 +32,17 @@ void cnn_model_free(cnn_model *m)
     free(m->layers);
     free(m->params);
     free(m->grads);
-    cnn_optimizer_free(&m->opt);
-    free(m->prof_seconds);
+    cnn_optimizer_free(&m->x.opt);
+    free(m->x.prof_seconds);
+    free(m->x.arena);
+    free(m->x.acts);
     free(m->spec_text);
-    free_plan(m);
     free(m);
 }
 
-static int find_layer(const cnn_model *m, const char *name)
+int cnn_model_find_layer(const cnn_model *m, const char *name)
 {
-    for (int i = 0; i < m->nlayers; i++)
+    for (int i = 0; name && i < m->nlayers; i++)
         if (!strcmp(m->layers[i].name, name)) return i;
     return -1;
 }
@@ -59,7 +51,7 @@ static int find_layer(const cnn_model *m, const char *name)
 static void auto_name(const cnn_model *m, const cnn_layer_ops *ops, char *out, size_t cap)
 {
     snprintf(out, cap, "%s", ops->auto_name);
-    for (int k = 1; find_layer(m, out) >= 0; k++) snprintf(out, cap, "%s_%d", ops->auto_name, k);
+    for (int k = 1; cnn_model_find_layer(m, out) >= 0; k++) snprintf(out, cap, "%s_%d", ops->auto_name, k);
 }
 
 static int configure_layer(cnn_model *m, cnn_layer *l, const char *options)
@@ -70,7 +62,7 @@ static int configure_layer(cnn_model *m, cnn_layer *l, const char *options)
     int rc = cnn_opts_parse(&o, options, ctx);
     if (rc) return rc;
     rc = cnn_opts_str(&o, "name", l->name, l->name, sizeof l->name);
-    if (!rc && find_layer(m, l->name) >= 0)
+    if (!rc && cnn_model_find_layer(m, l->name) >= 0)
         rc = cnn_fail(CNN_ERR_INVALID, "%s: the name '%s' is already used by another layer", ctx, l->name);
     if (!rc) rc = cnn_opts_bool(&o, "trainable", 1, &l->trainable);
     if (rc) return rc;
@@ -203,21 +195,48 @@ int cnn_model_build(cnn_model *m, uint64_t seed)
         for (int j = 0; j < l->nparams; j++)
             init_param(m->params + l->params[j].offset, &l->params[j], seed, tensor++);
     }
-    /* The softmax of the last layer is applied by the model, which keeps the logits for a stable loss. */
+    /* A softmax over a vector output runs in the model, which keeps the logits for a stable loss. */
     cnn_layer *last = &m->layers[m->nlayers - 1];
-    if (last->act == CNN_ACT_SOFTMAX) last->act_run = CNN_ACT_LINEAR;
+    m->fused_softmax = last->act == CNN_ACT_SOFTMAX && last->out.h == 1 && last->out.w == 1;
+    if (m->fused_softmax) last->act_run = CNN_ACT_LINEAR;
     m->seed = seed;
-    m->classes = (int)cnn_shape_size(m->layers[m->nlayers - 1].out);
+    m->outputs = (int)cnn_shape_size(last->out);
     m->built = 1;
     return CNN_OK;
 }
 
+/* The optimizer keeps its slots for the whole buffer; only the ranges it updates follow the flags. */
 int cnn_model_set_trainable(cnn_model *m, const char *layer_name, int trainable)
 {
-    int i = find_layer(m, layer_name);
-    if (i < 0) return cnn_fail(CNN_ERR_INVALID, "model '%s' has no layer named '%s'", m->name, layer_name);
+    int i = cnn_model_find_layer(m, layer_name);
+    if (i < 0)
+        return cnn_fail(CNN_ERR_INVALID, "model '%s' has no layer named '%s'", m->name,
+                        layer_name ? layer_name : "(null)");
     m->layers[i].trainable = trainable != 0;
-    if (m->compiled) return cnn_model_compile(m, &m->opt.cfg);
+    return m->x.compiled ? cnn_model_update_ranges(m) : CNN_OK;
+}
+
+/* Layers whose output depends on more than their input and their (fixed) weights while training. */
+static int varies_in_training(const cnn_layer *l)
+{
+    if (l->trainable && l->nparams) return 1;
+    return l->ops->flags & CNN_LAYER_RANDOM;
+}
+
+int cnn_model_frozen_prefix(const cnn_model *m)
+{
+    int i = 0;
+    while (i < m->nlayers && !varies_in_training(&m->layers[i])) i++;
+    return i;
+}
+
+int cnn_model_layer_shape(const cnn_model *m, int i, int *h, int *w, int *c)
+{
+    if (!m->built || i < -1 || i >= m->nlayers)
+        return cnn_fail(CNN_ERR_INVALID, "model '%s': no layer %d (it has %d, and must be built)", m->name, i,
+                        m->nlayers);
+    cnn_shape s = i < 0 ? m->input : m->layers[i].out;
+    *h = s.h, *w = s.w, *c = s.c;
     return CNN_OK;
 }
 
@@ -252,7 +271,7 @@ const char *cnn_model_layer_name(const cnn_model *m, int i)
 
 int cnn_model_num_outputs(const cnn_model *m)
 {
-    return m->classes;
+    return m->outputs;
 }
 
 float *cnn_model_params(cnn_model *m)

@@ -7,6 +7,33 @@
 #include "layers/layer.h"
 #include "optim/optimizer.h"
 
+/* Execution state: everything training and inference change, each quantity in one place. The model's
+ * definition (layers, shapes, parameter tensors, trainable flags) lives in cnn_model itself. */
+typedef struct cnn_exec {
+    /* activation plan for batches of up to plan_batch samples (model/plan.c) */
+    int plan_batch;
+    float *arena;
+    float **acts;    /* acts[0] = input batch, acts[i+1] = output of layer i */
+    float *dbuf[2];  /* ping-pong gradient buffers */
+    float *work;     /* shared workspace */
+    float *logits;   /* logits of a fused softmax output, kept for the loss */
+    int32_t *labels; /* label batch */
+    float *input;    /* where the batch enters: acts[first] of the last pass */
+    int last_n;      /* batch size of the last forward pass */
+    int last_first;  /* first layer the last forward pass ran */
+    int last_training;
+
+    /* training: the loss and the optimizer with its learning rate, iteration count and slots */
+    int compiled;
+    cnn_loss_config loss;
+    cnn_optimizer opt;
+    uint64_t rng_step; /* training forward passes taken: the position of the dropout streams */
+
+    /* per-layer timing, when profiling: seconds[2*i] forward, seconds[2*i+1] backward */
+    double *prof_seconds;
+    long prof_forward, prof_backward; /* passes timed */
+} cnn_exec;
+
 struct cnn_model {
     char name[64];
     cnn_shape input;
@@ -20,39 +47,31 @@ struct cnn_model {
     float *params, *grads;
     size_t nparams;
 
-    /* loss: softmax cross-entropy over the last layer's outputs */
-    int compiled;
-    int classes;
-    cnn_optimizer opt;
+    int outputs;        /* values per sample of the last layer's output */
+    int fused_softmax;  /* the last layer's softmax runs in the model, over kept logits */
 
-    /* activation plan for batches of up to plan_batch samples */
-    int plan_batch;
-    float *arena;
-    float **acts;    /* acts[0] = input batch, acts[i+1] = output of layer i */
-    float *dbuf[2];  /* ping-pong gradient buffers */
-    float *work;     /* shared workspace */
-    float *logits;   /* copy of the last layer's pre-softmax output */
-    int32_t *labels; /* label batch for fit */
-    int last_n;      /* batch size of the last forward pass */
-    int last_training;
-    uint64_t step; /* training steps taken (Adam's t, dropout streams) */
-
-    /* per-layer timing, when profiling: seconds[2*i] forward, seconds[2*i+1] backward */
-    double *prof_seconds;
-    long prof_forward, prof_backward; /* passes timed */
+    cnn_exec x;
 };
 
 /* Ensures the arena fits batches of n; allocates only when n exceeds what is planned. */
 int cnn_model_plan(cnn_model *m, int n);
-/* Runs the forward pass over acts[0] (already filled with n samples). */
-void cnn_model_forward_planned(cnn_model *m, int n, int training);
-/* Mean loss and correct count of the last forward pass against labels; fills the gradients. */
+/* Runs layers first..end over acts[first] (already filled with n samples). */
+void cnn_model_forward_from(cnn_model *m, int first, int n, int training);
+/* Runs layers first..through over acts[first]; the output is acts[through + 1]. */
+void cnn_model_forward_range(cnn_model *m, int first, int through, int n, int training);
+/* Loss and correct count of the last forward pass against labels y; fills the gradients. */
 void cnn_model_backward_planned(cnn_model *m, const int32_t *y, double *loss, int *correct);
-/* Loss and correct count only (no gradients). */
+/* Adds the loss sum and correct count of the last forward pass to *loss_sum and *correct (no gradients). */
 void cnn_model_score_planned(cnn_model *m, const int32_t *y, int n, double *loss_sum, int *correct);
+/* One optimizer update from the current gradients. */
+void cnn_model_update_planned(cnn_model *m);
 /* Sum of the regularisation terms over all kernels. */
 double cnn_model_regularization(const cnn_model *m);
-/* Output probabilities of the last forward pass: n x classes. */
+/* Output of the last forward pass: n x outputs. */
 const float *cnn_model_output(const cnn_model *m);
+/* Sets the optimizer's ranges from the trainable flags. */
+int cnn_model_update_ranges(cnn_model *m);
+/* Fails unless the model is compiled with a loss that fits its output. */
+int cnn_model_check_loss(const cnn_model *m, const cnn_loss_config *loss);
 
 #endif

@@ -31,14 +31,14 @@ static size_t plan_size(const cnn_model *m, int n, size_t *grad_max, size_t *wor
             if (w > *work_max) *work_max = w;
         }
     }
-    total += 2 * round_up(*grad_max) + round_up(*work_max) + 2 * round_up((size_t)m->classes * n);
+    total += 2 * round_up(*grad_max) + round_up(*work_max) + 2 * round_up((size_t)m->outputs * n);
     return total;
 }
 
 int cnn_model_plan(cnn_model *m, int n)
 {
     if (!m->built) return cnn_fail(CNN_ERR_STATE, "model '%s' is not built", m->name);
-    if (n <= m->plan_batch) return CNN_OK;
+    if (n <= m->x.plan_batch) return CNN_OK;
     size_t grad_max, work_max;
     size_t total = plan_size(m, n, &grad_max, &work_max);
     float *arena = aligned_alloc(64, sizeof(float) * total);
@@ -50,10 +50,10 @@ int cnn_model_plan(cnn_model *m, int n)
                         sizeof(float) * total >> 20);
     }
     memset(arena, 0, sizeof(float) * total);
-    free(m->arena);
-    free(m->acts);
-    m->arena = arena;
-    m->acts = acts;
+    free(m->x.arena);
+    free(m->x.acts);
+    m->x.arena = arena;
+    m->x.acts = acts;
 
     float *p = arena;
     acts[0] = p;
@@ -69,15 +69,15 @@ int cnn_model_plan(cnn_model *m, int n)
         l->scratch = l->scratch_per_sample ? p : NULL;
         p += round_up(l->scratch_per_sample * n);
     }
-    m->dbuf[0] = p;
+    m->x.dbuf[0] = p;
     p += round_up(grad_max);
-    m->dbuf[1] = p;
+    m->x.dbuf[1] = p;
     p += round_up(grad_max);
-    m->work = p;
+    m->x.work = p;
     p += round_up(work_max);
-    m->logits = p;
-    p += round_up((size_t)m->classes * n);
-    m->labels = (int32_t *)p; /* int32 and float have the same size and alignment here */
-    m->plan_batch = n;
+    m->x.logits = p;
+    p += round_up((size_t)m->outputs * n);
+    m->x.labels = (int32_t *)p; /* int32 and float have the same size and alignment here */
+    m->x.plan_batch = n;
     return CNN_OK;
 }

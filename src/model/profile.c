@@ -7,12 +7,12 @@
 
 int cnn_model_profile(cnn_model *m, int on)
 {
-    free(m->prof_seconds);
-    m->prof_seconds = NULL;
-    m->prof_forward = m->prof_backward = 0;
+    free(m->x.prof_seconds);
+    m->x.prof_seconds = NULL;
+    m->x.prof_forward = m->x.prof_backward = 0;
     if (!on) return CNN_OK;
-    m->prof_seconds = calloc(2 * (size_t)(m->nlayers ? m->nlayers : 1), sizeof(double));
-    return m->prof_seconds ? CNN_OK : cnn_fail(CNN_ERR_NOMEM, "profile: out of memory");
+    m->x.prof_seconds = calloc(2 * (size_t)(m->nlayers ? m->nlayers : 1), sizeof(double));
+    return m->x.prof_seconds ? CNN_OK : cnn_fail(CNN_ERR_NOMEM, "profile: out of memory");
 }
 
 int cnn_model_layer_gemm(const cnn_model *m, int i, int n, int mnk[3])
@@ -35,18 +35,18 @@ static double backward_flops(const cnn_model *m, int i, double fwd)
 
 void cnn_model_profile_print(const cnn_model *m, const double *gemm_gflops, FILE *out)
 {
-    if (!m->prof_seconds || !m->prof_forward) {
+    if (!m->x.prof_seconds || !m->x.prof_forward) {
         fprintf(out, "no profile recorded\n");
         return;
     }
-    int n = m->last_n;
+    int n = m->x.last_n;
     double tf = 0, tb = 0;
     fprintf(out, "%-24s %-20s %9s %9s %9s %8s %8s %7s\n", "layer", "type", "fwd ms", "bwd ms", "GFLOP",
             "fwd GF/s", "bwd GF/s", "%sgemm");
     for (int i = 0; i < m->nlayers; i++) {
         const cnn_layer *l = &m->layers[i];
-        double f = 1e3 * m->prof_seconds[2 * i] / m->prof_forward;
-        double b = m->prof_backward ? 1e3 * m->prof_seconds[2 * i + 1] / m->prof_backward : 0;
+        double f = 1e3 * m->x.prof_seconds[2 * i] / m->x.prof_forward;
+        double b = m->x.prof_backward ? 1e3 * m->x.prof_seconds[2 * i + 1] / m->x.prof_backward : 0;
         double gf = l->ops->flops ? l->ops->flops(l, n) * 1e-9 : 0;
         tf += f, tb += b;
         fprintf(out, "%-24.24s %-20.20s %9.3f %9.3f", l->name, l->ops->type, f, b);
@@ -59,5 +59,5 @@ void cnn_model_profile_print(const cnn_model *m, const double *gemm_gflops, FILE
         fputc('\n', out);
     }
     fprintf(out, "%-45s %9.3f %9.3f   (batch %d; %ld forward, %ld backward passes)\n", "total", tf, tb, n,
-            m->prof_forward, m->prof_backward);
+            m->x.prof_forward, m->x.prof_backward);
 }

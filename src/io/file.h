@@ -1,0 +1,11 @@
+/* Whole-file reading (the atomic writer is public: cnn_write_file_atomic). */
+#ifndef CNN_IO_FILE_H
+#define CNN_IO_FILE_H
+
+#include <stddef.h>
+
+/* Reads the regular file path (anything else is refused: a FIFO would hang) of at most max bytes into a new
+ * NUL-terminated buffer. */
+int cnn_read_file(const char *path, char **data, size_t *len, size_t max);
+
+#endif
