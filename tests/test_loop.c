@@ -81,7 +81,8 @@ static int fixed_fill(cnn_source *s, int epoch, int batch, float *x, int32_t *y,
 {
     (void)epoch;
     fixed_order *f = s->state;
-    int start = batch * s->batch_size, k = f->ds->n - start < s->batch_size ? f->ds->n - start : s->batch_size;
+    int start = batch * s->batch_size,
+        k = f->ds->n - start < s->batch_size ? f->ds->n - start : s->batch_size;
     memcpy(x, f->ds->x + (size_t)start * SIDE * SIDE, sizeof(float) * SIDE * SIDE * k);
     memcpy(y, f->ds->y + start, sizeof(int32_t) * k);
     *n = k;
@@ -115,9 +116,18 @@ static void test_custom_source(void **state)
     (void)state;
     cnn_dataset ds = make_data(N, 1);
     fixed_order f = {.ds = &ds};
-    cnn_source src = {.name = "fixed", .state = &f, .h = SIDE, .w = SIDE, .c = 1, .batch_size = BATCH,
-                      .batches = (N + BATCH - 1) / BATCH, .samples = N, .labeled = 1, .fill = fixed_fill,
-                      .begin_epoch = fixed_begin, .end_epoch = fixed_end};
+    cnn_source src = {.name = "fixed",
+                      .state = &f,
+                      .h = SIDE,
+                      .w = SIDE,
+                      .c = 1,
+                      .batch_size = BATCH,
+                      .batches = (N + BATCH - 1) / BATCH,
+                      .samples = N,
+                      .labeled = 1,
+                      .fill = fixed_fill,
+                      .begin_epoch = fixed_begin,
+                      .end_epoch = fixed_end};
     cnn_model *a = make_model(0, "softmax"), *b = make_model(0, "softmax");
     compile(a, CNN_OPT_ADAM, 0.01, 0);
     compile(b, CNN_OPT_ADAM, 0.01, 0);
@@ -150,7 +160,8 @@ static void test_custom_source(void **state)
 /* ------------------------------------------------------------------ per-sample transform */
 
 /* Random brightness and a random horizontal flip, drawn per (seed, epoch, index). */
-static void jitter(void *ctx, const float *in, int h, int w, int c, float *out, uint64_t seed, int epoch, int index)
+static void jitter(void *ctx, const float *in, int h, int w, int c, float *out, uint64_t seed, int epoch,
+                   int index)
 {
     (void)ctx;
     float gain = 0.8f + 0.4f * (float)cnn_random_uniform(seed, epoch, index, 0);
@@ -309,8 +320,11 @@ static void test_gradient_hook(void **state)
     compile(a, CNN_OPT_SGD, 0.05, 0);
     compile(b, CNN_OPT_SGD, 0.1, 0);
     hook_state hs = {.scale = 2.0f};
-    cnn_callback cb = {.name = "scale", .state = &hs, .on_gradients = scale_grads,
-                       .on_train_batch_begin = count_begin, .on_train_batch_end = count_end};
+    cnn_callback cb = {.name = "scale",
+                       .state = &hs,
+                       .on_gradients = scale_grads,
+                       .on_train_batch_begin = count_begin,
+                       .on_train_batch_end = count_end};
     cnn_callback *list[] = {&cb};
     cnn_fit_config c = config(2);
     c.callbacks = list;
@@ -351,7 +365,8 @@ static void test_headless(void **state)
 {
     (void)state;
     cnn_model *m = cnn_model_create("features", 4, 4, 1);
-    assert_int_equal(cnn_model_add(m, "Conv2D", "filters=2, kernel_size=3, padding=same, activation=relu, name=c"), 0);
+    assert_int_equal(
+        cnn_model_add(m, "Conv2D", "filters=2, kernel_size=3, padding=same, activation=relu, name=c"), 0);
     assert_int_equal(cnn_model_build(m, 1), 0);
     assert_int_equal(cnn_model_num_outputs(m), 4 * 4 * 2);
     int h, w, c;
@@ -418,11 +433,53 @@ static void test_from_logits(void **state)
     /* A softmax under from_logits=True would apply it twice. */
     cnn_optimizer_config opt = cnn_optimizer_default(CNN_OPT_ADAM, 0.01);
     cnn_loss_config logits = {CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, 1};
-    tu_assert_error(cnn_model_compile_loss(p, &opt, &logits), CNN_ERR_INVALID, "from_logits=True expects logits");
+    tu_assert_error(cnn_model_compile_loss(p, &opt, &logits), CNN_ERR_INVALID,
+                    "from_logits=True expects logits");
     cnn_history_free(&hp);
     cnn_history_free(&hl);
     cnn_model_free(p);
     cnn_model_free(l);
+    cnn_dataset_free(&ds);
+}
+
+/* A spec's loss line, and a logits model saved and loaded with its loss. */
+static void test_spec_loss_and_file(void **state)
+{
+    (void)state;
+    const char *text = "model: logits\ninput: (6, 6, 1)\nlayers:\n    Flatten()\n    Dense(3)\n"
+                       "loss: SparseCategoricalCrossentropy(from_logits=True)\n";
+    cnn_spec *s = cnn_spec_parse(text, "logits.spec");
+    assert_non_null(s);
+    cnn_model *m = cnn_spec_build_model(s, 1);
+    assert_non_null(m);
+    cnn_dataset ds = make_data(N, 11);
+    double l1, l2, a1, a2;
+    assert_int_equal(cnn_model_evaluate(m, &ds, 16, &l1, &a1), 0);
+    assert_int_equal(cnn_model_save_ex(m, tu_path("logits.cnn"), CNN_SAVE_OPTIMIZER), 0);
+    cnn_model *back = cnn_model_load(tu_path("logits.cnn"));
+    assert_non_null(back);
+    assert_int_equal(cnn_model_evaluate(back, &ds, 16, &l2, &a2), 0);
+    assert_true(l1 == l2 && a1 == a2);
+    cnn_model_free(back);
+    assert_int_equal(cnn_model_save(m, tu_path("logits_plain.cnn")), 0);
+    back = cnn_model_load(tu_path("logits_plain.cnn"));
+    assert_non_null(back);
+    assert_int_equal(cnn_model_evaluate(back, &ds, 16, &l2, &a2),
+                     0); /* the loss came back without an optimizer */
+    assert_true(l1 == l2);
+    cnn_model_free(back);
+    cnn_model_free(m);
+    cnn_spec_free(s);
+
+    /* The default loss needs a softmax; an unknown loss is named with its line. Both when the spec is read.
+     */
+    assert_null(
+        cnn_spec_parse("model: l\ninput: (6, 6, 1)\nlayers:\n    Flatten()\n    Dense(3)\n", "nolo.spec"));
+    tu_assert_error(CNN_ERR_INVALID, cnn_errcode(),
+                    "nolo.spec:5:5: model 'l': the loss expects probabilities");
+    assert_null(cnn_spec_parse(
+        "model: l\ninput: (6, 6, 1)\nlayers:\n    Flatten()\n    Dense(3)\nloss: mse\n", "mse.spec"));
+    tu_assert_error(CNN_ERR_FORMAT, cnn_errcode(), "mse.spec:6:7: unknown loss 'mse'");
     cnn_dataset_free(&ds);
 }
 
@@ -445,7 +502,8 @@ static void test_tensors(void **state)
     assert_int_equal(total, cnn_model_num_params(m, 0));
     cnn_tensor t;
     tu_assert_error(cnn_model_tensor(m, 4, &t), CNN_ERR_INVALID, "index 4 is out of range");
-    tu_assert_error(cnn_model_find_tensor(m, "conv/gamma", &t), CNN_ERR_INVALID, "no tensor named 'conv/gamma'");
+    tu_assert_error(cnn_model_find_tensor(m, "conv/gamma", &t), CNN_ERR_INVALID,
+                    "no tensor named 'conv/gamma'");
     tu_assert_error(cnn_model_find_tensor(m, "nope", &t), CNN_ERR_INVALID, "no tensor named 'nope'");
     cnn_model_free(m);
 }
@@ -611,11 +669,17 @@ static void test_run_record(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_custom_source),     cmocka_unit_test(test_transform_threads),
-        cmocka_unit_test(test_sequence),          cmocka_unit_test(test_gradient_hook),
-        cmocka_unit_test(test_headless),          cmocka_unit_test(test_from_logits),
-        cmocka_unit_test(test_tensors),           cmocka_unit_test(test_trainable_keeps_state),
-        cmocka_unit_test(test_cached_features),   cmocka_unit_test(test_run_record),
+        cmocka_unit_test(test_custom_source),
+        cmocka_unit_test(test_transform_threads),
+        cmocka_unit_test(test_sequence),
+        cmocka_unit_test(test_gradient_hook),
+        cmocka_unit_test(test_headless),
+        cmocka_unit_test(test_from_logits),
+        cmocka_unit_test(test_tensors),
+        cmocka_unit_test(test_trainable_keeps_state),
+        cmocka_unit_test(test_cached_features),
+        cmocka_unit_test(test_run_record),
+        cmocka_unit_test(test_spec_loss_and_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,8 +14,8 @@ static int write_text(const char *dir, const char *name, const char *text)
     return 0;
 }
 
-int cli_save_run(const char *dir, const cnn_spec *spec, const cnn_model *m, const cnn_run *run, const char *report,
-                 FILE *log)
+int cli_save_run(const char *dir, const cnn_spec *spec, const cnn_model *m, const cnn_run *run,
+                 const char *report, FILE *log)
 {
     char path[4200], line[160];
     snprintf(path, sizeof path, "%s/model.cnn", dir);
@@ -24,7 +24,8 @@ int cli_save_run(const char *dir, const cnn_spec *spec, const cnn_model *m, cons
     if (cnn_history_save_csv(&run->history, path)) return cli_error("%s", cnn_errmsg()), -1;
     snprintf(path, sizeof path, "%s/history.json", dir);
     if (cnn_history_save_json(&run->history, path)) return cli_error("%s", cnn_errmsg()), -1;
-    snprintf(line, sizeof line, "Accuracy: %.2f%%, ROC-AUC: %.4f\n", 100 * run->test_accuracy, run->roc_auc_ovo);
+    snprintf(line, sizeof line, "Accuracy: %.2f%%, ROC-AUC: %.4f\n", 100 * run->test_accuracy,
+             run->roc_auc_ovo);
     char *full = malloc(strlen(report) + strlen(line) + 1);
     if (!full) return cli_error("out of memory"), -1;
     strcpy(full, report);

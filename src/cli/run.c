@@ -16,15 +16,24 @@ int cli_run_option(const char *o, const char *v, cli_run_options *r, long *threa
 {
     *takes = 1;
     *bad = 0;
-    if (!strcmp(o, "--data")) r->data = v;
-    else if (!strcmp(o, "--epochs")) *bad = cli_int(o, v, 0, 100000, &r->epochs);
-    else if (!strcmp(o, "--batch")) *bad = cli_int(o, v, 1, 1 << 20, &r->batch);
-    else if (!strcmp(o, "--threads")) *bad = cli_int(o, v, 1, 1024, threads);
-    else if (!strcmp(o, "--seed")) *bad = cli_int(o, v, 0, 2147483647, &r->seed);
-    else if (!strcmp(o, "--limit")) *bad = cli_int(o, v, 1, 2147483647, &r->limit);
-    else if (!strcmp(o, "--validation-split")) *bad = cli_double(o, v, 1e-6, 0.999999, &r->val_split);
-    else if (!strcmp(o, "--quiet")) r->quiet = 1, *takes = 0;
-    else return 0;
+    if (!strcmp(o, "--data"))
+        r->data = v;
+    else if (!strcmp(o, "--epochs"))
+        *bad = cli_int(o, v, 0, 100000, &r->epochs);
+    else if (!strcmp(o, "--batch"))
+        *bad = cli_int(o, v, 1, 1 << 20, &r->batch);
+    else if (!strcmp(o, "--threads"))
+        *bad = cli_int(o, v, 1, 1024, threads);
+    else if (!strcmp(o, "--seed"))
+        *bad = cli_int(o, v, 0, 2147483647, &r->seed);
+    else if (!strcmp(o, "--limit"))
+        *bad = cli_int(o, v, 1, 2147483647, &r->limit);
+    else if (!strcmp(o, "--validation-split"))
+        *bad = cli_double(o, v, 1e-6, 0.999999, &r->val_split);
+    else if (!strcmp(o, "--quiet"))
+        r->quiet = 1, *takes = 0;
+    else
+        return 0;
     return 1;
 }
 
@@ -157,14 +166,18 @@ static int evaluate(const cli_data *d, run_state *r, cnn_run *run, char **report
     size_t len = 0;
     const char *const *target = k <= 16 ? names : NULL;
     int rc = cnn_run_evaluate(run, r->model, &d->test, 512);
-    if (!rc) rc = cnn_classification_report(run->y_true, run->y_pred, run->n_test, k, target, 2, NULL, 0, &len);
+    if (!rc)
+        rc = cnn_classification_report(run->y_true, run->y_pred, run->n_test, k, target, 2, NULL, 0, &len);
     if (!rc && !(*report = malloc(len + 1))) return cli_error("out of memory"), -1;
-    if (!rc) rc = cnn_classification_report(run->y_true, run->y_pred, run->n_test, k, target, 2, *report, len + 1, NULL);
+    if (!rc)
+        rc = cnn_classification_report(run->y_true, run->y_pred, run->n_test, k, target, 2, *report, len + 1,
+                                       NULL);
     if (rc) cli_error("%s", cnn_errmsg());
     return rc ? -1 : 0;
 }
 
-int cli_run_spec(const cnn_spec *spec, const cli_run_options *o, const cli_data *d, const char *dir, cnn_run *run)
+int cli_run_spec(const cnn_spec *spec, const cli_run_options *o, const cli_data *d, const char *dir,
+                 cnn_run *run)
 {
     cnn_spec_fit f = effective_fit(spec, o);
     run_state r = {0};
@@ -179,8 +192,8 @@ int cli_run_spec(const cnn_spec *spec, const cli_run_options *o, const cli_data 
     if (!rc)
         printf("Test accuracy: %.2f%%  loss: %.4f  ROC-AUC: %.4f  (%d epochs, best %d, %.2f s/epoch; %s)\n"
                "Outputs: %s/\n",
-               100 * run->test_accuracy, run->test_loss, run->roc_auc_ovo, run->history.count, run->best_epoch + 1,
-               run->seconds_per_epoch, cnn_run_stop_reason(run), dir);
+               100 * run->test_accuracy, run->test_loss, run->roc_auc_ovo, run->history.count,
+               run->best_epoch + 1, run->seconds_per_epoch, cnn_run_stop_reason(run), dir);
     free(report);
     run_free(&r);
     return rc;

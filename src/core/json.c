@@ -150,8 +150,8 @@ static int perr(parser *ps, const char *what)
             col++;
     }
     ps->failed = 1;
-    cnn_fail(CNN_ERR_FORMAT, "%s: line %d, column %d (offset %td): %s", ps->origin, line, col, ps->p - ps->start,
-             what);
+    cnn_fail(CNN_ERR_FORMAT, "%s: line %d, column %d (offset %td): %s", ps->origin, line, col,
+             ps->p - ps->start, what);
     return -1;
 }
 
@@ -178,7 +178,10 @@ static int hex4(parser *ps, unsigned *v)
     *v = 0;
     for (int i = 0; i < 4; i++) {
         char ch = *ps->p++;
-        int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+        int d = ch >= '0' && ch <= '9'   ? ch - '0'
+                : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+                : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+                                         : -1;
         if (d < 0) return perr(ps, "\\u needs four hex digits");
         *v = *v * 16 + (unsigned)d;
     }
@@ -195,7 +198,8 @@ static void put_utf8(cnn_strbuf *b, unsigned u)
     else if (u < 0x800)
         c[n++] = (char)(0xC0 | u >> 6), c[n++] = (char)(0x80 | (u & 63));
     else
-        c[n++] = (char)(0xE0 | u >> 12), c[n++] = (char)(0x80 | (u >> 6 & 63)), c[n++] = (char)(0x80 | (u & 63));
+        c[n++] = (char)(0xE0 | u >> 12), c[n++] = (char)(0x80 | (u >> 6 & 63)),
+        c[n++] = (char)(0x80 | (u & 63));
     cnn_strbuf_append(b, c, (size_t)n);
 }
 

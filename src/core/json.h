@@ -15,14 +15,14 @@
 typedef struct cnn_json_writer {
     cnn_strbuf *b;
     int depth;
-    int count[32];  /* members or items written at each depth */
+    int count[32];   /* members or items written at each depth */
     int inline_[32]; /* arrays: items on one line */
 } cnn_json_writer;
 
 void cnn_jw_init(cnn_json_writer *w, cnn_strbuf *b);
 void cnn_jw_object(cnn_json_writer *w, const char *key); /* key NULL: top level or array item */
 void cnn_jw_array(cnn_json_writer *w, const char *key);
-void cnn_jw_end(cnn_json_writer *w); /* closes the innermost object or array */
+void cnn_jw_end(cnn_json_writer *w);                               /* closes the innermost object or array */
 void cnn_jw_number(cnn_json_writer *w, const char *key, double v); /* %.17g */
 void cnn_jw_float(cnn_json_writer *w, const char *key, double v);  /* %.9g: a float's digits */
 void cnn_jw_int(cnn_json_writer *w, const char *key, int64_t v);
@@ -35,13 +35,20 @@ void cnn_jw_int64s(cnn_json_writer *w, const char *key, const int64_t *v, size_t
 
 /* ---- reader */
 
-typedef enum { CNN_JSON_NULL, CNN_JSON_BOOL, CNN_JSON_NUMBER, CNN_JSON_STRING, CNN_JSON_ARRAY, CNN_JSON_OBJECT } cnn_json_type;
+typedef enum {
+    CNN_JSON_NULL,
+    CNN_JSON_BOOL,
+    CNN_JSON_NUMBER,
+    CNN_JSON_STRING,
+    CNN_JSON_ARRAY,
+    CNN_JSON_OBJECT
+} cnn_json_type;
 
 typedef struct cnn_json {
     cnn_json_type type;
-    double number;  /* NUMBER, and BOOL as 0/1 */
-    char *string;   /* STRING */
-    char *key;      /* the member's name inside an object */
+    double number;          /* NUMBER, and BOOL as 0/1 */
+    char *string;           /* STRING */
+    char *key;              /* the member's name inside an object */
     struct cnn_json *items; /* ARRAY and OBJECT */
     int count;
 } cnn_json;

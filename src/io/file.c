@@ -70,7 +70,8 @@ int cnn_read_file(const char *path, char **data, size_t *len, size_t max)
     }
     if ((size_t)st.st_size > max) {
         close(fd);
-        return cnn_fail(CNN_ERR_FORMAT, "%s: %lld bytes; at most %zu expected", path, (long long)st.st_size, max);
+        return cnn_fail(CNN_ERR_FORMAT, "%s: %lld bytes; at most %zu expected", path, (long long)st.st_size,
+                        max);
     }
     char *buf = malloc((size_t)st.st_size + 1);
     size_t n = 0;
@@ -84,7 +85,8 @@ int cnn_read_file(const char *path, char **data, size_t *len, size_t max)
     close(fd);
     if (err) {
         free(buf);
-        return cnn_fail(err == ENOMEM ? CNN_ERR_NOMEM : CNN_ERR_IO, "%s: read error: %s", path, strerror(err));
+        return cnn_fail(err == ENOMEM ? CNN_ERR_NOMEM : CNN_ERR_IO, "%s: read error: %s", path,
+                        strerror(err));
     }
     buf[n] = '\0';
     *data = buf;

@@ -155,6 +155,18 @@ static void put_optimizer(const cnn_model *m, cnn_strbuf *b)
     cnn_strbuf_free(&t);
 }
 
+/* LOSS: u32 kind, u32 from_logits; written only for logits models, so a probability model's file is what it
+ * was before losses were explicit. */
+static void put_loss(const cnn_model *m, cnn_strbuf *b)
+{
+    if (!m->x.loss.from_logits) return;
+    cnn_strbuf t = {0};
+    put_le(&t, (uint64_t)m->x.loss.kind, 4);
+    put_le(&t, 1, 4);
+    put_section(b, "LOSS", &t);
+    cnn_strbuf_free(&t);
+}
+
 int cnn_model_save(const cnn_model *m, const char *path)
 {
     return cnn_model_save_ex(m, path, 0);
@@ -174,6 +186,7 @@ int cnn_model_save_ex(const cnn_model *m, const char *path, unsigned flags)
     put_arch(m, &b);
     put_tensors(m, &b);
     put_spec(m, &b);
+    put_loss(m, &b);
     if (flags & CNN_SAVE_OPTIMIZER) put_optimizer(m, &b);
     put_le(&b, tag("END!"), 4);
     put_le(&b, 0, 8);
@@ -427,6 +440,18 @@ static double get_double(reader *r)
     return v;
 }
 
+static int read_loss(reader *r, size_t len, cnn_model *m)
+{
+    if (len != 8)
+        return cnn_fail(CNN_ERR_FORMAT, "%s: offset %zu: the loss section has %zu bytes; expected 8", r->path,
+                        r->pos, len);
+    uint32_t kind = (uint32_t)get_le(r, 4), logits = (uint32_t)get_le(r, 4);
+    if (kind != CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY || logits > 1)
+        return cnn_fail(CNN_ERR_FORMAT, "%s: unknown loss (kind %u, from_logits %u)", r->path, kind, logits);
+    m->x.loss = (cnn_loss_config){CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, (int)logits};
+    return cnn_model_check_loss(m, &m->x.loss) ? cnn_fail_context("%s: saved loss: ", r->path) : CNN_OK;
+}
+
 /* Compiles the loaded model with the saved optimizer and restores its step count and state slots. */
 static int read_optimizer(reader *r, cnn_model *m)
 {
@@ -444,7 +469,8 @@ static int read_optimizer(reader *r, cnn_model *m)
         return cnn_fail(CNN_ERR_FORMAT, "%s: the optimizer state is invalid (kind %u, t %llu, lr %g)",
                         r->path, kind, (unsigned long long)t, lr);
     cfg.kind = (cnn_optimizer_kind)kind;
-    if (cnn_model_compile(m, &cfg)) return cnn_fail_context("%s: saved optimizer: ", r->path);
+    if (cnn_model_compile_loss(m, &cfg, &m->x.loss))
+        return cnn_fail_context("%s: saved optimizer: ", r->path);
     if (slots != ((m->x.opt.m ? 1u : 0u) | (m->x.opt.v ? 2u : 0u)))
         return cnn_fail(CNN_ERR_FORMAT, "%s: the optimizer state has slots %#x, %s needs %#x", r->path, slots,
                         kind == CNN_OPT_ADAM  ? "Adam"
@@ -492,6 +518,8 @@ static int read_sections(reader *r, cnn_model **out)
                               sub.pos, end - sub.pos);
         } else if (t == tag("SPEC") && m && !m->spec_text) {
             rc = read_spec(r, (size_t)len, m);
+        } else if (t == tag("LOSS") && m && !m->x.compiled) {
+            rc = read_loss(r, (size_t)len, m);
         } else if (t == tag("OPTM") && m && tensors && !m->x.compiled) {
             reader sub = *r;
             sub.len = end;

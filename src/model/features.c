@@ -13,17 +13,19 @@ static int check_prefix(const cnn_model *m, int through)
 {
     if (!m->built) return cnn_fail(CNN_ERR_STATE, "cached features: build model '%s' first", m->name);
     if (through < 0 || through >= m->nlayers - 1)
-        return cnn_fail(CNN_ERR_INVALID,
-                        "cached features: layer %d of model '%s' must be one of 0..%d (a layer must follow it)",
-                        through, m->name, m->nlayers - 2);
+        return cnn_fail(
+            CNN_ERR_INVALID,
+            "cached features: layer %d of model '%s' must be one of 0..%d (a layer must follow it)", through,
+            m->name, m->nlayers - 2);
     int prefix = cnn_model_frozen_prefix(m);
     if (prefix > through) return CNN_OK;
     const cnn_layer *l = &m->layers[prefix];
-    return cnn_fail(CNN_ERR_INVALID,
-                    "cached features: layer '%s' (%s) of model '%s' is %s, so the layers up to '%s' cannot be "
-                    "computed once",
-                    l->name, l->ops->type, m->name, l->trainable && l->nparams ? "trainable" : "random in training",
-                    m->layers[through].name);
+    return cnn_fail(
+        CNN_ERR_INVALID,
+        "cached features: layer '%s' (%s) of model '%s' is %s, so the layers up to '%s' cannot be "
+        "computed once",
+        l->name, l->ops->type, m->name, l->trainable && l->nparams ? "trainable" : "random in training",
+        m->layers[through].name);
 }
 
 /* Runs layers 0..through over ds in chunks of the planned batch, into feats (n x feature size). */
@@ -65,10 +67,11 @@ cnn_source *cnn_source_features(cnn_model *m, int through, const cnn_dataset *ds
 {
     int rc = check_prefix(m, through);
     if (!rc && (!ds || ds->n < 1 || !ds->x || !ds->y || batch_size < 1))
-        rc = cnn_fail(CNN_ERR_INVALID, "cached features: the dataset is empty or batch_size %d < 1", batch_size);
+        rc = cnn_fail(CNN_ERR_INVALID, "cached features: the dataset is empty or batch_size %d < 1",
+                      batch_size);
     if (!rc && (size_t)ds->h * ds->w * ds->c != cnn_shape_size(m->input))
-        rc = cnn_fail(CNN_ERR_SHAPE, "cached features: samples of %dx%dx%d do not fit model '%s'", ds->h, ds->w,
-                      ds->c, m->name);
+        rc = cnn_fail(CNN_ERR_SHAPE, "cached features: samples of %dx%dx%d do not fit model '%s'", ds->h,
+                      ds->w, ds->c, m->name);
     if (rc) return NULL;
     double t0 = cnn_now();
     cnn_dataset f;

@@ -53,9 +53,12 @@ static const struct {
     const char *key;
     size_t field;
 } history_fields[] = {
-    {"loss", offsetof(cnn_epoch_log, loss)},       {"accuracy", offsetof(cnn_epoch_log, accuracy)},
-    {"val_loss", offsetof(cnn_epoch_log, val_loss)}, {"val_accuracy", offsetof(cnn_epoch_log, val_accuracy)},
-    {"lr", offsetof(cnn_epoch_log, lr)},           {"seconds", offsetof(cnn_epoch_log, seconds)},
+    {"loss", offsetof(cnn_epoch_log, loss)},
+    {"accuracy", offsetof(cnn_epoch_log, accuracy)},
+    {"val_loss", offsetof(cnn_epoch_log, val_loss)},
+    {"val_accuracy", offsetof(cnn_epoch_log, val_accuracy)},
+    {"lr", offsetof(cnn_epoch_log, lr)},
+    {"seconds", offsetof(cnn_epoch_log, seconds)},
     {"val_seconds", offsetof(cnn_epoch_log, val_seconds)},
 };
 enum { HISTORY_FIELDS = sizeof history_fields / sizeof history_fields[0] };
@@ -92,7 +95,8 @@ int cnn_history_read(const cnn_json *obj, cnn_history *h, const char *origin)
                    *why = cnn_json_get(obj, "stop_reason");
     if (!n || n->type != CNN_JSON_NUMBER || n->number < 0 || n->number > 1e7 || n->number != (int)n->number)
         return fail_field(origin, "epochs", "is missing or not a count");
-    if (!stop || stop->type != CNN_JSON_NUMBER || stop->number < -1 || stop->number >= n->number + (n->number == 0))
+    if (!stop || stop->type != CNN_JSON_NUMBER || stop->number < -1 ||
+        stop->number >= n->number + (n->number == 0))
         return fail_field(origin, "stopped_epoch", "is missing or outside -1..epochs-1");
     if (!why || why->type != CNN_JSON_STRING || strlen(why->string) >= sizeof h->stop_reason)
         return fail_field(origin, "stop_reason", "is missing, not a string or too long");
@@ -105,7 +109,8 @@ int cnn_history_read(const cnn_json *obj, cnn_history *h, const char *origin)
     for (int f = 0; f < HISTORY_FIELDS; f++) {
         const cnn_json *a = cnn_json_get(obj, history_fields[f].key);
         if (!a || a->type != CNN_JSON_ARRAY || a->count != count)
-            return cnn_history_free(h), fail_field(origin, history_fields[f].key, "is missing or has the wrong length");
+            return cnn_history_free(h),
+                   fail_field(origin, history_fields[f].key, "is missing or has the wrong length");
         for (int i = 0; i < count; i++) {
             const cnn_json *v = &a->items[i];
             if (v->type != CNN_JSON_NUMBER && v->type != CNN_JSON_NULL)

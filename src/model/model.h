@@ -25,7 +25,7 @@ typedef struct cnn_exec {
 
     /* training: the loss and the optimizer with its learning rate, iteration count and slots */
     int compiled;
-    cnn_loss_config loss;
+    cnn_loss_config loss; /* set by compile (or a loaded file); zero: on probabilities */
     cnn_optimizer opt;
     uint64_t rng_step; /* training forward passes taken: the position of the dropout streams */
 
@@ -47,8 +47,8 @@ struct cnn_model {
     float *params, *grads;
     size_t nparams;
 
-    int outputs;        /* values per sample of the last layer's output */
-    int fused_softmax;  /* the last layer's softmax runs in the model, over kept logits */
+    int outputs;       /* values per sample of the last layer's output */
+    int fused_softmax; /* the last layer's softmax runs in the model, over kept logits */
 
     cnn_exec x;
 };

@@ -136,7 +136,8 @@ int cnn_run_save(const cnn_run *r, const char *path)
     cnn_jw_number(&w, "total_seconds", r->total_seconds);
     write_test(&w, r);
     cnn_jw_end(&w);
-    int rc = b.failed ? cnn_fail(CNN_ERR_NOMEM, "%s: out of memory", path) : cnn_write_file_atomic(path, b.data, b.len);
+    int rc = b.failed ? cnn_fail(CNN_ERR_NOMEM, "%s: out of memory", path)
+                      : cnn_write_file_atomic(path, b.data, b.len);
     cnn_strbuf_free(&b);
     return rc;
 }
@@ -165,7 +166,8 @@ int cnn_run_save_metrics(const cnn_run *r, const char *path)
     cnn_jw_float(&w, "total_seconds", r->total_seconds);
     cnn_jw_string(&w, "stop_reason", cnn_run_stop_reason(r));
     cnn_jw_end(&w);
-    int rc = b.failed ? cnn_fail(CNN_ERR_NOMEM, "%s: out of memory", path) : cnn_write_file_atomic(path, b.data, b.len);
+    int rc = b.failed ? cnn_fail(CNN_ERR_NOMEM, "%s: out of memory", path)
+                      : cnn_write_file_atomic(path, b.data, b.len);
     cnn_strbuf_free(&b);
     return rc;
 }
@@ -199,7 +201,8 @@ static int get_int(reader *rd, const char *key, double lo, double hi)
 {
     double v = get_num(rd, key);
     if (!rd->rc && !(v >= lo && v <= hi && v == floor(v)))
-        rd->rc = cnn_fail(CNN_ERR_FORMAT, "%s: field '%s' = %g is not an integer in [%g, %g]", rd->path, key, v, lo, hi);
+        rd->rc = cnn_fail(CNN_ERR_FORMAT, "%s: field '%s' = %g is not an integer in [%g, %g]", rd->path, key,
+                          v, lo, hi);
     return rd->rc ? 0 : (int)v;
 }
 
@@ -216,11 +219,12 @@ static const cnn_json *get_array(reader *rd, const char *key, size_t n, double l
 {
     const cnn_json *a = field(rd, key, CNN_JSON_ARRAY);
     if (a && (size_t)a->count != n)
-        rd->rc = cnn_fail(CNN_ERR_FORMAT, "%s: field '%s' has %d values; expected %zu", rd->path, key, a->count, n);
+        rd->rc = cnn_fail(CNN_ERR_FORMAT, "%s: field '%s' has %d values; expected %zu", rd->path, key,
+                          a->count, n);
     for (size_t i = 0; !rd->rc && i < n; i++)
         if (a->items[i].type != CNN_JSON_NUMBER || !(a->items[i].number >= lo && a->items[i].number <= hi))
-            rd->rc = cnn_fail(CNN_ERR_FORMAT, "%s: field '%s': value %zu is not a number in [%g, %g]", rd->path, key,
-                              i, lo, hi);
+            rd->rc = cnn_fail(CNN_ERR_FORMAT, "%s: field '%s': value %zu is not a number in [%g, %g]",
+                              rd->path, key, i, lo, hi);
     return rd->rc ? NULL : a;
 }
 
@@ -238,7 +242,8 @@ static void read_test(reader *rd, cnn_run *r)
     const cnn_json *p = get_array(rd, "probs", (size_t)n * k, -INFINITY, INFINITY);
     if (rd->rc) return;
     for (size_t i = 0; i < (size_t)k * k; i++) r->confusion[i] = (int64_t)cm->items[i].number;
-    for (int i = 0; i < n; i++) r->y_true[i] = (int32_t)yt->items[i].number, r->y_pred[i] = (int32_t)yp->items[i].number;
+    for (int i = 0; i < n; i++)
+        r->y_true[i] = (int32_t)yt->items[i].number, r->y_pred[i] = (int32_t)yp->items[i].number;
     for (size_t i = 0; i < (size_t)n * k; i++) r->probs[i] = (float)p->items[i].number;
     r->n_test = n, r->classes = k, r->evaluated = 1;
 }

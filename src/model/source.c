@@ -25,9 +25,9 @@ typedef struct dataset_state {
     const cnn_dataset *ds;
     int shuffle;
     uint64_t seed;
-    int32_t *order;  /* sample order of order_epoch */
-    int order_epoch; /* -1: none yet */
-    cnn_transform t; /* apply NULL: plain copies */
+    int32_t *order;    /* sample order of order_epoch */
+    int order_epoch;   /* -1: none yet */
+    cnn_transform t;   /* apply NULL: plain copies */
     cnn_dataset owned; /* freed with the source (cached features) */
 } dataset_state;
 
@@ -44,7 +44,8 @@ static void dataset_order(dataset_state *d, int epoch)
 {
     if (d->order_epoch == epoch) return;
     for (int i = 0; i < d->ds->n; i++) d->order[i] = i;
-    if (d->shuffle) cnn_rng_shuffle(d->seed, cnn_rng_stream(CNN_STREAM_SHUFFLE, (uint64_t)epoch), d->order, d->ds->n);
+    if (d->shuffle)
+        cnn_rng_shuffle(d->seed, cnn_rng_stream(CNN_STREAM_SHUFFLE, (uint64_t)epoch), d->order, d->ds->n);
     d->order_epoch = epoch;
 }
 
@@ -73,7 +74,8 @@ static int dataset_fill(cnn_source *s, int epoch, int batch, float *x, int32_t *
 {
     dataset_state *d = s->state;
     if (batch < 0 || batch >= s->batches)
-        return cnn_fail(CNN_ERR_INVALID, "source '%s': batch %d is outside [0, %d)", s->name, batch, s->batches);
+        return cnn_fail(CNN_ERR_INVALID, "source '%s': batch %d is outside [0, %d)", s->name, batch,
+                        s->batches);
     dataset_order(d, epoch);
     int start = batch * s->batch_size;
     *n = d->ds->n - start < s->batch_size ? d->ds->n - start : s->batch_size;
@@ -133,7 +135,8 @@ cnn_source *cnn_source_transform(const cnn_dataset *ds, int batch_size, int shuf
     return cnn_source_dataset_make(ds, batch_size, shuffle, seed, t, "transform");
 }
 
-cnn_source *cnn_source_owned_dataset(cnn_dataset *ds, int batch_size, int shuffle, uint64_t seed, const char *name)
+cnn_source *cnn_source_owned_dataset(cnn_dataset *ds, int batch_size, int shuffle, uint64_t seed,
+                                     const char *name)
 {
     cnn_source *s = cnn_source_dataset_make(ds, batch_size, shuffle, seed, NULL, name);
     if (!s) return NULL;
@@ -154,9 +157,9 @@ typedef struct sequence_state {
     uint64_t seed;
     int32_t *order; /* batch order of order_epoch */
     int order_epoch;
-    float *xs;      /* memoised batches: batches x batch_size samples */
+    float *xs; /* memoised batches: batches x batch_size samples */
     int32_t *ys;
-    int *sizes;     /* 0: not built yet */
+    int *sizes; /* 0: not built yet */
 } sequence_state;
 
 static void sequence_destroy(cnn_source *s)
@@ -188,7 +191,9 @@ static int sequence_fill(cnn_source *s, int epoch, int batch, float *x, int32_t 
         return cnn_fail(CNN_ERR_INVALID, "sequence: batch %d is outside [0, %d)", batch, s->batches);
     if (q->order_epoch != epoch) {
         for (int i = 0; i < s->batches; i++) q->order[i] = i;
-        if (q->shuffle) cnn_rng_shuffle(q->seed, cnn_rng_stream(CNN_STREAM_SHUFFLE, (uint64_t)epoch), q->order, s->batches);
+        if (q->shuffle)
+            cnn_rng_shuffle(q->seed, cnn_rng_stream(CNN_STREAM_SHUFFLE, (uint64_t)epoch), q->order,
+                            s->batches);
         q->order_epoch = epoch;
     }
     int index = q->order[batch];
@@ -215,23 +220,33 @@ static int sequence_alloc(sequence_state *q, int batches, size_t floats)
     return q->xs && q->ys && q->sizes ? 0 : -1;
 }
 
-cnn_source *cnn_source_sequence(int batches, int batch_size, int h, int w, int c, cnn_sequence_fn get, void *ctx,
-                                int shuffle, uint64_t seed, int memoize)
+cnn_source *cnn_source_sequence(int batches, int batch_size, int h, int w, int c, cnn_sequence_fn get,
+                                void *ctx, int shuffle, uint64_t seed, int memoize)
 {
     if (batches < 1 || batch_size < 1 || h < 1 || w < 1 || c < 1 || !get ||
         (size_t)h * w * c * batch_size > ((size_t)1 << 31)) {
-        cnn_fail(CNN_ERR_INVALID, "sequence: needs batches >= 1, batch_size >= 1, a positive sample shape and a "
-                                  "get function (got %d batches of %d, %dx%dx%d)",
+        cnn_fail(CNN_ERR_INVALID,
+                 "sequence: needs batches >= 1, batch_size >= 1, a positive sample shape and a "
+                 "get function (got %d batches of %d, %dx%dx%d)",
                  batches, batch_size, h, w, c);
         return NULL;
     }
     sequence_state *q = calloc(1, sizeof *q);
     if (!q) return cnn_fail(CNN_ERR_NOMEM, "sequence: out of memory"), NULL;
     cnn_source *s = &q->base;
-    *s = (cnn_source){.name = "sequence", .state = q, .h = h, .w = w, .c = c, .batches = batches,
-                      .batch_size = batch_size, .samples = batches * batch_size, .labeled = 1,
-                      .fill = sequence_fill, .destroy = sequence_destroy};
-    q->get = get, q->ctx = ctx, q->shuffle = shuffle, q->seed = seed, q->memoize = memoize, q->order_epoch = -1;
+    *s = (cnn_source){.name = "sequence",
+                      .state = q,
+                      .h = h,
+                      .w = w,
+                      .c = c,
+                      .batches = batches,
+                      .batch_size = batch_size,
+                      .samples = batches * batch_size,
+                      .labeled = 1,
+                      .fill = sequence_fill,
+                      .destroy = sequence_destroy};
+    q->get = get, q->ctx = ctx, q->shuffle = shuffle, q->seed = seed, q->memoize = memoize,
+    q->order_epoch = -1;
     if (sequence_alloc(q, batches, (size_t)batches * batch_size * h * w * c)) {
         sequence_destroy(s);
         cnn_fail(CNN_ERR_NOMEM, "sequence: out of memory for %d batches of %d", batches, batch_size);

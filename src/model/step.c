@@ -18,20 +18,23 @@ int cnn_model_check_loss(const cnn_model *m, const cnn_loss_config *loss)
     if (loss->kind != CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY)
         return cnn_fail(CNN_ERR_INVALID, "model '%s': unknown loss %d", m->name, (int)loss->kind);
     if (last->out.h != 1 || last->out.w != 1 || m->outputs < 2)
-        return cnn_fail(CNN_ERR_SHAPE,
-                        "model '%s': sparse categorical cross-entropy needs one value per class (a vector of >= 2 "
-                        "values), but the last layer '%s' outputs (%d, %d, %d) per sample",
-                        m->name, last->name, last->out.h, last->out.w, last->out.c);
+        return cnn_fail(
+            CNN_ERR_SHAPE,
+            "model '%s': sparse categorical cross-entropy needs one value per class (a vector of >= 2 "
+            "values), but the last layer '%s' outputs (%d, %d, %d) per sample",
+            m->name, last->name, last->out.h, last->out.w, last->out.c);
     if (!loss->from_logits && !m->fused_softmax)
-        return cnn_fail(CNN_ERR_INVALID,
-                        "model '%s': the loss expects probabilities, but the last layer '%s' has activation %s; "
-                        "end the model in a softmax, or compile the loss with from_logits=True",
-                        m->name, last->name, cnn_act_name(last->act));
+        return cnn_fail(
+            CNN_ERR_INVALID,
+            "model '%s': the loss expects probabilities, but the last layer '%s' has activation %s; "
+            "end the model in a softmax, or compile the loss with from_logits=True",
+            m->name, last->name, cnn_act_name(last->act));
     if (loss->from_logits && last->act != CNN_ACT_LINEAR)
-        return cnn_fail(CNN_ERR_INVALID,
-                        "model '%s': from_logits=True expects logits, but the last layer '%s' applies %s; make "
-                        "it linear, or use the loss on probabilities (from_logits=False)",
-                        m->name, last->name, cnn_act_name(last->act));
+        return cnn_fail(
+            CNN_ERR_INVALID,
+            "model '%s': from_logits=True expects logits, but the last layer '%s' applies %s; make "
+            "it linear, or use the loss on probabilities (from_logits=False)",
+            m->name, last->name, cnn_act_name(last->act));
     return CNN_OK;
 }
 
@@ -55,7 +58,8 @@ int cnn_model_update_ranges(cnn_model *m)
 int cnn_model_compile_loss(cnn_model *m, const cnn_optimizer_config *opt, const cnn_loss_config *loss)
 {
     if (!m->built) return cnn_fail(CNN_ERR_STATE, "model '%s': build it before compile", m->name);
-    if (!opt || !loss) return cnn_fail(CNN_ERR_INVALID, "model '%s': compile needs an optimizer and a loss", m->name);
+    if (!opt || !loss)
+        return cnn_fail(CNN_ERR_INVALID, "model '%s': compile needs an optimizer and a loss", m->name);
     cnn_optimizer_config cfg = *opt; /* opt may point into m->x.opt, which init resets */
     cnn_loss_config lc = *loss;
     m->x.compiled = 0;

@@ -59,7 +59,8 @@ int cnn_model_find_tensor(cnn_model *m, const char *name, cnn_tensor *t)
                 }
         }
     }
-    return cnn_fail(CNN_ERR_INVALID, "model '%s' has no tensor named '%s' (names are layer/weight, e.g. '%s/%s')",
-                    m->name, name ? name : "(null)", m->nlayers ? m->layers[0].name : "dense",
+    return cnn_fail(CNN_ERR_INVALID,
+                    "model '%s' has no tensor named '%s' (names are layer/weight, e.g. '%s/%s')", m->name,
+                    name ? name : "(null)", m->nlayers ? m->layers[0].name : "dense",
                     m->nlayers && m->layers[0].nparams ? m->layers[0].params[0].name : "kernel");
 }

@@ -221,18 +221,22 @@ static int parse_keyed(spec_parser *p, cnn_spec *s, const char *text, int line, 
         s->has_optimizer = 1;
         return parse_call(p, v, line, vcol, &s->optimizer);
     }
+    if (!strcmp(key, "loss")) {
+        s->has_loss = 1;
+        return parse_call(p, v, line, vcol, &s->loss);
+    }
     if (!strcmp(key, "fit")) {
         char wrapped[SPEC_MAX_LINE + 8];
         snprintf(wrapped, sizeof wrapped, "fit(%s)", v);
         s->has_fit = 1;
         return parse_call(p, wrapped, line, vcol - 4, &s->fit);
     }
-    static const char *const keys[] = {"model", "input", "layers", "optimizer", "fit", "callbacks"};
+    static const char *const keys[] = {"model", "input", "layers", "optimizer", "loss", "fit", "callbacks"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         if (cnn_edit_distance(key, keys[i]) <= 2)
             return fail_at(p, line, col, "unknown key '%s' (did you mean '%s'?)", key, keys[i]);
     return fail_at(p, line, col,
-                   "unknown key '%s' (expected model, input, layers, optimizer, fit or callbacks)", key);
+                   "unknown key '%s' (expected model, input, layers, optimizer, loss, fit or callbacks)", key);
 }
 
 static int parse_logical_line(spec_parser *p, cnn_spec *s, const char *text, int line, int col)
@@ -254,7 +258,7 @@ static int parse_logical_line(spec_parser *p, cnn_spec *s, const char *text, int
     if (p->section == SECTION_CALLBACKS)
         return add_call(p, s->callbacks, &s->ncallbacks, SPEC_MAX_CALLBACKS, text, line, col);
     return fail_at(p, line, col,
-                   "expected 'key: value' (model, input, optimizer, fit) or a 'layers:' section");
+                   "expected 'key: value' (model, input, optimizer, loss, fit) or a 'layers:' section");
 }
 
 /* Removes a comment (outside quotes) and trailing space; returns the bracket depth change. */

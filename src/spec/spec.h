@@ -25,8 +25,8 @@ struct cnn_spec {
     int h, w, c, has_input;
     spec_call layers[SPEC_MAX_LAYERS];
     int nlayers;
-    spec_call optimizer, fit;
-    int has_optimizer, has_fit;
+    spec_call optimizer, fit, loss;
+    int has_optimizer, has_fit, has_loss;
     spec_call callbacks[SPEC_MAX_CALLBACKS];
     int ncallbacks;
 };

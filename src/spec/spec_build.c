@@ -46,6 +46,28 @@ static int optimizer_config(const cnn_spec *s, cnn_optimizer_config *cfg)
     return rc ? cnn_spec_fail_call(s, c) : CNN_OK;
 }
 
+/* loss: SparseCategoricalCrossentropy(from_logits=...) or its function name; Keras's default
+ * from_logits=False. */
+static int loss_config(const cnn_spec *s, cnn_loss_config *loss)
+{
+    const spec_call *c = &s->loss;
+    *loss = (cnn_loss_config){CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, 0};
+    if (!s->has_loss) return CNN_OK;
+    if (strcmp(c->name, "SparseCategoricalCrossentropy") &&
+        strcmp(c->name, "sparse_categorical_crossentropy")) {
+        cnn_fail(
+            CNN_ERR_FORMAT,
+            "unknown loss '%s' (labels are class indices: SparseCategoricalCrossentropy(from_logits=...))",
+            c->name);
+        return cnn_spec_fail_call(s, c);
+    }
+    cnn_opts o;
+    int rc = cnn_opts_parse(&o, c->args, "loss");
+    if (!rc) rc = cnn_opts_bool(&o, "from_logits", 0, &loss->from_logits);
+    if (!rc) rc = cnn_opts_finish(&o);
+    return rc ? cnn_spec_fail_call(s, c) : CNN_OK;
+}
+
 /* The layer a build error names ("layer 'conv2d_1' ..."), so the error can point at its line. */
 static const spec_call *layer_named_in_error(const cnn_spec *s, const cnn_model *m)
 {
@@ -61,7 +83,8 @@ static const spec_call *layer_named_in_error(const cnn_spec *s, const cnn_model 
 cnn_model *cnn_spec_build_model(const cnn_spec *s, uint64_t seed)
 {
     cnn_optimizer_config opt;
-    if (optimizer_config(s, &opt)) return NULL;
+    cnn_loss_config loss;
+    if (optimizer_config(s, &opt) || loss_config(s, &loss)) return NULL;
     cnn_model *m = cnn_model_create(s->name, s->h, s->w, s->c);
     if (!m) return NULL;
     for (int i = 0; i < s->nlayers; i++)
@@ -69,7 +92,8 @@ cnn_model *cnn_spec_build_model(const cnn_spec *s, uint64_t seed)
             cnn_spec_fail_call(s, &s->layers[i]);
             goto fail;
         }
-    if (cnn_model_build(m, seed) || cnn_model_compile(m, &opt) || cnn_model_set_spec_text(m, s->text)) {
+    if (cnn_model_build(m, seed) || cnn_model_compile_loss(m, &opt, &loss) ||
+        cnn_model_set_spec_text(m, s->text)) {
         const spec_call *c = layer_named_in_error(s, m);
         if (c)
             cnn_fail_context("%s:%d:%d: ", s->origin, c->line, c->col);
