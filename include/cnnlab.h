@@ -32,6 +32,7 @@ typedef enum {
     CNN_ERR_FORMAT = -4,  /* a file's content is not what was expected */
     CNN_ERR_SHAPE = -5,   /* layer shapes do not fit together */
     CNN_ERR_STATE = -6,   /* call made in the wrong state (e.g. training an unbuilt model) */
+    CNN_ERR_NONFINITE = -7, /* training diverged: a loss, output or gradient is NaN or infinite */
 } cnn_status;
 
 /* The last error message of the calling thread ("" when none). */
@@ -494,6 +495,10 @@ typedef struct cnn_fit_config {
 } cnn_fit_config;
 
 cnn_fit_config cnn_fit_default(void);
+/* fit fills *hist afresh (free an earlier history first); on failure it holds the epochs that finished.
+ * Training stops with CNN_ERR_NONFINITE at the first NaN or infinite loss or gradient, naming the epoch, the
+ * batch and the first layer whose output or gradient went non-finite; the weights are then those before that
+ * batch. */
 /* Trains on the dataset in batches of cfg->batch_size (a dataset source). */
 int cnn_model_fit(cnn_model *m, const cnn_dataset *train, const cnn_fit_config *cfg, cnn_history *hist);
 /* Trains on the batches of a source (cfg->batch_size, shuffle and the source's seed are the source's). */

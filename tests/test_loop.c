@@ -144,10 +144,12 @@ static void test_custom_source(void **state)
 
     /* A source that reports more samples than its batch size, or the wrong shape, ends fit with a clear
      * error. */
+    cnn_history_free(&ha);
     src.fill = lying_fill;
     tu_assert_error(cnn_model_fit_source(a, &src, &c, &ha), CNN_ERR_INVALID,
                     "source 'fixed': batch 0 of epoch 1 has 9 samples; expected 1..8");
     src.fill = fixed_fill;
+    cnn_history_free(&ha);
     src.h = 5;
     tu_assert_error(cnn_model_fit_source(a, &src, &c, &ha), CNN_ERR_SHAPE, "yields 5x6x1 samples");
     cnn_history_free(&ha);

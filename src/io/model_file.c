@@ -180,6 +180,7 @@ int cnn_model_save_ex(const cnn_model *m, const char *path, unsigned flags)
         return cnn_fail(CNN_ERR_STATE, "%s: model '%s' has no optimizer to save (compile it first)", path,
                         m->name);
     if (!m->built) return cnn_fail(CNN_ERR_STATE, "model '%s': build it before saving", m->name);
+    if (cnn_model_check_finite(m, path)) return cnn_errcode();
     cnn_strbuf b = {0};
     cnn_strbuf_append(&b, MAGIC, 8);
     put_le(&b, VERSION, 4);
@@ -387,6 +388,7 @@ static int read_tensors(reader *r, cnn_model *m)
     uint8_t *seen = calloc((size_t)expected + 1, 1);
     if (!seen) return cnn_fail(CNN_ERR_NOMEM, "out of memory");
     for (uint32_t t = 0; t < count && !rc; t++) rc = read_tensor(r, m, seen);
+    if (!rc) rc = cnn_model_check_finite(m, r->path);
     for (int k = 0; k < expected && !rc; k++)
         if (!seen[k]) {
             int i = 0, j = k;

@@ -239,6 +239,19 @@ typedef struct fit_run {
     int stop;
 } fit_run;
 
+/* The non-finite guard: a NaN or infinite loss or gradient stops training before the update, so the weights
+ * (and every file written from them) stay those of the last good step. */
+static int guard_finite(cnn_model *m, int first, int n, int epoch, int b, double loss)
+{
+    if (isfinite(loss) && cnn_model_grads_finite(m)) return CNN_OK;
+    char why[200];
+    cnn_model_explain_nonfinite(m, first, n, why, sizeof why);
+    return cnn_fail(CNN_ERR_NONFINITE,
+                    "model '%s' diverged in epoch %d, batch %d: the loss is %g; %s (the weights are those before this "
+                    "batch; a lower learning rate may help)",
+                    m->name, epoch + 1, b + 1, loss, why);
+}
+
 /* One training step on batch b; adds its loss and hits to the epoch's sums. */
 static int train_batch(fit_run *f, int epoch, int b, cnn_batch_log *log, double *loss_sum, long *correct)
 {
@@ -250,6 +263,7 @@ static int train_batch(fit_run *f, int epoch, int b, cnn_batch_log *log, double 
     double loss;
     cnn_model_backward_planned(m, m->x.labels, &loss, &hits);
     rc = call_hooks(m, f->c, HOOK_GRADIENTS, epoch, b, NULL);
+    if (!rc) rc = guard_finite(m, f->train->first_layer, n, epoch, b, loss);
     if (rc) return rc;
     cnn_model_update_planned(m);
     *loss_sum += loss * n;

@@ -71,6 +71,13 @@ double cnn_model_regularization(const cnn_model *m);
 const float *cnn_model_output(const cnn_model *m);
 /* Sets the optimizer's ranges from the trainable flags. */
 int cnn_model_update_ranges(cnn_model *m);
+/* Fails with CNN_ERR_NONFINITE naming the first tensor (and index) holding NaN or infinity; context prefixes
+ * the message. */
+int cnn_model_check_finite(const cnn_model *m, const char *context);
+/* 1 when every gradient the optimizer would apply is finite. */
+int cnn_model_grads_finite(const cnn_model *m);
+/* Writes which layer's output (forward order from first, batch of n) or which gradient first went non-finite. */
+int cnn_model_explain_nonfinite(const cnn_model *m, int first, int n, char *buf, size_t cap);
 /* Fails unless the model is compiled with a loss that fits its output. */
 int cnn_model_check_loss(const cnn_model *m, const cnn_loss_config *loss);
 
