@@ -15,14 +15,13 @@
 #   BENCH model=model_1 threads=2 cnnlab_s=.. pytorch_s=.. keras_s=.. ratio_pytorch=.. ratio_keras=..
 #         cpu=.. isa=.. openblas_coretype=.. blas_core=..
 # (one line each; NA where a framework gave no result). ratio_* = cnnlab median / framework median: below 1 means
-# cnnlab is faster. cpu = /proc/cpuinfo's model name; isa = cnnlab's kernel path (the "kernels:" line of
-# `cnnlab --version`; for a binary without it, avx512-compiled when its code uses AVX-512 registers, else
-# unknown); openblas_coretype = OPENBLAS_CORETYPE or unset; blas_core = the core OpenBLAS actually chose.
+# cnnlab is faster. cpu, isa (cnnlab's kernel path), openblas_coretype and blas_core (the core OpenBLAS chose)
+# come from scripts/machine_info.sh.
 #
 # Environment:
 #   CNNLAB        cnnlab binary (default build/cnnlab)
 #   TORCH_PYTHON  interpreter with torch (default /usr/bin/python3); it runs bench/torch_ref.py
-#   BLAS_LIB      the OpenBLAS cnnlab links (default /usr/lib/x86_64-linux-gnu/openblas-openmp/libopenblas.so.0)
+#   BLAS_LIB      the OpenBLAS cnnlab links, for blas_core (see scripts/machine_info.sh)
 #   KERAS_PYTHON  interpreter with tensorflow (default bench/.venv/bin/python, else python3 if it has tensorflow)
 #   FMNIST_DIR    Fashion-MNIST gz files, passed on to the references (default /usr/share/datasets/fashion-mnist)
 #   BENCH_KEEP=1  keep the folder of run logs (printed at the end)
@@ -81,7 +80,6 @@ cnnlab_name() { echo "$1" | sed 's/^model/Model/'; }
 CNNLAB="${CNNLAB:-build/cnnlab}"
 TORCH_PY="${TORCH_PYTHON:-/usr/bin/python3}"
 TORCH_REF=bench/torch_ref.py
-BLAS_LIB="${BLAS_LIB:-/usr/lib/x86_64-linux-gnu/openblas-openmp/libopenblas.so.0}"
 
 if [ -n "$LOGS" ]; then
     mkdir -p "$LOGS" || exit 2
@@ -120,27 +118,7 @@ if ! "$KERAS_PY" -c 'import tensorflow' >/dev/null 2>&1; then
 fi
 
 # ---- what the numbers depend on, recorded in every BENCH line -------------------------------------------------
-cpu_name() {
-    sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo 2>/dev/null | head -n 1 | tr -s ' \t' '__'
-}
-isa_path() {
-    v=$("$CNNLAB" --version 2>/dev/null | sed -n 's/^kernels: \([^ ]*\).*/\1/p')
-    if [ -n "$v" ]; then echo "$v"; return; fi
-    # a binary from before --version named its path: AVX-512 was chosen at compile time, visible as zmm registers
-    if command -v objdump >/dev/null 2>&1 && objdump -d --no-show-raw-insn "$CNNLAB" 2>/dev/null | grep -q zmm; then
-        echo avx512-compiled
-    else
-        echo unknown
-    fi
-}
-blas_core() {
-    /usr/bin/python3 -c 'import ctypes, sys
-lib = ctypes.CDLL(sys.argv[1]); lib.openblas_get_corename.restype = ctypes.c_char_p
-print(lib.openblas_get_corename().decode())' "$BLAS_LIB" 2>/dev/null || echo unknown
-}
-CPU=$(cpu_name)
-MACHINE="cpu=${CPU:-unknown} isa=$( [ $HAVE_CNNLAB = 1 ] && isa_path || echo unknown) \
-openblas_coretype=${OPENBLAS_CORETYPE:-unset} blas_core=$(blas_core)"
+MACHINE=$(scripts/machine_info.sh "$CNNLAB")
 
 # ---- one run of each framework: appends "median min acc" to $W/<model>.<fw> ----------------------------------
 fail() {  # fw model repeat log why
