@@ -744,35 +744,6 @@ static ref_scenario g_scen[REF_MAXSCEN];
 static ref_schedule g_sched[REF_MAXSCHED];
 static int g_nscen, g_nsched, g_loaded;
 
-static FILE *open_callbacks_ref(void)
-{
-    const char *env = getenv("CNN_CALLBACKS_REF");
-    const char *paths[] = {env, "tests/data/keras_callbacks_ref.txt",
-                           "../tests/data/keras_callbacks_ref.txt"};
-    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
-        FILE *f = paths[i] ? fopen(paths[i], "r") : NULL;
-        if (f) return f;
-    }
-    fail_msg("tests/data/keras_callbacks_ref.txt not found (run from the repository root or set "
-             "CNN_CALLBACKS_REF; scripts/keras_callbacks_ref.py writes it)");
-    return NULL;
-}
-
-/* The next line split into key and rest ("" when the line is the key alone); NULL at the end of the file. */
-static char *next_entry(FILE *f, char **line, size_t *cap, char **rest)
-{
-    ssize_t len;
-    do {
-        len = getline(line, cap, f);
-        if (len < 0) return NULL;
-        if (len > 0 && (*line)[len - 1] == '\n') (*line)[--len] = '\0';
-    } while (len == 0 || (*line)[0] == '#');
-    char *sp = strchr(*line, ' ');
-    *rest = sp ? sp + 1 : *line + len;
-    if (sp) *sp = '\0';
-    return *line;
-}
-
 /* Reads up to max numbers; fails on anything that is not one. */
 static int parse_numbers(const char *text, double *out, int max, const char *what)
 {
@@ -878,7 +849,7 @@ static void read_scenario(FILE *f, char **line, size_t *cap, const char *name)
     snprintf(s->name, sizeof s->name, "%s", name);
     char *rest = NULL, *key;
     do {
-        if (!(key = next_entry(f, line, cap, &rest))) fail_msg("%s: the file ends inside it", s->name);
+        if (!(key = tu_next_entry(f, line, cap, &rest))) fail_msg("%s: the file ends inside it", s->name);
     } while (!parse_scenario_line(s, key, rest));
 }
 
@@ -887,7 +858,7 @@ static void read_schedule(FILE *f, char **line, size_t *cap, const char *head)
     if (g_nsched == REF_MAXSCHED) fail_msg("more than %d schedules", REF_MAXSCHED);
     ref_schedule *s = &g_sched[g_nsched++];
     snprintf(s->head, sizeof s->head, "%s", head);
-    char *rest = NULL, *key = next_entry(f, line, cap, &rest);
+    char *rest = NULL, *key = tu_next_entry(f, line, cap, &rest);
     if (!key || strcmp(key, "lr")) fail_msg("schedule %s: no lr line after it", s->head);
     s->n = parse_numbers(rest, s->lr, MAXE, s->head);
 }
@@ -897,10 +868,10 @@ static void load_callbacks_ref(void)
 {
     if (g_loaded) return;
     g_nscen = g_nsched = 0;
-    FILE *f = open_callbacks_ref();
+    FILE *f = tu_open_data("keras_callbacks_ref.txt", "CNN_CALLBACKS_REF", "scripts/keras_callbacks_ref.py");
     char *line = NULL, *rest = NULL, *key;
     size_t cap = 0;
-    while ((key = next_entry(f, &line, &cap, &rest))) {
+    while ((key = tu_next_entry(f, &line, &cap, &rest))) {
         if (!strcmp(key, "scenario"))
             read_scenario(f, &line, &cap, rest);
         else if (!strcmp(key, "schedule"))

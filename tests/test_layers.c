@@ -497,19 +497,6 @@ typedef struct tf_case {
 enum { TF_X, TF_WEIGHTS, TF_Y, TF_DY, TF_DX, TF_PARAMS };
 static const char *const TF_KEYS[6] = {"x", "weights", "y", "dy", "dx", "params"};
 
-static FILE *open_tf_ref(void)
-{
-    const char *env = getenv("CNN_TF_LAYERS_REF");
-    const char *paths[] = {env, "tests/data/tf_layers_ref.txt", "../tests/data/tf_layers_ref.txt"};
-    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
-        FILE *f = paths[i] ? fopen(paths[i], "r") : NULL;
-        if (f) return f;
-    }
-    fail_msg("tests/data/tf_layers_ref.txt not found (run from the repository root or set CNN_TF_LAYERS_REF; "
-             "scripts/ref_tf_layers.py writes it)");
-    return NULL;
-}
-
 /* The floats of text, in a new array; their count in *n. */
 static float *tf_floats(const char *text, int *n, const char *what)
 {
@@ -550,20 +537,6 @@ static int tf_parse_line(tf_case *c, const char *key, const char *rest)
     } else if (strcmp(key, "keras"))
         fail_msg("%s: unknown line '%s'", c->name, key);
     return 0;
-}
-
-/* The next line split into key and rest; NULL at the end of the file. */
-static char *tf_next(FILE *f, char **line, size_t *cap, char **rest)
-{
-    ssize_t len;
-    do {
-        if ((len = getline(line, cap, f)) < 0) return NULL;
-        if (len > 0 && (*line)[len - 1] == '\n') (*line)[--len] = '\0';
-    } while (len == 0 || (*line)[0] == '#');
-    char *sp = strchr(*line, ' ');
-    *rest = sp ? sp + 1 : *line + len;
-    if (sp) *sp = '\0';
-    return *line;
 }
 
 static void tf_assert_close(const tf_case *c, const float *got, int k, int count, double tol)
@@ -623,16 +596,17 @@ static void tf_run_case(const tf_case *c)
 static void test_tensorflow_reference_values(void **state)
 {
     (void)state;
-    FILE *f = open_tf_ref();
+    FILE *f = tu_open_data("tf_layers_ref.txt", "CNN_TF_LAYERS_REF", "scripts/ref_tf_layers.py");
     char *line = NULL, *rest = NULL, *key;
     size_t cap = 0;
     int cases = 0, with_dx = 0;
-    while ((key = tf_next(f, &line, &cap, &rest))) {
+    while ((key = tu_next_entry(f, &line, &cap, &rest))) {
         if (strcmp(key, "case")) fail_msg("tf_layers_ref.txt: expected 'case', found '%s'", key);
         tf_case c = {0};
         snprintf(c.name, sizeof c.name, "%s", rest);
         do {
-            if (!(key = tf_next(f, &line, &cap, &rest))) fail_msg("%s: the file ends inside it", c.name);
+            if (!(key = tu_next_entry(f, &line, &cap, &rest)))
+                fail_msg("%s: the file ends inside it", c.name);
         } while (!tf_parse_line(&c, key, rest));
         tf_run_case(&c);
         cases++;
