@@ -930,9 +930,10 @@ static cnn_callback *ref_make_callback(ref_watch *w, int i)
     if (!strcmp(rc->kind, "ReduceLROnPlateau")) return cnn_callback_reduce_lr_on_plateau(rc->args);
     if (!strcmp(rc->kind, "LearningRateScheduler")) return ref_scheduler(w->s, rc->args);
     if (strcmp(rc->kind, "ModelCheckpoint")) fail_msg("%s: unknown callback %s", w->s->name, rc->kind);
-    snprintf(w->file[i], sizeof w->file[i], "%s", tu_path(w->s->name));
-    snprintf(w->file[i] + strlen(w->file[i]), 32, "_%d.cnn", i);
-    snprintf(w->epoch[i], sizeof w->epoch[i], "%.*sepoch", (int)strlen(w->file[i]) - 3, w->file[i]);
+    char base[96];
+    snprintf(base, sizeof base, "%s_%d", w->s->name, i);
+    snprintf(w->file[i], sizeof w->file[i], "%s.cnn", tu_path(base));
+    snprintf(w->epoch[i], sizeof w->epoch[i], "%s.epoch", tu_path(base));
     return cnn_callback_model_checkpoint(w->file[i], w->epoch[i], rc->args);
 }
 
