@@ -160,7 +160,7 @@ run_ref() {  # fw model repeat
     log="$W/$2.$1.$3.log"
     if [ "$1" = pytorch ]; then
         OMP_WAIT_POLICY=PASSIVE "$TORCH_PY" "$TORCH_REF" "$2" --epochs "$EPOCHS" --batch "$BATCH" \
-            --threads "$THREADS" >"$log" 2>&1
+            --threads "$THREADS" --seed "$3" >"$log" 2>&1
     else
         "$KERAS_PY" bench/keras_ref.py "$2" --epochs "$EPOCHS" --batch "$BATCH" --threads "$THREADS" >"$log" 2>&1
     fi
