@@ -593,6 +593,16 @@ static void tf_run_case(const tf_case *c)
     run_free(&r);
 }
 
+/* Reads the lines of case `name` up to its "end". */
+static void tf_read_case(FILE *f, char **line, size_t *cap, const char *name, tf_case *c)
+{
+    char *rest = NULL, *key;
+    snprintf(c->name, sizeof c->name, "%s", name);
+    do {
+        if (!(key = tu_next_entry(f, line, cap, &rest))) fail_msg("%s: the file ends inside it", c->name);
+    } while (!tf_parse_line(c, key, rest));
+}
+
 static void test_tensorflow_reference_values(void **state)
 {
     (void)state;
@@ -603,11 +613,7 @@ static void test_tensorflow_reference_values(void **state)
     while ((key = tu_next_entry(f, &line, &cap, &rest))) {
         if (strcmp(key, "case")) fail_msg("tf_layers_ref.txt: expected 'case', found '%s'", key);
         tf_case c = {0};
-        snprintf(c.name, sizeof c.name, "%s", rest);
-        do {
-            if (!(key = tu_next_entry(f, &line, &cap, &rest)))
-                fail_msg("%s: the file ends inside it", c.name);
-        } while (!tf_parse_line(&c, key, rest));
+        tf_read_case(f, &line, &cap, rest, &c);
         tf_run_case(&c);
         cases++;
         with_dx += c.v[TF_DY] != NULL;
