@@ -8,6 +8,7 @@
 #   results.csv                 the study's table (one row per model)
 #   <model>/history.csv         each model's per-epoch history
 #   <model>/metrics.json        each model's test figures, epochs, best epoch, stop reason
+#   <model>/run.json            each model's run record, where the binary writes one
 #   study.log                   everything the study printed
 #   run.txt                     the commit, date, command, machine (scripts/machine_info.sh: CPU model,
 #                               kernel path, OPENBLAS_CORETYPE, OpenBLAS core), compiler, cores
@@ -61,7 +62,9 @@ for dir in "$work"/study/*/; do
     [ -f "$dir/metrics.json" ] || continue
     model=$(basename "$dir")
     mkdir -p "$dest/$model"
-    cp "$dir/history.csv" "$dir/metrics.json" "$dest/$model/"
+    for f in history.csv metrics.json run.json; do
+        [ -f "$dir/$f" ] && cp "$dir/$f" "$dest/$model/"
+    done
 done
 echo "study_at_head.sh: results in $dest"
 if [ "$rc" != 0 ]; then
