@@ -63,7 +63,7 @@ for dir in "$work"/study/*/; do
     model=$(basename "$dir")
     mkdir -p "$dest/$model"
     for f in history.csv metrics.json run.json; do
-        [ -f "$dir/$f" ] && cp "$dir/$f" "$dest/$model/"
+        if [ -f "$dir/$f" ]; then cp "$dir/$f" "$dest/$model/"; fi
     done
 done
 echo "study_at_head.sh: results in $dest"
