@@ -1,6 +1,6 @@
 """Keras (TensorFlow 2.15, CPU) reference for side-by-side benchmarks of the study's models.
 
-The Keras counterpart of ../shared/bench/torch_ref.py, with the same command line:
+The Keras counterpart of bench/torch_ref.py, with the same command line:
     PYTHON keras_ref.py MODEL [--epochs N] [--batch B] [--threads T] [--no-warmup]
 
 MODEL: model_1 | model_2 | model_2_s2 (spec 4.1-4.3): the study's own Keras models, Keras defaults

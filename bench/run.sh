@@ -2,19 +2,26 @@
 # Side-by-side training benchmark: cnnlab against PyTorch and Keras on the study's models (see bench/README.md).
 #
 #   bench/run.sh [--models model_1,model_2,model_2_s2] [--threads T] [--repeats R] [--epochs E] [--batch B]
+#                [--coretype NAME] [--logs DIR]
 #
 # Defaults: --models model_1 --threads 2 --repeats 3 --epochs 1 --batch 512.
+# --coretype NAME sets OPENBLAS_CORETYPE=NAME for every run (OpenBLAS picks its kernels by it, so it moves the
+# baselines); without it the variable is passed on as the environment has it. --logs DIR keeps every run's log
+# in DIR (created), for committing next to docs/benchmarks.md; otherwise they go to a temporary folder.
 # For each model the runs interleave: cnnlab, pytorch, keras, cnnlab, pytorch, keras, ... each a fresh process
 # training E epochs. Every run gives the median and the minimum of its epochs' training-pass times (60,000
 # images, no evaluation); the table shows, per framework, the median over runs of those medians, the smallest
 # epoch seen, and the median test accuracy. The last lines are machine-readable:
 #   BENCH model=model_1 threads=2 cnnlab_s=.. pytorch_s=.. keras_s=.. ratio_pytorch=.. ratio_keras=..
-# (NA where a framework gave no result). ratio_* = cnnlab median / framework median: below 1 means cnnlab is faster.
+#         cpu=.. isa=.. openblas_coretype=.. blas_core=..
+# (one line each; NA where a framework gave no result). ratio_* = cnnlab median / framework median: below 1 means
+# cnnlab is faster. cpu, isa (cnnlab's kernel path), openblas_coretype and blas_core (the core OpenBLAS chose)
+# come from scripts/machine_info.sh.
 #
 # Environment:
 #   CNNLAB        cnnlab binary (default build/cnnlab)
-#   SHARED_DIR    the shared folder holding bench/torch_ref.py (default ../shared)
-#   TORCH_PYTHON  interpreter with torch (default /usr/bin/python3)
+#   TORCH_PYTHON  interpreter with torch (default /usr/bin/python3); it runs bench/torch_ref.py
+#   BLAS_LIB      the OpenBLAS cnnlab links, for blas_core (see scripts/machine_info.sh)
 #   KERAS_PYTHON  interpreter with tensorflow (default bench/.venv/bin/python, else python3 if it has tensorflow)
 #   FMNIST_DIR    Fashion-MNIST gz files, passed on to the references (default /usr/share/datasets/fashion-mnist)
 #   BENCH_KEEP=1  keep the folder of run logs (printed at the end)
@@ -30,6 +37,7 @@ THREADS=2
 REPEATS=3
 EPOCHS=1
 BATCH=512
+LOGS=""
 
 usage() { sed -n '2,/^set -u/p' "$0" | sed -e '/^set -u/d' -e 's/^# \{0,1\}//'; }
 
@@ -40,6 +48,10 @@ while [ $# -gt 0 ]; do
         --repeats) REPEATS="${2:?}"; shift 2 ;;
         --epochs)  EPOCHS="${2:?}"; shift 2 ;;
         --batch)   BATCH="${2:?}"; shift 2 ;;
+        --coretype) export OPENBLAS_CORETYPE="${2:?}"; shift 2 ;;
+        --logs)    LOGS="${2:?}"; shift 2 ;;
+        --coretype=*) export OPENBLAS_CORETYPE="${1#*=}"; shift ;;
+        --logs=*)  LOGS="${1#*=}"; shift ;;
         --models=*)  MODELS="${1#*=}"; shift ;;
         --threads=*) THREADS="${1#*=}"; shift ;;
         --repeats=*) REPEATS="${1#*=}"; shift ;;
@@ -66,12 +78,16 @@ done
 cnnlab_name() { echo "$1" | sed 's/^model/Model/'; }
 
 CNNLAB="${CNNLAB:-build/cnnlab}"
-SHARED_DIR="${SHARED_DIR:-../shared}"
 TORCH_PY="${TORCH_PYTHON:-/usr/bin/python3}"
-TORCH_REF="$SHARED_DIR/bench/torch_ref.py"
+TORCH_REF=bench/torch_ref.py
 
-W=$(mktemp -d "${TMPDIR:-/tmp}/cnnlab-bench.XXXXXX") || exit 2
-if [ "${BENCH_KEEP:-0}" = 1 ]; then
+if [ -n "$LOGS" ]; then
+    mkdir -p "$LOGS" || exit 2
+    W=$LOGS
+    trap 'echo "run.sh: logs in $W"' EXIT
+elif ! W=$(mktemp -d "${TMPDIR:-/tmp}/cnnlab-bench.XXXXXX"); then
+    exit 2
+elif [ "${BENCH_KEEP:-0}" = 1 ]; then
     trap 'echo "run.sh: logs kept in $W"' EXIT
 else
     trap 'rm -rf "$W"' EXIT
@@ -85,10 +101,7 @@ if [ ! -x "$CNNLAB" ]; then
     echo "cnnlab: unavailable ($CNNLAB not found; build it with make)"
     HAVE_CNNLAB=0 CNNLAB_FAILED=1
 fi
-if [ ! -f "$TORCH_REF" ]; then
-    echo "pytorch: unavailable ($TORCH_REF not found; set SHARED_DIR)"
-    HAVE_TORCH=0
-elif ! "$TORCH_PY" -c 'import torch' >/dev/null 2>&1; then
+if ! "$TORCH_PY" -c 'import torch' >/dev/null 2>&1; then
     echo "pytorch: unavailable ($TORCH_PY cannot import torch; scripts/deps.sh --bench installs python3-torch)"
     HAVE_TORCH=0
 fi
@@ -103,6 +116,9 @@ if ! "$KERAS_PY" -c 'import tensorflow' >/dev/null 2>&1; then
     echo "keras: unavailable ($KERAS_PY cannot import tensorflow; scripts/deps.sh --bench makes bench/.venv)"
     HAVE_KERAS=0
 fi
+
+# ---- what the numbers depend on, recorded in every BENCH line -------------------------------------------------
+MACHINE=$(scripts/machine_info.sh "$CNNLAB")
 
 # ---- one run of each framework: appends "median min acc" to $W/<model>.<fw> ----------------------------------
 fail() {  # fw model repeat log why
@@ -129,6 +145,7 @@ run_cnnlab() {  # model repeat
             printf "%.3f %.3f %s\n", med, t[1], acc
         }')
     if [ -z "$res" ]; then fail cnnlab "$1" "$2" "$log" "no seconds in $out/history.csv"; CNNLAB_FAILED=1; return; fi
+    cp "$out/history.csv" "$W/$1.cnnlab.$2.history.csv" 2>/dev/null
     echo "$res" >>"$W/$1.cnnlab"
     echo "cnnlab $2 $res" | awk '{ printf "  %-8s run %s epoch_s_median=%s epoch_s_min=%s test_acc=%s\n", $1, $2, $3, $4, $5 }'
 }
@@ -143,7 +160,7 @@ run_ref() {  # fw model repeat
     log="$W/$2.$1.$3.log"
     if [ "$1" = pytorch ]; then
         OMP_WAIT_POLICY=PASSIVE "$TORCH_PY" "$TORCH_REF" "$2" --epochs "$EPOCHS" --batch "$BATCH" \
-            --threads "$THREADS" >"$log" 2>&1
+            --threads "$THREADS" --seed "$3" >"$log" 2>&1
     else
         "$KERAS_PY" bench/keras_ref.py "$2" --epochs "$EPOCHS" --batch "$BATCH" --threads "$THREADS" >"$log" 2>&1
     fi
@@ -158,6 +175,7 @@ run_ref() {  # fw model repeat
 # ---- the runs, interleaved -----------------------------------------------------------------------------------
 echo "bench: models$MODEL_LIST, threads $THREADS, batch $BATCH, $REPEATS repeats x $EPOCHS epoch(s), interleaved"
 echo "bench: cnnlab=$CNNLAB  pytorch=$TORCH_PY $TORCH_REF  keras=$KERAS_PY bench/keras_ref.py"
+echo "bench: $MACHINE commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 for m in $MODEL_LIST; do
     echo "== $m"
     r=1
@@ -168,6 +186,8 @@ for m in $MODEL_LIST; do
         r=$((r + 1))
     done
 done
+
+rm -rf "$W/run"
 
 # ---- summary --------------------------------------------------------------------------------------------------
 summary() {  # model fw -> "median_of_medians min_of_mins median_acc runs" or "NA NA NA 0"
@@ -198,7 +218,7 @@ for m in $MODEL_LIST; do
     done
     rp=$(ratio "$S_cnnlab" "$S_pytorch") rk=$(ratio "$S_cnnlab" "$S_keras")
     echo "  ratio cnnlab/pytorch = $rp   cnnlab/keras = $rk   (medians; < 1: cnnlab faster)"
-    BENCH="${BENCH}BENCH model=$m threads=$THREADS cnnlab_s=$S_cnnlab pytorch_s=$S_pytorch keras_s=$S_keras ratio_pytorch=$rp ratio_keras=$rk
+    BENCH="${BENCH}BENCH model=$m threads=$THREADS cnnlab_s=$S_cnnlab pytorch_s=$S_pytorch keras_s=$S_keras ratio_pytorch=$rp ratio_keras=$rk $MACHINE
 "
 done
 echo

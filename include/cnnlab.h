@@ -83,7 +83,7 @@ typedef enum {
     CNN_ACT_SOFTMAX,
     CNN_ACT_TANH,
     CNN_ACT_SIGMOID,
-    CNN_ACT_LEAKY_RELU, /* Keras default alpha 0.3 */
+    CNN_ACT_LEAKY_RELU, /* slope 0.2 (tf.nn.leaky_relu); the LeakyReLU layer defaults to 0.3 */
     CNN_ACT_ELU,
     CNN_ACT_GELU,
 } cnn_activation;

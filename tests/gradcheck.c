@@ -51,7 +51,7 @@ static double rel_err(const double *a, const double *num, size_t n)
 
 /* Central differences of objective() with respect to v[0..n), compared with analytic[0..n). */
 static double check_values(cnn_layer *l, gc_bufs *b, int n, int training, float *v, const float *analytic,
-                           size_t count)
+                           size_t count, int *checked)
 {
     double *a = malloc(sizeof(double) * count), *num = malloc(sizeof(double) * count);
     assert_non_null(a);
@@ -66,6 +66,7 @@ static double check_values(cnn_layer *l, gc_bufs *b, int n, int training, float 
         v[i] = keep;
         num[i] = (up - down) / (2.0 * eps);
         a[i] = analytic[i];
+        ++*checked;
     }
     double e = rel_err(a, num, count);
     free(a);
@@ -103,14 +104,14 @@ gc_result gc_check_layer(const char *type, const char *options, int h, int w, in
     float *grads = alloc_floats(m->nparams);
     memcpy(grads, m->grads, sizeof(float) * m->nparams);
 
-    res.dx_err = check_values(l, &b, n, training, b.x, b.dx, b.nx);
-    res.checked = (int)b.nx;
+    res.dx_err = check_values(l, &b, n, training, b.x, b.dx, b.nx, &res.checked_dx);
+    res.trainable = (int)cnn_model_num_params(m, 1);
     for (int j = 0; j < l->nparams; j++) {
         const cnn_param *p = &l->params[j];
         if (!p->trainable) continue;
-        double e = check_values(l, &b, n, training, m->params + p->offset, grads + p->offset, p->size);
+        double e = check_values(l, &b, n, training, m->params + p->offset, grads + p->offset, p->size,
+                                &res.checked_params);
         res.dparam_err = fmax(res.dparam_err, e);
-        res.checked += (int)p->size;
     }
     free(grads);
     free(b.x), free(b.dx), free(b.y), free(b.dy), free(b.r), free(b.work), free(b.scratch);
@@ -122,6 +123,9 @@ void gc_assert_layer(const char *type, const char *options, int h, int w, int c,
                      double tol)
 {
     gc_result r = gc_check_layer(type, options, h, w, c, n, training);
+    if (r.checked_dx != h * w * c * n || r.checked_params != r.trainable)
+        fail_msg("%s(%s): compared %d inputs of %d and %d parameters of %d", type, options, r.checked_dx,
+                 h * w * c * n, r.checked_params, r.trainable);
     if (!(r.dx_err < tol) || !(r.dparam_err < tol))
         fail_msg("%s(%s) on %dx%dx%d, batch %d: dx error %.3g, parameter error %.3g (tolerance %.3g)", type,
                  options, h, w, c, n, r.dx_err, r.dparam_err, tol);

@@ -1,13 +1,22 @@
 #!/bin/sh
-# Runs every test binary of the given build folders and ends with one line: "N passed, N failed".
-# Each binary is a cmocka group; its own output shows which tests failed and why.
+# Runs every test binary of the given build folders and ends with one line: "N passed, N failed, N skipped".
+# Each binary is a cmocka group; its own output shows which tests failed or were skipped and why. A binary
+# that exits non-zero without reporting a failed test, or that prints no cmocka summary at all (it crashed
+# before the end, or is not a cmocka group), counts as one failed test: no outcome is silent.
 set -u
 passed=0
 failed=0
-crashed=""
+skipped=0
+broken=""
 export CMOCKA_MESSAGE_OUTPUT=STDOUT
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0"
+
+# The count on cmocka's summary line "[  TAG  ] N test(s)" ($2 = TAG), or nothing when there is none.
+count() {
+    printf '%s\n' "$1" | sed -n "s/^\[  *$2  *\] \([0-9]*\) test(s).*/\1/p" | tail -n 1
+}
+
 for dir in "$@"; do
     for t in "$dir"/tests/test_*; do
         case "$t" in *.o | *.d) continue ;; esac
@@ -16,16 +25,18 @@ for dir in "$@"; do
         out=$("$t" 2>&1)
         rc=$?
         printf '%s\n' "$out"
-        p=$(printf '%s\n' "$out" | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' | tail -n 1)
-        f=$(printf '%s\n' "$out" | sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' | tail -n 1)
+        p=$(count "$out" PASSED)
+        f=$(count "$out" FAILED)
+        s=$(count "$out" SKIPPED)
         passed=$((passed + ${p:-0}))
         failed=$((failed + ${f:-0}))
-        if [ $rc -ne 0 ] && [ -z "$f" ]; then
-            crashed="$crashed $t"
+        skipped=$((skipped + ${s:-0}))
+        if [ -z "$p" ] || { [ $rc -ne 0 ] && [ -z "$f" ]; }; then
+            broken="$broken $t"
             failed=$((failed + 1))
         fi
     done
 done
-[ -z "$crashed" ] || echo "crashed or exited non-zero:$crashed"
-echo "$passed passed, $failed failed"
+[ -z "$broken" ] || echo "crashed, exited non-zero or printed no cmocka summary:$broken"
+echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

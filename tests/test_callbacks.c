@@ -1,7 +1,11 @@
-/* EarlyStopping, ReduceLROnPlateau, ModelCheckpoint and the schedules against hand-computed Keras 2.15 (and
- * PyTorch OneCycleLR) sequences. Most tests drive the callbacks as fit does, with scripted validation values:
- * before each epoch's end the parameters are set to a marker of that epoch, so the parameters left after a
- * restore tell whose copy it was. A last group runs cnn_model_fit for real. */
+/* EarlyStopping, ReduceLROnPlateau, ModelCheckpoint and the schedules. The reference is Keras 2.15 itself:
+ * tests/data/keras_callbacks_ref.txt, written by scripts/keras_callbacks_ref.py, records what real Keras
+ * callbacks did in each scripted scenario, and the "keras_reference" tests replay every scenario here. The
+ * hand-traced tests before them explain the rules on the study's scenarios (and check what the file does not
+ * record: stop reasons, restored epochs, reduction counts); PyTorch OneCycleLR is checked against its
+ * formula. The tests drive the callbacks as fit does, with scripted validation values: before each epoch's
+ * end the parameters are set to a marker of that epoch, so the parameters left after a restore tell whose
+ * copy it was. A last group runs cnn_model_fit for real. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,9 +63,13 @@ typedef struct run {
     double end[MAXE];  /* lr after each epoch's callbacks: what Keras's logs["lr"] holds */
 } run;
 
+/* Called after each epoch's callbacks (the reference scenarios look at the checkpoint files there). */
+typedef void (*epoch_observer)(cnn_model *m, int epoch, void *ctx);
+
 /* Runs n epochs as cnn_model_fit does; vl/va are the scripted val_loss/val_accuracy (va NULL: no validation).
  */
-static run drive(cnn_model *m, cnn_callback **cbs, int ncb, const double *vl, const double *va, int n)
+static run drive_observed(cnn_model *m, cnn_callback **cbs, int ncb, const double *vl, const double *va,
+                          int n, epoch_observer observe, void *ctx)
 {
     run r = {.stopped = -1};
     for (int i = 0; i < ncb; i++)
@@ -87,6 +95,7 @@ static run drive(cnn_model *m, cnn_callback **cbs, int ncb, const double *vl, co
         }
         r.end[e] = cnn_model_learning_rate(m);
         r.epochs = e + 1;
+        if (observe) observe(m, e, ctx);
         if (stop) {
             r.stopped = e;
             break;
@@ -95,6 +104,11 @@ static run drive(cnn_model *m, cnn_callback **cbs, int ncb, const double *vl, co
     for (int i = 0; i < ncb; i++)
         if (cbs[i]->on_train_end) assert_int_equal(cbs[i]->on_train_end(cbs[i], m, NULL), 0);
     return r;
+}
+
+static run drive(cnn_model *m, cnn_callback **cbs, int ncb, const double *vl, const double *va, int n)
+{
+    return drive_observed(m, cbs, ncb, vl, va, n, NULL, NULL);
 }
 
 static void free_all(cnn_callback **cbs, int n)
@@ -692,6 +706,370 @@ static void test_piecewise_schedule(void **state)
     assert_true(isnan(cnn_schedule_piecewise(0, 0, &bad)));
 }
 
+/* ------------------------------------------------------------------ the recorded Keras reference */
+
+/* tests/data/keras_callbacks_ref.txt, written by scripts/keras_callbacks_ref.py with Keras 2.15 (the format
+ * is described there). Every scenario is driven here with the same callbacks and scripted logs, and every
+ * recorded outcome must match: the stop epoch, the weights left, the lr of each epoch bit for bit (float32),
+ * the callbacks' counters and best values, and what each checkpoint file and epoch file held after each
+ * epoch. The schedules' values must match bit for bit too. A missing or malformed file fails the test. */
+
+#define REF_MAXCB    8
+#define REF_MAXSCEN  64
+#define REF_MAXSCHED 16
+
+typedef struct ref_callback {
+    char kind[32];
+    char args[256];  /* cnnlab's option text, or the schedule's "step T LR" / "exp T" */
+    char state[256]; /* "KEY VALUE ..." after the fit, "" when none was recorded */
+    int has_ck;
+    int ck_file[MAXE], ck_epoch[MAXE];
+} ref_callback;
+
+typedef struct ref_scenario {
+    char name[64];
+    double lr;
+    int epochs, has_val, ncb, stopped, marker, nused, nend;
+    double vl[MAXE], va[MAXE], used[MAXE], end[MAXE];
+    ref_callback cb[REF_MAXCB];
+} ref_scenario;
+
+typedef struct ref_schedule {
+    char head[256]; /* "cosine ..." or "piecewise ..." */
+    int n;
+    double lr[MAXE];
+} ref_schedule;
+
+static ref_scenario g_scen[REF_MAXSCEN];
+static ref_schedule g_sched[REF_MAXSCHED];
+static int g_nscen, g_nsched, g_loaded;
+
+/* Reads up to max numbers; fails on anything that is not one. */
+static int parse_numbers(const char *text, double *out, int max, const char *what)
+{
+    int n = 0;
+    for (char *end;; text = end) {
+        while (*text == ' ') text++;
+        if (!*text) return n;
+        if (n == max) fail_msg("%s: more than %d values", what, max);
+        out[n++] = strtod(text, &end);
+        if (end == text) fail_msg("%s: '%s' is not a number", what, text);
+    }
+}
+
+static int parse_int(const char *text, const char *what)
+{
+    char *end;
+    long v = strtol(text, &end, 10);
+    if (end == text || (*end && *end != ' ')) fail_msg("%s: '%s' is not an integer", what, text);
+    return (int)v;
+}
+
+static void parse_ints(const char *text, int *out, const char *what)
+{
+    double v[MAXE];
+    int n = parse_numbers(text, v, MAXE, what);
+    for (int i = 0; i < n; i++) out[i] = (int)v[i];
+}
+
+/* "none" (a fit without validation data: 0) or the scripted values (1). */
+static int parse_values(const char *text, double *out, const char *what)
+{
+    if (!strcmp(text, "none")) return 0;
+    parse_numbers(text, out, MAXE, what);
+    return 1;
+}
+
+/* The callback index that starts text, checked against the scenario's list. */
+static ref_callback *indexed_callback(ref_scenario *s, const char *text)
+{
+    int i = parse_int(text, s->name);
+    if (i < 0 || i >= s->ncb || !strchr(text, ' ')) fail_msg("%s: bad callback index in '%s'", s->name, text);
+    return &s->cb[i];
+}
+
+/* "checkpoint I file E... epoch E..." (rest starts at I) */
+static void parse_checkpoint(ref_scenario *s, char *text)
+{
+    ref_callback *cb = indexed_callback(s, text);
+    char *file = strstr(text, " file "), *epoch = strstr(text, " epoch ");
+    if (!file || !epoch) fail_msg("%s: bad checkpoint line '%s'", s->name, text);
+    *epoch = '\0';
+    cb->has_ck = 1;
+    parse_ints(file + 6, cb->ck_file, s->name);
+    parse_ints(epoch + 7, cb->ck_epoch, s->name);
+}
+
+static void parse_callback(ref_scenario *s, const char *text)
+{
+    if (s->ncb == REF_MAXCB) fail_msg("%s: more than %d callbacks", s->name, REF_MAXCB);
+    ref_callback *cb = &s->cb[s->ncb++];
+    const char *sp = strchr(text, ' ');
+    if (!sp || sp - text >= (int)sizeof cb->kind) fail_msg("%s: bad callback line '%s'", s->name, text);
+    snprintf(cb->kind, sizeof cb->kind, "%.*s", (int)(sp - text), text);
+    snprintf(cb->args, sizeof cb->args, "%s", sp + 1);
+}
+
+/* One line of a scenario; returns 1 at its closing "end". */
+static int parse_scenario_line(ref_scenario *s, const char *key, char *rest)
+{
+    if (!strcmp(key, "end") && !*rest) return 1;
+    if (!strcmp(key, "lr"))
+        parse_numbers(rest, &s->lr, 1, s->name);
+    else if (!strcmp(key, "epochs"))
+        s->epochs = parse_int(rest, s->name);
+    else if (!strcmp(key, "val_loss"))
+        s->has_val = parse_values(rest, s->vl, s->name);
+    else if (!strcmp(key, "val_accuracy"))
+        parse_values(rest, s->va, s->name);
+    else if (!strcmp(key, "callback"))
+        parse_callback(s, rest);
+    else if (!strcmp(key, "stopped"))
+        s->stopped = parse_int(rest, s->name);
+    else if (!strcmp(key, "marker"))
+        s->marker = parse_int(rest, s->name);
+    else if (!strcmp(key, "used"))
+        s->nused = parse_numbers(rest, s->used, MAXE, s->name);
+    else if (!strcmp(key, "end"))
+        s->nend = parse_numbers(rest, s->end, MAXE, s->name);
+    else if (!strcmp(key, "state"))
+        snprintf(indexed_callback(s, rest)->state, 256, "%s", strchr(rest, ' ') + 1);
+    else if (!strcmp(key, "checkpoint"))
+        parse_checkpoint(s, rest);
+    else
+        fail_msg("%s: unknown line '%s %s'", s->name, key, rest);
+    return 0;
+}
+
+static void read_scenario(FILE *f, char **line, size_t *cap, const char *name)
+{
+    if (g_nscen == REF_MAXSCEN) fail_msg("more than %d scenarios", REF_MAXSCEN);
+    ref_scenario *s = &g_scen[g_nscen++];
+    memset(s, 0, sizeof *s);
+    snprintf(s->name, sizeof s->name, "%s", name);
+    char *rest = NULL, *key;
+    do {
+        if (!(key = tu_next_entry(f, line, cap, &rest))) fail_msg("%s: the file ends inside it", s->name);
+    } while (!parse_scenario_line(s, key, rest));
+}
+
+static void read_schedule(FILE *f, char **line, size_t *cap, const char *head)
+{
+    if (g_nsched == REF_MAXSCHED) fail_msg("more than %d schedules", REF_MAXSCHED);
+    ref_schedule *s = &g_sched[g_nsched++];
+    snprintf(s->head, sizeof s->head, "%s", head);
+    char *rest = NULL, *key = tu_next_entry(f, line, cap, &rest);
+    if (!key || strcmp(key, "lr")) fail_msg("schedule %s: no lr line after it", s->head);
+    s->n = parse_numbers(rest, s->lr, MAXE, s->head);
+}
+
+/* Reads the file once for all the tests that use it (again in each while it fails). */
+static void load_callbacks_ref(void)
+{
+    if (g_loaded) return;
+    g_nscen = g_nsched = 0;
+    FILE *f = tu_open_data("keras_callbacks_ref.txt", "CNN_CALLBACKS_REF", "scripts/keras_callbacks_ref.py");
+    char *line = NULL, *rest = NULL, *key;
+    size_t cap = 0;
+    while ((key = tu_next_entry(f, &line, &cap, &rest))) {
+        if (!strcmp(key, "scenario"))
+            read_scenario(f, &line, &cap, rest);
+        else if (!strcmp(key, "schedule"))
+            read_schedule(f, &line, &cap, rest);
+        else
+            fail_msg("keras_callbacks_ref.txt: unexpected line '%s %s'", key, rest);
+    }
+    free(line);
+    fclose(f);
+    g_loaded = 1;
+}
+
+/* ---- driving a scenario */
+
+typedef struct ref_watch {
+    const ref_scenario *s;
+    char file[REF_MAXCB][256], epoch[REF_MAXCB][256]; /* checkpoint paths ("" for other callbacks) */
+    int file_at[REF_MAXCB][MAXE], epoch_at[REF_MAXCB][MAXE];
+} ref_watch;
+
+static int exists(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (f) fclose(f);
+    return f != NULL;
+}
+
+/* After each epoch: whose weights each checkpoint file holds, and what its epoch file says (-1: none). */
+static void watch_checkpoints(cnn_model *m, int epoch, void *ctx)
+{
+    (void)m;
+    ref_watch *w = ctx;
+    for (int i = 0; i < w->s->ncb; i++) {
+        if (!w->file[i][0]) continue;
+        w->file_at[i][epoch] = exists(w->file[i]) ? file_marker(w->file[i]) : -1;
+        w->epoch_at[i][epoch] = exists(w->epoch[i]) ? read_int_file(w->epoch[i]) : -1;
+    }
+}
+
+static cnn_callback *ref_scheduler(const ref_scenario *s, const char *args)
+{
+    cnn_step_schedule step;
+    int thresh;
+    if (sscanf(args, "step %d %lf", &step.thresh, &step.lr_after) == 2)
+        return cnn_callback_lr_scheduler(cnn_schedule_step, &step, sizeof step);
+    if (sscanf(args, "exp %d", &thresh) == 1)
+        return cnn_callback_lr_scheduler(cnn_schedule_exp, &thresh, sizeof thresh);
+    fail_msg("%s: unknown schedule '%s'", s->name, args);
+    return NULL;
+}
+
+static cnn_callback *ref_make_callback(ref_watch *w, int i)
+{
+    const ref_callback *rc = &w->s->cb[i];
+    if (!strcmp(rc->kind, "EarlyStopping")) return cnn_callback_early_stopping(rc->args);
+    if (!strcmp(rc->kind, "ReduceLROnPlateau")) return cnn_callback_reduce_lr_on_plateau(rc->args);
+    if (!strcmp(rc->kind, "LearningRateScheduler")) return ref_scheduler(w->s, rc->args);
+    if (strcmp(rc->kind, "ModelCheckpoint")) fail_msg("%s: unknown callback %s", w->s->name, rc->kind);
+    char base[96];
+    snprintf(base, sizeof base, "%s_%d", w->s->name, i);
+    snprintf(w->file[i], sizeof w->file[i], "%s.cnn", tu_path(base));
+    snprintf(w->epoch[i], sizeof w->epoch[i], "%s.epoch", tu_path(base));
+    return cnn_callback_model_checkpoint(w->file[i], w->epoch[i], rc->args);
+}
+
+/* cnnlab's value of one recorded state key. */
+static double ref_state_value(const ref_scenario *s, const cnn_callback *cb, const char *kind,
+                              const char *key)
+{
+    if (!strcmp(kind, "EarlyStopping")) {
+        cnn_early_stopping_info e = es_info(cb);
+        if (!strcmp(key, "wait")) return e.wait;
+        if (!strcmp(key, "best")) return e.best;
+        if (!strcmp(key, "best_epoch")) return e.best_epoch;
+    } else if (!strcmp(kind, "ReduceLROnPlateau")) {
+        cnn_reduce_lr_info r = rlr_info(cb);
+        if (!strcmp(key, "wait")) return r.wait;
+        if (!strcmp(key, "best")) return r.best;
+        if (!strcmp(key, "cooldown")) return r.cooldown;
+    } else if (!strcmp(kind, "ModelCheckpoint") && !strcmp(key, "best")) {
+        return ck_info(cb).best;
+    }
+    fail_msg("%s: no state '%s' for %s", s->name, key, kind);
+    return NAN;
+}
+
+static void ref_check_state(const ref_scenario *s, int i, const cnn_callback *cb)
+{
+    char key[32], value[64];
+    int used;
+    for (const char *p = s->cb[i].state; sscanf(p, "%31s %63s%n", key, value, &used) == 2; p += used) {
+        double want = strtod(value, NULL), got = ref_state_value(s, cb, s->cb[i].kind, key);
+        if (!(got == want))
+            fail_msg("%s: callback %d (%s) %s = %.17g, Keras %.17g", s->name, i, s->cb[i].kind, key, got,
+                     want);
+    }
+}
+
+static void ref_check_lrs(const ref_scenario *s, const run *r)
+{
+    if (r->epochs != s->nused || r->epochs != s->nend)
+        fail_msg("%s: ran %d epochs, Keras %d", s->name, r->epochs, s->nused);
+    for (int e = 0; e < r->epochs; e++)
+        if ((float)r->used[e] != (float)s->used[e] || (float)r->end[e] != (float)s->end[e])
+            fail_msg("%s: epoch %d lr used %.9g, after callbacks %.9g; Keras %.9g, %.9g", s->name, e,
+                     r->used[e], r->end[e], s->used[e], s->end[e]);
+}
+
+static void ref_check_checkpoints(const ref_scenario *s, const ref_watch *w, int epochs)
+{
+    for (int i = 0; i < s->ncb; i++) {
+        if (!w->file[i][0] || !s->cb[i].has_ck) continue;
+        for (int e = 0; e < epochs; e++)
+            if (w->file_at[i][e] != s->cb[i].ck_file[e] || w->epoch_at[i][e] != s->cb[i].ck_epoch[e])
+                fail_msg("%s: after epoch %d checkpoint %d holds epoch %d, epoch file %d; Keras %d, %d",
+                         s->name, e, i, w->file_at[i][e], w->epoch_at[i][e], s->cb[i].ck_file[e],
+                         s->cb[i].ck_epoch[e]);
+    }
+}
+
+static void ref_run_scenario(const ref_scenario *s)
+{
+    static ref_watch w;
+    memset(&w, 0, sizeof w);
+    w.s = s;
+    cnn_model *m = tiny_model(s->lr);
+    cnn_callback *cbs[REF_MAXCB];
+    for (int i = 0; i < s->ncb; i++)
+        if (!(cbs[i] = ref_make_callback(&w, i))) fail_msg("%s: callback %d: %s", s->name, i, cnn_errmsg());
+    run r =
+        drive_observed(m, cbs, s->ncb, s->vl, s->has_val ? s->va : NULL, s->epochs, watch_checkpoints, &w);
+    if (r.stopped != s->stopped) fail_msg("%s: stopped at %d, Keras at %d", s->name, r.stopped, s->stopped);
+    if (model_marker(m) != s->marker)
+        fail_msg("%s: weights of epoch %d left, Keras %d", s->name, model_marker(m), s->marker);
+    ref_check_lrs(s, &r);
+    for (int i = 0; i < s->ncb; i++) ref_check_state(s, i, cbs[i]);
+    ref_check_checkpoints(s, &w, r.epochs);
+    free_all(cbs, s->ncb);
+    cnn_model_free(m);
+}
+
+static void test_keras_reference_scenarios(void **state)
+{
+    (void)state;
+    load_callbacks_ref();
+    for (int i = 0; i < g_nscen; i++) ref_run_scenario(&g_scen[i]);
+}
+
+static double ref_schedule_value(const ref_schedule *s, int epoch)
+{
+    cnn_cosine_schedule c = {0};
+    cnn_piecewise_schedule p = {0};
+    int used = 0;
+    if (sscanf(s->head, "cosine %lf %d %lf %d %lf", &c.initial_lr, &c.decay_steps, &c.alpha, &c.warmup_steps,
+               &c.warmup_target) == 5)
+        return cnn_schedule_cosine(epoch, 0, &c);
+    if (strncmp(s->head, "piecewise ", 10)) fail_msg("unknown schedule '%s'", s->head);
+    const char *t = s->head + 10;
+    for (; p.n < CNN_PIECEWISE_MAX - 1 && sscanf(t, "%d%n", &p.boundaries[p.n], &used) == 1; t += used) p.n++;
+    for (int i = 0; *(t = strchr(t, '/') ? strchr(t, '/') + 1 : t) && i <= p.n; i++, t += used)
+        if (sscanf(t, "%lf%n", &p.values[i], &used) != 1) fail_msg("bad piecewise schedule '%s'", s->head);
+    return cnn_schedule_piecewise(epoch, 0, &p);
+}
+
+static void test_keras_reference_schedules(void **state)
+{
+    (void)state;
+    load_callbacks_ref();
+    for (int i = 0; i < g_nsched; i++)
+        for (int e = 0; e < g_sched[i].n; e++) {
+            double got = ref_schedule_value(&g_sched[i], e);
+            if ((float)got != (float)g_sched[i].lr[e])
+                fail_msg("schedule %s, epoch %d: %.9g, Keras %.9g", g_sched[i].head, e, got,
+                         g_sched[i].lr[e]);
+        }
+}
+
+/* The file covers every callback kind, both study schedules, the checkpoints and both Keras schedules. */
+static void test_keras_reference_coverage(void **state)
+{
+    (void)state;
+    load_callbacks_ref();
+    const char *need[] = {"EarlyStopping", "ReduceLROnPlateau", "ModelCheckpoint", "step ", "exp "};
+    for (size_t k = 0; k < LEN(need); k++) {
+        int found = 0;
+        for (int i = 0; i < g_nscen; i++)
+            for (int j = 0; j < g_scen[i].ncb; j++)
+                found |= !strcmp(g_scen[i].cb[j].kind, need[k]) || !strncmp(g_scen[i].cb[j].args, need[k], 4);
+        if (!found) fail_msg("keras_callbacks_ref.txt has no scenario with %s", need[k]);
+    }
+    int cosine = 0, piecewise = 0;
+    for (int i = 0; i < g_nsched; i++) {
+        cosine += !strncmp(g_sched[i].head, "cosine", 6);
+        piecewise += !strncmp(g_sched[i].head, "piecewise", 9);
+    }
+    assert_true(g_nscen >= 30 && cosine >= 2 && piecewise >= 2);
+}
+
 /* ------------------------------------------------------------------ with cnn_model_fit */
 
 /* Three separable classes in 4 features, with a little deterministic jitter. */
@@ -890,6 +1268,9 @@ int main(void)
         cmocka_unit_test(test_cosine_schedule),
         cmocka_unit_test(test_one_cycle_schedule),
         cmocka_unit_test(test_piecewise_schedule),
+        cmocka_unit_test(test_keras_reference_scenarios),
+        cmocka_unit_test(test_keras_reference_schedules),
+        cmocka_unit_test(test_keras_reference_coverage),
         cmocka_unit_test(test_fit_early_stopping_restores),
         cmocka_unit_test(test_fit_lr_column_follows_schedule),
         cmocka_unit_test(test_fit_error_then_fit_again),

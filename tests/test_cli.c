@@ -313,7 +313,8 @@ static void test_study(void **state)
     write_spec(specs, "Small", 4);
     write_spec(specs, "Wide", 64);
     snprintf(args, sizeof args, "study '%s' --data '%s' --threads 1 --quiet --out '%s'", specs, data, out);
-    expect(args, 0, "model (sorted by accuracy)", 1);
+    expect(args, 0, "Validation = the test set, as in the study.", 1);
+    assert_non_null(strstr(g_out, "model (sorted by accuracy)"));
     assert_non_null(strstr(g_out, "== Small"));
     assert_non_null(strstr(g_out, "== Wide"));
     snprintf(path, sizeof path, "%s/results.csv", out);
@@ -335,6 +336,15 @@ static void test_study(void **state)
     write_spec(specs, "Wide", 32); /* a changed spec is trained again, the other reused */
     expect(args, 0, "== Small: reusing", 1);
     assert_non_null(strstr(g_out, "== Wide\n"));
+    /* another thread count is another run (cnnlab's results are bitwise thread-independent only on some
+     * kernel paths); the footer names the validation data of a split */
+    char split[2400];
+    snprintf(split, sizeof split, "study '%s' --data '%s' --threads 2 --quiet --out '%s'", specs, data, out);
+    expect(split, 0, "== Small\n", 1);
+    snprintf(split, sizeof split,
+             "study '%s' --data '%s' --threads 2 --validation-split 0.2 --quiet --out '%s'", specs, data,
+             out);
+    expect(split, 0, "Validation = the last 0.2 of the training data (--validation-split).", 1);
     snprintf(args, sizeof args, "study '%s' --data '%s' --threads 1 --quiet --out '%s' --retrain", specs,
              data, out);
     expect(args, 0, "== Small\n", 1);

@@ -57,3 +57,30 @@ void tu_assert_error(int rc, int code, const char *fragment)
     if (fragment && !strstr(cnn_errmsg(), fragment))
         fail_msg("error message \"%s\" lacks \"%s\"", cnn_errmsg(), fragment);
 }
+
+FILE *tu_open_data(const char *name, const char *env, const char *script)
+{
+    char here[256], above[256];
+    snprintf(here, sizeof here, "tests/data/%s", name);
+    snprintf(above, sizeof above, "../tests/data/%s", name);
+    const char *paths[] = {getenv(env), here, above};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        FILE *f = paths[i] ? fopen(paths[i], "r") : NULL;
+        if (f) return f;
+    }
+    fail_msg("%s not found (run from the repository root or set %s; %s writes it)", here, env, script);
+    return NULL;
+}
+
+char *tu_next_entry(FILE *f, char **line, size_t *cap, char **rest)
+{
+    ssize_t len;
+    do {
+        if ((len = getline(line, cap, f)) < 0) return NULL;
+        if (len > 0 && (*line)[len - 1] == '\n') (*line)[--len] = '\0';
+    } while (len == 0 || (*line)[0] == '#');
+    char *sp = strchr(*line, ' ');
+    *rest = sp ? sp + 1 : *line + len;
+    if (sp) *sp = '\0';
+    return *line;
+}

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <cmocka.h>
 
@@ -21,5 +22,11 @@ void tu_write(const char *path, const void *data, size_t len);
 void tu_write_gz(const char *path, const void *data, size_t len);
 /* Asserts that a call failed with status code and that cnn_errmsg() contains every given fragment. */
 void tu_assert_error(int rc, int code, const char *fragment);
+/* Opens the reference file tests/data/NAME (from the repository root or one folder below it), or the path in
+ * the environment variable env; without one the test fails, naming the script that writes the file. */
+FILE *tu_open_data(const char *name, const char *env, const char *script);
+/* The next line of f that is neither empty nor a # comment, split at its first space into key (returned)
+ * and *rest ("" when the line is the key alone); NULL at the end of the file. */
+char *tu_next_entry(FILE *f, char **line, size_t *cap, char **rest);
 
 #endif

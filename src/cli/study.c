@@ -123,11 +123,13 @@ static int parse_args(int argc, char **argv, study_args *a)
     return 0;
 }
 
-/* What, besides the spec text, decides a run's result: the overrides and the data. */
+/* What, besides the spec text, decides a run's result: the overrides, the data and the thread count (the
+ * threaded BLAS paths sum in a thread-dependent order, and the seconds per epoch depend on it anyway). */
 static void run_key(const study_args *a, char *buf, size_t cap)
 {
-    snprintf(buf, cap, "epochs=%ld batch=%ld seed=%ld limit=%ld validation_split=%g data=%s\n", a->run.epochs,
-             a->run.batch, a->run.seed, a->run.limit, a->run.val_split, a->run.data);
+    snprintf(buf, cap, "epochs=%ld batch=%ld seed=%ld limit=%ld validation_split=%g threads=%d data=%s\n",
+             a->run.epochs, a->run.batch, a->run.seed, a->run.limit, a->run.val_split, cnn_get_threads(),
+             a->run.data);
 }
 
 static char *read_text(const char *path)
@@ -195,7 +197,22 @@ static int by_accuracy(const void *x, const void *y)
     return (a->test_accuracy < b->test_accuracy) - (a->test_accuracy > b->test_accuracy);
 }
 
-static void print_table(const study_row *rows, int n, FILE *out)
+/* What the table's val_* figures were measured on: --validation-split overrides every spec's choice. */
+static const char *validation_note(const study_args *a, char *buf, size_t cap)
+{
+    if (a->run.val_split > 0) {
+        snprintf(buf, cap, "the last %g of the training data (--validation-split)", a->run.val_split);
+        return buf;
+    }
+    for (int i = 0; i < a->nspecs; i++) {
+        cnn_spec_fit fit;
+        cnn_spec_fit_settings(a->specs[i], &fit);
+        if (strcmp(fit.validation, "test")) return "as each spec says (not the test set for all)";
+    }
+    return "the test set, as in the study";
+}
+
+static void print_table(const study_row *rows, int n, const char *validation, FILE *out)
 {
     fprintf(out, "\n%-28s %9s %8s %7s %5s %8s %9s\n", "model (sorted by accuracy)", "accuracy", "ROC-AUC",
             "epochs", "best", "s/epoch", "total s");
@@ -205,8 +222,7 @@ static void print_table(const study_row *rows, int n, FILE *out)
                 r->roc_auc_ovo, r->history.count, r->best_epoch + 1, r->seconds_per_epoch, r->total_seconds,
                 rows[i].reused ? "  (reused)" : "");
     }
-    fprintf(out,
-            "Validation = the test set, as in the study. ROC-AUC: one-vs-one macro; best: 1-based epoch.\n");
+    fprintf(out, "Validation = %s. ROC-AUC: one-vs-one macro; best: 1-based epoch.\n", validation);
 }
 
 /* One CSV row; the stop reason is quoted with its quotes doubled, as CSV wants. */
@@ -258,7 +274,8 @@ int cli_study(int argc, char **argv)
     }
     if (!rc && done) {
         qsort(rows, (size_t)done, sizeof *rows, by_accuracy);
-        print_table(rows, done, stdout);
+        char note[96];
+        print_table(rows, done, validation_note(&a, note, sizeof note), stdout);
         if (write_csv(a.out, rows, done))
             failed++;
         else
