@@ -278,6 +278,12 @@ struct cnn_callback {
     int (*on_epoch_end)(cnn_callback *cb, cnn_model *m, const cnn_epoch_log *log, int *stop);
     int (*on_train_end)(cnn_callback *cb, cnn_model *m, const cnn_history *h);
     void (*destroy)(cnn_callback *cb); /* releases what the callback holds; called by cnn_callback_free */
+    /* Optional, for exact resume (cnn_fit_config.backup_path): the callback's state as bytes and back.
+     * state_save writes state_size bytes to buf; state_load receives them after on_train_begin of the resumed
+     * fit. A callback whose behaviour depends on past epochs must provide all three. */
+    size_t (*state_size)(const cnn_callback *cb, const cnn_model *m);
+    void (*state_save)(const cnn_callback *cb, const cnn_model *m, void *buf);
+    int (*state_load)(cnn_callback *cb, cnn_model *m, const void *buf, size_t len);
 };
 
 /* Frees any callback made by a cnn_callback_* constructor (NULL is fine). */
@@ -492,6 +498,14 @@ typedef struct cnn_fit_config {
     FILE *out; /* progress output (default stdout) */
     cnn_callback **callbacks;
     int num_callbacks;
+    /* Keras's BackupAndRestore: with backup_path set, fit writes the whole training state there (weights,
+     * optimizer slots, learning rate, iteration count, RNG position, history, every callback's state and the
+     * position in the epoch), atomically, at the end of every epoch and, with backup_minutes > 0, after the
+     * first batch that ends that many minutes after the last write. When the file exists as fit starts, fit
+     * restores it and continues from there: an interrupted fit ends with the same weights, bit for bit, as one
+     * that ran through (same seed and threads). The file is left for the caller to remove. */
+    const char *backup_path;
+    double backup_minutes;
 } cnn_fit_config;
 
 cnn_fit_config cnn_fit_default(void);

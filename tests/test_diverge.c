@@ -17,7 +17,8 @@ static cnn_dataset make_data(void)
     assert_true(ds.x && ds.y);
     for (int i = 0; i < N; i++) {
         ds.y[i] = i % 2;
-        for (int p = 0; p < SIDE * SIDE; p++) ds.x[i * SIDE * SIDE + p] = (float)((i * 7 + p * 3) % 11) / 11.0f;
+        for (int p = 0; p < SIDE * SIDE; p++)
+            ds.x[i * SIDE * SIDE + p] = (float)((i * 7 + p * 3) % 11) / 11.0f;
     }
     return ds;
 }
@@ -77,7 +78,8 @@ static void test_nonfinite_files(void **state)
     const char *path = tu_path("good.cnn");
     assert_int_equal(cnn_model_save(m, path), 0);
     t.data[1] = NAN;
-    tu_assert_error(cnn_model_save(m, tu_path("bad.cnn")), CNN_ERR_NONFINITE, "tensor 'out/bias' holds nan at index 1");
+    tu_assert_error(cnn_model_save(m, tu_path("bad.cnn")), CNN_ERR_NONFINITE,
+                    "tensor 'out/bias' holds nan at index 1");
     t.data[1] = 0.0f;
 
     /* Patch the saved model: the last float of the tensors (out/bias[1]) sits just before the END! section

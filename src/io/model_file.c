@@ -18,6 +18,7 @@
 #include <zlib.h>
 
 #include "core/error.h"
+#include "io/model_file.h"
 #include "io/strbuf.h"
 #include "model/model.h"
 
@@ -174,6 +175,11 @@ int cnn_model_save(const cnn_model *m, const char *path)
 
 int cnn_model_save_ex(const cnn_model *m, const char *path, unsigned flags)
 {
+    return cnn_model_save_extra(m, path, flags, NULL);
+}
+
+int cnn_model_save_extra(const cnn_model *m, const char *path, unsigned flags, const cnn_model_extra *extra)
+{
     if (flags & ~(unsigned)CNN_SAVE_OPTIMIZER)
         return cnn_fail(CNN_ERR_INVALID, "%s: unknown save flags %#x", path, flags);
     if ((flags & CNN_SAVE_OPTIMIZER) && !m->x.compiled)
@@ -189,6 +195,7 @@ int cnn_model_save_ex(const cnn_model *m, const char *path, unsigned flags)
     put_spec(m, &b);
     put_loss(m, &b);
     if (flags & CNN_SAVE_OPTIMIZER) put_optimizer(m, &b);
+    if (extra) put_section(&b, extra->tag, &(cnn_strbuf){.data = (char *)extra->data, .len = extra->len});
     put_le(&b, tag("END!"), 4);
     put_le(&b, 0, 8);
     uint32_t crc = b.failed ? 0 : (uint32_t)crc32(0L, (const Bytef *)b.data, (uInt)b.len);
@@ -492,7 +499,20 @@ static int read_optimizer(reader *r, cnn_model *m)
     return CNN_OK;
 }
 
-static int read_sections(reader *r, cnn_model **out)
+/* Keeps a copy of the caller's extra section. */
+static int read_extra(reader *r, size_t len, cnn_model_extra *extra)
+{
+    if (extra->data)
+        return cnn_fail(CNN_ERR_FORMAT, "%s: offset %zu: two '%.4s' sections", r->path, r->pos, extra->tag);
+    uint8_t *copy = malloc(len ? len : 1);
+    if (!copy) return cnn_fail(CNN_ERR_NOMEM, "%s: out of memory", r->path);
+    memcpy(copy, r->p + r->pos, len);
+    extra->data = copy;
+    extra->len = len;
+    return CNN_OK;
+}
+
+static int read_sections(reader *r, cnn_model **out, cnn_model_extra *extra)
 {
     cnn_model *m = NULL;
     int rc = CNN_OK, done = 0, tensors = 0;
@@ -529,6 +549,8 @@ static int read_sections(reader *r, cnn_model **out)
             if (!rc && sub.pos != end)
                 rc = cnn_fail(CNN_ERR_FORMAT, "%s: offset %zu: %zu stray bytes after the optimizer state",
                               r->path, sub.pos, end - sub.pos);
+        } else if (extra && t == tag(extra->tag) && m) {
+            rc = read_extra(r, (size_t)len, extra);
         } else if (t == tag("TENS") || t == tag("ARCH") || t == tag("SPEC") || t == tag("OPTM"))
             rc = cnn_fail(CNN_ERR_FORMAT, "%s: offset %zu: section out of order", r->path, at);
         r->pos = end;
@@ -547,12 +569,19 @@ static int read_sections(reader *r, cnn_model **out)
 
 cnn_model *cnn_model_load(const char *path)
 {
+    return cnn_model_load_extra(path, NULL);
+}
+
+cnn_model *cnn_model_load_extra(const char *path, cnn_model_extra *extra)
+{
     uint8_t *data = NULL;
     size_t len = 0;
+    if (extra) extra->data = NULL, extra->len = 0;
     if (read_file(path, &data, &len)) return NULL;
     reader r = {data, len, 0, path};
     cnn_model *m = NULL;
-    if (!check_envelope(&r)) read_sections(&r, &m);
+    if (!check_envelope(&r)) read_sections(&r, &m, extra);
     free(data);
+    if (!m && extra) free(extra->data), extra->data = NULL;
     return m;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "model/backup.h"
 #include "model/model.h"
 #include "model/progress.h"
 #include "model/source.h"
@@ -236,7 +237,8 @@ typedef struct fit_run {
     cnn_source *train, *val;
     const cnn_fit_config *c;
     cnn_history *h;
-    int stop;
+    cnn_fit_progress pos; /* the next batch and the epoch's sums so far */
+    double last_backup;   /* cnn_now() of the last backup */
 } fit_run;
 
 /* The non-finite guard: a NaN or infinite loss or gradient stops training before the update, so the weights
@@ -246,77 +248,97 @@ static int guard_finite(cnn_model *m, int first, int n, int epoch, int b, double
     if (isfinite(loss) && cnn_model_grads_finite(m)) return CNN_OK;
     char why[200];
     cnn_model_explain_nonfinite(m, first, n, why, sizeof why);
-    return cnn_fail(CNN_ERR_NONFINITE,
-                    "model '%s' diverged in epoch %d, batch %d: the loss is %g; %s (the weights are those before this "
-                    "batch; a lower learning rate may help)",
-                    m->name, epoch + 1, b + 1, loss, why);
+    return cnn_fail(
+        CNN_ERR_NONFINITE,
+        "model '%s' diverged in epoch %d, batch %d: the loss is %g; %s (the weights are those before this "
+        "batch; a lower learning rate may help)",
+        m->name, epoch + 1, b + 1, loss, why);
 }
 
-/* One training step on batch b; adds its loss and hits to the epoch's sums. */
-static int train_batch(fit_run *f, int epoch, int b, cnn_batch_log *log, double *loss_sum, long *correct)
+static int backup(fit_run *f)
+{
+    f->last_backup = cnn_now();
+    return f->c->backup_path ? cnn_backup_write(f->m, f->c, f->h, &f->pos) : CNN_OK;
+}
+
+/* One training step on the next batch; adds its loss and hits to the epoch's sums. */
+static int train_batch(fit_run *f, cnn_batch_log *log)
 {
     cnn_model *m = f->m;
-    int n, hits, rc = call_hooks(m, f->c, HOOK_BATCH_BEGIN, epoch, b, NULL);
-    if (!rc) rc = fill_batch(m, f->train, epoch, b, &n);
+    cnn_fit_progress *p = &f->pos;
+    int n, hits, rc = call_hooks(m, f->c, HOOK_BATCH_BEGIN, p->epoch, p->batch, NULL);
+    if (!rc) rc = fill_batch(m, f->train, p->epoch, p->batch, &n);
     if (rc) return rc;
     cnn_model_forward_from(m, f->train->first_layer, n, 1);
     double loss;
     cnn_model_backward_planned(m, m->x.labels, &loss, &hits);
-    rc = call_hooks(m, f->c, HOOK_GRADIENTS, epoch, b, NULL);
-    if (!rc) rc = guard_finite(m, f->train->first_layer, n, epoch, b, loss);
+    rc = call_hooks(m, f->c, HOOK_GRADIENTS, p->epoch, p->batch, NULL);
+    if (!rc) rc = guard_finite(m, f->train->first_layer, n, p->epoch, p->batch, loss);
     if (rc) return rc;
     cnn_model_update_planned(m);
-    *loss_sum += loss * n;
-    *correct += hits;
-    log->batch = b, log->size = n, log->loss = loss, log->accuracy = (double)hits / n;
+    p->loss_sum += loss * n;
+    p->correct += hits;
+    p->seen += n;
+    *log = (cnn_batch_log){.epoch = p->epoch,
+                           .batch = p->batch,
+                           .size = n,
+                           .loss = loss,
+                           .accuracy = (double)hits / n,
+                           .mean_loss = p->loss_sum / p->seen,
+                           .mean_accuracy = (double)p->correct / p->seen};
+    p->batch++;
     return CNN_OK;
 }
 
-/* One pass over the training batches; the loss and accuracy are sample-weighted means over the batches, as
- * Keras reports them. */
-static int train_epoch(fit_run *f, int epoch, cnn_progress *bar, cnn_epoch_log *log)
+/* The rest of the epoch's training batches (all of them unless resumed inside it); the loss and accuracy are
+ * sample-weighted means over the batches, as Keras reports them. */
+static int train_epoch(fit_run *f, cnn_progress *bar, cnn_epoch_log *log)
 {
-    double loss_sum = 0.0;
-    long correct = 0;
-    int seen = 0, rc = epoch_hook(f->train, epoch, 0);
-    for (int b = 0; !rc && b < f->train->batches && !f->stop; b++) {
-        cnn_batch_log bl = {.epoch = epoch};
-        rc = train_batch(f, epoch, b, &bl, &loss_sum, &correct);
-        if (rc) break;
-        seen += bl.size;
-        bl.mean_loss = loss_sum / seen, bl.mean_accuracy = (double)correct / seen;
-        cnn_progress_step(bar, b + 1, bl.mean_loss, bl.mean_accuracy);
-        rc = call_batch_end(f->m, f->c, &bl, &f->stop, f->h);
+    cnn_fit_progress *p = &f->pos;
+    const double minutes = f->c->backup_minutes;
+    int rc = p->batch ? CNN_OK : epoch_hook(f->train, p->epoch, 0);
+    double t0 = cnn_now();
+    while (!rc && p->batch < f->train->batches && !p->stop) {
+        cnn_batch_log bl;
+        rc = train_batch(f, &bl);
+        if (!rc) cnn_progress_step(bar, p->batch, bl.mean_loss, bl.mean_accuracy);
+        if (!rc) rc = call_batch_end(f->m, f->c, &bl, &p->stop, f->h);
+        if (!rc && minutes > 0 && cnn_now() - f->last_backup > 60 * minutes && p->batch < f->train->batches) {
+            p->seconds += cnn_now() - t0, t0 = cnn_now();
+            rc = backup(f);
+        }
     }
-    if (!rc) rc = epoch_hook(f->train, epoch, 1);
-    log->loss = loss_sum / seen;
-    log->accuracy = (double)correct / seen;
+    if (!rc) rc = epoch_hook(f->train, p->epoch, 1);
+    p->seconds += cnn_now() - t0;
+    log->loss = p->loss_sum / p->seen;
+    log->accuracy = (double)p->correct / p->seen;
+    log->seconds = p->seconds;
     return rc;
 }
 
-static int run_epoch(fit_run *f, int epoch)
+static int run_epoch(fit_run *f)
 {
     cnn_model *m = f->m;
     const cnn_fit_config *c = f->c;
-    int rc = call_hooks(m, c, HOOK_EPOCH_BEGIN, epoch, 0, NULL);
+    cnn_fit_progress *p = &f->pos;
+    int rc = p->batch ? CNN_OK : call_hooks(m, c, HOOK_EPOCH_BEGIN, p->epoch, 0, NULL);
     if (rc) return rc;
-    cnn_epoch_log log = {.epoch = epoch, .lr = m->x.opt.lr, .val_loss = NAN, .val_accuracy = NAN};
+    cnn_epoch_log log = {.epoch = p->epoch, .lr = m->x.opt.lr, .val_loss = NAN, .val_accuracy = NAN};
     cnn_progress bar;
-    cnn_progress_begin(&bar, c->out, c->verbose, epoch, c->epochs, f->train->batches);
-    double t0 = cnn_now();
-    rc = train_epoch(f, epoch, &bar, &log);
-    log.seconds = cnn_now() - t0;
+    cnn_progress_begin(&bar, c->out, c->verbose, p->epoch, c->epochs, f->train->batches);
+    rc = train_epoch(f, &bar, &log);
     if (!rc && f->val) {
-        t0 = cnn_now();
+        double t0 = cnn_now();
         rc = evaluate_planned(m, f->val, &log.val_loss, &log.val_accuracy);
         log.val_seconds = cnn_now() - t0;
     }
     if (rc) return rc;
     cnn_progress_end(&bar, &log);
     rc = history_push(f->h, &log);
-    if (!rc) rc = call_epoch_end(m, c, &log, &f->stop, f->h);
-    if (!rc && f->stop) f->h->stopped_epoch = epoch;
-    return rc;
+    if (!rc) rc = call_epoch_end(m, c, &log, &p->stop, f->h);
+    if (!rc && p->stop) f->h->stopped_epoch = p->epoch;
+    *p = (cnn_fit_progress){.epoch = p->epoch + 1, .stop = p->stop};
+    return rc ? rc : backup(f);
 }
 
 static int validate_config(const cnn_model *m, const cnn_source *train, const cnn_fit_config *c)
@@ -340,8 +362,10 @@ static int fit_planned(fit_run *f)
     if (rc) return rc;
     memset(f->h, 0, sizeof *f->h);
     f->h->stopped_epoch = -1;
+    f->last_backup = cnn_now();
     rc = call_hooks(f->m, f->c, HOOK_TRAIN_BEGIN, 0, 0, NULL);
-    for (int epoch = 0; !rc && epoch < f->c->epochs && !f->stop; epoch++) rc = run_epoch(f, epoch);
+    if (!rc && f->c->backup_path && (rc = cnn_backup_restore(f->m, f->c, f->h, &f->pos)) > 0) rc = CNN_OK;
+    while (!rc && f->pos.epoch < f->c->epochs && !f->pos.stop) rc = run_epoch(f);
     if (!rc) rc = call_hooks(f->m, f->c, HOOK_TRAIN_END, 0, 0, f->h);
     return rc;
 }

@@ -85,8 +85,9 @@ int cnn_model_check_finite(const cnn_model *m, const char *context)
             const cnn_param *p = &m->layers[i].params[j];
             long at = first_nonfinite(m->params + p->offset, p->size);
             if (at >= 0)
-                return cnn_fail(CNN_ERR_NONFINITE, "%s: tensor '%s/%s' holds %g at index %ld (weights must be finite)",
-                                context, m->layers[i].name, p->name, m->params[p->offset + (size_t)at], at);
+                return cnn_fail(CNN_ERR_NONFINITE,
+                                "%s: tensor '%s/%s' holds %g at index %ld (weights must be finite)", context,
+                                m->layers[i].name, p->name, m->params[p->offset + (size_t)at], at);
         }
     return CNN_OK;
 }
@@ -105,8 +106,8 @@ int cnn_model_explain_nonfinite(const cnn_model *m, int first, int n, char *buf,
     for (int i = first; i < m->nlayers; i++) {
         const cnn_layer *l = &m->layers[i];
         if (first_nonfinite(m->x.acts[i + 1], cnn_shape_size(l->out) * (size_t)n) >= 0)
-            return snprintf(buf, cap, "the output of layer '%s' (%s) is the first that is not finite", l->name,
-                            l->ops->type);
+            return snprintf(buf, cap, "the output of layer '%s' (%s) is the first that is not finite",
+                            l->name, l->ops->type);
     }
     for (int i = 0; i < m->nlayers; i++)
         for (int j = 0; j < m->layers[i].nparams; j++) {
