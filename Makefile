@@ -14,7 +14,11 @@ SAN     ?=
 CFLAGS  += -std=c11 -D_GNU_SOURCE -fno-math-errno -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -fPIC -fopenmp \
            -Iinclude -Isrc -I$(BLAS_DIR:/usr/lib/%=/usr/include/%) $(OPT) $(SAN)
 LDFLAGS += -fopenmp $(SAN) -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR)
-LDLIBS  += -lopenblas -lz -lm
+# libhdf5 (Keras weight files): Debian's serial build, through pkg-config, else its usual paths.
+HDF5_CFLAGS := $(shell pkg-config --cflags hdf5 2>/dev/null || echo -I/usr/include/hdf5/serial)
+HDF5_LIBS   := $(shell pkg-config --libs hdf5 2>/dev/null || echo -lhdf5_serial)
+CFLAGS  += $(HDF5_CFLAGS)
+LDLIBS  += -lopenblas $(HDF5_LIBS) -lz -lm
 
 LIB_SRC  := $(sort $(shell find src -name '*.c' -not -path 'src/cli/*'))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))

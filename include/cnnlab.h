@@ -585,6 +585,32 @@ cnn_model *cnn_model_load(const char *path);
 int cnn_model_set_spec_text(cnn_model *m, const char *text);
 const char *cnn_model_spec_text(const cnn_model *m);
 
+/* ---------------------------------------------------------------- Keras HDF5 weights */
+
+/* Keras's legacy weight files, as model.save_weights("x.h5") writes them and as Keras downloads the weights of
+ * its applications (vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5): a group per layer, datasets named
+ * "<layer>/kernel:0" (or, in older files, "<layer>_W_1:0"), float32 in Keras's shapes (Conv2D kernels HWIO). */
+
+/* Consecutive layers that Keras sees as one layer: a nested model such as Keras's VGG16 base, which
+ * summaries show as one row "vgg16 (Functional)" and weight files store as one group. */
+typedef struct cnn_layer_group {
+    char name[64]; /* "vgg16" */
+    char type[32]; /* "Functional" */
+    int first, count;
+} cnn_layer_group;
+
+/* Loads every weight of the file into the model tensor of the same name (Keras's load_weights): each dataset
+ * must name a tensor of the model, with its shape and dtype float32, and every tensor of the model must be in
+ * the file. Errors name the file, the group and the dataset; the model is unchanged when loading fails. */
+int cnn_model_load_keras_weights(cnn_model *m, const char *path);
+/* Writes the model's weights in that layout (atomically), so that Keras's load_weights reads them into the
+ * same architecture; groups (may be NULL when ngroups is 0) become one Keras layer each. */
+int cnn_model_save_keras_weights(cnn_model *m, const cnn_layer_group *groups, int ngroups, const char *path);
+/* The summary table with each group as one row (its output shape and parameter count), as Keras prints a
+ * nested model; expand lists the group's layers under it. */
+void cnn_model_summary_grouped(const cnn_model *m, const cnn_layer_group *groups, int ngroups, int expand,
+                               FILE *out);
+
 /* ---------------------------------------------------------------- model specs */
 
 /* A model spec file holds a model's architecture and its whole training recipe in Keras's words

@@ -5,7 +5,7 @@
 # As root it uses apt-get; otherwise sudo when available; otherwise it prints the command and stops.
 set -eu
 
-PKGS="build-essential pkg-config libopenblas-openmp-dev zlib1g-dev libcmocka-dev dataset-fashion-mnist"
+PKGS="build-essential pkg-config libopenblas-openmp-dev zlib1g-dev libcmocka-dev libhdf5-dev dataset-fashion-mnist"
 if [ "${1:-}" = "--bench" ]; then
     PKGS="$PKGS python3-torch python3-numpy python3-pip python3-venv"
 fi

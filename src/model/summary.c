@@ -56,24 +56,59 @@ static size_t layer_params(const cnn_layer *l)
     return n;
 }
 
-void cnn_model_summary(const cnn_model *m, FILE *out)
+static void row(FILE *out, const char *name, const char *shape, size_t params)
+{
+    char num[32];
+    group_digits(params, num, sizeof num);
+    int pad = (int)strlen(name) < COL_NAME - 2 ? COL_NAME - 1 : (int)strlen(name) + 1;
+    fprintf(out, " %-*s%-*s%s\n", pad, name, COL_SHAPE, shape, num);
+}
+
+static void layer_row(FILE *out, const cnn_model *m, int i, const char *indent)
+{
+    const cnn_layer *l = &m->layers[i];
+    char name[192], shape[64];
+    snprintf(name, sizeof name, "%s%s (%s)", indent, l->name, l->ops->type);
+    if (m->built)
+        shape_text(l->out, shape, sizeof shape);
+    else
+        snprintf(shape, sizeof shape, "(unbuilt)");
+    row(out, name, shape, layer_params(l));
+}
+
+/* A nested model's row: its last layer's output and all its layers' parameters, as Keras shows it. */
+static void group_row(FILE *out, const cnn_model *m, const cnn_layer_group *g)
+{
+    char name[128], shape[64] = "(unbuilt)";
+    size_t params = 0;
+    for (int i = g->first; i < g->first + g->count; i++) params += layer_params(&m->layers[i]);
+    snprintf(name, sizeof name, "%s (%s)", g->name, g->type);
+    if (m->built) shape_text(m->layers[g->first + g->count - 1].out, shape, sizeof shape);
+    row(out, name, shape, params);
+}
+
+static const cnn_layer_group *group_at(const cnn_model *m, const cnn_layer_group *groups, int ngroups, int i)
+{
+    for (int k = 0; k < ngroups; k++)
+        if (groups[k].first == i && groups[k].count > 0 && groups[k].first + groups[k].count <= m->nlayers)
+            return &groups[k];
+    return NULL;
+}
+
+void cnn_model_summary_grouped(const cnn_model *m, const cnn_layer_group *groups, int ngroups, int expand,
+                               FILE *out)
 {
     fprintf(out, "Model: \"%s\"\n", m->name);
     rule(out, '_');
     fprintf(out, " %-*s%-*s%s\n", COL_NAME - 1, "Layer (type)", COL_SHAPE, "Output Shape", "Param #");
     rule(out, '=');
-    for (int i = 0; i < m->nlayers; i++) {
-        const cnn_layer *l = &m->layers[i];
-        char name[160], shape[64], num[32];
-        snprintf(name, sizeof name, "%s (%s)", l->name, l->ops->type);
-        if (m->built)
-            shape_text(l->out, shape, sizeof shape);
-        else
-            snprintf(shape, sizeof shape, "(unbuilt)");
-        group_digits(layer_params(l), num, sizeof num);
-        int pad = (int)strlen(name) < COL_NAME - 2 ? COL_NAME - 1 : (int)strlen(name) + 1;
-        fprintf(out, " %-*s%-*s%s\n", pad, name, COL_SHAPE, shape, num);
-        if (i + 1 < m->nlayers) fputc('\n', out);
+    for (int i = 0; i < m->nlayers;) {
+        const cnn_layer_group *g = group_at(m, groups, ngroups, i);
+        if (g) group_row(out, m, g);
+        for (int k = 0; g && expand && k < g->count; k++) layer_row(out, m, i + k, "| ");
+        if (!g) layer_row(out, m, i, "");
+        i += g ? g->count : 1;
+        if (i < m->nlayers) fputc('\n', out);
     }
     rule(out, '=');
     size_t total = cnn_model_num_params(m, 0), trainable = cnn_model_num_params(m, 1);
@@ -81,4 +116,9 @@ void cnn_model_summary(const cnn_model *m, FILE *out)
     total_line(out, "Trainable params", trainable);
     total_line(out, "Non-trainable params", total - trainable);
     rule(out, '_');
+}
+
+void cnn_model_summary(const cnn_model *m, FILE *out)
+{
+    cnn_model_summary_grouped(m, NULL, 0, 0, out);
 }
