@@ -630,6 +630,18 @@ void cnn_spec_input_shape(const cnn_spec *s, int *h, int *w, int *c);
 /* Creates, builds (from seed) and compiles the spec's model with its optimizer. */
 cnn_model *cnn_spec_build_model(const cnn_spec *s, uint64_t seed);
 
+/* Pretrained weights (a VGG16(weights=...) base, see docs/spec-format.md). set overrides every base's weights
+ * argument: "none" (Keras's random initialisation), "imagenet" or a file. pretrained writes into buf (cap
+ * bytes) and returns what the spec's model starts from ("imagenet", a file, "none"), or NULL when it has no
+ * pretrained part. check fails, with the message saying what is missing and where to put it, when a weights
+ * file cannot be found; cnn_spec_build_model loads them (and fails the same way). */
+int cnn_spec_set_pretrained(cnn_spec *s, const char *weights);
+const char *cnn_spec_pretrained(const cnn_spec *s, char *buf, size_t cap);
+int cnn_spec_check_pretrained(const cnn_spec *s);
+/* The nested models of the spec (its VGG16 bases), as groups of the built model's layers, for
+ * cnn_model_summary_grouped and cnn_model_save_keras_weights. Returns how many (at most cap are written). */
+int cnn_spec_layer_groups(const cnn_spec *s, cnn_layer_group *groups, int cap);
+
 /* The spec's training settings. validation is "test", "split" (validation_split holds the fraction) or
  * "none". */
 typedef struct cnn_spec_fit {

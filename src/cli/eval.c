@@ -51,14 +51,16 @@ int cli_eval(int argc, char **argv)
 int cli_summary(int argc, char **argv)
 {
     const char *name = "Model_1";
-    int positional = 0;
+    int positional = 0, expand = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--model") && i + 1 < argc)
             name = argv[++i];
+        else if (!strcmp(argv[i], "--expand"))
+            expand = 1;
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
-            return puts("usage: cnnlab summary [SPEC | --model NAME]\n\nPrints the model's layer table "
-                        "without "
-                        "training."),
+            return puts("usage: cnnlab summary [SPEC | --model NAME] [--expand]\n\nPrints the model's layer table "
+                        "without training. A nested model (a VGG16 base) is one row, as Keras shows it; --expand "
+                        "lists its layers under it."),
                    EXIT_OK;
         else if (argv[i][0] != '-' && !positional)
             name = argv[i], positional = 1;
@@ -71,11 +73,15 @@ int cli_summary(int argc, char **argv)
         if (usage) cli_error("summary: unknown model '%s'", name);
         return usage ? EXIT_USAGE : EXIT_FAILURE_RUN;
     }
+    /* The table does not depend on the weights: a pretrained base need not be on this machine. */
+    cnn_spec_set_pretrained(s, "none");
     cnn_model *m = cnn_spec_build_model(s, 1);
+    cnn_layer_group groups[8];
+    int ng = cnn_spec_layer_groups(s, groups, 8);
     if (!m)
         cli_error("%s", cnn_errmsg());
     else
-        cnn_model_summary(m, stdout);
+        cnn_model_summary_grouped(m, groups, ng < 8 ? ng : 8, expand, stdout);
     cnn_model_free(m);
     cnn_spec_free(s);
     return m ? EXIT_OK : EXIT_FAILURE_RUN;

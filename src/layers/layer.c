@@ -21,6 +21,7 @@ extern const cnn_layer_ops cnn_average_pooling2d_ops;
 extern const cnn_layer_ops cnn_global_average_pooling2d_ops;
 extern const cnn_layer_ops cnn_zero_padding2d_ops;
 extern const cnn_layer_ops cnn_resizing_ops;
+extern const cnn_layer_ops cnn_grayscale_to_rgb_ops;
 extern const cnn_layer_ops cnn_batch_normalization_ops;
 extern const cnn_layer_ops cnn_dropout_ops;
 extern const cnn_layer_ops cnn_relu_ops;
@@ -40,6 +41,7 @@ static const cnn_layer_ops *const g_layers[] = {
     &cnn_global_average_pooling2d_ops,
     &cnn_zero_padding2d_ops,
     &cnn_resizing_ops,
+    &cnn_grayscale_to_rgb_ops,
     &cnn_batch_normalization_ops,
     &cnn_dropout_ops,
     &cnn_relu_ops,

@@ -247,7 +247,7 @@ static int parse_logical_line(spec_parser *p, cnn_spec *s, const char *text, int
         size_t n = ident_len(text);
         char type[48];
         snprintf(type, sizeof type, "%.*s", (int)n, text);
-        if (n && !cnn_layer_find(type)) {
+        if (n && !cnn_layer_find(type) && !cnn_spec_is_vgg16(type)) {
             const char *near = cnn_layer_suggest(type);
             if (near)
                 return fail_at(p, line, col, "unknown layer type '%s' (did you mean '%s'?)", type, near);
@@ -328,7 +328,7 @@ static int check_complete(const spec_parser *p, const cnn_spec *s, int lines)
 /* Everything a later run would trip over, found now: the model builds, the fit and callbacks parse. */
 static int validate(const cnn_spec *s)
 {
-    cnn_model *m = cnn_spec_build_model(s, 0);
+    cnn_model *m = cnn_spec_build(s, 0, 0);
     if (!m) return cnn_errcode();
     cnn_model_free(m);
     int rc = cnn_spec_fit_check(s);

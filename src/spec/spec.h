@@ -29,6 +29,7 @@ struct cnn_spec {
     int has_optimizer, has_fit, has_loss;
     spec_call callbacks[SPEC_MAX_CALLBACKS];
     int ncallbacks;
+    char pretrained[256]; /* cnn_spec_set_pretrained's override ("" none given) */
 };
 
 typedef enum { SECTION_NONE, SECTION_LAYERS, SECTION_CALLBACKS } spec_section;
@@ -47,5 +48,17 @@ int cnn_spec_call_error_col(const spec_call *c);
 int cnn_spec_fit_check(const cnn_spec *s);
 /* Prefixes the current error with "origin:line:col: " for call c. */
 int cnn_spec_fail_call(const cnn_spec *s, const spec_call *c);
+
+/* VGG16(...) (spec_vgg16.c): a call that expands into the 18 layers of Keras's VGG16 base. */
+int cnn_spec_is_vgg16(const char *type);
+int cnn_spec_vgg16_layers(void);
+/* Adds the base's layers for call c to m. */
+int cnn_spec_vgg16_add(cnn_model *m, const spec_call *c);
+/* After build: checks the base's input (layer first is its first layer) and, with load, loads its weights. */
+int cnn_spec_vgg16_finish(const cnn_spec *s, const spec_call *c, cnn_model *m, int first, int load);
+/* The group (one Keras layer) the base forms. */
+int cnn_spec_vgg16_group(const spec_call *c, int first, cnn_layer_group *g);
+/* Builds the model; load = 0 leaves pretrained bases at their random initialisation (checking a spec). */
+cnn_model *cnn_spec_build(const cnn_spec *s, uint64_t seed, int load);
 
 #endif

@@ -68,30 +68,61 @@ static int loss_config(const cnn_spec *s, cnn_loss_config *loss)
     return rc ? cnn_spec_fail_call(s, c) : CNN_OK;
 }
 
+/* Model layers that call i of the spec adds (VGG16(...) adds the 18 of its base). */
+static int call_layers(const spec_call *c)
+{
+    return cnn_spec_is_vgg16(c->name) ? cnn_spec_vgg16_layers() : 1;
+}
+
+/* The spec call that made model layer i. */
+static const spec_call *call_of_layer(const cnn_spec *s, int layer)
+{
+    for (int i = 0, first = 0; i < s->nlayers; first += call_layers(&s->layers[i++]))
+        if (layer < first + call_layers(&s->layers[i])) return &s->layers[i];
+    return NULL;
+}
+
 /* The layer a build error names ("layer 'conv2d_1' ..."), so the error can point at its line. */
 static const spec_call *layer_named_in_error(const cnn_spec *s, const cnn_model *m)
 {
     const char *msg = cnn_errmsg();
-    for (int i = 0; i < s->nlayers && i < cnn_model_num_layers(m); i++) {
+    for (int i = 0; i < cnn_model_num_layers(m); i++) {
         char quoted[80];
         snprintf(quoted, sizeof quoted, "'%s'", cnn_model_layer_name(m, i));
-        if (strstr(msg, quoted)) return &s->layers[i];
+        if (strstr(msg, quoted)) return call_of_layer(s, i);
     }
     return NULL;
 }
 
-cnn_model *cnn_spec_build_model(const cnn_spec *s, uint64_t seed)
+static int add_layers(const cnn_spec *s, cnn_model *m)
+{
+    for (int i = 0; i < s->nlayers; i++) {
+        const spec_call *c = &s->layers[i];
+        int rc = cnn_spec_is_vgg16(c->name) ? cnn_spec_vgg16_add(m, c) : cnn_model_add(m, c->name, c->args);
+        if (rc) return cnn_spec_fail_call(s, c);
+    }
+    return CNN_OK;
+}
+
+/* After build: the VGG16 bases' input checks and, with load, their weights. */
+static int finish_bases(const cnn_spec *s, cnn_model *m, int load)
+{
+    for (int i = 0, first = 0; i < s->nlayers; first += call_layers(&s->layers[i++])) {
+        const spec_call *c = &s->layers[i];
+        if (cnn_spec_is_vgg16(c->name) && cnn_spec_vgg16_finish(s, c, m, first, load))
+            return cnn_fail_context("%s:%d:%d: ", s->origin, c->line, c->col);
+    }
+    return CNN_OK;
+}
+
+cnn_model *cnn_spec_build(const cnn_spec *s, uint64_t seed, int load)
 {
     cnn_optimizer_config opt;
     cnn_loss_config loss;
     if (optimizer_config(s, &opt) || loss_config(s, &loss)) return NULL;
     cnn_model *m = cnn_model_create(s->name, s->h, s->w, s->c);
     if (!m) return NULL;
-    for (int i = 0; i < s->nlayers; i++)
-        if (cnn_model_add(m, s->layers[i].name, s->layers[i].args)) {
-            cnn_spec_fail_call(s, &s->layers[i]);
-            goto fail;
-        }
+    if (add_layers(s, m)) goto fail;
     if (cnn_model_build(m, seed) || cnn_model_compile_loss(m, &opt, &loss) ||
         cnn_model_set_spec_text(m, s->text)) {
         const spec_call *c = layer_named_in_error(s, m);
@@ -101,10 +132,24 @@ cnn_model *cnn_spec_build_model(const cnn_spec *s, uint64_t seed)
             cnn_fail_context("%s: ", s->origin);
         goto fail;
     }
+    if (finish_bases(s, m, load)) goto fail;
     return m;
 fail:
     cnn_model_free(m);
     return NULL;
+}
+
+cnn_model *cnn_spec_build_model(const cnn_spec *s, uint64_t seed)
+{
+    return cnn_spec_build(s, seed, 1);
+}
+
+int cnn_spec_layer_groups(const cnn_spec *s, cnn_layer_group *groups, int cap)
+{
+    int n = 0;
+    for (int i = 0, first = 0; i < s->nlayers; first += call_layers(&s->layers[i++]))
+        if (cnn_spec_is_vgg16(s->layers[i].name) && n < cap) cnn_spec_vgg16_group(&s->layers[i], first, &groups[n++]);
+    return n;
 }
 
 static int fit_options(const cnn_spec *s, cnn_spec_fit *f)
