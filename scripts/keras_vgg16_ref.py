@@ -10,9 +10,11 @@
 #       OUTDIR (default /tmp/cnnlab-vgg16-ref): the full VGG16(weights=None, include_top=False) from a fixed
 #       seed, saved the same way (58 MB, not committed), and its outputs (vgg16_ref.txt).
 #       CNN_KERAS_REF_DIR=OUTDIR build/tests/test_keras_h5 then checks cnnlab against it too.
-#   $PYTHON scripts/keras_vgg16_ref.py check-export FILE.h5 small|full [OUTDIR]
+#   $PYTHON scripts/keras_vgg16_ref.py check-export FILE.h5 small|full[-nested] [OUTDIR]
 #       Loads weights that cnnlab exported (cnnlab export-weights, or CNN_KERAS_EXPORT=FILE.h5 with the
 #       test) into the same Keras network and compares its outputs with the references (the round trip).
+#       -nested: the network is one layer of a Sequential model, as in the study's models; the test's
+#       CNN_KERAS_EXPORT file is of that kind, CNN_KERAS_EXPORT_FLAT of the plain one.
 #
 # $PYTHON: TensorFlow 2.15 from PyPI (bench/.venv/bin/python after scripts/deps.sh --bench).
 #
@@ -169,11 +171,15 @@ def fixtures(outdir):
 
 
 def check_export(path, which, outdir):
+    nested = which.endswith("-nested")
+    which = which.replace("-nested", "")
     if which == "small":
         model, ref = vgg_like(SMALL_FILTERS, "vgg_small"), os.path.join(DATA, "vgg_small_ref.txt")
     else:
         model = keras.applications.VGG16(weights=None, include_top=False, input_shape=(None, None, 3))
         ref = os.path.join(outdir, "vgg16_ref.txt")
+    if nested:  # the base as one layer of a model, as the study's models hold it (group "vgg16")
+        model = keras.Sequential([keras.Input((None, None, 3)), model])
     model.load_weights(path)
     want = read_outputs(ref)
     worst = 0.0

@@ -134,8 +134,10 @@ static void test_export_round_trip(void **state)
     b = vgg_like(SMALL_FILTERS, 32);
     assert_int_equal(cnn_model_load_keras_weights(b, nested), 0);
     assert_same_params(a, b);
-    const char *keep = getenv("CNN_KERAS_EXPORT"); /* for scripts/keras_vgg16_ref.py check-export */
+    /* for scripts/keras_vgg16_ref.py check-export small-nested / small */
+    const char *keep = getenv("CNN_KERAS_EXPORT"), *keep_flat = getenv("CNN_KERAS_EXPORT_FLAT");
     if (keep) assert_int_equal(cnn_model_save_keras_weights(a, &g, 1, keep), 0);
+    if (keep_flat) assert_int_equal(cnn_model_save_keras_weights(a, NULL, 0, keep_flat), 0);
     /* never over something that is not a regular file */
     tu_assert_error(cnn_model_save_keras_weights(a, NULL, 0, tu_tmpdir()), CNN_ERR_IO, "not a regular file");
     cnn_model_free(a);

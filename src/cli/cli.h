@@ -33,6 +33,7 @@ typedef struct cli_run_options {
     long limit;               /* 0: all training images */
     double val_split;         /* 0: the spec's validation choice */
     int quiet;
+    const char *vgg_weights; /* --vgg-weights: none, imagenet or a file for every VGG16 base (NULL: the spec's) */
 } cli_run_options;
 
 /* The defaults: the study's data, everything else from the spec. */
@@ -41,6 +42,11 @@ cli_run_options cli_run_defaults(void);
  * --validation-split, --quiet) with value v. Returns 1 when o is one of them (*takes: whether it used v;
  * *bad: a usage error was printed), 0 when it is not. */
 int cli_run_option(const char *o, const char *v, cli_run_options *r, long *threads, int *takes, int *bad);
+
+/* Applies --vgg-weights to the spec and checks that the weights it starts from exist; prints why not (what
+ * is missing, where to put it, and the option that trains without it) and returns -1. Says so when a
+ * pretrained base starts from random weights instead. */
+int cli_apply_pretrained(cnn_spec *s, const cli_run_options *o);
 
 /* Data loaded once and shared by every run of a study. */
 typedef struct cli_data {
@@ -63,5 +69,6 @@ int cli_summary(int argc, char **argv);
 int cli_study(int argc, char **argv);
 int cli_profile(int argc, char **argv);
 int cli_predict(int argc, char **argv);
+int cli_export_weights(int argc, char **argv);
 
 #endif

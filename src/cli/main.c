@@ -18,6 +18,7 @@ static const char *const USAGE =
     "  summary   print a model's layer table without training\n"
     "  study     train a set of spec files in turn and compare them (the study)\n"
     "  profile   time a model's training step layer by layer\n"
+    "  export-weights  write a saved model's weights as a Keras HDF5 file (load_weights reads it)\n"
     "  models    list the built-in models of the study\n"
     "\n"
     "`cnnlab COMMAND --help` describes each command's options.\n"
@@ -84,6 +85,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "summary")) return cli_summary(argc - 1, argv + 1);
     if (!strcmp(cmd, "study")) return cli_study(argc - 1, argv + 1);
     if (!strcmp(cmd, "profile")) return cli_profile(argc - 1, argv + 1);
+    if (!strcmp(cmd, "export-weights")) return cli_export_weights(argc - 1, argv + 1);
     if (!strcmp(cmd, "models")) {
         cli_spec_list(stdout);
         return EXIT_OK;

@@ -32,6 +32,8 @@ int cli_run_option(const char *o, const char *v, cli_run_options *r, long *threa
         *bad = cli_double(o, v, 1e-6, 0.999999, &r->val_split);
     else if (!strcmp(o, "--quiet"))
         r->quiet = 1, *takes = 0;
+    else if (!strcmp(o, "--vgg-weights"))
+        r->vgg_weights = v;
     else
         return 0;
     return 1;

@@ -28,7 +28,9 @@ static const char *const HELP =
     "  --validation-split F  validate on the last fraction F of the training data, not the test set\n"
     "  --data DIR     IDX dataset folder (default " CNN_FASHION_MNIST_DIR ")\n"
     "  --limit N      train on the first N training images only\n"
-    "  --quiet        no per-epoch progress\n";
+    "  --quiet        no per-epoch progress\n"
+    "  --vgg-weights W  weights of every VGG16 base: none (Keras's random init), imagenet or FILE.h5;\n"
+    "                 a model whose ImageNet weights are missing is not trained (the others are)\n";
 
 enum { MAX_SPECS = 256 };
 
@@ -130,6 +132,7 @@ static void run_key(const study_args *a, char *buf, size_t cap)
     snprintf(buf, cap, "epochs=%ld batch=%ld seed=%ld limit=%ld validation_split=%g threads=%d data=%s\n",
              a->run.epochs, a->run.batch, a->run.seed, a->run.limit, a->run.val_split, cnn_get_threads(),
              a->run.data);
+    if (a->run.vgg_weights) snprintf(buf + strlen(buf), cap - strlen(buf), "vgg_weights=%s\n", a->run.vgg_weights);
 }
 
 static char *read_text(const char *path)
@@ -265,7 +268,8 @@ int cli_study(int argc, char **argv)
     if (!rc) cnn_set_threads((int)a.threads);
     if (!rc && cli_data_load(&a.run, &data)) rc = EXIT_FAILURE_RUN;
     for (int i = 0; !rc && i < a.nspecs; i++) {
-        if (run_one(&a, a.specs[i], &data, &rows[done].run, &rows[done].reused) == 0) {
+        if (cli_apply_pretrained(a.specs[i], &a.run) == 0 &&
+            run_one(&a, a.specs[i], &data, &rows[done].run, &rows[done].reused) == 0) {
             done++;
         } else {
             cnn_run_free(&rows[done].run);

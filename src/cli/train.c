@@ -27,7 +27,8 @@ static const char *const HELP =
     "  --limit N               train on the first N training images only\n"
     "  --out DIR               run folder (default runs/MODEL-N, a new one each run)\n"
     "  --overwrite             let --out name a folder that already holds a run\n"
-    "  --quiet                 no progress output\n";
+    "  --quiet                 no progress output\n"
+    "  --vgg-weights W         weights of a VGG16 base: none (Keras's random init), imagenet or FILE.h5\n";
 
 typedef struct train_args {
     const char *model, *out;
@@ -108,6 +109,7 @@ int cli_train(int argc, char **argv)
         cli_spec_list(stderr);
         return EXIT_USAGE;
     }
+    if (cli_apply_pretrained(spec, &a.run)) return cnn_spec_free(spec), EXIT_FAILURE_RUN;
     cnn_set_threads((int)a.threads);
     cli_data data;
     char dir[4096];
