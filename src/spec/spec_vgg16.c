@@ -60,14 +60,42 @@ static int read_shape(cnn_opts *o, int shape[3])
     int rc = cnn_opts_str(o, "input_shape", "", v, sizeof v);
     if (rc || !v[0]) return rc;
     if (sscanf(v, " ( %15[^, ] , %15[^, ] , %15[^,) ] )", d[0], d[1], d[2]) != 3)
-        return cnn_opts_fail(o, "input_shape", "input_shape=%s: expected (height, width, 3)", v);
+        return cnn_opts_fail(o, "input_shape", "VGG16: input_shape=%s: expected (height, width, 3)", v);
     for (int i = 0; i < 3; i++) {
         char *end;
         long x = strtol(d[i], &end, 10);
         if (!strcmp(d[i], "None") && i < 2) x = 0;
         else if (*end || x < 1 || x > 65536 || (i == 2 && x != 3))
-            return cnn_opts_fail(o, "input_shape", "input_shape=%s: expected (height, width, 3)", v);
+            return cnn_opts_fail(o, "input_shape", "VGG16: input_shape=%s: expected (height, width, 3)", v);
         shape[i] = (int)x;
+    }
+    return CNN_OK;
+}
+
+/* Reads the weights argument apart from the others (a file's path may be longer than an option value) and
+ * leaves in rest the arguments with its value blanked, at the same offsets, so errors keep their columns. */
+static int split_weights(const spec_call *c, char *rest, size_t cap, vgg_args *a)
+{
+    snprintf(rest, cap, "%s", c->args);
+    snprintf(a->weights, sizeof a->weights, "imagenet");
+    for (int i = 0; i < c->nargs; i++) {
+        char *arg = rest + c->arg_offset[i], *eq = strchr(arg, '=');
+        char *stop = i + 1 < c->nargs ? rest + c->arg_offset[i + 1] - 2 : arg + strlen(arg);
+        if (strncmp(arg, "weights", 7) || !eq || eq >= stop || strspn(arg + 7, " ") != (size_t)(eq - arg - 7))
+            continue;
+        const char *v = eq + 1, *end = stop;
+        while (*v == ' ') v++;
+        while (end > v && end[-1] == ' ') end--;
+        if (end - v >= 2 && (*v == '"' || *v == '\'') && end[-1] == *v) v++, end--;
+        size_t n = end > v ? (size_t)(end - v) : 0;
+        if (n == 0 || n >= sizeof a->weights)
+            return cnn_fail(CNN_ERR_INVALID,
+                            "VGG16: weights must be \"imagenet\", None or a file name (under %zu characters)",
+                            sizeof a->weights);
+        memcpy(a->weights, v, n);
+        a->weights[n] = '\0';
+        memset(eq + 1, ' ', (size_t)(stop - eq - 1));
+        eq[1] = 'F';
     }
     return CNN_OK;
 }
@@ -75,13 +103,15 @@ static int read_shape(cnn_opts *o, int shape[3])
 static int read_args(const spec_call *c, vgg_args *a)
 {
     cnn_opts o;
+    char rest[sizeof c->args], unused[8];
     int top = 0;
     memset(a, 0, sizeof *a);
-    int rc = cnn_opts_parse(&o, c->args, "VGG16");
-    if (!rc) rc = cnn_opts_str(&o, "weights", "imagenet", a->weights, sizeof a->weights);
+    int rc = split_weights(c, rest, sizeof rest, a);
+    if (!rc) rc = cnn_opts_parse(&o, rest, "VGG16");
+    if (!rc) rc = cnn_opts_str(&o, "weights", "", unused, sizeof unused);
     if (!rc) rc = cnn_opts_bool(&o, "include_top", 1, &top);
     if (!rc && top)
-        rc = cnn_opts_fail(&o, "include_top", "include_top=True (the 1000-class ImageNet head) is not supported: "
+        rc = cnn_opts_fail(&o, "include_top", "VGG16: include_top=True (the 1000-class ImageNet head) is not supported: "
                                               "write include_top=False and a head of your own");
     if (!rc) rc = read_shape(&o, a->shape);
     if (!rc) rc = cnn_opts_bool(&o, "trainable", 1, &a->trainable);
