@@ -36,7 +36,8 @@ static cnn_model *vgg_like(const int *filters, int size)
     char opts[160];
     for (int b = 0, k = 0; b < 5; b++) {
         for (int c = 0; c < blocks[b]; c++, k++) {
-            snprintf(opts, sizeof opts, "filters=%d, kernel_size=3, padding=same, activation=relu, name=block%d_conv%d",
+            snprintf(opts, sizeof opts,
+                     "filters=%d, kernel_size=3, padding=same, activation=relu, name=block%d_conv%d",
                      filters[k], b + 1, c + 1);
             assert_int_equal(cnn_model_add(m, "Conv2D", opts), 0);
         }
@@ -105,7 +106,8 @@ static void test_small_fixture_matches_keras(void **state)
     const char *files[] = {"vgg_small.h5", "vgg_small_old_vlen.h5", "vgg_small_old_fixed.h5"};
     for (size_t f = 0; f < 3; f++)
         for (int size = 32; size <= 56; size += 24) {
-            double e = error_against_keras(SMALL_FILTERS, data_path(files[f]), data_path("vgg_small_ref.txt"), size);
+            double e =
+                error_against_keras(SMALL_FILTERS, data_path(files[f]), data_path("vgg_small_ref.txt"), size);
             if (!(e <= 1e-4)) fail_msg("%s at %dx%d: relative error %.3g > 1e-4", files[f], size, size, e);
         }
 }
@@ -166,10 +168,11 @@ static void test_bad_files_refused(void **state)
     assert_refused("bad_not_hdf5.h5", CNN_ERR_FORMAT, "not an HDF5 file", NULL);
     assert_refused("bad_truncated.h5", CNN_ERR_FORMAT, "truncated", NULL);
     assert_refused("bad_missing_group.h5", CNN_ERR_FORMAT, "group 'block3_conv2'", "no such group");
-    assert_refused("bad_missing_dataset.h5", CNN_ERR_FORMAT, "group 'block2_conv1', dataset 'block2_conv1/bias:0'",
-                   "no such dataset");
+    assert_refused("bad_missing_dataset.h5", CNN_ERR_FORMAT,
+                   "group 'block2_conv1', dataset 'block2_conv1/bias:0'", "no such dataset");
     assert_refused("bad_shape.h5", CNN_ERR_FORMAT, "dataset 'block1_conv2/kernel:0'", "shape (3, 3, 2, 3)");
-    assert_refused("bad_dtype.h5", CNN_ERR_FORMAT, "dataset 'block4_conv1/bias:0'", "dtype float64, expected float32");
+    assert_refused("bad_dtype.h5", CNN_ERR_FORMAT, "dataset 'block4_conv1/bias:0'",
+                   "dtype float64, expected float32");
     assert_refused("bad_no_layer_names.h5", CNN_ERR_FORMAT, "no attribute 'layer_names'", NULL);
     cnn_model *m = vgg_like(SMALL_FILTERS, 32);
     tu_assert_error(cnn_model_load_keras_weights(m, tu_path("absent.h5")), CNN_ERR_IO, "cannot open");
@@ -188,7 +191,8 @@ static void test_mismatched_model_refused(void **state)
     assert_int_equal(cnn_model_add(m, "Dense", "units=3"), CNN_ERR_STATE); /* built: use a fresh one */
     cnn_model_free(m);
     m = cnn_model_create("extra", 32, 32, 3);
-    assert_int_equal(cnn_model_add(m, "Conv2D", "filters=2, kernel_size=3, padding=same, name=block1_conv1"), 0);
+    assert_int_equal(cnn_model_add(m, "Conv2D", "filters=2, kernel_size=3, padding=same, name=block1_conv1"),
+                     0);
     assert_int_equal(cnn_model_build(m, 1), 0);
     tu_assert_error(cnn_model_load_keras_weights(m, data_path("vgg_small.h5")), CNN_ERR_FORMAT,
                     "no tensor 'block1_conv2/kernel'");

@@ -38,7 +38,8 @@ static void test_seed_counts(void **state)
         if (!m) fail_msg("%s: %s", seeds[i].name, cnn_errmsg());
         if (cnn_model_num_params(m, 0) != seeds[i].total || cnn_model_num_params(m, 1) != seeds[i].trainable)
             fail_msg("%s: %zu params (%zu trainable), the study has %zu (%zu)", seeds[i].name,
-                     cnn_model_num_params(m, 0), cnn_model_num_params(m, 1), seeds[i].total, seeds[i].trainable);
+                     cnn_model_num_params(m, 0), cnn_model_num_params(m, 1), seeds[i].total,
+                     seeds[i].trainable);
         cnn_layer_group g[2];
         assert_int_equal(cnn_spec_layer_groups(s, g, 2), 1);
         assert_string_equal(g[0].name, "vgg16");
@@ -83,8 +84,8 @@ static const char *spec_with(const char *input, const char *vgg)
 {
     static char text[1024];
     snprintf(text, sizeof text,
-             "model: v\ninput: %s\nlayers:\n    %s\n    Flatten()\n    Dense(10, activation=\"softmax\")\n", input,
-             vgg);
+             "model: v\ninput: %s\nlayers:\n    %s\n    Flatten()\n    Dense(10, activation=\"softmax\")\n",
+             input, vgg);
     return text;
 }
 
@@ -97,13 +98,18 @@ static void test_argument_errors(void **state)
         {"(32, 32, 3)", "VGG16(weights=None, include_top=True)", "v.spec:4:25: VGG16: include_top=True"},
         {"(32, 32, 3)", "VGG16(weights=None, include_top=False, trainable_from=\"block9_conv1\")",
          "trainable_from=\"block9_conv1\" is not a layer of the base"},
-        {"(32, 32, 3)", "VGG16(weights=None, include_top=False, trainable=False, trainable_from=\"block5_conv1\")",
+        {"(32, 32, 3)",
+         "VGG16(weights=None, include_top=False, trainable=False, trainable_from=\"block5_conv1\")",
          "trainable_from needs trainable=True"},
-        {"(32, 32, 1)", "VGG16(weights=None, include_top=False)", "v.spec:4:5: VGG16: its input is (32, 32, 1)"},
+        {"(32, 32, 1)", "VGG16(weights=None, include_top=False)",
+         "v.spec:4:5: VGG16: its input is (32, 32, 1)"},
         {"(28, 28, 3)", "VGG16(weights=None, include_top=False)", "v.spec:4:5: layer 'block5_pool'"},
-        {"(32, 32, 3)", "VGG16(weights=None, include_top=False, input_shape=(56, 56, 3))", "expected its input_shape"},
-        {"(32, 32, 3)", "VGG16(weights=None, include_top=False, input_shape=(56, 56))", "input_shape=(56, 56)"},
-        {"(32, 32, 3)", "VGG16(weights=None, include_top=False, pooling=\"avg\")", "unknown option 'pooling'"},
+        {"(32, 32, 3)", "VGG16(weights=None, include_top=False, input_shape=(56, 56, 3))",
+         "expected its input_shape"},
+        {"(32, 32, 3)", "VGG16(weights=None, include_top=False, input_shape=(56, 56))",
+         "input_shape=(56, 56)"},
+        {"(32, 32, 3)", "VGG16(weights=None, include_top=False, pooling=\"avg\")",
+         "unknown option 'pooling'"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cnn_spec *s = cnn_spec_parse(spec_with(cases[i].input, cases[i].vgg), "v.spec");
@@ -122,7 +128,8 @@ static void test_imagenet_missing(void **state)
     setenv("HOME", tu_tmpdir(), 1);
     cnn_spec *s = cnn_spec_parse(spec_with("(32, 32, 3)", "VGG16(include_top=False)"), "v.spec");
     if (!s) fail_msg("%s", cnn_errmsg());
-    tu_assert_error(cnn_spec_check_pretrained(s), CNN_ERR_IO, "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5");
+    tu_assert_error(cnn_spec_check_pretrained(s), CNN_ERR_IO,
+                    "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5");
     assert_null(cnn_spec_build_model(s, 1));
     const char *msg = cnn_errmsg();
     assert_non_null(strstr(msg, "v.spec:4:5: "));
@@ -141,7 +148,8 @@ static void test_weights_from_file(void **state)
     char opts[160];
     for (int b = 0, k = 0; b < 5; b++) {
         for (int c = 0; c < (b < 2 ? 2 : 3); c++, k++) {
-            snprintf(opts, sizeof opts, "filters=%d, kernel_size=3, padding=same, activation=relu, name=block%d_conv%d",
+            snprintf(opts, sizeof opts,
+                     "filters=%d, kernel_size=3, padding=same, activation=relu, name=block%d_conv%d",
                      filters[k], b + 1, c + 1);
             assert_int_equal(cnn_model_add(ma, "Conv2D", opts), 0);
         }
@@ -188,8 +196,8 @@ int main(void)
 {
     cnn_set_threads(2);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_seed_counts),      cmocka_unit_test(test_trainable_from_and_summary),
-        cmocka_unit_test(test_argument_errors),  cmocka_unit_test(test_imagenet_missing),
+        cmocka_unit_test(test_seed_counts),       cmocka_unit_test(test_trainable_from_and_summary),
+        cmocka_unit_test(test_argument_errors),   cmocka_unit_test(test_imagenet_missing),
         cmocka_unit_test(test_weights_from_file), cmocka_unit_test(test_gray_to_rgb),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -33,7 +33,8 @@ typedef struct cli_run_options {
     long limit;               /* 0: all training images */
     double val_split;         /* 0: the spec's validation choice */
     int quiet;
-    const char *vgg_weights; /* --vgg-weights: none, imagenet or a file for every VGG16 base (NULL: the spec's) */
+    const char
+        *vgg_weights; /* --vgg-weights: none, imagenet or a file for every VGG16 base (NULL: the spec's) */
 } cli_run_options;
 
 /* The defaults: the study's data, everything else from the spec. */

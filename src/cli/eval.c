@@ -58,8 +58,10 @@ int cli_summary(int argc, char **argv)
         else if (!strcmp(argv[i], "--expand"))
             expand = 1;
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
-            return puts("usage: cnnlab summary [SPEC | --model NAME] [--expand]\n\nPrints the model's layer table "
-                        "without training. A nested model (a VGG16 base) is one row, as Keras shows it; --expand "
+            return puts("usage: cnnlab summary [SPEC | --model NAME] [--expand]\n\nPrints the model's layer "
+                        "table "
+                        "without training. A nested model (a VGG16 base) is one row, as Keras shows it; "
+                        "--expand "
                         "lists its layers under it."),
                    EXIT_OK;
         else if (argv[i][0] != '-' && !positional)

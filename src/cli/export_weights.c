@@ -33,19 +33,23 @@ static int model_groups(const cnn_model *m, const char *origin, cnn_layer_group 
 
 int cli_export_weights(int argc, char **argv)
 {
-    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) return fputs(HELP, stdout), EXIT_OK;
+    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")))
+        return fputs(HELP, stdout), EXIT_OK;
     if (argc != 3 || argv[1][0] == '-' || argv[2][0] == '-')
         return cli_error("export-weights: expected MODEL.cnn OUT.h5 (try: cnnlab export-weights --help)"),
                EXIT_USAGE;
     if (same_file(argv[1], argv[2]))
-        return cli_error("export-weights: %s is the model itself; choose another output", argv[2]), EXIT_USAGE;
+        return cli_error("export-weights: %s is the model itself; choose another output", argv[2]),
+               EXIT_USAGE;
     cnn_model *m = cnn_model_load(argv[1]);
     if (!m) return cli_error("%s", cnn_errmsg()), EXIT_FAILURE_RUN;
     cnn_layer_group groups[8];
     int n = model_groups(m, argv[1], groups, 8);
     int rc = n < 0 || cnn_model_save_keras_weights(m, groups, n, argv[2]);
     if (n >= 0 && rc) cli_error("%s", cnn_errmsg());
-    if (!rc) printf("%s: %d tensors of %s written in Keras's HDF5 layout\n", argv[2], cnn_model_num_tensors(m), cnn_model_name(m));
+    if (!rc)
+        printf("%s: %d tensors of %s written in Keras's HDF5 layout\n", argv[2], cnn_model_num_tensors(m),
+               cnn_model_name(m));
     cnn_model_free(m);
     return rc ? EXIT_FAILURE_RUN : EXIT_OK;
 }

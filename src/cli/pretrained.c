@@ -7,7 +7,8 @@
 int cli_apply_pretrained(cnn_spec *s, const cli_run_options *o)
 {
     char what[256];
-    if (o->vgg_weights && cnn_spec_set_pretrained(s, o->vgg_weights)) return cli_error("%s", cnn_errmsg()), -1;
+    if (o->vgg_weights && cnn_spec_set_pretrained(s, o->vgg_weights))
+        return cli_error("%s", cnn_errmsg()), -1;
     if (!cnn_spec_pretrained(s, what, sizeof what)) return 0;
     if (cnn_spec_check_pretrained(s)) return cli_error("%s", cnn_errmsg()), -1;
     /* Never let a random base pass for an ImageNet one. */

@@ -132,7 +132,8 @@ static void run_key(const study_args *a, char *buf, size_t cap)
     snprintf(buf, cap, "epochs=%ld batch=%ld seed=%ld limit=%ld validation_split=%g threads=%d data=%s\n",
              a->run.epochs, a->run.batch, a->run.seed, a->run.limit, a->run.val_split, cnn_get_threads(),
              a->run.data);
-    if (a->run.vgg_weights) snprintf(buf + strlen(buf), cap - strlen(buf), "vgg_weights=%s\n", a->run.vgg_weights);
+    if (a->run.vgg_weights)
+        snprintf(buf + strlen(buf), cap - strlen(buf), "vgg_weights=%s\n", a->run.vgg_weights);
 }
 
 static char *read_text(const char *path)

@@ -64,8 +64,9 @@ static void strlist_free(strlist *l)
 static int strlist_add(strlist *l, const char *s, size_t len, const char *where, const char *attr)
 {
     if (len == 0 || len >= MAX_NAME || memchr(s, '\0', len))
-        return cnn_fail(CNN_ERR_FORMAT, "%s: attribute '%s' holds an empty or overlong name (at most %d bytes)",
-                        where, attr, MAX_NAME - 1);
+        return cnn_fail(CNN_ERR_FORMAT,
+                        "%s: attribute '%s' holds an empty or overlong name (at most %d bytes)", where, attr,
+                        MAX_NAME - 1);
     char **grown = realloc(l->s, sizeof *grown * (size_t)(l->n + 1));
     char *copy = malloc(len + 1);
     if (grown) l->s = grown;
@@ -79,7 +80,8 @@ static int strlist_add(strlist *l, const char *s, size_t len, const char *where,
     return CNN_OK;
 }
 
-static int read_vlen(hid_t a, hid_t type, hid_t space, int n, strlist *out, const char *where, const char *attr)
+static int read_vlen(hid_t a, hid_t type, hid_t space, int n, strlist *out, const char *where,
+                     const char *attr)
 {
     hid_t mem = H5Tcopy(H5T_C_S1);
     char **buf = calloc((size_t)n, sizeof *buf);
@@ -212,10 +214,14 @@ static const char *dtype_text(hid_t type)
     static const char *const floats[] = {"float16", "float32", "float64"};
     size_t size = H5Tget_size(type);
     switch (H5Tget_class(type)) {
-    case H5T_FLOAT: return size == 2 ? floats[0] : size == 4 ? floats[1] : size == 8 ? floats[2] : "float";
-    case H5T_INTEGER: return "an integer type";
-    case H5T_STRING: return "string";
-    default: return "a non-numeric type";
+    case H5T_FLOAT:
+        return size == 2 ? floats[0] : size == 4 ? floats[1] : size == 8 ? floats[2] : "float";
+    case H5T_INTEGER:
+        return "an integer type";
+    case H5T_STRING:
+        return "string";
+    default:
+        return "a non-numeric type";
     }
 }
 
@@ -249,8 +255,8 @@ static int find_target(loader *L, const char *group, const char *dataset, cnn_te
 {
     char name[sizeof t->name];
     if (tensor_name(group, dataset, name, sizeof name) || cnn_model_find_tensor(L->m, name, t))
-        return cnn_fail(CNN_ERR_FORMAT, "%s: model '%s' has no tensor '%s' for it", where, cnn_model_name(L->m),
-                        name);
+        return cnn_fail(CNN_ERR_FORMAT, "%s: model '%s' has no tensor '%s' for it", where,
+                        cnn_model_name(L->m), name);
     if (t->layer < L->first || t->layer >= L->first + L->count)
         return cnn_fail(CNN_ERR_FORMAT, "%s: tensor '%s' is outside the layers being loaded", where, t->name);
     for (int i = 0; i < L->n; i++)
@@ -284,7 +290,8 @@ static int load_dataset(loader *L, hid_t g, const char *group, const char *datas
     if (ds < 0) return cnn_fail(CNN_ERR_FORMAT, "%s: no such dataset (listed in weight_names)", where);
     float *values = NULL;
     rc = check_dataset(ds, &t, where);
-    if (!rc && !(values = malloc(t.size * sizeof *values))) rc = cnn_fail(CNN_ERR_NOMEM, "%s: out of memory", where);
+    if (!rc && !(values = malloc(t.size * sizeof *values)))
+        rc = cnn_fail(CNN_ERR_NOMEM, "%s: out of memory", where);
     if (!rc && H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values) < 0)
         rc = cnn_fail(CNN_ERR_FORMAT, "%s: the values cannot be read (file truncated or damaged)", where);
     if (!rc) rc = stage(L, &t, values);
@@ -320,8 +327,9 @@ static int check_complete(const loader *L)
         int found = 0;
         for (int k = 0; k < L->n && !found; k++) found = !strcmp(L->items[k].t.name, t.name);
         if (!found)
-            return cnn_fail(CNN_ERR_FORMAT, "%s: no weights for the model's tensor '%s' (layer '%s' is missing)",
-                            L->path, t.name, cnn_model_layer_name(L->m, t.layer));
+            return cnn_fail(CNN_ERR_FORMAT,
+                            "%s: no weights for the model's tensor '%s' (layer '%s' is missing)", L->path,
+                            t.name, cnn_model_layer_name(L->m, t.layer));
     }
     return CNN_OK;
 }
@@ -343,7 +351,8 @@ static int load_file(loader *L)
         return cnn_fail(CNN_ERR_FORMAT, "%s: not an HDF5 file", L->path);
     }
     hid_t file = H5Fopen(L->path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (file < 0) return cnn_fail(CNN_ERR_FORMAT, "%s: cannot open it as HDF5 (truncated or damaged?)", L->path);
+    if (file < 0)
+        return cnn_fail(CNN_ERR_FORMAT, "%s: cannot open it as HDF5 (truncated or damaged?)", L->path);
     hid_t root = weights_root(file);
     strlist layers = {0};
     int rc = root < 0 ? cnn_fail(CNN_ERR_FORMAT, "%s: cannot open the root group", L->path)
@@ -434,8 +443,10 @@ static int write_entry(cnn_model *m, hid_t file, const char *name, int first, in
             if (rc || t.layer < first || t.layer >= first + count || t.trainable != pass) continue;
             ts[n] = t;
             names[n] = malloc(sizeof t.name + 2);
-            if (!names[n]) rc = -1;
-            else snprintf(names[n++], sizeof t.name + 2, "%s:0", t.name);
+            if (!names[n])
+                rc = -1;
+            else
+                snprintf(names[n++], sizeof t.name + 2, "%s:0", t.name);
         }
     if (!rc) rc = write_strings(g, "weight_names", names, n, 0) < 0 ? -1 : 0;
     for (int i = 0; !rc && i < n; i++) rc = write_dataset(g, &ts[i], names[i]) < 0 ? -1 : 0;
@@ -447,8 +458,8 @@ static int write_entry(cnn_model *m, hid_t file, const char *name, int first, in
 }
 
 /* The top-level layers Keras would see: a group of layers is one entry. */
-static int top_entries(const cnn_model *m, const cnn_layer_group *groups, int ngroups, char **names, int *first,
-                       int *count)
+static int top_entries(const cnn_model *m, const cnn_layer_group *groups, int ngroups, char **names,
+                       int *first, int *count)
 {
     int n = 0;
     for (int i = 0; i < cnn_model_num_layers(m);) {
@@ -472,7 +483,8 @@ static int write_model(cnn_model *m, const cnn_layer_group *groups, int ngroups,
     int n = rc ? 0 : top_entries(m, groups, ngroups, names, first, count);
     char *backend = "tensorflow", *version = "2.15.0";
     if (!rc)
-        rc = write_strings(file, "layer_names", names, n, 0) < 0 || write_strings(file, "backend", &backend, 1, 1) < 0 ||
+        rc = write_strings(file, "layer_names", names, n, 0) < 0 ||
+                     write_strings(file, "backend", &backend, 1, 1) < 0 ||
                      write_strings(file, "keras_version", &version, 1, 1) < 0
                  ? -1
                  : 0;
@@ -514,8 +526,10 @@ int cnn_model_save_keras_weights(cnn_model *m, const cnn_layer_group *groups, in
     if (cnn_model_num_tensors(m) <= 0)
         return cnn_fail(CNN_ERR_STATE, "%s: model '%s' is not built", path, cnn_model_name(m));
     for (int k = 0; k < ngroups; k++)
-        if (groups[k].first < 0 || groups[k].count < 1 || groups[k].first + groups[k].count > cnn_model_num_layers(m))
-            return cnn_fail(CNN_ERR_INVALID, "%s: group '%s' covers layers outside the model", path, groups[k].name);
+        if (groups[k].first < 0 || groups[k].count < 1 ||
+            groups[k].first + groups[k].count > cnn_model_num_layers(m))
+            return cnn_fail(CNN_ERR_INVALID, "%s: group '%s' covers layers outside the model", path,
+                            groups[k].name);
     struct stat st;
     if (!lstat(path, &st) && !S_ISREG(st.st_mode))
         return cnn_fail(CNN_ERR_IO, "%s: exists and is not a regular file; not overwritten", path);

@@ -2,7 +2,8 @@
  * layer: it stands in a spec for the NumPy step np.repeat(x[..., None], 3, axis=-1) that the study ran
  * before a model whose input is RGB (Model_5_VGG16), or its Lambda "gray2rgb"; no parameters.
  *
- *   x  (n, h, w, 1)  ->  y  (n, h, w, 3), y[..., k] = x[..., 0]; dx = the sum of dy over the three channels. */
+ *   x  (n, h, w, 1)  ->  y  (n, h, w, 3), y[..., k] = x[..., 0]; dx = the sum of dy over the three channels.
+ */
 #include "core/error.h"
 #include "layers/layer.h"
 
@@ -22,8 +23,8 @@ static void gray_forward(cnn_layer *l, const cnn_ctx *ctx, const float *x, float
     for (size_t p = 0; p < pixels; p++) y[3 * p] = y[3 * p + 1] = y[3 * p + 2] = x[p];
 }
 
-static void gray_backward(cnn_layer *l, const cnn_ctx *ctx, const float *x, const float *y, float *dy, float *dx,
-                          int n)
+static void gray_backward(cnn_layer *l, const cnn_ctx *ctx, const float *x, const float *y, float *dy,
+                          float *dx, int n)
 {
     (void)x, (void)y;
     if (!ctx->need_dx) return;

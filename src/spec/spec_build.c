@@ -148,7 +148,8 @@ int cnn_spec_layer_groups(const cnn_spec *s, cnn_layer_group *groups, int cap)
 {
     int n = 0;
     for (int i = 0, first = 0; i < s->nlayers; first += call_layers(&s->layers[i++]))
-        if (cnn_spec_is_vgg16(s->layers[i].name) && n < cap) cnn_spec_vgg16_group(&s->layers[i], first, &groups[n++]);
+        if (cnn_spec_is_vgg16(s->layers[i].name) && n < cap)
+            cnn_spec_vgg16_group(&s->layers[i], first, &groups[n++]);
     return n;
 }
 

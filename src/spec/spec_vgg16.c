@@ -64,7 +64,8 @@ static int read_shape(cnn_opts *o, int shape[3])
     for (int i = 0; i < 3; i++) {
         char *end;
         long x = strtol(d[i], &end, 10);
-        if (!strcmp(d[i], "None") && i < 2) x = 0;
+        if (!strcmp(d[i], "None") && i < 2)
+            x = 0;
         else if (*end || x < 1 || x > 65536 || (i == 2 && x != 3))
             return cnn_opts_fail(o, "input_shape", "VGG16: input_shape=%s: expected (height, width, 3)", v);
         shape[i] = (int)x;
@@ -111,8 +112,9 @@ static int read_args(const spec_call *c, vgg_args *a)
     if (!rc) rc = cnn_opts_str(&o, "weights", "", unused, sizeof unused);
     if (!rc) rc = cnn_opts_bool(&o, "include_top", 1, &top);
     if (!rc && top)
-        rc = cnn_opts_fail(&o, "include_top", "VGG16: include_top=True (the 1000-class ImageNet head) is not supported: "
-                                              "write include_top=False and a head of your own");
+        rc = cnn_opts_fail(&o, "include_top",
+                           "VGG16: include_top=True (the 1000-class ImageNet head) is not supported: "
+                           "write include_top=False and a head of your own");
     if (!rc) rc = read_shape(&o, a->shape);
     if (!rc) rc = cnn_opts_bool(&o, "trainable", 1, &a->trainable);
     if (!rc) rc = cnn_opts_str(&o, "trainable_from", "", a->from, sizeof a->from);
@@ -127,15 +129,17 @@ static int check_from(const vgg_args *a)
     char name[32];
     if (!a->from[0]) return CNN_OK;
     if (!a->trainable)
-        return cnn_fail(CNN_ERR_INVALID, "VGG16: trainable_from needs trainable=True (the base trainable, then "
-                                         "the layers before '%s' frozen)",
+        return cnn_fail(CNN_ERR_INVALID,
+                        "VGG16: trainable_from needs trainable=True (the base trainable, then "
+                        "the layers before '%s' frozen)",
                         a->from);
     for (int i = 0; i < VGG_LAYERS; i++) {
         layer_name(i, name, sizeof name);
         if (!strcmp(name, a->from)) return CNN_OK;
     }
-    return cnn_fail(CNN_ERR_INVALID, "VGG16: trainable_from=\"%s\" is not a layer of the base (block1_conv1 ... "
-                                     "block5_pool)",
+    return cnn_fail(CNN_ERR_INVALID,
+                    "VGG16: trainable_from=\"%s\" is not a layer of the base (block1_conv1 ... "
+                    "block5_pool)",
                     a->from);
 }
 
@@ -179,15 +183,18 @@ static int exists(const char *path)
 static int find_imagenet(char *path, size_t cap)
 {
     const char *kh = getenv("KERAS_HOME"), *home = getenv("HOME");
-    if (kh && *kh && snprintf(path, cap, "%s/models/%s", kh, VGG_FILE) < (int)cap && exists(path)) return CNN_OK;
-    if (home && *home && snprintf(path, cap, "%s/.keras/models/%s", home, VGG_FILE) < (int)cap && exists(path))
+    if (kh && *kh && snprintf(path, cap, "%s/models/%s", kh, VGG_FILE) < (int)cap && exists(path))
         return CNN_OK;
-    return cnn_fail(CNN_ERR_IO,
-                    "VGG16(weights=\"imagenet\"): %s (58,889,256 bytes, MD5 6d6bbae143d832006294945121d1f1fc) is "
-                    "neither in $KERAS_HOME/models/ nor in ~/.keras/models/; download it from %s%s and put it "
-                    "in ~/.keras/models/ (or give weights=None, or --vgg-weights none, to start from Keras's random "
-                    "initialisation)",
-                    VGG_FILE, VGG_URL, VGG_FILE);
+    if (home && *home && snprintf(path, cap, "%s/.keras/models/%s", home, VGG_FILE) < (int)cap &&
+        exists(path))
+        return CNN_OK;
+    return cnn_fail(
+        CNN_ERR_IO,
+        "VGG16(weights=\"imagenet\"): %s (58,889,256 bytes, MD5 6d6bbae143d832006294945121d1f1fc) is "
+        "neither in $KERAS_HOME/models/ nor in ~/.keras/models/; download it from %s%s and put it "
+        "in ~/.keras/models/ (or give weights=None, or --vgg-weights none, to start from Keras's random "
+        "initialisation)",
+        VGG_FILE, VGG_URL, VGG_FILE);
 }
 
 /* The weights a VGG16 call loads, after the spec's override: 0 with path "" for none. */
@@ -197,7 +204,8 @@ static int weights_path(const cnn_spec *s, const vgg_args *a, char *path, size_t
     path[0] = '\0';
     if (!strcmp(w, "none") || !w[0]) return CNN_OK;
     if (!strcmp(w, "imagenet")) return find_imagenet(path, cap);
-    if (snprintf(path, cap, "%s", w) >= (int)cap) return cnn_fail(CNN_ERR_INVALID, "VGG16: weights path too long");
+    if (snprintf(path, cap, "%s", w) >= (int)cap)
+        return cnn_fail(CNN_ERR_INVALID, "VGG16: weights path too long");
     return exists(path) ? CNN_OK : cnn_fail(CNN_ERR_IO, "VGG16: weights file %s not found", path);
 }
 
