@@ -1,8 +1,10 @@
 /* VGG16(...) in specs: the study's seven VGG16 models with the study's parameter counts, Keras's layer names
  * and trainability, the base as one group, its weights from a file (or the message that says where the
  * ImageNet file belongs), the argument errors; and GrayscaleToRGB's gradients. */
+#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 
 #include "gradcheck.h"
@@ -182,6 +184,56 @@ static void test_weights_from_file(void **state)
     cnn_model_free(ma);
 }
 
+static char g_bin[1024];
+
+/* Runs `cnnlab ARGS` (this build's binary) with stderr into err; returns the exit status. */
+static int cli(const char *args, char *err, size_t cap)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "'%s' %s >/dev/null 2>'%s'", g_bin, args, tu_path("stderr.txt"));
+    int rc = system(cmd);
+    assert_true(rc != -1 && WIFEXITED(rc));
+    FILE *f = fopen(tu_path("stderr.txt"), "r");
+    assert_non_null(f);
+    size_t n = fread(err, 1, cap - 1, f);
+    err[n] = '\0';
+    fclose(f);
+    return WEXITSTATUS(rc);
+}
+
+/* cnnlab export-weights writes the base as one group "vgg16" (as a Keras model holding VGG16 has it), whose
+ * weights load back; train refuses a missing ImageNet file before reading any data. */
+static void test_cli(void **state)
+{
+    (void)state;
+    const char *text = "model: t\ninput: (28, 28, 1)\nlayers:\n    ZeroPadding2D(2)\n    GrayscaleToRGB()\n"
+                       "    VGG16(include_top=False, trainable=False)\n    Flatten()\n"
+                       "    Dense(10, activation=\"softmax\")\n";
+    tu_write(tu_path("t.spec"), text, strlen(text));
+    setenv("HOME", tu_tmpdir(), 1);
+    unsetenv("KERAS_HOME");
+    char err[8192], args[2048];
+    snprintf(args, sizeof args, "train '%s' --data /nonexistent --epochs 1", tu_path("t.spec"));
+    assert_int_equal(cli(args, err, sizeof err), 1);
+    assert_non_null(strstr(err, "t.spec:6:5: VGG16(weights=\"imagenet\"): vgg16_weights_tf_dim_ordering_tf_kernels"));
+    cnn_spec *s = cnn_spec_load(tu_path("t.spec"));
+    assert_non_null(s);
+    cnn_spec_set_pretrained(s, "none");
+    cnn_model *m = cnn_spec_build_model(s, 3), *back = cnn_spec_build_model(s, 4);
+    assert_true(m && back);
+    assert_int_equal(cnn_model_save(m, tu_path("t.cnn")), 0);
+    snprintf(args, sizeof args, "export-weights '%s' '%s'", tu_path("t.cnn"), tu_path("t.h5"));
+    if (cli(args, err, sizeof err)) fail_msg("%s", err);
+    assert_int_equal(cnn_model_load_keras_weights(back, tu_path("t.h5")), 0);
+    assert_memory_equal(cnn_model_params(m), cnn_model_params(back), cnn_model_num_params(m, 0) * sizeof(float));
+    snprintf(args, sizeof args, "export-weights '%s' '%s'", tu_path("t.cnn"), tu_path("t.cnn"));
+    assert_int_equal(cli(args, err, sizeof err), 2);
+    assert_non_null(strstr(err, "is the model itself"));
+    cnn_model_free(m);
+    cnn_model_free(back);
+    cnn_spec_free(s);
+}
+
 static void test_gray_to_rgb(void **state)
 {
     (void)state;
@@ -192,13 +244,17 @@ static void test_gray_to_rgb(void **state)
     cnn_model_free(m);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    (void)argc;
+    char self[1024];
+    snprintf(self, sizeof self, "%s", argv[0]);
+    snprintf(g_bin, sizeof g_bin, "%s/cnnlab", dirname(dirname(self)));
     cnn_set_threads(2);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_seed_counts),       cmocka_unit_test(test_trainable_from_and_summary),
         cmocka_unit_test(test_argument_errors),   cmocka_unit_test(test_imagenet_missing),
-        cmocka_unit_test(test_weights_from_file), cmocka_unit_test(test_gray_to_rgb),
+        cmocka_unit_test(test_weights_from_file), cmocka_unit_test(test_gray_to_rgb), cmocka_unit_test(test_cli),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -273,7 +273,7 @@ int cnn_spec_check_pretrained(const cnn_spec *s)
         if (!cnn_spec_is_vgg16(s->layers[i].name)) continue;
         int rc = read_args(&s->layers[i], &a);
         if (!rc) rc = weights_path(s, &a, path, sizeof path);
-        if (rc) return cnn_fail_context("%s: ", s->origin);
+        if (rc) return cnn_fail_context("%s:%d:%d: ", s->origin, s->layers[i].line, s->layers[i].col);
     }
     return CNN_OK;
 }
