@@ -13,11 +13,13 @@
 #include "io/keras_h5.h"
 
 #include <hdf5.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "core/error.h"
+#include "io/isolate.h"
 
 enum { MAX_NAMES = 1 << 16, MAX_NAME = 256, MAX_FIXED = 4096 };
 
@@ -365,22 +367,59 @@ static int load_file(loader *L)
     return rc;
 }
 
+/* In the child: parses the file and sends every checked tensor as [name][float count][values]. */
+static int load_and_send(void *arg, cnn_strbuf *out)
+{
+    loader *L = arg;
+    h5_quiet q;
+    quiet_begin(&q);
+    int rc = load_file(L);
+    quiet_end(&q);
+    for (int i = 0; !rc && i < L->n; i++) {
+        uint64_t size = L->items[i].t.size;
+        cnn_strbuf_append(out, L->items[i].t.name, sizeof L->items[i].t.name);
+        cnn_strbuf_append(out, &size, sizeof size);
+        cnn_strbuf_append(out, L->items[i].values, size * sizeof(float));
+    }
+    return rc;
+}
+
+/* In the parent: checks the child's records against the model, then copies them all in. */
+static int receive(cnn_model *m, const char *path, const cnn_strbuf *in)
+{
+    cnn_tensor t;
+    char name[sizeof t.name];
+    uint64_t size;
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t at = 0; at < in->len; at += sizeof name + sizeof size + size * sizeof(float)) {
+            if (in->len - at < sizeof name + sizeof size)
+                return cnn_fail(CNN_ERR_FORMAT, "%s: reader output cut short", path);
+            memcpy(name, in->data + at, sizeof name);
+            memcpy(&size, in->data + at + sizeof name, sizeof size);
+            name[sizeof name - 1] = '\0';
+            if (cnn_model_find_tensor(m, name, &t) || size != t.size ||
+                (in->len - at - sizeof name - sizeof size) / sizeof(float) < size)
+                return cnn_fail(CNN_ERR_FORMAT, "%s: reader output does not fit tensor '%s'", path, name);
+            if (pass) memcpy(t.data, in->data + at + sizeof name + sizeof size, size * sizeof(float));
+        }
+    return CNN_OK;
+}
+
 int cnn_keras_h5_load_layers(cnn_model *m, const char *path, int first, int count)
 {
     if (!m || !path) return cnn_fail(CNN_ERR_INVALID, "keras weights: NULL model or path");
-    if (cnn_model_num_tensors(m) < 0 || cnn_model_num_tensors(m) == 0)
+    if (cnn_model_num_tensors(m) <= 0)
         return cnn_fail(CNN_ERR_STATE, "%s: model '%s' must be built before loading weights", path,
                         cnn_model_name(m));
+    /* libhdf5 1.10 can crash or hang on a damaged file (a mutated datatype sends H5Aread into the global
+     * heap at garbage offsets), so the file is parsed in a child process; the model changes only here. */
     loader L = {.m = m, .path = path, .first = first, .count = count};
-    h5_quiet q;
-    quiet_begin(&q);
-    int rc = load_file(&L);
-    quiet_end(&q);
-    for (int i = 0; i < L.n; i++) {
-        if (!rc) memcpy(L.items[i].t.data, L.items[i].values, L.items[i].t.size * sizeof(float));
-        free(L.items[i].values);
-    }
+    cnn_strbuf got = {0};
+    int rc = cnn_run_isolated(load_and_send, &L, 60, path, &got);
+    if (!rc) rc = receive(m, path, &got);
+    for (int i = 0; i < L.n; i++) free(L.items[i].values);
     free(L.items);
+    cnn_strbuf_free(&got);
     return rc;
 }
 
