@@ -15,6 +15,9 @@
 #       test) into the same Keras network and compares its outputs with the references (the round trip).
 #       -nested: the network is one layer of a Sequential model, as in the study's models; the test's
 #       CNN_KERAS_EXPORT file is of that kind, CNN_KERAS_EXPORT_FLAT of the plain one.
+#   $PYTHON scripts/keras_vgg16_ref.py check-study-model FILE.h5 MODEL PREDICTIONS.csv DATA_DIR
+#       One of the study's VGG16 models (Model_5_VGG16 ... Model_10_VGG16_AL) built as Keras builds it loads
+#       the weights `cnnlab export-weights` wrote for it and predicts what `cnnlab predict` did.
 #
 # $PYTHON: TensorFlow 2.15 from PyPI (bench/.venv/bin/python after scripts/deps.sh --bench).
 #
@@ -192,7 +195,52 @@ def check_export(path, which, outdir):
     return 0 if worst <= 1e-4 else 1
 
 
+def study_model(name):
+    """The study's VGG16 models (spec 4.10-4.16) as Keras builds them, base frozen or fine-tuned."""
+    L = keras.layers
+    base = keras.applications.VGG16(weights=None, include_top=False, input_shape=(56, 56, 3) if name == "Model_5_VGG16" else None)
+    base.trainable = True
+    frozen = name != "Model_10_VGG16_AL"
+    for layer in base.layers:  # the study's loop: frozen until block5_conv1 (Model_10), else all frozen
+        if layer.name == "block5_conv1" and not frozen:
+            break
+        layer.trainable = False
+    if frozen:
+        base.trainable = False
+    if name == "Model_5_VGG16":
+        front = [keras.Input((28, 28, 3)), L.Resizing(56, 56, interpolation="nearest")]
+    elif name in ("Model_6_VGG16", "Model_7_VGG16"):
+        front = [keras.Input((28, 28, 1)), L.ZeroPadding2D((2, 2), name="expand_32_32"), L.Dense(3, activation="relu", name="gray_rgb")]
+    else:
+        gray = {"Model_9_VGG16": L.Conv2D(3, 3, padding="same", activation="relu", name="conv_gray_rgb"),
+                "Model_9_VGG16_SC": L.SeparableConv2D(3, 3, depth_multiplier=3, padding="same", activation="relu", name="sep_conv_gray_rgb")}
+        front = [keras.Input((28, 28, 1)), L.Resizing(56, 56, interpolation="nearest", name="zoom_x2"),
+                 gray.get(name, L.Dense(3, activation="relu", name="gray_rgb"))]
+    return keras.Sequential(front + [base, L.Flatten(), L.Dense(256, activation="relu"), L.Dense(10, activation="softmax")])
+
+
+def check_study_model(path, name, csv, data_dir):
+    """Weights exported by `cnnlab export-weights` load into the study's Keras model and predict what cnnlab
+    predicted (`cnnlab predict --data DIR --out CSV`) on the test images of DIR."""
+    import gzip as gz
+    p = os.path.join(data_dir, "t10k-images-idx3-ubyte")
+    raw = gz.open(p + ".gz").read() if os.path.exists(p + ".gz") else open(p, "rb").read()
+    n = int.from_bytes(raw[4:8], "big")
+    x = np.frombuffer(raw, np.uint8, offset=16).reshape(n, 28, 28, 1).astype(np.float32) / 255.0
+    if name == "Model_5_VGG16":
+        x = np.repeat(x, 3, axis=-1)
+    model = study_model(name)
+    model.load_weights(path)
+    want = np.array([[float(v) for v in line.strip().split(",")[-10:]] for line in open(csv).readlines()[1:]])
+    got = model.predict(x, verbose=0)
+    err = np.max(np.abs(got - want))
+    print("%s: %d images, max |keras - cnnlab| probability = %.3g; trainable %d" % (name, n, err, sum(int(np.prod(w.shape)) for w in model.trainable_weights)))
+    return 0 if err <= 1e-4 else 1
+
+
 def main(argv):
+    if len(argv) >= 6 and argv[1] == "check-study-model":
+        return check_study_model(argv[2], argv[3], argv[4], argv[5])
     outdir = "/tmp/cnnlab-vgg16-ref"
     if len(argv) >= 2 and argv[1] == "fixtures":
         fixtures(argv[2] if len(argv) > 2 else outdir)

@@ -48,6 +48,10 @@ int cli_run_option(const char *o, const char *v, cli_run_options *r, long *threa
  * is missing, where to put it, and the option that trains without it) and returns -1. Says so when a
  * pretrained base starts from random weights instead. */
 int cli_apply_pretrained(cnn_spec *s, const cli_run_options *o);
+/* Says in the run record where a pretrained base's weights came from (a random base says so). */
+void cli_label_pretrained(const cnn_spec *s, cnn_run *run);
+/* The summary table with the spec's nested models (a VGG16 base) as one row each, or expanded. */
+void cli_print_summary(const cnn_spec *s, const cnn_model *m, int expand, FILE *out);
 
 /* Data loaded once and shared by every run of a study. */
 typedef struct cli_data {
@@ -59,10 +63,11 @@ void cli_data_free(cli_data *d);
 /* Trains spec into dir (which exists) and writes model.cnn, model.spec, history.csv/json, metrics.json,
  * report.txt, train.log, the study's checkpoints and, last, run.json (the run record, whose presence marks a
  * finished run). run receives the record. */
-int cli_run_spec(const cnn_spec *spec, const cli_run_options *o, const cli_data *d, const char *dir, cnn_run *run);
+int cli_run_spec(const cnn_spec *spec, const cli_run_options *o, const cli_data *d, const char *dir,
+                 cnn_run *run);
 /* Writes a finished run's outputs into dir (atomically, file by file). */
-int cli_save_run(const char *dir, const cnn_spec *spec, const cnn_model *m, const cnn_run *run, const char *report,
-                 FILE *log);
+int cli_save_run(const char *dir, const cnn_spec *spec, const cnn_model *m, const cnn_run *run,
+                 const char *report, FILE *log);
 
 int cli_train(int argc, char **argv);
 int cli_eval(int argc, char **argv);

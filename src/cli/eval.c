@@ -78,12 +78,10 @@ int cli_summary(int argc, char **argv)
     /* The table does not depend on the weights: a pretrained base need not be on this machine. */
     cnn_spec_set_pretrained(s, "none");
     cnn_model *m = cnn_spec_build_model(s, 1);
-    cnn_layer_group groups[8];
-    int ng = cnn_spec_layer_groups(s, groups, 8);
     if (!m)
         cli_error("%s", cnn_errmsg());
     else
-        cnn_model_summary_grouped(m, groups, ng < 8 ? ng : 8, expand, stdout);
+        cli_print_summary(s, m, expand, stdout);
     cnn_model_free(m);
     cnn_spec_free(s);
     return m ? EXIT_OK : EXIT_FAILURE_RUN;

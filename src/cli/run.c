@@ -185,9 +185,10 @@ int cli_run_spec(const cnn_spec *spec, const cli_run_options *o, const cli_data 
     run_state r = {0};
     char *report = NULL;
     int rc = prepare(spec, &f, d, dir, &r);
-    if (!rc && !o->quiet) cnn_model_summary(r.model, stdout);
-    if (!rc) cnn_model_summary(r.model, r.log);
+    if (!rc && !o->quiet) cli_print_summary(spec, r.model, 0, stdout);
+    if (!rc) cli_print_summary(spec, r.model, 0, r.log);
     if (!rc) rc = fit(&f, d, o, &r, run);
+    if (!rc) cli_label_pretrained(spec, run);
     if (!rc) rc = evaluate(d, &r, run, &report);
     if (!rc) rc = cli_save_run(dir, spec, r.model, run, report, r.log);
     if (!rc && !o->quiet) fputs(report, stdout);
