@@ -43,6 +43,12 @@ def fashion(n):
     return x.reshape(-1, 28, 28, 1), y
 
 
+def save(model, path):
+    """Keras's legacy HDF5 weights, written beside the target and renamed over it (atomic)."""
+    model.save_weights(path + ".tmp", save_format="h5")
+    os.replace(path + ".tmp", path)
+
+
 def model_2_s2(f1, f2, units):
     L = keras.layers
     return keras.Sequential(
@@ -66,16 +72,18 @@ def run(out, prefix, n, batch, lr, f1, f2, units):
     x, y = fashion(n)
     m = model_2_s2(f1, f2, units)
     m.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy")
-    m.save_weights(os.path.join(out, prefix + "init.h5"))
+    save(m, os.path.join(out, prefix + "init.h5"))
     losses = []
     for k in range(0, n, batch):  # one epoch in order: fit(shuffle=False)'s steps, each batch's own loss
         losses.append(float(m.train_on_batch(x[k : k + batch], y[k : k + batch])))
-    m.save_weights(os.path.join(out, prefix + "final.h5"))
-    with open(os.path.join(out, prefix + "losses.txt"), "w") as f:
+    save(m, os.path.join(out, prefix + "final.h5"))
+    path = os.path.join(out, prefix + "losses.txt")
+    with open(path + ".tmp", "w") as f:
         f.write("# Keras %s, %d images, batch %d, Adam(%g), filters %d %d, units %d: loss of each batch\n"
                 % (tf.__version__, n, batch, lr, f1, f2, units))
         f.write("images %d batch %d lr %g filters %d %d units %d\n" % (n, batch, lr, f1, f2, units))
         f.write(" ".join("%.9e" % v for v in losses) + "\n")
+    os.replace(path + ".tmp", path)
     print("%d steps, first loss %.6f, last %.6f -> %s" % (len(losses), losses[0], losses[-1], out))
 
 

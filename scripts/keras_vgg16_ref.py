@@ -41,6 +41,13 @@ SIZES = [32, 56]
 BATCH = 2
 
 
+def atomic(path, write):
+    """write(tmp) then rename: a run that fails half-way leaves the committed file as it was."""
+    tmp = path + ".tmp"
+    write(tmp)
+    os.replace(tmp, path)
+
+
 def inputs(n, size):
     i = np.arange(n * size * size * 3, dtype=np.uint64)
     v = ((i * np.uint64(2654435761) + np.uint64(12345)) % np.uint64(1 << 32)) >> np.uint64(8)
@@ -68,6 +75,10 @@ def randomize_biases(model, rng):
 
 
 def write_outputs(model, path):
+    atomic(path, lambda tmp: write_outputs_to(model, tmp))
+
+
+def write_outputs_to(model, path):
     with open(path, "w") as f:
         f.write("# Keras %s outputs of %s for the inputs of keras_vgg16_ref.py\n" % (tf.__version__, model.name))
         for size in SIZES:
@@ -117,10 +128,8 @@ def copy_file(src, dst):
 def write_bad_files(good):
     """Malformed variants of the Keras-written fixture, each refused by cnnlab with its own message."""
     data = open(good, "rb").read()
-    with open(os.path.join(DATA, "bad_truncated.h5"), "wb") as f:
-        f.write(data[: len(data) * 2 // 3])
-    with open(os.path.join(DATA, "bad_not_hdf5.h5"), "w") as f:
-        f.write("this is not an HDF5 file\n")
+    atomic(os.path.join(DATA, "bad_truncated.h5"), lambda tmp: open(tmp, "wb").write(data[: len(data) * 2 // 3]))
+    atomic(os.path.join(DATA, "bad_not_hdf5.h5"), lambda tmp: open(tmp, "w").write("this is not an HDF5 file\n"))
     edits = {
         "bad_missing_group.h5": lambda f: f.__delitem__("block3_conv2"),
         "bad_missing_dataset.h5": lambda f: f["block2_conv1"]["block2_conv1"].__delitem__("bias:0"),
@@ -129,11 +138,14 @@ def write_bad_files(good):
         "bad_no_layer_names.h5": lambda f: f.attrs.__delitem__("layer_names"),
     }
     for name, edit in edits.items():
-        path = os.path.join(DATA, name)
-        copy_file(good, path)
-        with h5py.File(path, "r+") as f:
-            edit(f)
-        repack(path, compact=True)
+        atomic(os.path.join(DATA, name), lambda tmp: edited(good, tmp, edit))
+
+
+def edited(good, path, edit):
+    copy_file(good, path)
+    with h5py.File(path, "r+") as f:
+        edit(f)
+    repack(path, compact=True)
 
 
 def replace(group, name, value):
@@ -144,7 +156,7 @@ def replace(group, name, value):
 def repack(path, compact=False):
     # h5py leaves deleted space in the file; copying every object into a new file keeps the fixtures small
     # (compact: HDF5 1.8's compact groups, a quarter of the size, for the malformed variants).
-    tmp = path + ".tmp"
+    tmp = path + ".repack"
     with h5py.File(path, "r") as a, h5py.File(tmp, "w", libver="latest" if compact else "earliest") as b:
         for k, v in a.attrs.items():
             b.attrs[k] = v
@@ -159,16 +171,15 @@ def fixtures(outdir):
     os.makedirs(DATA, exist_ok=True)
     small = vgg_like(SMALL_FILTERS, "vgg_small")
     randomize_biases(small, rng)
-    small.save_weights(os.path.join(DATA, "vgg_small.h5"))
-    repack(os.path.join(DATA, "vgg_small.h5"))
-    write_old_style(small, os.path.join(DATA, "vgg_small_old_vlen.h5"), vlen=True, split=True)
-    write_old_style(small, os.path.join(DATA, "vgg_small_old_fixed.h5"), vlen=False, split=False)
+    atomic(os.path.join(DATA, "vgg_small.h5"), lambda tmp: (small.save_weights(tmp, save_format="h5"), repack(tmp)))
+    atomic(os.path.join(DATA, "vgg_small_old_vlen.h5"), lambda tmp: write_old_style(small, tmp, vlen=True, split=True))
+    atomic(os.path.join(DATA, "vgg_small_old_fixed.h5"), lambda tmp: write_old_style(small, tmp, vlen=False, split=False))
     write_outputs(small, os.path.join(DATA, "vgg_small_ref.txt"))
     write_bad_files(os.path.join(DATA, "vgg_small.h5"))
     os.makedirs(outdir, exist_ok=True)
     full = keras.applications.VGG16(weights=None, include_top=False, input_shape=(None, None, 3))
     randomize_biases(full, rng)
-    full.save_weights(os.path.join(outdir, "vgg16_ref.h5"))
+    full.save_weights(os.path.join(outdir, "vgg16_ref.h5"), save_format="h5")
     write_outputs(full, os.path.join(outdir, "vgg16_ref.txt"))
     print("wrote", DATA, "and", outdir)
 
