@@ -4,8 +4,8 @@
 #include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "gradcheck.h"
 #include "util.h"
@@ -215,7 +215,8 @@ static void test_cli(void **state)
     char err[8192], args[2048];
     snprintf(args, sizeof args, "train '%s' --data /nonexistent --epochs 1", tu_path("t.spec"));
     assert_int_equal(cli(args, err, sizeof err), 1);
-    assert_non_null(strstr(err, "t.spec:6:5: VGG16(weights=\"imagenet\"): vgg16_weights_tf_dim_ordering_tf_kernels"));
+    assert_non_null(
+        strstr(err, "t.spec:6:5: VGG16(weights=\"imagenet\"): vgg16_weights_tf_dim_ordering_tf_kernels"));
     cnn_spec *s = cnn_spec_load(tu_path("t.spec"));
     assert_non_null(s);
     cnn_spec_set_pretrained(s, "none");
@@ -225,7 +226,8 @@ static void test_cli(void **state)
     snprintf(args, sizeof args, "export-weights '%s' '%s'", tu_path("t.cnn"), tu_path("t.h5"));
     if (cli(args, err, sizeof err)) fail_msg("%s", err);
     assert_int_equal(cnn_model_load_keras_weights(back, tu_path("t.h5")), 0);
-    assert_memory_equal(cnn_model_params(m), cnn_model_params(back), cnn_model_num_params(m, 0) * sizeof(float));
+    assert_memory_equal(cnn_model_params(m), cnn_model_params(back),
+                        cnn_model_num_params(m, 0) * sizeof(float));
     snprintf(args, sizeof args, "export-weights '%s' '%s'", tu_path("t.cnn"), tu_path("t.cnn"));
     assert_int_equal(cli(args, err, sizeof err), 2);
     assert_non_null(strstr(err, "is the model itself"));
@@ -252,9 +254,13 @@ int main(int argc, char **argv)
     snprintf(g_bin, sizeof g_bin, "%s/cnnlab", dirname(dirname(self)));
     cnn_set_threads(2);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_seed_counts),       cmocka_unit_test(test_trainable_from_and_summary),
-        cmocka_unit_test(test_argument_errors),   cmocka_unit_test(test_imagenet_missing),
-        cmocka_unit_test(test_weights_from_file), cmocka_unit_test(test_gray_to_rgb), cmocka_unit_test(test_cli),
+        cmocka_unit_test(test_seed_counts),
+        cmocka_unit_test(test_trainable_from_and_summary),
+        cmocka_unit_test(test_argument_errors),
+        cmocka_unit_test(test_imagenet_missing),
+        cmocka_unit_test(test_weights_from_file),
+        cmocka_unit_test(test_gray_to_rgb),
+        cmocka_unit_test(test_cli),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
