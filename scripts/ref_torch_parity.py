@@ -110,6 +110,13 @@ CASES = [
         ("BatchNormalization", dict(name="bn_vec")),
         ("Dense", dict(name="out", units=4, activation="softmax")),
     ]),
+    # GrayscaleToRGB (tf.image.grayscale_to_rgb, for the VGG16 models) needs a one-channel input.
+    dict(name="gray", seed=1, input=(4, 5, 5, 1), classes=3, lr=0.01, steps=3, layers=[
+        ("GrayscaleToRGB", dict(name="to_rgb")),
+        ("Conv2D", dict(name="conv_rgb", filters=3, kernel_size=3, activation="relu")),
+        ("Flatten", dict(name="flatten")),
+        ("Dense", dict(name="out", units=3, activation="softmax")),
+    ]),
 ]
 
 BETA_1, BETA_2, EPSILON = 0.9, 0.999, 1e-7
@@ -373,6 +380,8 @@ def forward(torch, F, case, p, x, training, margins, probe=None):
             x = torch.softmax(x, dim=-1)
         elif ltype == "Flatten":
             x = x.reshape(x.shape[0], -1)  # NHWC order, as Keras flattens channels_last
+        elif ltype == "GrayscaleToRGB":
+            x = x.repeat(1, 1, 1, 3)
         else:
             raise ValueError(ltype)
     return x  # the last layer's output: softmax probabilities
@@ -650,7 +659,10 @@ def check_keras(path):
             if "kernel_regularizer" in kw:
                 r = kw["kernel_regularizer"]
                 kw["kernel_regularizer"] = kinds[r[:2]](float(r[3:-1]))
-            model.add(getattr(keras.layers, ltype)(**kw))
+            if ltype == "GrayscaleToRGB":  # not a Keras layer: tf.image.grayscale_to_rgb in a Lambda
+                model.add(keras.layers.Lambda(tf.image.grayscale_to_rgb, name=kw["name"]))
+            else:
+                model.add(getattr(keras.layers, ltype)(**kw))
 
         def key(var):
             return var.name.rsplit(":", 1)[0]  # "conv_valid/kernel:0" -> "conv_valid/kernel"
