@@ -9,7 +9,8 @@
 
 cli_run_options cli_run_defaults(void)
 {
-    return (cli_run_options){.data = CNN_FASHION_MNIST_DIR, .epochs = -1, .batch = -1, .seed = -1};
+    return (cli_run_options){
+        .data = CNN_FASHION_MNIST_DIR, .epochs = -1, .batch = -1, .seed = -1, .backup_minutes = 10};
 }
 
 int cli_run_option(const char *o, const char *v, cli_run_options *r, long *threads, int *takes, int *bad)
@@ -80,6 +81,7 @@ typedef struct run_state {
     cnn_dataset train, val; /* used when validation splits the training data */
     const cnn_dataset *train_set;
     FILE *log;
+    const char *dir; /* the run folder */
 } run_state;
 
 static void run_free(run_state *r)
@@ -106,6 +108,7 @@ static int log_epoch(cnn_callback *cb, cnn_model *m, const cnn_epoch_log *e, int
 static int prepare(const cnn_spec *s, const cnn_spec_fit *f, const cli_data *d, const char *dir, run_state *r)
 {
     char path[4200];
+    r->dir = dir;
     snprintf(path, sizeof path, "%s/train.log", dir);
     if (!(r->log = fopen(path, "w"))) return cli_error("cannot write %s", path), -1;
     r->model = cnn_spec_build_model(s, f->seed);
@@ -118,6 +121,46 @@ static int prepare(const cnn_spec *s, const cnn_spec_fit *f, const cli_data *d, 
         r->train_set = &r->train;
     }
     return 0;
+}
+
+/* Worth caching: a frozen, deterministic prefix that does real work (holds parameters) and leaves layers to
+ * train. Its outputs for the training and validation sets are computed once, and the epochs run the rest. */
+static int cached_prefix(const cnn_model *m)
+{
+    int k = cnn_model_frozen_prefix(m), weights = 0;
+    for (int i = 0; i < k; i++) {
+        char name[96];
+        snprintf(name, sizeof name, "%s/kernel", cnn_model_layer_name(m, i));
+        cnn_tensor t;
+        weights |= cnn_model_find_tensor((cnn_model *)m, name, &t) == 0;
+    }
+    return weights && k < cnn_model_num_layers(m) ? k : 0;
+}
+
+static int fit_with_cache(run_state *r, cnn_fit_config *fc, int quiet, cnn_history *h)
+{
+    int k = cached_prefix(r->model);
+    if (!k) return cnn_model_fit(r->model, r->train_set, fc, h);
+    double t_train = 0, t_val = 0;
+    cnn_source *tr =
+        cnn_source_features(r->model, k - 1, r->train_set, fc->batch_size, fc->shuffle, fc->seed, &t_train);
+    cnn_source *va = tr && fc->validation
+                         ? cnn_source_features(r->model, k - 1, fc->validation, fc->batch_size, 0, 0, &t_val)
+                         : NULL;
+    int rc = !tr || (fc->validation && !va) ? cnn_errcode() : 0;
+    char line[300];
+    snprintf(line, sizeof line,
+             "cached features: layers 1-%d ('%s' to '%s') are frozen and deterministic; their outputs were "
+             "computed "
+             "once (%.1f s for training, %.1f s for validation) and the epochs train the layers after them\n",
+             k, cnn_model_layer_name(r->model, 0), cnn_model_layer_name(r->model, k - 1), t_train, t_val);
+    if (!rc && !quiet) fputs(line, stdout);
+    if (!rc) fputs(line, r->log);
+    fc->validation_source = va;
+    if (!rc) rc = cnn_model_fit_source(r->model, tr, fc, h);
+    cnn_source_free(tr);
+    cnn_source_free(va);
+    return rc;
 }
 
 static int fit(const cnn_spec_fit *f, const cli_data *d, const cli_run_options *o, run_state *r, cnn_run *run)
@@ -147,8 +190,13 @@ static int fit(const cnn_spec_fit *f, const cli_data *d, const cli_run_options *
     run->seed = f->seed, run->threads = cnn_get_threads(), run->batch_size = f->batch_size;
     run->train_images = r->train_set->n;
     snprintf(run->weights, sizeof run->weights, "initialised from seed %llu", (unsigned long long)f->seed);
-    int rc = cnn_model_fit(r->model, r->train_set, &fc, &run->history);
+    char backup[4200];
+    snprintf(backup, sizeof backup, "%s/backup.cnn", r->dir);
+    fc.backup_path = backup;
+    fc.backup_minutes = o->backup_minutes;
+    int rc = fit_with_cache(r, &fc, o->quiet, &run->history);
     if (!rc) cnn_run_summarize(run);
+    if (!rc) remove(backup); /* the run is complete: nothing to resume */
     free(all);
     if (rc) cli_error("%s", cnn_errmsg());
     return rc ? -1 : 0;
