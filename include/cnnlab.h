@@ -506,6 +506,13 @@ typedef struct cnn_fit_config {
      * that ran through (same seed and threads). The file is left for the caller to remove. */
     const char *backup_path;
     double backup_minutes;
+    /* Data-parallel training (see cnn_source_dataset_shard): each process trains and validates on its share
+     * of every batch. reduce (NULL: one process) replaces sums[0..count) by their totals over the processes,
+     * the same on every process; fit calls it with {loss x samples, correct, samples} of each epoch's training
+     * pass and of its validation pass, so the epoch logs, the history and every callback's decision are those
+     * of the whole data. */
+    int (*reduce)(void *ctx, double *sums, int count);
+    void *reduce_ctx;
 } cnn_fit_config;
 
 cnn_fit_config cnn_fit_default(void);
@@ -526,6 +533,23 @@ int cnn_model_evaluate_source(cnn_model *m, cnn_source *src, double *loss, doubl
 int cnn_model_predict(cnn_model *m, const float *x, int n, int batch_size, float *out);
 /* The output for every sample of the source's epoch 0, in batch order. */
 int cnn_model_predict_source(cnn_model *m, cnn_source *src, float *out);
+
+/* ---- data-parallel training
+ *
+ * N processes (MPI ranks) train one model on the same global batches: rank r of N reads only its contiguous
+ * slice of every batch, the gradients are combined between backward and update (the on_gradients hook) and
+ * every rank takes the same optimizer step. The library has no transport of its own; the caller supplies the
+ * reduction (cnnlab's CLI uses Open MPI, src/cli/mpi*.c). */
+
+/* Rank `rank` of `ranks`'s share of batch `batch` of a dataset of n samples in batches of batch_size: samples
+ * [*start, *start + *count) of the epoch's order, *count = floor((b+1)/N) - floor(b/N) of the batch's size b,
+ * and the batch's size in *total (may be NULL). Fails when the arguments are out of range. */
+int cnn_shard_range(int n, int batch_size, int batch, int rank, int ranks, int *start, int *count, int *total);
+/* The dataset source of rank `rank` of `ranks`: the batches of cnn_source_dataset(ds, batch_size, shuffle,
+ * seed), in the same shuffled order, each cut to this rank's slice (cnn_shard_range). Fails, naming the batch,
+ * when some batch has fewer samples than there are ranks (a rank would get none). */
+cnn_source *cnn_source_dataset_shard(const cnn_dataset *ds, int batch_size, int shuffle, uint64_t seed, int rank,
+                                     int ranks);
 
 /* ---------------------------------------------------------------- run record */
 

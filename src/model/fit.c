@@ -76,8 +76,18 @@ static int epoch_hook(cnn_source *s, int epoch, int end)
     return hook ? hook(s, epoch) : CNN_OK;
 }
 
-/* Loss and accuracy over epoch 0 of a planned source (inference behaviour). */
-static int evaluate_planned(cnn_model *m, cnn_source *s, double *loss, double *acc)
+/* Data-parallel training: the totals of {loss x samples, correct, samples} over the processes. */
+static int reduce_sums(const cnn_fit_config *c, double *loss_sum, double *correct, double *seen)
+{
+    if (!c || !c->reduce) return CNN_OK;
+    double v[3] = {*loss_sum, *correct, *seen};
+    int rc = c->reduce(c->reduce_ctx, v, 3);
+    *loss_sum = v[0], *correct = v[1], *seen = v[2];
+    return rc;
+}
+
+/* Loss and accuracy over epoch 0 of a planned source (inference behaviour); c (may be NULL) reduces. */
+static int evaluate_planned(cnn_model *m, cnn_source *s, const cnn_fit_config *c, double *loss, double *acc)
 {
     double sum = 0.0;
     int correct = 0, seen = 0, n = 0;
@@ -90,8 +100,10 @@ static int evaluate_planned(cnn_model *m, cnn_source *s, double *loss, double *a
         seen += n;
     }
     if (!rc) rc = epoch_hook(s, 0, 1);
-    *loss = sum / seen + cnn_model_regularization(m);
-    *acc = (double)correct / seen;
+    double hits = correct, count = seen;
+    if (!rc) rc = reduce_sums(c, &sum, &hits, &count);
+    *loss = sum / count + cnn_model_regularization(m);
+    *acc = hits / count;
     return rc;
 }
 
@@ -101,7 +113,7 @@ int cnn_model_evaluate_source(cnn_model *m, cnn_source *src, double *loss, doubl
     int rc = cnn_model_check_loss(m, &m->x.loss);
     if (!rc) rc = check_source(m, src, 1, "evaluation");
     if (!rc) rc = cnn_model_plan(m, src->batch_size);
-    return rc ? rc : evaluate_planned(m, src, loss, accuracy);
+    return rc ? rc : evaluate_planned(m, src, NULL, loss, accuracy);
 }
 
 int cnn_model_evaluate(cnn_model *m, const cnn_dataset *ds, int batch_size, double *loss, double *accuracy)
@@ -310,8 +322,11 @@ static int train_epoch(fit_run *f, cnn_progress *bar, cnn_epoch_log *log)
     }
     if (!rc) rc = epoch_hook(f->train, p->epoch, 1);
     p->seconds += cnn_now() - t0;
-    log->loss = p->loss_sum / p->seen;
-    log->accuracy = (double)p->correct / p->seen;
+    /* Data-parallel: the totals over the processes (p keeps this process's own sums for a backup). */
+    double loss_sum = p->loss_sum, hits = (double)p->correct, count = p->seen;
+    if (!rc) rc = reduce_sums(f->c, &loss_sum, &hits, &count);
+    log->loss = loss_sum / count;
+    log->accuracy = hits / count;
     log->seconds = p->seconds;
     return rc;
 }
@@ -329,7 +344,7 @@ static int run_epoch(fit_run *f)
     rc = train_epoch(f, &bar, &log);
     if (!rc && f->val) {
         double t0 = cnn_now();
-        rc = evaluate_planned(m, f->val, &log.val_loss, &log.val_accuracy);
+        rc = evaluate_planned(m, f->val, c, &log.val_loss, &log.val_accuracy);
         log.val_seconds = cnn_now() - t0;
     }
     if (rc) return rc;

@@ -29,6 +29,7 @@ typedef struct dataset_state {
     int order_epoch;   /* -1: none yet */
     cnn_transform t;   /* apply NULL: plain copies */
     cnn_dataset owned; /* freed with the source (cached features) */
+    int rank, ranks, global_batch; /* data-parallel share of every batch (ranks 0: the whole batch) */
 } dataset_state;
 
 static void dataset_destroy(cnn_source *s)
@@ -79,6 +80,8 @@ static int dataset_fill(cnn_source *s, int epoch, int batch, float *x, int32_t *
     dataset_order(d, epoch);
     int start = batch * s->batch_size;
     *n = d->ds->n - start < s->batch_size ? d->ds->n - start : s->batch_size;
+    if (d->ranks && cnn_shard_range(d->ds->n, d->global_batch, batch, d->rank, d->ranks, &start, n, NULL))
+        return cnn_errcode();
     if (d->t.apply)
         transform(d, epoch, d->order + start, *n, x, y);
     else
@@ -133,6 +136,13 @@ cnn_source *cnn_source_transform(const cnn_dataset *ds, int batch_size, int shuf
         return NULL;
     }
     return cnn_source_dataset_make(ds, batch_size, shuffle, seed, t, "transform");
+}
+
+void cnn_source_dataset_set_shard(cnn_source *s, int global_batch, int rank, int ranks, int local_batch)
+{
+    dataset_state *d = s->state;
+    d->global_batch = global_batch, d->rank = rank, d->ranks = ranks;
+    s->batch_size = local_batch;
 }
 
 cnn_source *cnn_source_owned_dataset(cnn_dataset *ds, int batch_size, int shuffle, uint64_t seed,

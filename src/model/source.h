@@ -10,5 +10,8 @@ cnn_source *cnn_source_dataset_make(const cnn_dataset *ds, int batch_size, int s
 /* A dataset source that takes ownership of *ds (emptied): it is freed with the source. */
 cnn_source *cnn_source_owned_dataset(cnn_dataset *ds, int batch_size, int shuffle, uint64_t seed,
                                      const char *name);
+/* Turns a dataset source made with batch size global_batch into rank `rank` of `ranks`'s share of every
+ * batch (cnn_shard_range); local_batch is the largest share (src/dist/shard.c). */
+void cnn_source_dataset_set_shard(cnn_source *s, int global_batch, int rank, int ranks, int local_batch);
 
 #endif
