@@ -24,6 +24,16 @@ LIB_SRC  := $(sort $(shell find src -name '*.c' -not -path 'src/cli/*'))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 SEED_SPECS := $(sort $(wildcard models/seed/*.spec))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
+# Open MPI, when installed (libopenmpi-dev): `mpirun -np N cnnlab train|study` (src/cli/mpi*.c). Without it,
+# or with MPI=0, those files are left out and cnnlab runs as one process. Only the CLI links MPI; the library
+# has no transport of its own.
+MPI     ?= 1
+MPI_LIBS := $(if $(filter 1,$(MPI)),$(shell mpicc --showme:link 2>/dev/null))
+ifeq ($(MPI_LIBS),)
+CLI_SRC  := $(filter-out src/cli/mpi%,$(CLI_SRC))
+else
+MPI_CFLAGS := -DCNN_HAVE_MPI $(patsubst -I%,-isystem %,$(shell mpicc --showme:compile))
+endif
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/seed_specs.o
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
@@ -53,8 +63,10 @@ $(BUILD)/libcnnlab.a: $(LIB_OBJ)
 $(BUILD)/libcnnlab.so: $(LIB_OBJ)
 	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BUILD)/src/cli/%.o: CFLAGS += $(MPI_CFLAGS)
+
 $(BUILD)/cnnlab: $(CLI_OBJ) $(BUILD)/libcnnlab.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(MPI_LIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_UTIL) $(BUILD)/libcnnlab.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka

@@ -70,6 +70,28 @@ int cli_run_spec(const cnn_spec *spec, const cli_run_options *o, const cli_data 
 int cli_save_run(const char *dir, const cnn_spec *spec, const cnn_model *m, const cnn_run *run,
                  const char *report, FILE *log);
 
+/* Runs under mpirun (src/cli/mpi*.c, built only when Open MPI is found at build time; cli_mpi_begin in main).
+ * cli_par: data-parallel `train`, one model over all ranks; cli_spread: `study`, whole models handed to ranks.
+ * Both NULL in a plain process. */
+typedef struct cli_parallel {
+    int rank, ranks;
+    int threads; /* threads per rank: the node's cores over its ranks, within the rank's CPU binding */
+    /* cnn_model_fit on this rank's share of every batch: gradients allreduced, epoch sums reduced, only
+     * rank 0's callbacks write files (the caller passes no out_dir elsewhere). */
+    int (*fit)(cnn_model *m, const cnn_dataset *train, const cnn_fit_config *fc, cnn_history *h);
+    /* cnn_run_evaluate split over the ranks; the record's test figures are filled on rank 0 only. */
+    int (*evaluate)(cnn_run *run, cnn_model *m, const cnn_dataset *test, int batch_size);
+    /* Whether flag is set on any rank (a collective: every rank calls it). */
+    int (*any)(int flag);
+    /* study: owner[i], the rank that trains spec i (largest first, each to the least loaded rank). */
+    void (*assign)(cnn_spec *const *specs, int n, int *owner);
+    /* study: status[0..n) combined on rank 0 (each entry set by its owner only; 0 elsewhere). */
+    void (*collect)(int *status, int n);
+} cli_parallel;
+extern const cli_parallel *cli_par, *cli_spread;
+/* The rank that writes outputs: rank 0, or the only process. */
+int cli_writer(void);
+
 int cli_train(int argc, char **argv);
 int cli_eval(int argc, char **argv);
 int cli_summary(int argc, char **argv);

@@ -7,6 +7,25 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#ifdef CNN_HAVE_MPI
+#include "cli/mpi.h"
+#define PARALLEL_HELP                                                                                         \
+    "several processes (this build has Open MPI):\n"                                                          \
+    "  mpirun -np N cnnlab train SPEC ...   one model, each batch split over the N ranks (data parallel)\n"  \
+    "  mpirun -np N cnnlab study DIR ...    whole models handed to the ranks, results collected on rank 0\n" \
+    "  Threads per rank: the node's cores over its ranks. docs/scaling.md has cluster commands.\n"
+#else
+#define PARALLEL_HELP                                                                                     \
+    "several processes: not in this build (Open MPI was not found when it was built; install\n"         \
+    "  libopenmpi-dev and openmpi-bin and rebuild for `mpirun -np N cnnlab train|study`).\n"
+#endif
+
+const cli_parallel *cli_par, *cli_spread;
+
+int cli_writer(void)
+{
+    return !cli_par || cli_par->rank == 0;
+}
 
 static const char *const USAGE =
     "usage: cnnlab COMMAND [options]\n"
@@ -22,6 +41,7 @@ static const char *const USAGE =
     "  models    list the built-in models of the study\n"
     "\n"
     "`cnnlab COMMAND --help` describes each command's options.\n"
+    "\n" PARALLEL_HELP
     "\n"
     "exit codes:\n"
     "  0  success\n"
@@ -64,12 +84,8 @@ int cli_double(const char *opt, const char *val, double min, double max, double 
     return 0;
 }
 
-int main(int argc, char **argv)
+static int dispatch(int argc, char **argv)
 {
-    if (argc < 2) {
-        fputs(USAGE, stderr);
-        return EXIT_USAGE;
-    }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
         fputs(USAGE, stdout);
@@ -92,4 +108,18 @@ int main(int argc, char **argv)
     }
     cli_error("unknown command '%s' (try: cnnlab --help)", cmd);
     return EXIT_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(USAGE, stderr);
+        return EXIT_USAGE;
+    }
+#ifdef CNN_HAVE_MPI
+    int rc = cli_mpi_begin(argv[1]);
+    return cli_mpi_end(rc ? rc : dispatch(argc, argv));
+#else
+    return dispatch(argc, argv);
+#endif
 }

@@ -109,7 +109,9 @@ static int prepare(const cnn_spec *s, const cnn_spec_fit *f, const cli_data *d, 
 {
     char path[4200];
     r->dir = dir;
+    /* Under mpirun only rank 0 writes files (and only its checkpoints run: cli_mpi_fit). */
     snprintf(path, sizeof path, "%s/train.log", dir);
+    if (!cli_writer()) snprintf(path, sizeof path, "/dev/null");
     if (!(r->log = fopen(path, "w"))) return cli_error("cannot write %s", path), -1;
     r->model = cnn_spec_build_model(s, f->seed);
     if (!r->model || cnn_spec_callbacks(s, dir, &r->callbacks, &r->ncallbacks))
@@ -192,11 +194,13 @@ static int fit(const cnn_spec_fit *f, const cli_data *d, const cli_run_options *
     snprintf(run->weights, sizeof run->weights, "initialised from seed %llu", (unsigned long long)f->seed);
     char backup[4200];
     snprintf(backup, sizeof backup, "%s/backup.cnn", r->dir);
-    fc.backup_path = backup;
+    /* Data-parallel runs keep no backup yet: each rank's epoch sums would need a file of their own. */
+    fc.backup_path = cli_par ? NULL : backup;
     fc.backup_minutes = o->backup_minutes;
-    int rc = fit_with_cache(r, &fc, o->quiet, &run->history);
+    int rc = cli_par ? cli_par->fit(r->model, r->train_set, &fc, &run->history)
+                     : fit_with_cache(r, &fc, o->quiet, &run->history);
     if (!rc) cnn_run_summarize(run);
-    if (!rc) remove(backup); /* the run is complete: nothing to resume */
+    if (!rc && !cli_par) remove(backup); /* the run is complete: nothing to resume */
     free(all);
     if (rc) cli_error("%s", cnn_errmsg());
     return rc ? -1 : 0;
@@ -215,7 +219,9 @@ static int evaluate(const cli_data *d, run_state *r, cnn_run *run, char **report
     }
     size_t len = 0;
     const char *const *target = k <= 16 ? names : NULL;
-    int rc = cnn_run_evaluate(run, r->model, &d->test, 512);
+    int rc = cli_par ? cli_par->evaluate(run, r->model, &d->test, 512)
+                     : cnn_run_evaluate(run, r->model, &d->test, 512);
+    if (!rc && !run->evaluated) return 0; /* a rank other than 0: rank 0 holds the figures */
     if (!rc)
         rc = cnn_classification_report(run->y_true, run->y_pred, run->n_test, k, target, 2, NULL, 0, &len);
     if (!rc && !(*report = malloc(len + 1))) return cli_error("out of memory"), -1;
@@ -238,9 +244,9 @@ int cli_run_spec(const cnn_spec *spec, const cli_run_options *o, const cli_data 
     if (!rc) rc = fit(&f, d, o, &r, run);
     if (!rc) cli_label_pretrained(spec, run);
     if (!rc) rc = evaluate(d, &r, run, &report);
-    if (!rc) rc = cli_save_run(dir, spec, r.model, run, report, r.log);
+    if (!rc && cli_writer()) rc = cli_save_run(dir, spec, r.model, run, report, r.log);
     if (!rc && !o->quiet) fputs(report, stdout);
-    if (!rc)
+    if (!rc && cli_writer())
         printf("Test accuracy: %.2f%%  loss: %.4f  ROC-AUC: %.4f  (%d epochs, best %d, %.2f s/epoch; %s)\n"
                "Outputs: %s/\n",
                100 * run->test_accuracy, run->test_loss, run->roc_auc_ovo, run->history.count,

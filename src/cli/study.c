@@ -30,7 +30,11 @@ static const char *const HELP =
     "  --limit N      train on the first N training images only\n"
     "  --quiet        no per-epoch progress\n"
     "  --vgg-weights W  weights of every VGG16 base: none (Keras's random init), imagenet or FILE.h5;\n"
-    "                 a model whose ImageNet weights are missing is not trained (the others are)\n";
+    "                 a model whose ImageNet weights are missing is not trained (the others are)\n"
+
+    "\n"
+    "Under `mpirun -np N` (builds with Open MPI) whole models go to the ranks, largest first; rank 0 reads\n"
+    "their run records and writes the table (OUT must be on a file system every rank sees).\n";
 
 enum { MAX_SPECS = 256 };
 
@@ -257,6 +261,28 @@ static int write_csv(const char *out, const study_row *rows, int n)
     return rc;
 }
 
+/* Under mpirun: the models the other ranks trained, read from the run records they wrote, on rank 0.
+ * status[i]: 0 another rank's, 1 failed, 2 trained, 3 reused. */
+static int collect_others(const study_args *a, const int *owner, const int *status, study_row *rows, int *done)
+{
+    int failed = 0;
+    for (int i = 0; i < a->nspecs; i++) {
+        const char *name = cnn_spec_name(a->specs[i]);
+        char path[4300];
+        snprintf(path, sizeof path, "%s/%s/run.json", a->out, name);
+        if (status[i] == 1 && owner[i] != 0) failed++, cli_error("study: %s failed on rank %d", name, owner[i]);
+        if (status[i] < 2 || owner[i] == 0) continue;
+        cnn_run_init(&rows[*done].run, name);
+        if (cnn_run_load(&rows[*done].run, path)) {
+            cli_error("study: %s from rank %d: %s", name, owner[i], cnn_errmsg());
+            cnn_run_free(&rows[*done].run), failed++;
+            continue;
+        }
+        rows[(*done)++].reused = status[i] == 3;
+    }
+    return failed;
+}
+
 int cli_study(int argc, char **argv)
 {
     study_args a = {0};
@@ -266,18 +292,31 @@ int cli_study(int argc, char **argv)
     if (!rc && !rows) rc = (cli_error("out of memory"), EXIT_FAILURE_RUN);
     if (!rc && mkdir(a.out, 0777) && errno != EEXIST)
         rc = (cli_error("cannot create %s: %s", a.out, strerror(errno)), EXIT_FAILURE_RUN);
-    if (!rc) cnn_set_threads((int)a.threads);
+    if (!rc) cnn_set_threads(a.threads ? (int)a.threads : cli_spread ? cli_spread->threads : 0);
     if (!rc && cli_data_load(&a.run, &data)) rc = EXIT_FAILURE_RUN;
+    /* Under mpirun each rank trains the models assigned to it. */
+    int *owner = calloc((size_t)a.nspecs + 1, sizeof *owner), *status = calloc((size_t)a.nspecs + 1, sizeof *status);
+    if (!rc && (!owner || !status)) rc = (cli_error("out of memory"), EXIT_FAILURE_RUN);
+    if (!rc && cli_spread) cli_spread->assign(a.specs, a.nspecs, owner);
     for (int i = 0; !rc && i < a.nspecs; i++) {
+        if (cli_spread && owner[i] != cli_spread->rank) continue;
         if (cli_apply_pretrained(a.specs[i], &a.run) == 0 &&
             run_one(&a, a.specs[i], &data, &rows[done].run, &rows[done].reused) == 0) {
+            status[i] = 2 + rows[done].reused;
             done++;
         } else {
+            status[i] = 1;
             cnn_run_free(&rows[done].run);
             failed++, cli_error("study: %s failed; going on with the others", cnn_spec_name(a.specs[i]));
         }
     }
-    if (!rc && done) {
+    if (cli_spread && !rc) {
+        cli_spread->collect(status, a.nspecs);
+        if (cli_spread->rank == 0) failed += collect_others(&a, owner, status, rows, &done);
+    }
+    free(owner);
+    free(status);
+    if (!rc && done && (!cli_spread || cli_spread->rank == 0)) {
         qsort(rows, (size_t)done, sizeof *rows, by_accuracy);
         char note[96];
         print_table(rows, done, validation_note(&a, note, sizeof note), stdout);

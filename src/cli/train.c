@@ -28,7 +28,10 @@ static const char *const HELP =
     "  --out DIR               run folder (default runs/MODEL-N, a new one each run)\n"
     "  --overwrite             let --out name a folder that already holds a run\n"
     "  --quiet                 no progress output\n"
-    "  --vgg-weights W         weights of a VGG16 base: none (Keras's random init), imagenet or FILE.h5\n";
+    "  --vgg-weights W         weights of a VGG16 base: none (Keras's random init), imagenet or FILE.h5\n"
+
+    "\n"
+    "Under `mpirun -np N` (builds with Open MPI) every batch is split over the N ranks and only rank 0 writes.\n";
 
 typedef struct train_args {
     const char *model, *out;
@@ -110,13 +113,16 @@ int cli_train(int argc, char **argv)
         return EXIT_USAGE;
     }
     if (cli_apply_pretrained(spec, &a.run)) return cnn_spec_free(spec), EXIT_FAILURE_RUN;
-    cnn_set_threads((int)a.threads);
+    cnn_set_threads(a.threads ? (int)a.threads : cli_par ? cli_par->threads : 0);
+    if (!cli_writer()) a.run.quiet = 1;
     cli_data data;
-    char dir[4096];
+    char dir[4096] = "";
     cnn_run run;
     cnn_run_init(&run, cnn_spec_name(spec));
-    int fail = cli_data_load(&a.run, &data) || make_run_dir(&a, cnn_spec_name(spec), dir, sizeof dir) ||
-               cli_run_spec(spec, &a.run, &data, dir, &run);
+    int fail = cli_data_load(&a.run, &data) || (cli_writer() && make_run_dir(&a, cnn_spec_name(spec), dir, sizeof dir));
+    /* Under mpirun the ranks train together: all of them, or none. */
+    if (cli_par) fail = cli_par->any(fail);
+    fail = fail || cli_run_spec(spec, &a.run, &data, dir, &run);
     cnn_run_free(&run);
     cli_data_free(&data);
     cnn_spec_free(spec);

@@ -1,0 +1,198 @@
+/* Data-parallel training on MPI ranks: every rank holds the whole model and reads only its slice of every
+ * global batch (cnn_source_dataset_shard); between backward and update the gradients are summed over the ranks,
+ * each weighted by its share of the batch, so every rank applies the one-process mean gradient and the
+ * replicas stay identical. Epoch and validation sums are reduced inside fit (cnn_fit_config.reduce), so every
+ * callback decides the same on every rank. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/mpi.h"
+
+typedef struct dist_state {
+    const cnn_dataset *train;
+    int batch_size, batches, rank, ranks;
+    double allreduce_seconds;
+} dist_state;
+
+/* Each rank's loss is the mean over its own samples, so its gradient is weighted by local / global count:
+ * the sum is then the mean gradient of the whole batch, the one-process gradient up to summation order. */
+static int on_gradients(cnn_callback *cb, cnn_model *m, int epoch, int batch)
+{
+    (void)epoch;
+    dist_state *d = cb->state;
+    int start, local, total;
+    if (cnn_shard_range(d->train->n, d->batch_size, batch, d->rank, d->ranks, &start, &local, &total))
+        return cnn_errcode();
+    float *g = cnn_model_grads(m), w = (float)local / (float)total;
+    size_t n = cnn_model_num_params(m, 0);
+    for (size_t i = 0; i < n; i++) g[i] *= w;
+    double t0 = MPI_Wtime();
+    int rc = MPI_Allreduce(MPI_IN_PLACE, g, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    d->allreduce_seconds += MPI_Wtime() - t0;
+    return rc == MPI_SUCCESS ? CNN_OK : CNN_ERR_IO;
+}
+
+/* State tensors (BatchNorm moving statistics) follow each rank's own batches; as PyTorch DDP broadcasts its
+ * buffers, rank 0's are copied to every rank, so evaluation and the saved model are the same everywhere. */
+static void share_state(cnn_model *m)
+{
+    for (int i = 0; i < cnn_model_num_tensors(m); i++) {
+        cnn_tensor t;
+        if (cnn_model_tensor(m, i, &t) == CNN_OK && !t.grad)
+            MPI_Bcast(t.data, (int)t.size, MPI_FLOAT, 0, MPI_COMM_WORLD);
+    }
+}
+
+static int on_batch_end(cnn_callback *cb, cnn_model *m, const cnn_batch_log *log, int *stop)
+{
+    (void)stop;
+    const dist_state *d = cb->state;
+    if (log->batch == d->batches - 1) share_state(m);
+    return CNN_OK;
+}
+
+/* FNV-1a of every parameter and state value: equal on all ranks while the replicas agree. */
+static uint64_t params_hash(cnn_model *m)
+{
+    const unsigned char *p = (const unsigned char *)cnn_model_params(m);
+    size_t n = cnn_model_num_params(m, 0) * sizeof(float);
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+/* A cheap guard that the ranks hold the same model (they would drift apart silently otherwise). */
+static int on_epoch_end(cnn_callback *cb, cnn_model *m, const cnn_epoch_log *log, int *stop)
+{
+    (void)cb, (void)stop;
+    uint64_t h = params_hash(m), lo, hi;
+    MPI_Allreduce(&h, &lo, 1, MPI_UINT64_T, MPI_MIN, MPI_COMM_WORLD);
+    MPI_Allreduce(&h, &hi, 1, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
+    char what[96];
+    snprintf(what, sizeof what, "data-parallel training: the ranks' models differ after epoch %d", log->epoch + 1);
+    if (lo != hi) cli_mpi_abort(what);
+    return CNN_OK;
+}
+
+/* fit's sums over the ranks: reduced on rank 0 and broadcast, so every rank holds the same bits. */
+static int reduce_sums(void *ctx, double *v, int n)
+{
+    (void)ctx;
+    double total[8];
+    if (n > 8) cli_mpi_abort("data-parallel reduce: more than 8 sums");
+    MPI_Reduce(v, total, n, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
+    if (cli_par->rank == 0) memcpy(v, total, sizeof *v * (size_t)n);
+    MPI_Bcast(v, n, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+    return CNN_OK;
+}
+
+/* The training passes' time and the allreduce's share of it, on rank 0. */
+static void print_share(const dist_state *d, const cnn_history *h)
+{
+    double pass = 0;
+    for (int i = 0; i < h->count; i++) pass += h->epochs[i].seconds;
+    if (cli_par->rank == 0 && pass > 0)
+        printf("MPI: gradient allreduce %.3f s of %.3f s of training (%.1f%%), %d ranks\n", d->allreduce_seconds,
+               pass, 100 * d->allreduce_seconds / pass, d->ranks);
+}
+
+static int fit_sharded(cnn_model *m, const cnn_fit_config *fc, cnn_source *train, cnn_source *val, dist_state *d,
+                       cnn_history *h)
+{
+    cnn_callback sync = {.name = "data-parallel", .state = d, .on_gradients = on_gradients,
+                         .on_train_batch_end = on_batch_end, .on_epoch_end = on_epoch_end};
+    cnn_callback **all = calloc((size_t)fc->num_callbacks + 1, sizeof *all);
+    if (!all) cli_mpi_abort("data-parallel fit: out of memory");
+    /* First, so that every later gradient hook (clipping, checks) sees the reduced gradients. */
+    all[0] = &sync;
+    if (fc->num_callbacks) memcpy(all + 1, fc->callbacks, sizeof *all * (size_t)fc->num_callbacks);
+    cnn_fit_config c = *fc;
+    c.callbacks = all, c.num_callbacks = fc->num_callbacks + 1;
+    c.validation_source = val;
+    c.reduce = reduce_sums;
+    int rc = cnn_model_fit_source(m, train, &c, h);
+    free(all);
+    if (!rc) share_state(m);
+    return rc;
+}
+
+int cli_mpi_fit(cnn_model *m, const cnn_dataset *train, const cnn_fit_config *fc, cnn_history *h)
+{
+    const cli_parallel *p = cli_par;
+    int global = train->n < fc->batch_size ? train->n : fc->batch_size;
+    dist_state d = {.train = train, .batch_size = global, .rank = p->rank, .ranks = p->ranks};
+    cnn_source *tr = cnn_source_dataset_shard(train, global, fc->shuffle, fc->seed, p->rank, p->ranks);
+    cnn_source *val = NULL;
+    int rc = tr ? CNN_OK : cnn_errcode();
+    /* Validation in batches of the training batch size, as one process validates, split the same way. */
+    if (!rc && fc->validation && !(val = cnn_source_dataset_shard(fc->validation, global, 0, 0, p->rank, p->ranks)))
+        rc = cnn_errcode();
+    if (!rc) {
+        d.batches = tr->batches;
+        /* Past this point the ranks wait on each other: an error on one must end them all. */
+        if (fit_sharded(m, fc, tr, val, &d, h)) cli_mpi_abort(cnn_errmsg());
+        print_share(&d, h);
+    }
+    cnn_source_free(tr);
+    cnn_source_free(val);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- the test set, split */
+
+/* Gathers every rank's class scores into run->probs on rank 0 and fills the record's test figures there. */
+static int gather_test(cnn_run *run, const cnn_dataset *test, const float *probs, int k, double sums[3])
+{
+    int ranks = cli_par->ranks, *counts = malloc(sizeof *counts * 2 * (size_t)ranks), rc = CNN_OK;
+    if (!counts) cli_mpi_abort("test evaluation: out of memory");
+    int *displs = counts + ranks;
+    for (int r = 0; r < ranks; r++) {
+        long lo = (long)test->n * r / ranks, hi = (long)test->n * (r + 1) / ranks;
+        counts[r] = (int)(hi - lo) * k, displs[r] = (int)lo * k;
+    }
+    int ok = cli_par->rank == 0 && (run->probs = malloc(sizeof *run->probs * (size_t)test->n * k)) &&
+             (run->y_true = malloc(sizeof *run->y_true * (size_t)test->n)) &&
+             (run->y_pred = malloc(sizeof *run->y_pred * (size_t)test->n)) &&
+             (run->confusion = calloc((size_t)k * k, sizeof *run->confusion));
+    if (cli_par->any(cli_par->rank == 0 && !ok)) cli_mpi_abort("test evaluation: out of memory");
+    MPI_Gatherv(probs, counts[cli_par->rank], MPI_FLOAT, run->probs, counts, displs, MPI_FLOAT, 0, MPI_COMM_WORLD);
+    free(counts);
+    if (cli_par->rank) return CNN_OK;
+    run->n_test = test->n, run->classes = k, run->evaluated = 1;
+    run->test_loss = sums[0] / sums[2], run->test_accuracy = sums[1] / sums[2];
+    memcpy(run->y_true, test->y, sizeof *run->y_true * (size_t)test->n);
+    rc = cnn_argmax_rows(run->probs, test->n, k, run->y_pred);
+    if (!rc) rc = cnn_confusion_matrix(run->y_true, run->y_pred, test->n, k, run->confusion);
+    /* A class missing from the test labels leaves ROC-AUC undefined, as in sklearn. */
+    run->roc_auc_ovo = run->roc_auc_ovr = NAN;
+    if (!rc && cnn_roc_auc_ovo(run->y_true, run->probs, test->n, k, &run->roc_auc_ovo) == CNN_OK)
+        cnn_roc_auc_ovr(run->y_true, run->probs, test->n, k, &run->roc_auc_ovr);
+    return rc;
+}
+
+/* Each rank scores a contiguous block of the test set; the loss and hit sums and the class scores are
+ * combined on rank 0, which alone holds the record's test figures. */
+int cli_mpi_evaluate(cnn_run *run, cnn_model *m, const cnn_dataset *test, int batch_size)
+{
+    const cli_parallel *p = cli_par;
+    if (test->n < p->ranks) cli_mpi_abort("the test set has fewer images than there are ranks");
+    int lo = (int)((long)test->n * p->rank / p->ranks), hi = (int)((long)test->n * (p->rank + 1) / p->ranks);
+    int k = cnn_model_num_outputs(m);
+    cnn_dataset part = {0};
+    double loss = 0, acc = 0;
+    float *probs = malloc(sizeof *probs * (size_t)(hi - lo) * k);
+    if (!probs) cli_mpi_abort("test evaluation: out of memory");
+    int rc = cnn_dataset_slice(test, lo, hi - lo, &part);
+    if (!rc) rc = cnn_model_evaluate(m, &part, batch_size, &loss, &acc);
+    if (!rc) rc = cnn_model_predict(m, part.x, part.n, batch_size, probs);
+    if (cli_par->any(rc != 0)) cli_mpi_abort(rc ? cnn_errmsg() : "test evaluation failed on another rank");
+    /* The mean loss of each block already holds the regularisation term once per sample. */
+    double sums[3] = {loss * part.n, round(acc * part.n), part.n};
+    reduce_sums(NULL, sums, 3);
+    rc = gather_test(run, test, probs, k, sums);
+    free(probs);
+    cnn_dataset_free(&part);
+    return rc;
+}
