@@ -5,7 +5,8 @@
 # As root it uses apt-get; otherwise sudo when available; otherwise it prints the command and stops.
 set -eu
 
-PKGS="build-essential pkg-config libopenblas-openmp-dev zlib1g-dev libcmocka-dev libhdf5-dev dataset-fashion-mnist"
+# Open MPI (libopenmpi-dev, openmpi-bin): `mpirun -np N cnnlab train|study` and its test (tests/test_mpi.c).
+PKGS="build-essential pkg-config libopenblas-openmp-dev zlib1g-dev libcmocka-dev libhdf5-dev dataset-fashion-mnist libopenmpi-dev openmpi-bin"
 if [ "${1:-}" = "--bench" ]; then
     PKGS="$PKGS python3-torch python3-numpy python3-pip python3-venv"
 fi

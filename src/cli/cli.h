@@ -71,8 +71,8 @@ int cli_save_run(const char *dir, const cnn_spec *spec, const cnn_model *m, cons
                  const char *report, FILE *log);
 
 /* Runs under mpirun (src/cli/mpi*.c, built only when Open MPI is found at build time; cli_mpi_begin in main).
- * cli_par: data-parallel `train`, one model over all ranks; cli_spread: `study`, whole models handed to ranks.
- * Both NULL in a plain process. */
+ * cli_par: data-parallel `train`, one model over all ranks; cli_spread: `study`, whole models handed to
+ * ranks. Both NULL in a plain process. */
 typedef struct cli_parallel {
     int rank, ranks;
     int threads; /* threads per rank: the node's cores over its ranks, within the rank's CPU binding */

@@ -9,14 +9,14 @@
 #include "cli/cli.h"
 #ifdef CNN_HAVE_MPI
 #include "cli/mpi.h"
-#define PARALLEL_HELP                                                                                         \
-    "several processes (this build has Open MPI):\n"                                                          \
+#define PARALLEL_HELP                                                                                        \
+    "several processes (this build has Open MPI):\n"                                                         \
     "  mpirun -np N cnnlab train SPEC ...   one model, each batch split over the N ranks (data parallel)\n"  \
     "  mpirun -np N cnnlab study DIR ...    whole models handed to the ranks, results collected on rank 0\n" \
     "  Threads per rank: the node's cores over its ranks. docs/scaling.md has cluster commands.\n"
 #else
-#define PARALLEL_HELP                                                                                     \
-    "several processes: not in this build (Open MPI was not found when it was built; install\n"         \
+#define PARALLEL_HELP                                                                                        \
+    "several processes: not in this build (Open MPI was not found when it was built; install\n"              \
     "  libopenmpi-dev and openmpi-bin and rebuild for `mpirun -np N cnnlab train|study`).\n"
 #endif
 
@@ -41,8 +41,7 @@ static const char *const USAGE =
     "  models    list the built-in models of the study\n"
     "\n"
     "`cnnlab COMMAND --help` describes each command's options.\n"
-    "\n" PARALLEL_HELP
-    "\n"
+    "\n" PARALLEL_HELP "\n"
     "exit codes:\n"
     "  0  success\n"
     "  1  the work failed: unreadable or malformed data or model file, out of memory, write error\n"

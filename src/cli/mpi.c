@@ -58,10 +58,12 @@ static int threads_per_rank(int local, int *bound)
 static void print_layout(const char *cmd, int local, int nodes, int bound)
 {
     int cores = cnn_physical_cores();
-    printf("MPI: %s on %d ranks over %d node%s (%d per node, %d physical cores each): %d thread%s per rank\n", cmd,
-           g_par.ranks, nodes, nodes == 1 ? "" : "s", local, cores, g_par.threads, g_par.threads == 1 ? "" : "s");
+    printf("MPI: %s on %d ranks over %d node%s (%d per node, %d physical cores each): %d thread%s per rank\n",
+           cmd, g_par.ranks, nodes, nodes == 1 ? "" : "s", local, cores, g_par.threads,
+           g_par.threads == 1 ? "" : "s");
     if (g_par.threads < cores / local)
-        printf("MPI: each rank is bound to %d CPU%s; `mpirun --bind-to none` (or --map-by slot:PE=%d) gives it %d "
+        printf("MPI: each rank is bound to %d CPU%s; `mpirun --bind-to none` (or --map-by slot:PE=%d) gives "
+               "it %d "
                "threads\n",
                bound, bound == 1 ? "" : "s", cores / local, cores / local);
     fflush(stdout);
@@ -80,7 +82,8 @@ int cli_mpi_begin(const char *cmd)
     if (g_par.ranks == 1) return 0;
     int train = !strcmp(cmd, "train"), study = !strcmp(cmd, "study");
     if (!train && !study) {
-        if (g_par.rank == 0) cli_error("'%s' runs in one process; on several MPI ranks only train and study run", cmd);
+        if (g_par.rank == 0)
+            cli_error("'%s' runs in one process; on several MPI ranks only train and study run", cmd);
         return EXIT_USAGE;
     }
     int local, nodes, bound;
@@ -88,8 +91,10 @@ int cli_mpi_begin(const char *cmd)
     g_par.threads = threads_per_rank(local, &bound);
     g_par.fit = cli_mpi_fit, g_par.evaluate = cli_mpi_evaluate, g_par.any = any_flag;
     g_par.assign = cli_mpi_assign, g_par.collect = cli_mpi_collect;
-    if (train) cli_par = &g_par;
-    else cli_spread = &g_par;
+    if (train)
+        cli_par = &g_par;
+    else
+        cli_spread = &g_par;
     if (g_par.rank == 0) print_layout(cmd, local, nodes, bound);
     return 0;
 }

@@ -7,7 +7,8 @@
 #include "cli/cli.h"
 
 /* Joins the MPI job when the process was started by mpirun or srun (else nothing: a plain process) and sets
- * cli_par (train) or cli_spread (study). Returns 0, or an exit code for a command that cannot run on ranks. */
+ * cli_par (train) or cli_spread (study). Returns 0, or an exit code for a command that cannot run on ranks.
+ */
 int cli_mpi_begin(const char *cmd);
 /* Leaves the MPI job; returns rc. */
 int cli_mpi_end(int rc);

@@ -1,6 +1,6 @@
 /* Data-parallel training on MPI ranks: every rank holds the whole model and reads only its slice of every
- * global batch (cnn_source_dataset_shard); between backward and update the gradients are summed over the ranks,
- * each weighted by its share of the batch, so every rank applies the one-process mean gradient and the
+ * global batch (cnn_source_dataset_shard); between backward and update the gradients are summed over the
+ * ranks, each weighted by its share of the batch, so every rank applies the one-process mean gradient and the
  * replicas stay identical. Epoch and validation sums are reduced inside fit (cnn_fit_config.reduce), so every
  * callback decides the same on every rank. */
 #include <math.h>
@@ -71,7 +71,8 @@ static int on_epoch_end(cnn_callback *cb, cnn_model *m, const cnn_epoch_log *log
     MPI_Allreduce(&h, &lo, 1, MPI_UINT64_T, MPI_MIN, MPI_COMM_WORLD);
     MPI_Allreduce(&h, &hi, 1, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
     char what[96];
-    snprintf(what, sizeof what, "data-parallel training: the ranks' models differ after epoch %d", log->epoch + 1);
+    snprintf(what, sizeof what, "data-parallel training: the ranks' models differ after epoch %d",
+             log->epoch + 1);
     if (lo != hi) cli_mpi_abort(what);
     return CNN_OK;
 }
@@ -94,22 +95,31 @@ static void print_share(const dist_state *d, const cnn_history *h)
     double pass = 0;
     for (int i = 0; i < h->count; i++) pass += h->epochs[i].seconds;
     if (cli_par->rank == 0 && pass > 0)
-        printf("MPI: gradient allreduce %.3f s of %.3f s of training (%.1f%%), %d ranks\n", d->allreduce_seconds,
-               pass, 100 * d->allreduce_seconds / pass, d->ranks);
+        printf("MPI: gradient allreduce %.3f s of %.3f s of training (%.1f%%), %d ranks\n",
+               d->allreduce_seconds, pass, 100 * d->allreduce_seconds / pass, d->ranks);
 }
 
-static int fit_sharded(cnn_model *m, const cnn_fit_config *fc, cnn_source *train, cnn_source *val, dist_state *d,
-                       cnn_history *h)
+static int fit_sharded(cnn_model *m, const cnn_fit_config *fc, cnn_source *train, cnn_source *val,
+                       dist_state *d, cnn_history *h)
 {
-    cnn_callback sync = {.name = "data-parallel", .state = d, .on_gradients = on_gradients,
-                         .on_train_batch_end = on_batch_end, .on_epoch_end = on_epoch_end};
+    cnn_callback sync = {.name = "data-parallel",
+                         .state = d,
+                         .on_gradients = on_gradients,
+                         .on_train_batch_end = on_batch_end,
+                         .on_epoch_end = on_epoch_end};
     cnn_callback **all = calloc((size_t)fc->num_callbacks + 1, sizeof *all);
     if (!all) cli_mpi_abort("data-parallel fit: out of memory");
     /* First, so that every later gradient hook (clipping, checks) sees the reduced gradients. */
     all[0] = &sync;
-    if (fc->num_callbacks) memcpy(all + 1, fc->callbacks, sizeof *all * (size_t)fc->num_callbacks);
+    int n = 1;
+    for (int i = 0; i < fc->num_callbacks; i++) {
+        cnn_checkpoint_info info;
+        /* Checkpoints are files, rank 0's alone; they decide nothing, so the ranks still agree. */
+        if (cli_par->rank == 0 || cnn_checkpoint_get_info(fc->callbacks[i], &info) != CNN_OK)
+            all[n++] = fc->callbacks[i];
+    }
     cnn_fit_config c = *fc;
-    c.callbacks = all, c.num_callbacks = fc->num_callbacks + 1;
+    c.callbacks = all, c.num_callbacks = n;
     c.validation_source = val;
     c.reduce = reduce_sums;
     int rc = cnn_model_fit_source(m, train, &c, h);
@@ -127,7 +137,8 @@ int cli_mpi_fit(cnn_model *m, const cnn_dataset *train, const cnn_fit_config *fc
     cnn_source *val = NULL;
     int rc = tr ? CNN_OK : cnn_errcode();
     /* Validation in batches of the training batch size, as one process validates, split the same way. */
-    if (!rc && fc->validation && !(val = cnn_source_dataset_shard(fc->validation, global, 0, 0, p->rank, p->ranks)))
+    if (!rc && fc->validation &&
+        !(val = cnn_source_dataset_shard(fc->validation, global, 0, 0, p->rank, p->ranks)))
         rc = cnn_errcode();
     if (!rc) {
         d.batches = tr->batches;
@@ -157,7 +168,8 @@ static int gather_test(cnn_run *run, const cnn_dataset *test, const float *probs
              (run->y_pred = malloc(sizeof *run->y_pred * (size_t)test->n)) &&
              (run->confusion = calloc((size_t)k * k, sizeof *run->confusion));
     if (cli_par->any(cli_par->rank == 0 && !ok)) cli_mpi_abort("test evaluation: out of memory");
-    MPI_Gatherv(probs, counts[cli_par->rank], MPI_FLOAT, run->probs, counts, displs, MPI_FLOAT, 0, MPI_COMM_WORLD);
+    MPI_Gatherv(probs, counts[cli_par->rank], MPI_FLOAT, run->probs, counts, displs, MPI_FLOAT, 0,
+                MPI_COMM_WORLD);
     free(counts);
     if (cli_par->rank) return CNN_OK;
     run->n_test = test->n, run->classes = k, run->evaluated = 1;

@@ -263,14 +263,16 @@ static int write_csv(const char *out, const study_row *rows, int n)
 
 /* Under mpirun: the models the other ranks trained, read from the run records they wrote, on rank 0.
  * status[i]: 0 another rank's, 1 failed, 2 trained, 3 reused. */
-static int collect_others(const study_args *a, const int *owner, const int *status, study_row *rows, int *done)
+static int collect_others(const study_args *a, const int *owner, const int *status, study_row *rows,
+                          int *done)
 {
     int failed = 0;
     for (int i = 0; i < a->nspecs; i++) {
         const char *name = cnn_spec_name(a->specs[i]);
         char path[4300];
         snprintf(path, sizeof path, "%s/%s/run.json", a->out, name);
-        if (status[i] == 1 && owner[i] != 0) failed++, cli_error("study: %s failed on rank %d", name, owner[i]);
+        if (status[i] == 1 && owner[i] != 0)
+            failed++, cli_error("study: %s failed on rank %d", name, owner[i]);
         if (status[i] < 2 || owner[i] == 0) continue;
         cnn_run_init(&rows[*done].run, name);
         if (cnn_run_load(&rows[*done].run, path)) {
@@ -295,7 +297,8 @@ int cli_study(int argc, char **argv)
     if (!rc) cnn_set_threads(a.threads ? (int)a.threads : cli_spread ? cli_spread->threads : 0);
     if (!rc && cli_data_load(&a.run, &data)) rc = EXIT_FAILURE_RUN;
     /* Under mpirun each rank trains the models assigned to it. */
-    int *owner = calloc((size_t)a.nspecs + 1, sizeof *owner), *status = calloc((size_t)a.nspecs + 1, sizeof *status);
+    int *owner = calloc((size_t)a.nspecs + 1, sizeof *owner),
+        *status = calloc((size_t)a.nspecs + 1, sizeof *status);
     if (!rc && (!owner || !status)) rc = (cli_error("out of memory"), EXIT_FAILURE_RUN);
     if (!rc && cli_spread) cli_spread->assign(a.specs, a.nspecs, owner);
     for (int i = 0; !rc && i < a.nspecs; i++) {

@@ -31,7 +31,8 @@ static const char *const HELP =
     "  --vgg-weights W         weights of a VGG16 base: none (Keras's random init), imagenet or FILE.h5\n"
 
     "\n"
-    "Under `mpirun -np N` (builds with Open MPI) every batch is split over the N ranks and only rank 0 writes.\n";
+    "Under `mpirun -np N` (builds with Open MPI) every batch is split over the N ranks and only rank 0 "
+    "writes.\n";
 
 typedef struct train_args {
     const char *model, *out;
@@ -119,7 +120,8 @@ int cli_train(int argc, char **argv)
     char dir[4096] = "";
     cnn_run run;
     cnn_run_init(&run, cnn_spec_name(spec));
-    int fail = cli_data_load(&a.run, &data) || (cli_writer() && make_run_dir(&a, cnn_spec_name(spec), dir, sizeof dir));
+    int fail = cli_data_load(&a.run, &data) ||
+               (cli_writer() && make_run_dir(&a, cnn_spec_name(spec), dir, sizeof dir));
     /* Under mpirun the ranks train together: all of them, or none. */
     if (cli_par) fail = cli_par->any(fail);
     fail = fail || cli_run_spec(spec, &a.run, &data, dir, &run);

@@ -1,5 +1,5 @@
-/* Data-parallel sharding of batches: rank r of N reads only its contiguous slice of every global batch, in the
- * order one process would read them, so that N ranks together see exactly one process's batches. */
+/* Data-parallel sharding of batches: rank r of N reads only its contiguous slice of every global batch, in
+ * the order one process would read them, so that N ranks together see exactly one process's batches. */
 #include "core/error.h"
 #include "model/source.h"
 
@@ -7,7 +7,8 @@ int cnn_shard_range(int n, int batch_size, int batch, int rank, int ranks, int *
 {
     if (n < 1 || batch_size < 1 || ranks < 1 || rank < 0 || rank >= ranks || batch < 0 ||
         (long)batch * batch_size >= n)
-        return cnn_fail(CNN_ERR_INVALID, "shard: batch %d of %d samples in batches of %d, rank %d of %d is out of range",
+        return cnn_fail(CNN_ERR_INVALID,
+                        "shard: batch %d of %d samples in batches of %d, rank %d of %d is out of range",
                         batch, n, batch_size, rank, ranks);
     long first = (long)batch * batch_size;
     long size = n - first < batch_size ? n - first : batch_size;
@@ -19,8 +20,8 @@ int cnn_shard_range(int n, int batch_size, int batch, int rank, int ranks, int *
     return CNN_OK;
 }
 
-cnn_source *cnn_source_dataset_shard(const cnn_dataset *ds, int batch_size, int shuffle, uint64_t seed, int rank,
-                                     int ranks)
+cnn_source *cnn_source_dataset_shard(const cnn_dataset *ds, int batch_size, int shuffle, uint64_t seed,
+                                     int rank, int ranks)
 {
     if (ranks < 1 || rank < 0 || rank >= ranks) {
         cnn_fail(CNN_ERR_INVALID, "shard: rank %d of %d ranks is out of range", rank, ranks);
@@ -30,10 +31,11 @@ cnn_source *cnn_source_dataset_shard(const cnn_dataset *ds, int batch_size, int 
     if (!s) return NULL;
     int global = s->batch_size, last = ds->n - (s->batches - 1) * global;
     if (last < ranks) {
-        cnn_fail(CNN_ERR_INVALID,
-                 "shard: the last batch (%d of %d) has %d samples, fewer than the %d ranks; change the batch size "
-                 "or the number of images",
-                 s->batches, s->batches, last, ranks);
+        cnn_fail(
+            CNN_ERR_INVALID,
+            "shard: the last batch (%d of %d) has %d samples, fewer than the %d ranks; change the batch size "
+            "or the number of images",
+            s->batches, s->batches, last, ranks);
         cnn_source_free(s);
         return NULL;
     }

@@ -1,0 +1,258 @@
+/* Data-parallel training and the distributed study (issue 13).
+ *
+ * The shard source is checked in-process: the ranks' slices of every batch, put side by side, are exactly
+ * one process's batches. The rest runs this build's cnnlab (dirname(dirname(argv[0]))/cnnlab) under
+ * `mpirun --allow-run-as-root --oversubscribe -np 2` on loopback, on Fashion-MNIST (skipped when the build
+ * has no MPI, mpirun is missing or the data is not installed):
+ *  - two runs on 2 ranks give the same model file, byte for byte;
+ *  - against one process with the same global batch, every weight tensor after one epoch agrees within 1e-5
+ *    of its largest value, and the test accuracy within 0.1 points (the sums run in another order);
+ *  - only rank 0 writes: the ranks run in folders of their own (mpirun --wdir) and rank 1's stays empty;
+ *  - a study of three specs on 2 ranks, one of which cannot train: the other two results are in the table.
+ * Tests run from the repository root. */
+#include <libgen.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "util.h"
+
+static char g_bin[1024], g_spec[1024], g_specs[1024];
+static const char *const MPIRUN = "mpirun --allow-run-as-root --oversubscribe -x ASAN_OPTIONS=detect_leaks=0";
+
+/* Runs a shell command with its output in the test folder; returns its exit status. */
+static int sh(const char *cmd)
+{
+    char full[16384];
+    snprintf(full, sizeof full, "%s >'%s' 2>'%s'", cmd, tu_path("out.txt"), tu_path("err.txt"));
+    int rc = system(full);
+    assert_true(rc != -1 && WIFEXITED(rc));
+    return WEXITSTATUS(rc);
+}
+
+/* Whether the last command's stdout (or stderr) holds the text. */
+static int printed(const char *text, int on_stderr)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "grep -qF -- '%s' '%s'", text, tu_path(on_stderr ? "err.txt" : "out.txt"));
+    return system(cmd) == 0;
+}
+
+static void show_output(void)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "cat '%s' '%s' >&2", tu_path("out.txt"), tu_path("err.txt"));
+    if (system(cmd) != 0) print_message("could not show the output\n");
+}
+
+static int mpi_ready(void)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "'%s' --help", g_bin);
+    if (sh(cmd) != 0 || !printed("this build has Open MPI", 0))
+        return print_message("skipped: no MPI in this build\n"), 0;
+    if (system("command -v mpirun >/dev/null") != 0) return print_message("skipped: mpirun not found\n"), 0;
+    if (access(CNN_FASHION_MNIST_DIR, R_OK) != 0) return print_message("skipped: no Fashion-MNIST\n"), 0;
+    return 1;
+}
+
+/* ---------------------------------------------------------------- the shard source */
+
+static void make_data(cnn_dataset *ds, int n)
+{
+    *ds = (cnn_dataset){.x = malloc(sizeof(float) * 2 * n),
+                        .y = malloc(sizeof(int32_t) * n),
+                        .n = n,
+                        .h = 1,
+                        .w = 2,
+                        .c = 1,
+                        .num_classes = 10};
+    assert_non_null(ds->x);
+    assert_non_null(ds->y);
+    for (int i = 0; i < n; i++) ds->x[2 * i] = (float)i, ds->x[2 * i + 1] = -(float)i, ds->y[i] = i % 10;
+}
+
+/* Every batch of every epoch: the ranks' slices in rank order are the one-process batch. */
+static void check_shards(const cnn_dataset *ds, int batch, int ranks)
+{
+    cnn_source *one = cnn_source_dataset(ds, batch, 1, 7), *part[4];
+    assert_non_null(one);
+    for (int r = 0; r < ranks; r++)
+        assert_non_null(part[r] = cnn_source_dataset_shard(ds, batch, 1, 7, r, ranks));
+    float x[2 * 64], xs[2 * 64];
+    int32_t y[64], ys[64];
+    for (int e = 0; e < 2; e++)
+        for (int b = 0; b < one->batches; b++) {
+            int n, got = 0, k;
+            assert_int_equal(one->fill(one, e, b, x, y, &n), 0);
+            for (int r = 0; r < ranks; r++) {
+                assert_int_equal(part[r]->batches, one->batches);
+                assert_int_equal(part[r]->fill(part[r], e, b, xs + 2 * got, ys + got, &k), 0);
+                assert_true(k >= 1 && k <= part[r]->batch_size);
+                got += k;
+            }
+            assert_int_equal(got, n);
+            assert_memory_equal(xs, x, sizeof(float) * 2 * n);
+            assert_memory_equal(ys, y, sizeof(int32_t) * n);
+        }
+    cnn_source_free(one);
+    for (int r = 0; r < ranks; r++) cnn_source_free(part[r]);
+}
+
+static void test_shard_source(void **state)
+{
+    (void)state;
+    cnn_dataset ds;
+    make_data(&ds, 103);
+    check_shards(&ds, 32, 2);
+    check_shards(&ds, 32, 3);
+    check_shards(&ds, 64, 4);
+    /* 103 = 3 x 34 + 1: the last batch would leave two of three ranks without a sample. */
+    tu_assert_error(cnn_source_dataset_shard(&ds, 34, 1, 7, 0, 3) ? 0 : cnn_errcode(), CNN_ERR_INVALID,
+                    "the last batch (4 of 4) has 1 samples, fewer than the 3 ranks");
+    tu_assert_error(cnn_source_dataset_shard(&ds, 32, 1, 7, 2, 2) ? 0 : cnn_errcode(), CNN_ERR_INVALID,
+                    "rank 2 of 2 ranks is out of range");
+    int start, count, total;
+    assert_int_equal(cnn_shard_range(103, 32, 3, 1, 2, &start, &count, &total), 0);
+    assert_int_equal(start, 96 + 3);
+    assert_int_equal(count, 4);
+    assert_int_equal(total, 7);
+    tu_assert_error(cnn_shard_range(103, 32, 4, 0, 2, &start, &count, NULL), CNN_ERR_INVALID, "batch 4");
+    cnn_dataset_free(&ds);
+}
+
+/* ---------------------------------------------------------------- training on 2 ranks */
+
+/* max |a - b| over each tensor, relative to max |a|: the largest over the model. */
+static double weights_gap(const char *path_a, const char *path_b)
+{
+    cnn_model *a = cnn_model_load(path_a), *b = cnn_model_load(path_b);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_int_equal(cnn_model_num_tensors(a), cnn_model_num_tensors(b));
+    double worst = 0;
+    for (int i = 0; i < cnn_model_num_tensors(a); i++) {
+        cnn_tensor ta, tb;
+        assert_int_equal(cnn_model_tensor(a, i, &ta), 0);
+        assert_int_equal(cnn_model_tensor(b, i, &tb), 0);
+        assert_int_equal(ta.size, tb.size);
+        double diff = 0, scale = 0;
+        for (size_t j = 0; j < ta.size; j++) {
+            diff = fmax(diff, fabs((double)ta.data[j] - tb.data[j]));
+            scale = fmax(scale, fabs((double)ta.data[j]));
+        }
+        if (scale > 0) worst = fmax(worst, diff / scale);
+    }
+    cnn_model_free(a);
+    cnn_model_free(b);
+    return worst;
+}
+
+static double test_accuracy(const char *dir)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/run.json", dir);
+    cnn_run r;
+    cnn_run_init(&r, "");
+    assert_int_equal(cnn_run_load(&r, path), 0);
+    double acc = r.test_accuracy;
+    cnn_run_free(&r);
+    return acc;
+}
+
+static void train(const char *ranks_and_dirs, const char *out)
+{
+    char cmd[12000], args[2500];
+    snprintf(args, sizeof args, "train '%s' --limit 3000 --epochs 1 --quiet --out '%s'", g_spec, out);
+    if (!ranks_and_dirs)
+        snprintf(cmd, sizeof cmd, "'%s' %s --threads 1", g_bin, args);
+    else if (!strcmp(ranks_and_dirs, "wdir"))
+        snprintf(cmd, sizeof cmd, "%s -np 1 --wdir '%s' '%s' %s : -np 1 --wdir '%s' '%s' %s", MPIRUN,
+                 tu_path("rank0"), g_bin, args, tu_path("rank1"), g_bin, args);
+    else
+        snprintf(cmd, sizeof cmd, "%s -np %s '%s' %s", MPIRUN, ranks_and_dirs, g_bin, args);
+    int rc = sh(cmd);
+    if (rc) show_output();
+    assert_int_equal(rc, 0);
+}
+
+static void test_two_ranks_match_one_process(void **state)
+{
+    (void)state;
+    if (!mpi_ready()) skip();
+    assert_int_equal(mkdir(tu_path("rank0"), 0777), 0);
+    assert_int_equal(mkdir(tu_path("rank1"), 0777), 0);
+    train(NULL, tu_path("one"));
+    train("wdir", "out"); /* relative: rank0/out, and rank1/out if rank 1 wrote */
+    train("2", tu_path("two"));
+    assert_true(printed("MPI: train on 2 ranks over 1 node", 0));
+    assert_true(printed("MPI: gradient allreduce", 0));
+    char cmd[3000];
+    /* Bit-identical on every run of the same seed and ranks. */
+    snprintf(cmd, sizeof cmd, "cmp '%s/model.cnn' '%s/out/model.cnn'", tu_path("two"), tu_path("rank0"));
+    assert_int_equal(system(cmd), 0);
+    /* Rank 0 alone wrote: rank 1's folder is empty. */
+    snprintf(cmd, sizeof cmd, "test -z \"$(ls -A '%s')\" && test -s '%s/out/run.json'", tu_path("rank1"),
+             tu_path("rank0"));
+    assert_int_equal(system(cmd), 0);
+    char one[600], two[600];
+    snprintf(one, sizeof one, "%s/model.cnn", tu_path("one"));
+    snprintf(two, sizeof two, "%s/model.cnn", tu_path("two"));
+    double gap = weights_gap(one, two);
+    print_message("1 process vs 2 ranks after one epoch: weights differ by %.3g of their scale\n", gap);
+    assert_true(gap <= 1e-5);
+    double a1 = test_accuracy(tu_path("one")), a2 = test_accuracy(tu_path("two"));
+    print_message("test accuracy: 1 process %.4f, 2 ranks %.4f\n", a1, a2);
+    assert_true(fabs(a1 - a2) <= 0.001);
+}
+
+/* ---------------------------------------------------------------- the study on 2 ranks */
+
+static void test_distributed_study(void **state)
+{
+    (void)state;
+    if (!mpi_ready()) skip();
+    char cmd[4000], out[600];
+    snprintf(out, sizeof out, "%s", tu_path("study"));
+    snprintf(cmd, sizeof cmd, "%s -np 2 '%s' study '%s' --limit 600 --epochs 1 --quiet --out '%s'", MPIRUN,
+             g_bin, g_specs, out);
+    int rc = sh(cmd);
+    if (rc != 1) show_output();
+    assert_int_equal(rc, 1); /* one model failed */
+    assert_true(printed("MPI: study on 2 ranks", 0));
+    assert_true(printed("study: Wrong_Input failed", 1));
+    /* The other two models were trained (one on each rank) and are in rank 0's table. */
+    snprintf(cmd, sizeof cmd,
+             "test -s '%s/Small_CNN/run.json' && test -s '%s/Tiny_MLP/run.json' && "
+             "grep -q '^Small_CNN,' '%s/results.csv' && grep -q '^Tiny_MLP,' '%s/results.csv' && "
+             "! grep -q Wrong_Input '%s/results.csv' && test \"$(wc -l < '%s/results.csv')\" -eq 3",
+             out, out, out, out, out, out);
+    assert_int_equal(system(cmd), 0);
+    assert_true(printed("Small_CNN", 0) && printed("Tiny_MLP", 0));
+}
+
+int main(int argc, char **argv)
+{
+    (void)argc;
+    char self[1024], cwd[900];
+    snprintf(self, sizeof self, "%s", argv[0]);
+    if (!realpath(dirname(dirname(self)), cwd)) return fprintf(stderr, "test_mpi: no build folder\n"), 1;
+    snprintf(g_bin, sizeof g_bin, "%s/cnnlab", cwd);
+    if (!getcwd(cwd, sizeof cwd)) return 1;
+    snprintf(g_spec, sizeof g_spec, "%s/tests/data/mpi/small_cnn.spec", cwd);
+    snprintf(g_specs, sizeof g_specs, "%s/tests/data/mpi", cwd);
+    if (access(g_bin, X_OK) != 0 || access(g_spec, R_OK) != 0) {
+        fprintf(stderr, "test_mpi: %s or %s is missing (run from the repository root)\n", g_bin, g_spec);
+        return 1;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_shard_source),
+        cmocka_unit_test(test_two_ranks_match_one_process),
+        cmocka_unit_test(test_distributed_study),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
