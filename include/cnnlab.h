@@ -137,7 +137,7 @@ typedef struct cnn_tensor {
     int layer;     /* index of the layer that owns it */
     int rank;
     int dim[4];
-    size_t size; /* number of floats */
+    size_t size;   /* number of floats */
     float *data;
     float *grad;   /* its gradient; NULL for state (BatchNorm moving statistics) */
     int trainable; /* the optimizer updates it now (a weight of a trainable layer) */
@@ -252,10 +252,10 @@ int cnn_history_save_json(const cnn_history *h, const char *path);
 
 /* What on_train_batch_end sees of a training batch. */
 typedef struct cnn_batch_log {
-    int epoch, batch;                /* 0-based */
-    int size;                        /* samples in the batch */
-    double loss;                     /* this batch's loss (mean cross-entropy plus regularisation) */
-    double accuracy;                 /* this batch's accuracy */
+    int epoch, batch; /* 0-based */
+    int size;         /* samples in the batch */
+    double loss;      /* this batch's loss (mean cross-entropy plus regularisation) */
+    double accuracy;  /* this batch's accuracy */
     double mean_loss, mean_accuracy; /* running epoch means so far, as Keras's batch logs report them */
 } cnn_batch_log;
 
@@ -427,12 +427,12 @@ typedef struct cnn_source cnn_source;
 struct cnn_source {
     const char *name;
     void *state;
-    int h, w, c;     /* shape of one sample it yields */
-    int batches;     /* batches per epoch */
-    int batch_size;  /* the most samples in one batch */
-    int samples;     /* samples per epoch (the sum of the batch sizes) */
-    int labeled;     /* fill writes labels */
-    int first_layer; /* index of the layer its samples feed (0: the model's input) */
+    int h, w, c;      /* shape of one sample it yields */
+    int batches;      /* batches per epoch */
+    int batch_size;   /* the most samples in one batch */
+    int samples;      /* samples per epoch (the sum of the batch sizes) */
+    int labeled;      /* fill writes labels */
+    int first_layer;  /* index of the layer its samples feed (0: the model's input) */
     /* Optional: called before the first batch of each epoch. */
     int (*begin_epoch)(cnn_source *s, int epoch);
     /* Writes batch `batch` of epoch `epoch`: *n samples (1..batch_size) into x (n*h*w*c floats) and, when
@@ -467,8 +467,8 @@ cnn_source *cnn_source_transform(const cnn_dataset *ds, int batch_size, int shuf
 /* The k-th uniform number in [0, 1) of a (seed, epoch, index) draw: counter-based, the same on any thread. */
 double cnn_random_uniform(uint64_t seed, int epoch, int index, int k);
 
-/* A Keras Sequence: `batches` batches, batch i built by get(ctx, i, x, y, &n). With shuffle the batch order
- * is shuffled every epoch from (seed, epoch), as Keras 2's fit does for a Sequence with shuffle=True; the
+/* A Keras Sequence: `batches` batches, batch i built by get(ctx, i, x, y, &n). With shuffle the batch order is
+ * shuffled every epoch from (seed, epoch), as Keras 2's fit does for a Sequence with shuffle=True; the
  * batches themselves do not change. With memoize each batch is built once and kept (batches * batch_size
  * samples of memory). */
 typedef int (*cnn_sequence_fn)(void *ctx, int index, float *x, int32_t *y, int *n);
@@ -559,23 +559,23 @@ cnn_source *cnn_source_dataset_shard(const cnn_dataset *ds, int batch_size, int 
  * every test prediction, and the timings. The CLI, `study` and the report read runs only through it. */
 typedef struct cnn_run {
     char model[64];
-    char weights[64]; /* where the starting weights came from ("init seed 1", "imagenet", ...) */
+    char weights[64];   /* where the starting weights came from ("init seed 1", "imagenet", ...) */
     uint64_t seed;
     int threads, batch_size, train_images;
     cnn_history history;
-    int best_epoch;              /* the study's rule (spec 3.8), 0-based; -1 with no validation */
-    int best_val_loss_epoch;     /* last epoch with the lowest val_loss, -1 when none */
-    int best_val_accuracy_epoch; /* last epoch with the highest val_accuracy, -1 when none */
-    double seconds_per_epoch;    /* mean training-pass time */
-    double images_per_second;    /* training images per second of training pass */
-    double total_seconds;        /* all epochs, validation included */
+    int best_epoch;                /* the study's rule (spec 3.8), 0-based; -1 with no validation */
+    int best_val_loss_epoch;       /* last epoch with the lowest val_loss, -1 when none */
+    int best_val_accuracy_epoch;   /* last epoch with the highest val_accuracy, -1 when none */
+    double seconds_per_epoch;      /* mean training-pass time */
+    double images_per_second;      /* training images per second of training pass */
+    double total_seconds;          /* all epochs, validation included */
     /* test-set results of the final weights (cnn_run_evaluate); evaluated = 0 before */
     int evaluated;
     int n_test, classes;
     double test_loss, test_accuracy, roc_auc_ovo, roc_auc_ovr; /* ROC-AUC NaN when a class is missing */
-    int64_t *confusion;                                        /* classes x classes, row = true class */
-    int32_t *y_true, *y_pred;                                  /* n_test each */
-    float *probs;                                              /* n_test x classes */
+    int64_t *confusion; /* classes x classes, row = true class */
+    int32_t *y_true, *y_pred; /* n_test each */
+    float *probs;             /* n_test x classes */
 } cnn_run;
 
 /* A run record for a model name: zeroed, epochs -1. */
