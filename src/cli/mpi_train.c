@@ -16,6 +16,22 @@ typedef struct dist_state {
     double wait_seconds, allreduce_seconds; /* waiting for the slowest rank; the allreduce itself */
 } dist_state;
 
+/* The gradients of the tensors the optimizer updates now, as one span of the model's gradient buffer (in
+ * layer order, so a frozen base before the trainable layers is left out: its 14.7M VGG16 values would
+ * otherwise cross the network every step). Recomputed each step: a callback may freeze or unfreeze layers. */
+static size_t trainable_span(cnn_model *m, float **first)
+{
+    float *lo = NULL, *hi = NULL;
+    for (int i = 0; i < cnn_model_num_tensors(m); i++) {
+        cnn_tensor t;
+        if (cnn_model_tensor(m, i, &t) != CNN_OK || !t.trainable || !t.grad) continue;
+        if (!lo || t.grad < lo) lo = t.grad;
+        if (!hi || t.grad + t.size > hi) hi = t.grad + t.size;
+    }
+    *first = lo;
+    return lo ? (size_t)(hi - lo) : 0;
+}
+
 /* Each rank's loss is the mean over its own samples, so its gradient is weighted by local / global count:
  * the sum is then the mean gradient of the whole batch, the one-process gradient up to summation order. */
 static int on_gradients(cnn_callback *cb, cnn_model *m, int epoch, int batch)
@@ -25,14 +41,14 @@ static int on_gradients(cnn_callback *cb, cnn_model *m, int epoch, int batch)
     int start, local, total;
     if (cnn_shard_range(d->train->n, d->batch_size, batch, d->rank, d->ranks, &start, &local, &total))
         return cnn_errcode();
-    float *g = cnn_model_grads(m), w = (float)local / (float)total;
-    size_t n = cnn_model_num_params(m, 0);
+    float *g, w = (float)local / (float)total;
+    size_t n = trainable_span(m, &g);
     for (size_t i = 0; i < n; i++) g[i] *= w;
     /* The barrier separates waiting for the slowest rank (imbalance, a noisy machine) from communication. */
     double t0 = MPI_Wtime();
     MPI_Barrier(MPI_COMM_WORLD);
     double t1 = MPI_Wtime();
-    int rc = MPI_Allreduce(MPI_IN_PLACE, g, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    int rc = n ? MPI_Allreduce(MPI_IN_PLACE, g, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD) : MPI_SUCCESS;
     d->wait_seconds += t1 - t0;
     d->allreduce_seconds += MPI_Wtime() - t1;
     return rc == MPI_SUCCESS ? CNN_OK : CNN_ERR_IO;
