@@ -551,6 +551,9 @@ int cnn_shard_range(int n, int batch_size, int batch, int rank, int ranks, int *
  * batch, when some batch has fewer samples than there are ranks (a rank would get none). */
 cnn_source *cnn_source_dataset_shard(const cnn_dataset *ds, int batch_size, int shuffle, uint64_t seed,
                                      int rank, int ranks);
+/* The position in the global batch of this process's first sample, set before each step (0: one process):
+ * random draws per sample (Dropout masks) then equal those one process draws for the same samples. */
+void cnn_model_set_sample_offset(cnn_model *m, int first);
 
 /* ---------------------------------------------------------------- run record */
 

@@ -54,6 +54,18 @@ static int on_gradients(cnn_callback *cb, cnn_model *m, int epoch, int batch)
     return rc == MPI_SUCCESS ? CNN_OK : CNN_ERR_IO;
 }
 
+/* Dropout masks are counted from the global batch's first sample, as one process counts them. */
+static int on_batch_begin(cnn_callback *cb, cnn_model *m, int epoch, int batch)
+{
+    (void)epoch;
+    const dist_state *d = cb->state;
+    int start, local;
+    if (cnn_shard_range(d->train->n, d->batch_size, batch, d->rank, d->ranks, &start, &local, NULL))
+        return cnn_errcode();
+    cnn_model_set_sample_offset(m, start - batch * d->batch_size);
+    return CNN_OK;
+}
+
 /* State tensors (BatchNorm moving statistics) follow each rank's own batches; as PyTorch DDP broadcasts its
  * buffers, rank 0's are copied to every rank, so evaluation and the saved model are the same everywhere. */
 static void share_state(cnn_model *m)
@@ -127,6 +139,7 @@ static int fit_sharded(cnn_model *m, const cnn_fit_config *fc, cnn_source *train
 {
     cnn_callback sync = {.name = "data-parallel",
                          .state = d,
+                         .on_train_batch_begin = on_batch_begin,
                          .on_gradients = on_gradients,
                          .on_train_batch_end = on_batch_end,
                          .on_epoch_end = on_epoch_end};
@@ -147,6 +160,7 @@ static int fit_sharded(cnn_model *m, const cnn_fit_config *fc, cnn_source *train
     c.reduce = reduce_sums;
     int rc = cnn_model_fit_source(m, train, &c, h);
     free(all);
+    cnn_model_set_sample_offset(m, 0);
     if (!rc) share_state(m);
     return rc;
 }

@@ -1,6 +1,7 @@
 /* Data-parallel sharding of batches: rank r of N reads only its contiguous slice of every global batch, in
  * the order one process would read them, so that N ranks together see exactly one process's batches. */
 #include "core/error.h"
+#include "model/model.h"
 #include "model/source.h"
 
 int cnn_shard_range(int n, int batch_size, int batch, int rank, int ranks, int *start, int *count, int *total)
@@ -41,4 +42,9 @@ cnn_source *cnn_source_dataset_shard(const cnn_dataset *ds, int batch_size, int 
     }
     cnn_source_dataset_set_shard(s, global, rank, ranks, (global + ranks - 1) / ranks);
     return s;
+}
+
+void cnn_model_set_sample_offset(cnn_model *m, int first)
+{
+    m->x.rng_sample = first > 0 ? (uint64_t)first : 0;
 }

@@ -68,7 +68,9 @@ static void apply_mask(const cnn_layer *l, const cnn_ctx *ctx, const float *x, f
 {
     const dropout_cfg *c = l->cfg;
     const float rate = c->rate, scale = 1.0f / (1.0f - rate);
-    const uint64_t key = cnn_rng_bits(ctx->seed, mask_stream(l, ctx), 0);
+    /* Counted from the global batch's first element, so a data-parallel rank draws one process's mask. */
+    const uint64_t key = cnn_rng_bits(ctx->seed, mask_stream(l, ctx), 0) +
+                         ctx->sample * cnn_shape_size(l->in) * 0x9e3779b97f4a7c15ULL;
 #pragma omp parallel for simd schedule(static) if (count > 16384)
     for (size_t i = 0; i < count; i++) {
         const float u = (float)(mix64(key + (i + 1) * 0x9e3779b97f4a7c15ULL) >> 40) * (1.0f / 16777216.0f);

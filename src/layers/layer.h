@@ -52,6 +52,7 @@ typedef struct cnn_ctx {
     int training;  /* dropout active, batch statistics used */
     uint64_t seed; /* with step, drives dropout masks */
     uint64_t step; /* global training step */
+    uint64_t sample; /* position of sample 0 in the global batch (data-parallel training; 0 otherwise) */
     float *work;   /* shared workspace of at least ops->workspace(l, n) floats */
     int need_dx;   /* backward must produce dx (0 for the first trained layer) */
 } cnn_ctx;

@@ -28,6 +28,7 @@ typedef struct cnn_exec {
     cnn_loss_config loss; /* set by compile (or a loaded file); zero: on probabilities */
     cnn_optimizer opt;
     uint64_t rng_step; /* training forward passes taken: the position of the dropout streams */
+    uint64_t rng_sample; /* data-parallel: position of this process's first sample in the global batch */
 
     /* per-layer timing, when profiling: seconds[2*i] forward, seconds[2*i+1] backward */
     double *prof_seconds;

@@ -95,7 +95,8 @@ long cnn_model_iterations(const cnn_model *m)
 void cnn_model_forward_range(cnn_model *m, int first, int through, int n, int training)
 {
     cnn_exec *x = &m->x;
-    cnn_ctx ctx = {.training = training, .seed = m->seed, .step = x->rng_step, .work = x->work};
+    cnn_ctx ctx = {
+        .training = training, .seed = m->seed, .step = x->rng_step, .sample = x->rng_sample, .work = x->work};
     for (int i = first; i <= through; i++) {
         cnn_layer *l = &m->layers[i];
         double t0 = x->prof_seconds ? cnn_now() : 0;
@@ -192,7 +193,8 @@ void cnn_model_backward_planned(cnn_model *m, const int32_t *y, double *loss, in
 
     int first = first_trained_layer(m);
     if (first < x->last_first) first = x->last_first;
-    cnn_ctx ctx = {.training = 1, .seed = m->seed, .step = x->rng_step, .work = x->work};
+    cnn_ctx ctx = {
+        .training = 1, .seed = m->seed, .step = x->rng_step, .sample = x->rng_sample, .work = x->work};
     for (int i = m->nlayers - 1; i >= first; i--) {
         cnn_layer *l = &m->layers[i];
         if (l->alias) continue; /* the gradient passes through unchanged */
