@@ -119,6 +119,14 @@ int main(int argc, char **argv)
     int rc = cli_mpi_begin(argv[1]);
     return cli_mpi_end(rc ? rc : dispatch(argc, argv));
 #else
+    /* Started by mpirun or srun, a build without MPI would run N copies that each train alone over the same
+     * files. */
+    const char *size = getenv("OMPI_COMM_WORLD_SIZE") ? getenv("OMPI_COMM_WORLD_SIZE") : getenv("PMI_SIZE");
+    if (size && atoi(size) > 1) {
+        cli_error("this build has no MPI support (Open MPI was not found when it was built): run one process, "
+                  "or rebuild with libopenmpi-dev for `mpirun -np N`");
+        return EXIT_USAGE;
+    }
     return dispatch(argc, argv);
 #endif
 }
