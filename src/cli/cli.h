@@ -64,10 +64,11 @@ void cli_data_free(cli_data *d);
 /* Trains spec into dir (which exists) and writes model.cnn, model.spec, history.csv/json, metrics.json,
  * report.txt, train.log, the study's checkpoints and, last, run.json (the run record, whose presence marks a
  * finished run). run receives the record. */
-int cli_run_spec(const cnn_spec *spec, const cli_run_options *o, const cli_data *d, const char *dir, cnn_run *run);
+int cli_run_spec(const cnn_spec *spec, const cli_run_options *o, const cli_data *d, const char *dir,
+                 cnn_run *run);
 /* Writes a finished run's outputs into dir (atomically, file by file). */
-int cli_save_run(const char *dir, const cnn_spec *spec, const cnn_model *m, const cnn_run *run, const char *report,
-                 FILE *log);
+int cli_save_run(const char *dir, const cnn_spec *spec, const cnn_model *m, const cnn_run *run,
+                 const char *report, FILE *log);
 
 /* Runs under mpirun (src/cli/mpi*.c, built only when Open MPI is found at build time; cli_mpi_begin in main).
  * cli_par: data-parallel `train`, one model over all ranks; cli_spread: `study`, whole models handed to

@@ -123,8 +123,9 @@ int main(int argc, char **argv)
      * files. */
     const char *size = getenv("OMPI_COMM_WORLD_SIZE") ? getenv("OMPI_COMM_WORLD_SIZE") : getenv("PMI_SIZE");
     if (size && atoi(size) > 1) {
-        cli_error("this build has no MPI support (Open MPI was not found when it was built): run one process, "
-                  "or rebuild with libopenmpi-dev for `mpirun -np N`");
+        cli_error(
+            "this build has no MPI support (Open MPI was not found when it was built): run one process, "
+            "or rebuild with libopenmpi-dev for `mpirun -np N`");
         return EXIT_USAGE;
     }
     return dispatch(argc, argv);

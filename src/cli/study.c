@@ -31,7 +31,6 @@ static const char *const HELP =
     "  --quiet        no per-epoch progress\n"
     "  --vgg-weights W  weights of every VGG16 base: none (Keras's random init), imagenet or FILE.h5;\n"
     "                 a model whose ImageNet weights are missing is not trained (the others are)\n"
-
     "\n"
     "Under `mpirun -np N` (builds with Open MPI) whole models go to the ranks, largest first; rank 0 reads\n"
     "their run records and writes the table (OUT must be on a file system every rank sees).\n";
@@ -249,8 +248,9 @@ static int write_csv(const char *out, const study_row *rows, int n)
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     if (!f) return cli_error("out of memory"), -1;
-    fprintf(f, "model,accuracy,loss,roc_auc_ovo,roc_auc_ovr,epochs,best_epoch,seconds_per_epoch,total_seconds,"
-               "stop_reason\n");
+    fprintf(f,
+            "model,accuracy,loss,roc_auc_ovo,roc_auc_ovr,epochs,best_epoch,seconds_per_epoch,total_seconds,"
+            "stop_reason\n");
     for (int i = 0; i < n; i++) csv_row(f, &rows[i].run);
     int rc = fclose(f) ? -1 : 0;
     snprintf(path, sizeof path, "%s/results.csv", out);

@@ -29,7 +29,6 @@ static const char *const HELP =
     "  --overwrite             let --out name a folder that already holds a run\n"
     "  --quiet                 no progress output\n"
     "  --vgg-weights W         weights of a VGG16 base: none (Keras's random init), imagenet or FILE.h5\n"
-
     "\n"
     "Under `mpirun -np N` (builds with Open MPI) every batch is split over the N ranks and only rank 0 "
     "writes.\n";

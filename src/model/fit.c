@@ -41,8 +41,10 @@ static int check_source(const cnn_model *m, const cnn_source *s, int labeled, co
                         s->first_layer, m->name, m->nlayers);
     cnn_shape in = m->layers[s->first_layer].in;
     if ((size_t)s->h * s->w * s->c != cnn_shape_size(in))
-        return cnn_fail(CNN_ERR_SHAPE, "%s source '%s' yields %dx%dx%d samples; layer '%s' of model '%s' expects %dx%dx%d",
-                        what, s->name, s->h, s->w, s->c, m->layers[s->first_layer].name, m->name, in.h, in.w, in.c);
+        return cnn_fail(CNN_ERR_SHAPE,
+                        "%s source '%s' yields %dx%dx%d samples; layer '%s' of model '%s' expects %dx%dx%d",
+                        what, s->name, s->h, s->w, s->c, m->layers[s->first_layer].name, m->name, in.h, in.w,
+                        in.c);
     if (labeled && !s->labeled)
         return cnn_fail(CNN_ERR_INVALID, "%s source '%s' has no labels", what, s->name);
     return CNN_OK;
@@ -54,14 +56,16 @@ static int fill_batch(cnn_model *m, cnn_source *s, int epoch, int b, int *n)
     cnn_exec *x = &m->x;
     *n = 0;
     int rc = s->fill(s, epoch, b, x->acts[s->first_layer], x->labels, n);
-    if (rc) return rc < 0 ? rc : cnn_fail(CNN_ERR_INVALID, "source '%s': batch %d failed (%d)", s->name, b, rc);
+    if (rc)
+        return rc < 0 ? rc : cnn_fail(CNN_ERR_INVALID, "source '%s': batch %d failed (%d)", s->name, b, rc);
     if (*n < 1 || *n > s->batch_size)
-        return cnn_fail(CNN_ERR_INVALID, "source '%s': batch %d of epoch %d has %d samples; expected 1..%d", s->name,
-                        b, epoch + 1, *n, s->batch_size);
+        return cnn_fail(CNN_ERR_INVALID, "source '%s': batch %d of epoch %d has %d samples; expected 1..%d",
+                        s->name, b, epoch + 1, *n, s->batch_size);
     if (!s->labeled) return CNN_OK;
     for (int i = 0; i < *n; i++)
         if (x->labels[i] < 0 || x->labels[i] >= m->outputs)
-            return cnn_fail(CNN_ERR_INVALID, "source '%s': batch %d of epoch %d: label %d of sample %d is outside [0, %d)",
+            return cnn_fail(CNN_ERR_INVALID,
+                            "source '%s': batch %d of epoch %d: label %d of sample %d is outside [0, %d)",
                             s->name, b, epoch + 1, x->labels[i], i, m->outputs);
     return CNN_OK;
 }
@@ -176,7 +180,13 @@ static int history_push(cnn_history *h, const cnn_epoch_log *log)
 
 /* ---------------------------------------------------------------- hooks */
 
-typedef enum { HOOK_TRAIN_BEGIN, HOOK_EPOCH_BEGIN, HOOK_BATCH_BEGIN, HOOK_GRADIENTS, HOOK_TRAIN_END } hook_kind;
+typedef enum {
+    HOOK_TRAIN_BEGIN,
+    HOOK_EPOCH_BEGIN,
+    HOOK_BATCH_BEGIN,
+    HOOK_GRADIENTS,
+    HOOK_TRAIN_END
+} hook_kind;
 
 /* Calls one kind of hook of every callback, in list order; the first error ends the loop. */
 static int call_hooks(cnn_model *m, const cnn_fit_config *c, hook_kind kind, int epoch, int batch,
@@ -187,7 +197,8 @@ static int call_hooks(cnn_model *m, const cnn_fit_config *c, hook_kind kind, int
         int rc = CNN_OK;
         if (kind == HOOK_TRAIN_BEGIN && cb->on_train_begin) rc = cb->on_train_begin(cb, m);
         if (kind == HOOK_EPOCH_BEGIN && cb->on_epoch_begin) rc = cb->on_epoch_begin(cb, m, epoch);
-        if (kind == HOOK_BATCH_BEGIN && cb->on_train_batch_begin) rc = cb->on_train_batch_begin(cb, m, epoch, batch);
+        if (kind == HOOK_BATCH_BEGIN && cb->on_train_batch_begin)
+            rc = cb->on_train_batch_begin(cb, m, epoch, batch);
         if (kind == HOOK_GRADIENTS && cb->on_gradients) rc = cb->on_gradients(cb, m, epoch, batch);
         if (kind == HOOK_TRAIN_END && cb->on_train_end) rc = cb->on_train_end(cb, m, h);
         if (rc) return rc;
@@ -384,11 +395,16 @@ int cnn_model_fit_source(cnn_model *m, cnn_source *train, const cnn_fit_config *
     if (!c.validation_source && c.validation) {
         rc = check_data(m, c.validation, "validation");
         /* Validation runs in batches of the training batch size, as Keras's validation_batch_size does. */
-        if (!rc && !(own_val = cnn_source_dataset_make(c.validation, train->batch_size, 0, 0, NULL, "validation data")))
+        if (!rc && !(own_val = cnn_source_dataset_make(c.validation, train->batch_size, 0, 0, NULL,
+                                                       "validation data")))
             rc = cnn_errcode();
         if (!rc) rc = check_source(m, own_val, 1, "validation");
     }
-    fit_run f = {.m = m, .train = train, .val = c.validation_source ? c.validation_source : own_val, .c = &c, .h = hist};
+    fit_run f = {.m = m,
+                 .train = train,
+                 .val = c.validation_source ? c.validation_source : own_val,
+                 .c = &c,
+                 .h = hist};
     if (!rc) rc = fit_planned(&f);
     cnn_source_free(own_val);
     return rc;
