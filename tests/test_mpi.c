@@ -166,10 +166,10 @@ static double test_accuracy(const char *dir)
     return acc;
 }
 
-static void train(const char *ranks_and_dirs, const char *out)
+static void train_spec(const char *spec, const char *ranks_and_dirs, const char *out)
 {
     char cmd[12000], args[2500];
-    snprintf(args, sizeof args, "train '%s' --limit 3000 --epochs 1 --quiet --out '%s'", g_spec, out);
+    snprintf(args, sizeof args, "train '%s' --limit 3000 --epochs 1 --quiet --out '%s'", spec, out);
     if (!ranks_and_dirs)
         snprintf(cmd, sizeof cmd, "'%s' %s --threads 1", g_bin, args);
     else if (!strcmp(ranks_and_dirs, "wdir"))
@@ -180,6 +180,11 @@ static void train(const char *ranks_and_dirs, const char *out)
     int rc = sh(cmd);
     if (rc) show_output();
     assert_int_equal(rc, 0);
+}
+
+static void train(const char *ranks_and_dirs, const char *out)
+{
+    train_spec(g_spec, ranks_and_dirs, out);
 }
 
 static void test_two_ranks_match_one_process(void **state)
@@ -210,6 +215,30 @@ static void test_two_ranks_match_one_process(void **state)
     double a1 = test_accuracy(tu_path("one")), a2 = test_accuracy(tu_path("two"));
     print_message("test accuracy: 1 process %.4f, 2 ranks %.4f\n", a1, a2);
     assert_true(fabs(a1 - a2) <= 0.001);
+}
+
+/* A frozen layer between trainable ones: the gradients go as two messages around it (src/cli/mpi_train.c),
+ * and the result still matches one process. */
+static void test_frozen_layer_between(void **state)
+{
+    (void)state;
+    if (!mpi_ready()) skip();
+    static const char spec[] = "model: Frozen_Gap\ninput: (28, 28, 1)\nlayers:\n    Flatten()\n"
+                               "    Dense(64, activation=\"relu\")\n"
+                               "    Dense(128, activation=\"relu\", trainable=False)\n"
+                               "    Dense(10, activation=\"softmax\")\n"
+                               "optimizer: Adam(learning_rate=0.002)\n"
+                               "fit: batch_size=100, epochs=1, validation=\"test\", seed=4\n";
+    char path[600], one[600], two[600];
+    snprintf(path, sizeof path, "%s", tu_path("frozen_gap.spec"));
+    tu_write(path, spec, sizeof spec - 1);
+    train_spec(path, NULL, tu_path("gap1"));
+    train_spec(path, "2", tu_path("gap2"));
+    snprintf(one, sizeof one, "%s/model.cnn", tu_path("gap1"));
+    snprintf(two, sizeof two, "%s/model.cnn", tu_path("gap2"));
+    double gap = weights_gap(one, two);
+    print_message("frozen layer between: weights differ by %.3g of their scale\n", gap);
+    assert_true(gap <= 1e-5);
 }
 
 /* ---------------------------------------------------------------- the study on 2 ranks */
@@ -254,6 +283,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shard_source),
         cmocka_unit_test(test_two_ranks_match_one_process),
+        cmocka_unit_test(test_frozen_layer_between),
         cmocka_unit_test(test_distributed_study),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -16,20 +16,38 @@ typedef struct dist_state {
     double wait_seconds, allreduce_seconds; /* waiting for the slowest rank; the allreduce itself */
 } dist_state;
 
-/* The gradients of the tensors the optimizer updates now, as one span of the model's gradient buffer (in
- * layer order, so a frozen base before the trainable layers is left out: its 14.7M VGG16 values would
- * otherwise cross the network every step). Recomputed each step: a callback may freeze or unfreeze layers. */
-static size_t trainable_span(cnn_model *m, float **first)
+/* Weights one contiguous run of gradients by this rank's share and sums it over the ranks. */
+static int reduce_run(float *g, size_t n, float w)
 {
-    float *lo = NULL, *hi = NULL;
-    for (int i = 0; i < cnn_model_num_tensors(m); i++) {
+    for (size_t i = 0; i < n; i++) g[i] *= w;
+    return MPI_Allreduce(MPI_IN_PLACE, g, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD) == MPI_SUCCESS
+               ? CNN_OK
+               : CNN_ERR_IO;
+}
+
+/* Runs of trainable tensors closer than this many values are sent as one message (the gap, BatchNorm moving
+ * statistics for instance, is summed along and never read); a frozen base between them is not sent. */
+enum { MERGE_GAP = 4096 };
+
+/* Sums the gradients of the tensors the optimizer updates now, in as few contiguous runs of the gradient
+ * buffer as possible: a frozen VGG16 base (14.7M values) never crosses the network. The runs are found
+ * again every step, since a callback may freeze or unfreeze layers. */
+static int reduce_trainable(cnn_model *m, float w)
+{
+    float *run = NULL;
+    size_t len = 0;
+    int rc = CNN_OK;
+    for (int i = 0; !rc && i < cnn_model_num_tensors(m); i++) {
         cnn_tensor t;
         if (cnn_model_tensor(m, i, &t) != CNN_OK || !t.trainable || !t.grad) continue;
-        if (!lo || t.grad < lo) lo = t.grad;
-        if (!hi || t.grad + t.size > hi) hi = t.grad + t.size;
+        if (run && t.grad >= run + len && t.grad <= run + len + MERGE_GAP) {
+            len = (size_t)(t.grad - run) + t.size;
+            continue;
+        }
+        if (run) rc = reduce_run(run, len, w);
+        run = t.grad, len = t.size;
     }
-    *first = lo;
-    return lo ? (size_t)(hi - lo) : 0;
+    return !rc && run ? reduce_run(run, len, w) : rc;
 }
 
 /* Each rank's loss is the mean over its own samples, so its gradient is weighted by local / global count:
@@ -41,17 +59,14 @@ static int on_gradients(cnn_callback *cb, cnn_model *m, int epoch, int batch)
     int start, local, total;
     if (cnn_shard_range(d->train->n, d->batch_size, batch, d->rank, d->ranks, &start, &local, &total))
         return cnn_errcode();
-    float *g, w = (float)local / (float)total;
-    size_t n = trainable_span(m, &g);
-    for (size_t i = 0; i < n; i++) g[i] *= w;
     /* The barrier separates waiting for the slowest rank (imbalance, a noisy machine) from communication. */
     double t0 = MPI_Wtime();
     MPI_Barrier(MPI_COMM_WORLD);
     double t1 = MPI_Wtime();
-    int rc = n ? MPI_Allreduce(MPI_IN_PLACE, g, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD) : MPI_SUCCESS;
+    int rc = reduce_trainable(m, (float)local / (float)total);
     d->wait_seconds += t1 - t0;
     d->allreduce_seconds += MPI_Wtime() - t1;
-    return rc == MPI_SUCCESS ? CNN_OK : CNN_ERR_IO;
+    return rc;
 }
 
 /* Dropout masks are counted from the global batch's first sample, as one process counts them. */
