@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "io/strbuf.h"
+#include "core/strbuf.h"
 #include "metrics/metrics.h"
 
 /* Python pads by characters, not bytes: count UTF-8 lead bytes. */

@@ -5,7 +5,7 @@
 
 #include "core/error.h"
 #include "core/opts.h"
-#include "io/strbuf.h"
+#include "core/strbuf.h"
 #include "spec/spec.h"
 
 /* Options text without the keys the spec layer consumed itself. */

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/file.h"
 
 static int write_all(int fd, const void *data, size_t len)
 {

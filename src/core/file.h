@@ -1,6 +1,6 @@
 /* Whole-file reading (the atomic writer is public: cnn_write_file_atomic). */
-#ifndef CNN_IO_FILE_H
-#define CNN_IO_FILE_H
+#ifndef CNN_CORE_FILE_H
+#define CNN_CORE_FILE_H
 
 #include <stddef.h>
 
