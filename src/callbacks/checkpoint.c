@@ -8,8 +8,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "callbacks/callbacks.h"
 #include "callbacks/monitor.h"
 #include "core/error.h"
+#include "core/strbuf.h"
 
 typedef struct ckpt_state {
     cnn_callback cb;
@@ -123,3 +125,39 @@ int cnn_checkpoint_get_info(const cnn_callback *cb, cnn_checkpoint_info *info)
         .best = s->best, .saved_epoch = s->saved_epoch, .saves = s->saves, .epoch_file = s->epoch_file};
     return CNN_OK;
 }
+
+/* Options text without the keys the constructor consumed itself. */
+static void remaining_options(const cnn_opts *o, const char *const *drop, int ndrop, cnn_strbuf *b)
+{
+    for (int i = 0; i < o->n; i++) {
+        int skip = 0;
+        for (int j = 0; j < ndrop; j++) skip |= !strcmp(o->items[i].key, drop[j]);
+        if (!skip) cnn_strbuf_printf(b, "%s%s=%s", b->len ? ", " : "", o->items[i].key, o->items[i].val);
+    }
+}
+
+/* From a spec: the study names its files <model>_best_model_<acc|loss>.{keras,epoch}; so do we, in the run's
+ * folder. */
+static cnn_callback *checkpoint_create(const char *options, const cnn_callback_env *env)
+{
+    cnn_opts o;
+    char monitor[32], file[256], path[4096], epoch_path[4096];
+    if (cnn_opts_parse(&o, options, "ModelCheckpoint") ||
+        cnn_opts_str(&o, "monitor", "val_loss", monitor, sizeof monitor))
+        return NULL;
+    char def[160];
+    snprintf(def, sizeof def, "%s_best_model_%s", env->model, strstr(monitor, "acc") ? "acc" : "loss");
+    if (cnn_opts_str(&o, "filepath", def, file, sizeof file)) return NULL;
+    snprintf(path, sizeof path, "%s/%s.cnn", env->out_dir ? env->out_dir : ".", file);
+    snprintf(epoch_path, sizeof epoch_path, "%s/%s.epoch", env->out_dir ? env->out_dir : ".", file);
+    static const char *const drop[] = {"filepath"};
+    cnn_strbuf rest = {0};
+    remaining_options(&o, drop, 1, &rest);
+    cnn_callback *cb =
+        rest.failed ? NULL : cnn_callback_model_checkpoint(path, epoch_path, rest.data ? rest.data : "");
+    if (rest.failed) cnn_fail(CNN_ERR_NOMEM, "ModelCheckpoint: out of memory");
+    cnn_strbuf_free(&rest);
+    return cb;
+}
+
+const cnn_callback_kind cnn_checkpoint_kind = {.type = "ModelCheckpoint", .create = checkpoint_create};

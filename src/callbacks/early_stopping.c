@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "callbacks/callbacks.h"
 #include "callbacks/monitor.h"
 #include "core/error.h"
 
@@ -157,3 +158,11 @@ int cnn_early_stopping_get_info(const cnn_callback *cb, cnn_early_stopping_info 
                                       .restored_epoch = s->restored_epoch};
     return CNN_OK;
 }
+
+static cnn_callback *es_create(const char *options, const cnn_callback_env *env)
+{
+    (void)env;
+    return cnn_callback_early_stopping(options);
+}
+
+const cnn_callback_kind cnn_early_stopping_kind = {.type = "EarlyStopping", .create = es_create};

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "callbacks/callbacks.h"
 #include "callbacks/monitor.h"
 #include "core/error.h"
 
@@ -110,3 +111,11 @@ int cnn_reduce_lr_get_info(const cnn_callback *cb, cnn_reduce_lr_info *info)
                                  .last_lr = s->last_lr};
     return CNN_OK;
 }
+
+static cnn_callback *rlr_create(const char *options, const cnn_callback_env *env)
+{
+    (void)env;
+    return cnn_callback_reduce_lr_on_plateau(options);
+}
+
+const cnn_callback_kind cnn_reduce_lr_kind = {.type = "ReduceLROnPlateau", .create = rlr_create};

@@ -1,5 +1,6 @@
 #include "optim/optimizer.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +14,37 @@ cnn_optimizer_config cnn_optimizer_default(cnn_optimizer_kind kind, double learn
     c.epsilon = 1e-7;
     c.rho = 0.9;
     return c;
+}
+
+/* The registry: Keras class name -> ops, one line per update-rule file. */
+extern const cnn_optimizer_ops cnn_adam_ops;
+extern const cnn_optimizer_ops cnn_sgd_ops;
+extern const cnn_optimizer_ops cnn_rmsprop_ops;
+
+static const cnn_optimizer_ops *const g_optimizers[] = {&cnn_adam_ops, &cnn_sgd_ops, &cnn_rmsprop_ops};
+enum { N_OPTIMIZERS = sizeof g_optimizers / sizeof g_optimizers[0] };
+
+const cnn_optimizer_ops *cnn_optimizer_find(const char *type)
+{
+    for (int i = 0; i < N_OPTIMIZERS; i++)
+        if (!strcmp(g_optimizers[i]->type, type)) return g_optimizers[i];
+    return NULL;
+}
+
+const char *cnn_optimizer_types(void)
+{
+    static char list[128];
+    if (!list[0])
+        for (int i = 0; i < N_OPTIMIZERS; i++) {
+            const char *sep = i == 0 ? "" : i == N_OPTIMIZERS - 1 ? " or " : ", ";
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", sep, g_optimizers[i]->type);
+        }
+    return list;
+}
+
+int cnn_optimizer_read_lr(cnn_opts *o, double def, cnn_optimizer_config *cfg)
+{
+    return cnn_opts_double(o, "learning_rate", def, 1e-12, 1e3, &cfg->learning_rate);
 }
 
 static int needs_m(const cnn_optimizer_config *c)
