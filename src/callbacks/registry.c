@@ -1,8 +1,7 @@
 /* The registry: Keras callback class name -> constructor, one line per callback file. */
-#include <string.h>
-
 #include "callbacks/callbacks.h"
-#include "core/opts.h"
+
+#include "core/registry.h"
 
 extern const cnn_callback_kind cnn_early_stopping_kind;
 extern const cnn_callback_kind cnn_reduce_lr_kind;
@@ -17,27 +16,24 @@ static const cnn_callback_kind *const g_kinds[] = {
 };
 enum { N_KINDS = sizeof g_kinds / sizeof g_kinds[0] };
 
+static const char *kind_type(int i)
+{
+    return g_kinds[i]->type;
+}
+
 const cnn_callback_kind *cnn_callback_kind_find(const char *type)
 {
-    for (int i = 0; i < N_KINDS; i++)
-        if (!strcmp(g_kinds[i]->type, type)) return g_kinds[i];
-    return NULL;
+    int i = cnn_registry_index(kind_type, N_KINDS, type);
+    return i < 0 ? NULL : g_kinds[i];
 }
 
 const char *cnn_callback_kind_suggest(const char *type)
 {
-    for (int i = 0; i < N_KINDS; i++)
-        if (cnn_edit_distance(type, g_kinds[i]->type) <= 3) return g_kinds[i]->type;
-    return NULL;
+    return cnn_registry_suggest(kind_type, N_KINDS, type, 3);
 }
 
 const char *cnn_callback_kind_types(void)
 {
     static char list[256];
-    if (!list[0])
-        for (int i = 0; i < N_KINDS; i++) {
-            strncat(list, i ? ", " : "", sizeof list - strlen(list) - 1);
-            strncat(list, g_kinds[i]->type, sizeof list - strlen(list) - 1);
-        }
-    return list;
+    return cnn_registry_list(kind_type, N_KINDS, ", ", list, sizeof list);
 }

@@ -1,10 +1,10 @@
 #include "optim/optimizer.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
+#include "core/registry.h"
 
 cnn_optimizer_config cnn_optimizer_default(cnn_optimizer_kind kind, double learning_rate)
 {
@@ -24,22 +24,21 @@ extern const cnn_optimizer_ops cnn_rmsprop_ops;
 static const cnn_optimizer_ops *const g_optimizers[] = {&cnn_adam_ops, &cnn_sgd_ops, &cnn_rmsprop_ops};
 enum { N_OPTIMIZERS = sizeof g_optimizers / sizeof g_optimizers[0] };
 
+static const char *optimizer_type(int i)
+{
+    return g_optimizers[i]->type;
+}
+
 const cnn_optimizer_ops *cnn_optimizer_find(const char *type)
 {
-    for (int i = 0; i < N_OPTIMIZERS; i++)
-        if (!strcmp(g_optimizers[i]->type, type)) return g_optimizers[i];
-    return NULL;
+    int i = cnn_registry_index(optimizer_type, N_OPTIMIZERS, type);
+    return i < 0 ? NULL : g_optimizers[i];
 }
 
 const char *cnn_optimizer_types(void)
 {
     static char list[128];
-    if (!list[0])
-        for (int i = 0; i < N_OPTIMIZERS; i++) {
-            const char *sep = i == 0 ? "" : i == N_OPTIMIZERS - 1 ? " or " : ", ";
-            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", sep, g_optimizers[i]->type);
-        }
-    return list;
+    return cnn_registry_list(optimizer_type, N_OPTIMIZERS, " or ", list, sizeof list);
 }
 
 int cnn_optimizer_read_lr(cnn_opts *o, double def, cnn_optimizer_config *cfg)
