@@ -8,7 +8,8 @@ extern const cnn_callback_kind cnn_reduce_lr_kind;
 extern const cnn_callback_kind cnn_checkpoint_kind;
 extern const cnn_callback_kind cnn_lr_scheduler_kind;
 
-static const cnn_callback_kind *const g_kinds[] = {
+/* Pointers to entries, as core/registry.h reads them. */
+static const void *const g_kinds[] = {
     &cnn_early_stopping_kind,
     &cnn_reduce_lr_kind,
     &cnn_checkpoint_kind,
@@ -16,24 +17,18 @@ static const cnn_callback_kind *const g_kinds[] = {
 };
 enum { N_KINDS = sizeof g_kinds / sizeof g_kinds[0] };
 
-static const char *kind_type(int i)
-{
-    return g_kinds[i]->type;
-}
-
 const cnn_callback_kind *cnn_callback_kind_find(const char *type)
 {
-    int i = cnn_registry_index(kind_type, N_KINDS, type);
-    return i < 0 ? NULL : g_kinds[i];
+    return cnn_registry_find(g_kinds, N_KINDS, type);
 }
 
 const char *cnn_callback_kind_suggest(const char *type)
 {
-    return cnn_registry_suggest(kind_type, N_KINDS, type, 3);
+    return cnn_registry_suggest(g_kinds, N_KINDS, type, 3);
 }
 
 const char *cnn_callback_kind_types(void)
 {
     static char list[256];
-    return cnn_registry_list(kind_type, N_KINDS, ", ", list, sizeof list);
+    return cnn_registry_list(g_kinds, N_KINDS, ", ", list, sizeof list);
 }

@@ -31,7 +31,8 @@ extern const cnn_layer_ops cnn_elu_ops;
 extern const cnn_layer_ops cnn_activation_ops;
 extern const cnn_layer_ops cnn_softmax_ops;
 
-static const cnn_layer_ops *const g_layers[] = {
+/* Pointers to entries, as core/registry.h reads them. */
+static const void *const g_layers[] = {
     &cnn_dense_ops,
     &cnn_flatten_ops,
     &cnn_conv2d_ops,
@@ -53,26 +54,20 @@ static const cnn_layer_ops *const g_layers[] = {
 };
 enum { N_LAYERS = sizeof g_layers / sizeof g_layers[0] };
 
-static const char *layer_type(int i)
-{
-    return g_layers[i]->type;
-}
-
 const cnn_layer_ops *cnn_layer_find(const char *type)
 {
-    int i = cnn_registry_index(layer_type, N_LAYERS, type);
-    return i < 0 ? NULL : g_layers[i];
+    return cnn_registry_find(g_layers, N_LAYERS, type);
 }
 
 const char *cnn_layer_suggest(const char *type)
 {
-    return cnn_registry_suggest(layer_type, N_LAYERS, type, 3);
+    return cnn_registry_suggest(g_layers, N_LAYERS, type, 3);
 }
 
 const char *cnn_layer_types(void)
 {
     static char list[512];
-    return cnn_registry_list(layer_type, N_LAYERS, ", ", list, sizeof list);
+    return cnn_registry_list(g_layers, N_LAYERS, ", ", list, sizeof list);
 }
 
 int cnn_layer_add_param(cnn_layer *l, const char *name, int rank, const int *dim, int trainable,

@@ -21,24 +21,19 @@ extern const cnn_optimizer_ops cnn_adam_ops;
 extern const cnn_optimizer_ops cnn_sgd_ops;
 extern const cnn_optimizer_ops cnn_rmsprop_ops;
 
-static const cnn_optimizer_ops *const g_optimizers[] = {&cnn_adam_ops, &cnn_sgd_ops, &cnn_rmsprop_ops};
+/* Pointers to entries, as core/registry.h reads them. */
+static const void *const g_optimizers[] = {&cnn_adam_ops, &cnn_sgd_ops, &cnn_rmsprop_ops};
 enum { N_OPTIMIZERS = sizeof g_optimizers / sizeof g_optimizers[0] };
-
-static const char *optimizer_type(int i)
-{
-    return g_optimizers[i]->type;
-}
 
 const cnn_optimizer_ops *cnn_optimizer_find(const char *type)
 {
-    int i = cnn_registry_index(optimizer_type, N_OPTIMIZERS, type);
-    return i < 0 ? NULL : g_optimizers[i];
+    return cnn_registry_find(g_optimizers, N_OPTIMIZERS, type);
 }
 
 const char *cnn_optimizer_types(void)
 {
     static char list[128];
-    return cnn_registry_list(optimizer_type, N_OPTIMIZERS, " or ", list, sizeof list);
+    return cnn_registry_list(g_optimizers, N_OPTIMIZERS, " or ", list, sizeof list);
 }
 
 int cnn_optimizer_read_lr(cnn_opts *o, double def, cnn_optimizer_config *cfg)
