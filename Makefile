@@ -63,6 +63,10 @@ $(BUILD)/cnnlab: $(CLI_OBJ) $(BUILD)/libcnnlab.a
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_UTIL) $(BUILD)/libcnnlab.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
+# The weight comparison of scripts/compare_weights.sh (the refactor check).
+$(BUILD)/compare_weights: $(BUILD)/scripts/compare_weights.o $(BUILD)/libcnnlab.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 test-build: all $(TEST_BIN)
 
 deps:
