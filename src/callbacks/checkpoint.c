@@ -160,4 +160,4 @@ static cnn_callback *checkpoint_create(const char *options, const cnn_callback_e
     return cb;
 }
 
-const cnn_callback_kind cnn_checkpoint_kind = {.type = "ModelCheckpoint", .create = checkpoint_create};
+const cnn_callback_kind cnn_checkpoint_kind = {.type = "ModelCheckpoint", .create_in = checkpoint_create};

@@ -159,10 +159,5 @@ int cnn_early_stopping_get_info(const cnn_callback *cb, cnn_early_stopping_info 
     return CNN_OK;
 }
 
-static cnn_callback *es_create(const char *options, const cnn_callback_env *env)
-{
-    (void)env;
-    return cnn_callback_early_stopping(options);
-}
-
-const cnn_callback_kind cnn_early_stopping_kind = {.type = "EarlyStopping", .create = es_create};
+const cnn_callback_kind cnn_early_stopping_kind = {.type = "EarlyStopping",
+                                                   .create = cnn_callback_early_stopping};

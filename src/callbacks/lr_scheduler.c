@@ -128,4 +128,4 @@ static cnn_callback *scheduler_create(const char *options, const cnn_callback_en
 }
 
 const cnn_callback_kind cnn_lr_scheduler_kind = {
-    .type = "LearningRateScheduler", .positional = {"schedule"}, .create = scheduler_create};
+    .type = "LearningRateScheduler", .positional = {"schedule"}, .create_in = scheduler_create};

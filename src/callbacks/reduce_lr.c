@@ -112,10 +112,5 @@ int cnn_reduce_lr_get_info(const cnn_callback *cb, cnn_reduce_lr_info *info)
     return CNN_OK;
 }
 
-static cnn_callback *rlr_create(const char *options, const cnn_callback_env *env)
-{
-    (void)env;
-    return cnn_callback_reduce_lr_on_plateau(options);
-}
-
-const cnn_callback_kind cnn_reduce_lr_kind = {.type = "ReduceLROnPlateau", .create = rlr_create};
+const cnn_callback_kind cnn_reduce_lr_kind = {.type = "ReduceLROnPlateau",
+                                              .create = cnn_callback_reduce_lr_on_plateau};

@@ -32,3 +32,9 @@ const char *cnn_callback_kind_types(void)
     static char list[256];
     return cnn_registry_list(g_kinds, N_KINDS, ", ", list, sizeof list);
 }
+
+cnn_callback *cnn_callback_kind_create(const cnn_callback_kind *k, const char *options,
+                                       const cnn_callback_env *env)
+{
+    return k->create ? k->create(options) : k->create_in(options, env);
+}

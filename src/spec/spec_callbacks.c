@@ -8,7 +8,7 @@
 static cnn_callback *make_callback(const spec_call *c, const cnn_callback_env *env)
 {
     const cnn_callback_kind *kind = cnn_callback_kind_find(c->name);
-    if (kind) return kind->create(c->args, env);
+    if (kind) return cnn_callback_kind_create(kind, c->args, env);
     const char *near = cnn_callback_kind_suggest(c->name);
     if (near)
         cnn_fail(CNN_ERR_FORMAT, "unknown callback '%s' (did you mean '%s'?)", c->name, near);
