@@ -11,7 +11,10 @@ BLAS_DIR ?= /usr/lib/x86_64-linux-gnu/openblas-openmp
 BUILD   ?= build
 OPT     ?= -O3 -march=native
 SAN     ?=
+# -fvisibility=hidden: the shared library exports only what include/cnnlab.h marks CNN_API (the test programs
+# link the static library, which keeps every symbol; tests/check_exports.sh checks the export list).
 CFLAGS  += -std=c11 -D_GNU_SOURCE -fno-math-errno -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -fPIC -fopenmp \
+           -fvisibility=hidden \
            -Iinclude -Isrc -I$(BLAS_DIR:/usr/lib/%=/usr/include/%) $(OPT) $(SAN)
 LDFLAGS += -fopenmp $(SAN) -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR)
 # libhdf5 (Keras weight files): Debian's serial build, through pkg-config, else its usual paths.
@@ -43,7 +46,8 @@ TEST_UTIL := $(BUILD)/tests/util.o $(BUILD)/tests/gradcheck.o $(BUILD)/tests/pro
 all: lib $(BUILD)/cnnlab
 lib: $(BUILD)/libcnnlab.a $(BUILD)/libcnnlab.so
 
-$(BUILD)/%.o: %.c
+# Objects depend on the Makefile too: a changed flag (visibility, sanitizers) rebuilds them.
+$(BUILD)/%.o: %.c Makefile
 	@mkdir -p $(dir $@)
 	@echo "  CC $<"
 	@$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
@@ -70,6 +74,10 @@ $(BUILD)/cnnlab: $(CLI_OBJ) $(BUILD)/libcnnlab.a
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_UTIL) $(BUILD)/libcnnlab.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+# The weight comparison of scripts/compare_weights.sh (the refactor check).
+$(BUILD)/compare_weights: $(BUILD)/scripts/compare_weights.o $(BUILD)/libcnnlab.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 test-build: all $(TEST_BIN)
 

@@ -22,28 +22,36 @@ extern "C" {
 
 #define CNN_VERSION "0.1.0"
 
+/* Marks the API's functions: the library is built with -fvisibility=hidden, so these are the only symbols its
+ * shared object exports (tests/check_exports.sh checks it). */
+#if defined(__GNUC__)
+#define CNN_API __attribute__((visibility("default")))
+#else
+#define CNN_API
+#endif
+
 /* ---------------------------------------------------------------- errors */
 
 typedef enum {
     CNN_OK = 0,
-    CNN_ERR_INVALID = -1, /* bad argument or option */
-    CNN_ERR_NOMEM = -2,   /* allocation failed */
-    CNN_ERR_IO = -3,      /* a file could not be opened, read or written */
-    CNN_ERR_FORMAT = -4,  /* a file's content is not what was expected */
-    CNN_ERR_SHAPE = -5,   /* layer shapes do not fit together */
-    CNN_ERR_STATE = -6,   /* call made in the wrong state (e.g. training an unbuilt model) */
+    CNN_ERR_INVALID = -1,   /* bad argument or option */
+    CNN_ERR_NOMEM = -2,     /* allocation failed */
+    CNN_ERR_IO = -3,        /* a file could not be opened, read or written */
+    CNN_ERR_FORMAT = -4,    /* a file's content is not what was expected */
+    CNN_ERR_SHAPE = -5,     /* layer shapes do not fit together */
+    CNN_ERR_STATE = -6,     /* call made in the wrong state (e.g. training an unbuilt model) */
     CNN_ERR_NONFINITE = -7, /* training diverged: a loss, output or gradient is NaN or infinite */
 } cnn_status;
 
 /* The last error message of the calling thread ("" when none). */
-const char *cnn_errmsg(void);
+CNN_API const char *cnn_errmsg(void);
 /* The status of the last error of the calling thread. */
-int cnn_errcode(void);
+CNN_API int cnn_errcode(void);
 
 /* ---------------------------------------------------------------- runtime */
 
 /* Number of physical cores (the default thread count). */
-int cnn_physical_cores(void);
+CNN_API int cnn_physical_cores(void);
 
 /* ---------------------------------------------------------------- data */
 
@@ -58,20 +66,20 @@ typedef struct cnn_dataset {
 /* Reads an IDX image file and an IDX label file (plain or gzip-compressed, detected by content).
  * Validates magic numbers, dimensions, counts and sizes; pixels are scaled by 1/255. labels_path may be
  * NULL: images to predict, whose labels are all -1 (unknown) and num_classes 0. */
-int cnn_dataset_load_idx(cnn_dataset *ds, const char *images_path, const char *labels_path);
+CNN_API int cnn_dataset_load_idx(cnn_dataset *ds, const char *images_path, const char *labels_path);
 /* Loads the four standard files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz],
  * t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]) from dir. */
-int cnn_dataset_load_dir(const char *dir, cnn_dataset *train, cnn_dataset *test);
+CNN_API int cnn_dataset_load_dir(const char *dir, cnn_dataset *train, cnn_dataset *test);
 /* Splits off the last fraction of src into val (Keras's validation_split: the tail, before shuffling). */
-int cnn_dataset_split(const cnn_dataset *src, double fraction, cnn_dataset *train, cnn_dataset *val);
+CNN_API int cnn_dataset_split(const cnn_dataset *src, double fraction, cnn_dataset *train, cnn_dataset *val);
 /* Copies images [start, start+count) of src into dst. */
-int cnn_dataset_slice(const cnn_dataset *src, int start, int count, cnn_dataset *dst);
-void cnn_dataset_free(cnn_dataset *ds);
+CNN_API int cnn_dataset_slice(const cnn_dataset *src, int start, int count, cnn_dataset *dst);
+CNN_API void cnn_dataset_free(cnn_dataset *ds);
 
 /* Debian's Fashion-MNIST location, the default data. */
 #define CNN_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
 /* English Fashion-MNIST class name of label 0..9, or NULL. */
-const char *cnn_fashion_class_name(int label);
+CNN_API const char *cnn_fashion_class_name(int label);
 
 /* ---------------------------------------------------------------- models */
 
@@ -89,43 +97,43 @@ typedef enum {
 } cnn_activation;
 
 /* A sequential model whose samples have shape h x w x c (use h = w = 1 for vectors). */
-cnn_model *cnn_model_create(const char *name, int h, int w, int c);
-void cnn_model_free(cnn_model *m);
+CNN_API cnn_model *cnn_model_create(const char *name, int h, int w, int c);
+CNN_API void cnn_model_free(cnn_model *m);
 
 /* Appends a layer by its Keras class name and Keras-named options, e.g.
  *   cnn_model_add(m, "Dense", "units=256, activation=relu, name=Hidden_Layer_1");
  * Unknown layers or options, and bad values, are errors that name the offending word. */
-int cnn_model_add(cnn_model *m, const char *type, const char *options);
+CNN_API int cnn_model_add(cnn_model *m, const char *type, const char *options);
 /* Typed shorthands for the common layers. name may be NULL (Keras-style automatic names). */
-int cnn_model_add_flatten(cnn_model *m, const char *name);
-int cnn_model_add_dense(cnn_model *m, const char *name, int units, cnn_activation act);
+CNN_API int cnn_model_add_flatten(cnn_model *m, const char *name);
+CNN_API int cnn_model_add_dense(cnn_model *m, const char *name, int units, cnn_activation act);
 
 /* Infers every shape, allocates the parameters and initialises them (glorot_uniform kernels, zero biases),
  * all from seed. Shape errors name the layer. */
-int cnn_model_build(cnn_model *m, uint64_t seed);
+CNN_API int cnn_model_build(cnn_model *m, uint64_t seed);
 
 /* Marks the named layer trainable or frozen. Frozen parameters receive no update, frozen layers compute no
  * weight gradients, and a frozen BatchNormalization runs in inference mode. On a compiled model nothing else
  * changes: the optimizer keeps its configuration, learning rate, iteration count and every slot (a layer
  * frozen and later unfrozen resumes from the moments it had), as a Keras user who recompiles with the same
  * optimizer object gets; only the set of parameters updated changes. */
-int cnn_model_set_trainable(cnn_model *m, const char *layer_name, int trainable);
+CNN_API int cnn_model_set_trainable(cnn_model *m, const char *layer_name, int trainable);
 /* Number of leading layers that form a frozen, deterministic prefix: no trainable parameters, nothing random
  * (Dropout) and no training-mode behaviour, so their output for a sample never changes during training. */
-int cnn_model_frozen_prefix(const cnn_model *m);
+CNN_API int cnn_model_frozen_prefix(const cnn_model *m);
 
-int cnn_model_num_layers(const cnn_model *m);
+CNN_API int cnn_model_num_layers(const cnn_model *m);
 /* Name of layer i (0-based), or NULL when out of range. */
-const char *cnn_model_layer_name(const cnn_model *m, int i);
-const char *cnn_model_name(const cnn_model *m);
-size_t cnn_model_num_params(const cnn_model *m, int trainable_only);
+CNN_API const char *cnn_model_layer_name(const cnn_model *m, int i);
+CNN_API const char *cnn_model_name(const cnn_model *m);
+CNN_API size_t cnn_model_num_params(const cnn_model *m, int trainable_only);
 /* Number of values the model outputs per sample (the size of its last layer's output: the number of classes
  * for a classifier). */
-int cnn_model_num_outputs(const cnn_model *m);
+CNN_API int cnn_model_num_outputs(const cnn_model *m);
 /* Output shape of layer i per sample (i = -1: the model's input; i = num_layers - 1: its output). */
-int cnn_model_layer_shape(const cnn_model *m, int i, int *h, int *w, int *c);
+CNN_API int cnn_model_layer_shape(const cnn_model *m, int i, int *h, int *w, int *c);
 /* Index of the named layer, or -1. */
-int cnn_model_find_layer(const cnn_model *m, const char *name);
+CNN_API int cnn_model_find_layer(const cnn_model *m, const char *name);
 
 /* ---------------------------------------------------------------- tensors */
 
@@ -137,7 +145,7 @@ typedef struct cnn_tensor {
     int layer;     /* index of the layer that owns it */
     int rank;
     int dim[4];
-    size_t size;   /* number of floats */
+    size_t size; /* number of floats */
     float *data;
     float *grad;   /* its gradient; NULL for state (BatchNorm moving statistics) */
     int trainable; /* the optimizer updates it now (a weight of a trainable layer) */
@@ -145,13 +153,13 @@ typedef struct cnn_tensor {
 
 /* Tensors in layer order, each layer's in Keras's weight order (kernel, bias; gamma, beta, moving_mean,
  * moving_variance). Fails on an unbuilt model or an index out of range. */
-int cnn_model_num_tensors(const cnn_model *m);
-int cnn_model_tensor(cnn_model *m, int i, cnn_tensor *t);
+CNN_API int cnn_model_num_tensors(const cnn_model *m);
+CNN_API int cnn_model_tensor(cnn_model *m, int i, cnn_tensor *t);
 /* Finds a tensor by its full name; CNN_ERR_INVALID naming the model when there is none. */
-int cnn_model_find_tensor(cnn_model *m, const char *name, cnn_tensor *t);
+CNN_API int cnn_model_find_tensor(cnn_model *m, const char *name, cnn_tensor *t);
 
 /* Prints the Keras-style summary table. */
-void cnn_model_summary(const cnn_model *m, FILE *out);
+CNN_API void cnn_model_summary(const cnn_model *m, FILE *out);
 
 /* ---------------------------------------------------------------- optimizers */
 
@@ -168,7 +176,7 @@ typedef struct cnn_optimizer_config {
     double rho;                     /* RMSprop */
 } cnn_optimizer_config;
 
-cnn_optimizer_config cnn_optimizer_default(cnn_optimizer_kind kind, double learning_rate);
+CNN_API cnn_optimizer_config cnn_optimizer_default(cnn_optimizer_kind kind, double learning_rate);
 
 /* The loss, chosen at compile. Labels are class indices (Keras's sparse categorical cross-entropy).
  *  - from_logits = 0 (Keras's default): the model's output are probabilities, so it must end in a softmax
@@ -185,47 +193,49 @@ typedef struct cnn_loss_config {
 
 /* Chooses the optimizer (state reset) and the loss. Must follow cnn_model_build. cnn_model_compile uses
  * sparse categorical cross-entropy on probabilities (from_logits = 0). */
-int cnn_model_compile(cnn_model *m, const cnn_optimizer_config *opt);
-int cnn_model_compile_loss(cnn_model *m, const cnn_optimizer_config *opt, const cnn_loss_config *loss);
+CNN_API int cnn_model_compile(cnn_model *m, const cnn_optimizer_config *opt);
+CNN_API int cnn_model_compile_loss(cnn_model *m, const cnn_optimizer_config *opt,
+                                   const cnn_loss_config *loss);
 /* The learning rate and the number of optimizer updates taken (Keras's optimizer.iterations). Both belong
  * to the model's execution state, with the optimizer's slots. */
-double cnn_model_learning_rate(const cnn_model *m);
-void cnn_model_set_learning_rate(cnn_model *m, double lr);
-long cnn_model_iterations(const cnn_model *m);
+CNN_API double cnn_model_learning_rate(const cnn_model *m);
+CNN_API void cnn_model_set_learning_rate(cnn_model *m, double lr);
+CNN_API long cnn_model_iterations(const cnn_model *m);
 
 /* ---------------------------------------------------------------- low-level step API */
 
 /* Sets the number of threads used by cnnlab's loops and by BLAS (default: physical cores). */
-void cnn_set_threads(int threads);
-int cnn_get_threads(void);
+CNN_API void cnn_set_threads(int threads);
+CNN_API int cnn_get_threads(void);
 
 /* Forward pass on n samples x (n*h*w*c floats). probs, if not NULL, receives n*classes probabilities.
  * training selects training behaviour (dropout, batch statistics). */
-int cnn_model_forward(cnn_model *m, const float *x, int n, int training, float *probs);
+CNN_API int cnn_model_forward(cnn_model *m, const float *x, int n, int training, float *probs);
 /* Loss (mean cross-entropy plus regularisation) and correct-prediction count of the last forward pass
  * against labels y, and backward pass filling the gradients. */
-int cnn_model_backward(cnn_model *m, const int32_t *y, double *loss, int *correct);
+CNN_API int cnn_model_backward(cnn_model *m, const int32_t *y, double *loss, int *correct);
 /* One optimizer update of all trainable parameters from the current gradients. */
-int cnn_model_update(cnn_model *m);
+CNN_API int cnn_model_update(cnn_model *m);
 /* One full training step: forward, backward, update. */
-int cnn_model_train_step(cnn_model *m, const float *x, const int32_t *y, int n, double *loss, int *correct);
+CNN_API int cnn_model_train_step(cnn_model *m, const float *x, const int32_t *y, int n, double *loss,
+                                 int *correct);
 
 /* Per-layer profiling: with on, every forward and backward pass times each layer (counters reset). */
-int cnn_model_profile(cnn_model *m, int on);
+CNN_API int cnn_model_profile(cnn_model *m, int on);
 /* Prints per layer: forward and backward milliseconds per pass, forward GFLOP and the GFLOP/s reached;
  * gemm_gflops (may be NULL) gives, per layer, the rate of a bare sgemm of that layer's GEMM shape measured
  * by the caller, so each layer's share of it is shown. */
-void cnn_model_profile_print(const cnn_model *m, const double *gemm_gflops, FILE *out);
+CNN_API void cnn_model_profile_print(const cnn_model *m, const double *gemm_gflops, FILE *out);
 /* The (M, N, K) of layer i's forward GEMM for a batch of n; 0 when the layer has none. */
-int cnn_model_layer_gemm(const cnn_model *m, int i, int n, int mnk[3]);
+CNN_API int cnn_model_layer_gemm(const cnn_model *m, int i, int n, int mnk[3]);
 
 /* Measures the GFLOP/s of a bare cblas_sgemm (row-major C = A*B, M x K times K x N) on this machine with the
  * current thread count: the median of reps timed calls after one warm-up. Negative on allocation failure. */
-double cnn_sgemm_gflops(int m, int n, int k, int reps);
+CNN_API double cnn_sgemm_gflops(int m, int n, int k, int reps);
 
 /* Direct access to the contiguous parameter and gradient buffers (length cnn_model_num_params(m, 0)). */
-float *cnn_model_params(cnn_model *m);
-float *cnn_model_grads(cnn_model *m);
+CNN_API float *cnn_model_params(cnn_model *m);
+CNN_API float *cnn_model_grads(cnn_model *m);
 
 /* ---------------------------------------------------------------- training */
 
@@ -245,17 +255,17 @@ typedef struct cnn_history {
     char stop_reason[128];
 } cnn_history;
 
-void cnn_history_free(cnn_history *h);
+CNN_API void cnn_history_free(cnn_history *h);
 /* Writes the history as CSV (atomically). */
-int cnn_history_save_csv(const cnn_history *h, const char *path);
-int cnn_history_save_json(const cnn_history *h, const char *path);
+CNN_API int cnn_history_save_csv(const cnn_history *h, const char *path);
+CNN_API int cnn_history_save_json(const cnn_history *h, const char *path);
 
 /* What on_train_batch_end sees of a training batch. */
 typedef struct cnn_batch_log {
-    int epoch, batch; /* 0-based */
-    int size;         /* samples in the batch */
-    double loss;      /* this batch's loss (mean cross-entropy plus regularisation) */
-    double accuracy;  /* this batch's accuracy */
+    int epoch, batch;                /* 0-based */
+    int size;                        /* samples in the batch */
+    double loss;                     /* this batch's loss (mean cross-entropy plus regularisation) */
+    double accuracy;                 /* this batch's accuracy */
     double mean_loss, mean_accuracy; /* running epoch means so far, as Keras's batch logs report them */
 } cnn_batch_log;
 
@@ -287,12 +297,13 @@ struct cnn_callback {
 };
 
 /* Frees any callback made by a cnn_callback_* constructor (NULL is fine). */
-void cnn_callback_free(cnn_callback *cb);
+CNN_API void cnn_callback_free(cnn_callback *cb);
 
 /* Keras LearningRateScheduler: at the start of every epoch, lr <- schedule(epoch, lr, params).
  * params (params_size bytes) is copied into the callback. */
 typedef double (*cnn_schedule_fn)(int epoch, double lr, const void *params);
-cnn_callback *cnn_callback_lr_scheduler(cnn_schedule_fn schedule, const void *params, size_t params_size);
+CNN_API cnn_callback *cnn_callback_lr_scheduler(cnn_schedule_fn schedule, const void *params,
+                                                size_t params_size);
 
 /* The study's schedules (0-based epochs), computed in float32 as TensorFlow does:
  *   step: lr while epoch < thresh, then the fixed value lr_after ("scheduler": thresh 7, lr_after 0.001)
@@ -301,8 +312,8 @@ typedef struct cnn_step_schedule {
     int thresh;
     double lr_after;
 } cnn_step_schedule;
-double cnn_schedule_step(int epoch, double lr, const void *params); /* params: cnn_step_schedule */
-double cnn_schedule_exp(int epoch, double lr, const void *params);  /* params: int thresh */
+CNN_API double cnn_schedule_step(int epoch, double lr, const void *params); /* params: cnn_step_schedule */
+CNN_API double cnn_schedule_exp(int epoch, double lr, const void *params);  /* params: int thresh */
 
 /* ---- more Keras callbacks (EarlyStopping, ReduceLROnPlateau, ModelCheckpoint, schedules) */
 
@@ -321,7 +332,7 @@ double cnn_schedule_exp(int epoch, double lr, const void *params);  /* params: i
  * failed fit (which skips on_train_end) it is kept for the callback's next fit. The callback's name, which
  * fit writes into cnn_history.stop_reason when it stops training, ends with the best epoch and the epoch
  * restored. */
-cnn_callback *cnn_callback_early_stopping(const char *options);
+CNN_API cnn_callback *cnn_callback_early_stopping(const char *options);
 
 typedef struct cnn_early_stopping_info {
     double best;        /* best monitored value (+-inf before the first tracked epoch) */
@@ -331,7 +342,7 @@ typedef struct cnn_early_stopping_info {
     int restored_epoch; /* epoch whose parameters it restored, -1 if none */
 } cnn_early_stopping_info;
 /* Fails with CNN_ERR_INVALID when cb is not an EarlyStopping callback. */
-int cnn_early_stopping_get_info(const cnn_callback *cb, cnn_early_stopping_info *info);
+CNN_API int cnn_early_stopping_get_info(const cnn_callback *cb, cnn_early_stopping_info *info);
 
 /* Keras 2.15 ReduceLROnPlateau. Options and defaults: monitor=val_loss, factor=0.1 (in [0, 1)), patience=10,
  * mode=auto, min_delta=1e-4, cooldown=0, min_lr=0. Improvement: current < best - min_delta (max: current >
@@ -339,7 +350,7 @@ int cnn_early_stopping_get_info(const cnn_callback *cb, cnn_early_stopping_info 
  * lr <- float32(max(lr * factor, min_lr)), then cooldown starts and wait restarts. A LearningRateScheduler
  * later in the list sets lr again at the next epoch's start, so with a schedule that ignores its lr argument
  * the reduction never takes effect (the study's step schedule from epoch 7 on). */
-cnn_callback *cnn_callback_reduce_lr_on_plateau(const char *options);
+CNN_API cnn_callback *cnn_callback_reduce_lr_on_plateau(const char *options);
 
 typedef struct cnn_reduce_lr_info {
     double best;    /* best monitored value (+-inf before the first epoch) */
@@ -349,7 +360,7 @@ typedef struct cnn_reduce_lr_info {
     int last_epoch; /* epoch of the last reduction, -1 if none */
     double last_lr; /* the lr it set last (0 if none) */
 } cnn_reduce_lr_info;
-int cnn_reduce_lr_get_info(const cnn_callback *cb, cnn_reduce_lr_info *info);
+CNN_API int cnn_reduce_lr_get_info(const cnn_callback *cb, cnn_reduce_lr_info *info);
 
 /* Keras 2.15 ModelCheckpoint plus the study's CustomModelCheckpoint epoch file. Options and defaults:
  * monitor=val_loss, mode=auto, save_best_only=false, save_weights_only=false, initial_value_threshold (none).
@@ -360,8 +371,8 @@ int cnn_reduce_lr_get_info(const cnn_callback *cb, cnn_reduce_lr_info *info);
  * filepath is used as given (no Keras {epoch} formatting). If epoch_path is not NULL, the epoch number is
  * then written there as text whenever current <= best (max: >=), so an exact tie with the best rewrites it
  * without saving the model. */
-cnn_callback *cnn_callback_model_checkpoint(const char *filepath, const char *epoch_path,
-                                            const char *options);
+CNN_API cnn_callback *cnn_callback_model_checkpoint(const char *filepath, const char *epoch_path,
+                                                    const char *options);
 
 typedef struct cnn_checkpoint_info {
     double best;     /* best monitored value (save_best_only; +-inf or the threshold before any) */
@@ -369,7 +380,7 @@ typedef struct cnn_checkpoint_info {
     int saves;       /* model files written */
     int epoch_file;  /* last epoch written to the epoch file, -1 if none */
 } cnn_checkpoint_info;
-int cnn_checkpoint_get_info(const cnn_callback *cb, cnn_checkpoint_info *info);
+CNN_API int cnn_checkpoint_get_info(const cnn_callback *cb, cnn_checkpoint_info *info);
 
 /* More schedules for cnn_callback_lr_scheduler. They compute the lr from the epoch alone (the lr argument is
  * ignored); invalid parameters give NaN, which LearningRateScheduler reports as an error. */
@@ -385,7 +396,8 @@ typedef struct cnn_cosine_schedule {
     int warmup_steps;     /* default 0 */
     double warmup_target; /* default 0: no warm-up */
 } cnn_cosine_schedule;
-double cnn_schedule_cosine(int epoch, double lr, const void *params); /* params: cnn_cosine_schedule */
+CNN_API double cnn_schedule_cosine(int epoch, double lr,
+                                   const void *params); /* params: cnn_cosine_schedule */
 
 /* PyTorch OneCycleLR with one step per epoch (in double, as PyTorch computes it): from max_lr/div_factor up
  * to max_lr over the first pct_start of total_epochs, then down to max_lr/(div_factor*final_div_factor) at
@@ -402,8 +414,9 @@ typedef struct cnn_one_cycle_schedule {
     int linear;              /* anneal_strategy 'linear' instead of 'cos' */
 } cnn_one_cycle_schedule;
 /* The PyTorch defaults for max_lr and total_epochs. */
-cnn_one_cycle_schedule cnn_one_cycle_default(double max_lr, int total_epochs);
-double cnn_schedule_one_cycle(int epoch, double lr, const void *params); /* params: cnn_one_cycle_schedule */
+CNN_API cnn_one_cycle_schedule cnn_one_cycle_default(double max_lr, int total_epochs);
+CNN_API double cnn_schedule_one_cycle(int epoch, double lr,
+                                      const void *params); /* params: cnn_one_cycle_schedule */
 
 /* Keras PiecewiseConstantDecay by epoch, float32: values[0] while e <= boundaries[0], values[i] while
  * boundaries[i-1] < e <= boundaries[i], values[n] after boundaries[n-1]. Boundaries must increase. */
@@ -413,7 +426,8 @@ typedef struct cnn_piecewise_schedule {
     int boundaries[CNN_PIECEWISE_MAX - 1];
     double values[CNN_PIECEWISE_MAX]; /* n + 1 values */
 } cnn_piecewise_schedule;
-double cnn_schedule_piecewise(int epoch, double lr, const void *params); /* params: cnn_piecewise_schedule */
+CNN_API double cnn_schedule_piecewise(int epoch, double lr,
+                                      const void *params); /* params: cnn_piecewise_schedule */
 
 /* ---- end of callbacks */
 
@@ -427,12 +441,12 @@ typedef struct cnn_source cnn_source;
 struct cnn_source {
     const char *name;
     void *state;
-    int h, w, c;      /* shape of one sample it yields */
-    int batches;      /* batches per epoch */
-    int batch_size;   /* the most samples in one batch */
-    int samples;      /* samples per epoch (the sum of the batch sizes) */
-    int labeled;      /* fill writes labels */
-    int first_layer;  /* index of the layer its samples feed (0: the model's input) */
+    int h, w, c;     /* shape of one sample it yields */
+    int batches;     /* batches per epoch */
+    int batch_size;  /* the most samples in one batch */
+    int samples;     /* samples per epoch (the sum of the batch sizes) */
+    int labeled;     /* fill writes labels */
+    int first_layer; /* index of the layer its samples feed (0: the model's input) */
     /* Optional: called before the first batch of each epoch. */
     int (*begin_epoch)(cnn_source *s, int epoch);
     /* Writes batch `batch` of epoch `epoch`: *n samples (1..batch_size) into x (n*h*w*c floats) and, when
@@ -442,12 +456,12 @@ struct cnn_source {
     int (*end_epoch)(cnn_source *s, int epoch);
     void (*destroy)(cnn_source *s); /* called by cnn_source_free */
 };
-void cnn_source_free(cnn_source *s);
+CNN_API void cnn_source_free(cnn_source *s);
 
 /* The in-memory dataset in batches of batch_size (the last one partial), in an order shuffled every epoch
  * from (seed, epoch) when shuffle is set: exactly the batches cnn_model_fit has always drawn. ds is not
  * copied and must outlive the source. */
-cnn_source *cnn_source_dataset(const cnn_dataset *ds, int batch_size, int shuffle, uint64_t seed);
+CNN_API cnn_source *cnn_source_dataset(const cnn_dataset *ds, int batch_size, int shuffle, uint64_t seed);
 
 /* A per-sample transform (data augmentation). apply writes the transformed sample `in` (h x w x c, NHWC) to
  * `out` (out_h x out_w x out_c). It is called concurrently from several threads, so it must draw its
@@ -462,26 +476,26 @@ typedef struct cnn_transform {
 } cnn_transform;
 /* The dataset source with t applied to every sample of every batch, in parallel over the batch's samples. t
  * (not ctx) is copied. */
-cnn_source *cnn_source_transform(const cnn_dataset *ds, int batch_size, int shuffle, uint64_t seed,
-                                 const cnn_transform *t);
+CNN_API cnn_source *cnn_source_transform(const cnn_dataset *ds, int batch_size, int shuffle, uint64_t seed,
+                                         const cnn_transform *t);
 /* The k-th uniform number in [0, 1) of a (seed, epoch, index) draw: counter-based, the same on any thread. */
-double cnn_random_uniform(uint64_t seed, int epoch, int index, int k);
+CNN_API double cnn_random_uniform(uint64_t seed, int epoch, int index, int k);
 
-/* A Keras Sequence: `batches` batches, batch i built by get(ctx, i, x, y, &n). With shuffle the batch order is
- * shuffled every epoch from (seed, epoch), as Keras 2's fit does for a Sequence with shuffle=True; the
+/* A Keras Sequence: `batches` batches, batch i built by get(ctx, i, x, y, &n). With shuffle the batch order
+ * is shuffled every epoch from (seed, epoch), as Keras 2's fit does for a Sequence with shuffle=True; the
  * batches themselves do not change. With memoize each batch is built once and kept (batches * batch_size
  * samples of memory). */
 typedef int (*cnn_sequence_fn)(void *ctx, int index, float *x, int32_t *y, int *n);
-cnn_source *cnn_source_sequence(int batches, int batch_size, int h, int w, int c, cnn_sequence_fn get,
-                                void *ctx, int shuffle, uint64_t seed, int memoize);
+CNN_API cnn_source *cnn_source_sequence(int batches, int batch_size, int h, int w, int c, cnn_sequence_fn get,
+                                        void *ctx, int shuffle, uint64_t seed, int memoize);
 
 /* Cached features: runs layers 0..through (a frozen, deterministic prefix, see cnn_model_frozen_prefix) of m
  * once over ds in inference mode and serves their outputs, shuffled as cnn_source_dataset(ds, batch_size,
  * shuffle, seed) would, to layer through + 1. Training the rest of the model on it gives the same weights,
  * bit for bit, as running the prefix on every batch. Fails naming the first layer that is trainable or
  * random. *seconds (may be NULL) receives the time the prefix pass took. */
-cnn_source *cnn_source_features(cnn_model *m, int through, const cnn_dataset *ds, int batch_size, int shuffle,
-                                uint64_t seed, double *seconds);
+CNN_API cnn_source *cnn_source_features(cnn_model *m, int through, const cnn_dataset *ds, int batch_size,
+                                        int shuffle, uint64_t seed, double *seconds);
 
 /* ---- fit */
 
@@ -502,8 +516,8 @@ typedef struct cnn_fit_config {
      * optimizer slots, learning rate, iteration count, RNG position, history, every callback's state and the
      * position in the epoch), atomically, at the end of every epoch and, with backup_minutes > 0, after the
      * first batch that ends that many minutes after the last write. When the file exists as fit starts, fit
-     * restores it and continues from there: an interrupted fit ends with the same weights, bit for bit, as one
-     * that ran through (same seed and threads). The file is left for the caller to remove. */
+     * restores it and continues from there: an interrupted fit ends with the same weights, bit for bit, as
+     * one that ran through (same seed and threads). The file is left for the caller to remove. */
     const char *backup_path;
     double backup_minutes;
     /* Data-parallel training (see cnn_source_dataset_shard): each process trains and validates on its share
@@ -515,24 +529,27 @@ typedef struct cnn_fit_config {
     void *reduce_ctx;
 } cnn_fit_config;
 
-cnn_fit_config cnn_fit_default(void);
+CNN_API cnn_fit_config cnn_fit_default(void);
 /* fit fills *hist afresh (free an earlier history first); on failure it holds the epochs that finished.
  * Training stops with CNN_ERR_NONFINITE at the first NaN or infinite loss or gradient, naming the epoch, the
  * batch and the first layer whose output or gradient went non-finite; the weights are then those before that
  * batch. */
 /* Trains on the dataset in batches of cfg->batch_size (a dataset source). */
-int cnn_model_fit(cnn_model *m, const cnn_dataset *train, const cnn_fit_config *cfg, cnn_history *hist);
+CNN_API int cnn_model_fit(cnn_model *m, const cnn_dataset *train, const cnn_fit_config *cfg,
+                          cnn_history *hist);
 /* Trains on the batches of a source (cfg->batch_size, shuffle and the source's seed are the source's). */
-int cnn_model_fit_source(cnn_model *m, cnn_source *train, const cnn_fit_config *cfg, cnn_history *hist);
+CNN_API int cnn_model_fit_source(cnn_model *m, cnn_source *train, const cnn_fit_config *cfg,
+                                 cnn_history *hist);
 
 /* Loss and accuracy over a dataset, in batches of batch_size (inference behaviour). */
-int cnn_model_evaluate(cnn_model *m, const cnn_dataset *ds, int batch_size, double *loss, double *accuracy);
-int cnn_model_evaluate_source(cnn_model *m, cnn_source *src, double *loss, double *accuracy);
+CNN_API int cnn_model_evaluate(cnn_model *m, const cnn_dataset *ds, int batch_size, double *loss,
+                               double *accuracy);
+CNN_API int cnn_model_evaluate_source(cnn_model *m, cnn_source *src, double *loss, double *accuracy);
 /* The model's output for n samples: out receives n * cnn_model_num_outputs(m) floats (class probabilities
  * for a softmax classifier; a headless model's last-layer output). */
-int cnn_model_predict(cnn_model *m, const float *x, int n, int batch_size, float *out);
+CNN_API int cnn_model_predict(cnn_model *m, const float *x, int n, int batch_size, float *out);
 /* The output for every sample of the source's epoch 0, in batch order. */
-int cnn_model_predict_source(cnn_model *m, cnn_source *src, float *out);
+CNN_API int cnn_model_predict_source(cnn_model *m, cnn_source *src, float *out);
 
 /* ---- data-parallel training
  *
@@ -544,16 +561,16 @@ int cnn_model_predict_source(cnn_model *m, cnn_source *src, float *out);
 /* Rank `rank` of `ranks`'s share of batch `batch` of a dataset of n samples in batches of batch_size: samples
  * [*start, *start + *count) of the epoch's order, *count = floor((b+1)/N) - floor(b/N) of the batch's size b,
  * and the batch's size in *total (may be NULL). Fails when the arguments are out of range. */
-int cnn_shard_range(int n, int batch_size, int batch, int rank, int ranks, int *start, int *count,
-                    int *total);
+CNN_API int cnn_shard_range(int n, int batch_size, int batch, int rank, int ranks, int *start, int *count,
+                            int *total);
 /* The dataset source of rank `rank` of `ranks`: the batches of cnn_source_dataset(ds, batch_size, shuffle,
  * seed), in the same shuffled order, each cut to this rank's slice (cnn_shard_range). Fails, naming the
  * batch, when some batch has fewer samples than there are ranks (a rank would get none). */
-cnn_source *cnn_source_dataset_shard(const cnn_dataset *ds, int batch_size, int shuffle, uint64_t seed,
-                                     int rank, int ranks);
+CNN_API cnn_source *cnn_source_dataset_shard(const cnn_dataset *ds, int batch_size, int shuffle,
+                                             uint64_t seed, int rank, int ranks);
 /* The position in the global batch of this process's first sample, set before each step (0: one process):
  * random draws per sample (Dropout masks) then equal those one process draws for the same samples. */
-void cnn_model_set_sample_offset(cnn_model *m, int first);
+CNN_API void cnn_model_set_sample_offset(cnn_model *m, int first);
 
 /* ---------------------------------------------------------------- run record */
 
@@ -562,62 +579,63 @@ void cnn_model_set_sample_offset(cnn_model *m, int first);
  * every test prediction, and the timings. The CLI, `study` and the report read runs only through it. */
 typedef struct cnn_run {
     char model[64];
-    char weights[64];   /* where the starting weights came from ("init seed 1", "imagenet", ...) */
+    char weights[64]; /* where the starting weights came from ("init seed 1", "imagenet", ...) */
     uint64_t seed;
     int threads, batch_size, train_images;
     cnn_history history;
-    int best_epoch;                /* the study's rule (spec 3.8), 0-based; -1 with no validation */
-    int best_val_loss_epoch;       /* last epoch with the lowest val_loss, -1 when none */
-    int best_val_accuracy_epoch;   /* last epoch with the highest val_accuracy, -1 when none */
-    double seconds_per_epoch;      /* mean training-pass time */
-    double images_per_second;      /* training images per second of training pass */
-    double total_seconds;          /* all epochs, validation included */
+    int best_epoch;              /* the study's rule (spec 3.8), 0-based; -1 with no validation */
+    int best_val_loss_epoch;     /* last epoch with the lowest val_loss, -1 when none */
+    int best_val_accuracy_epoch; /* last epoch with the highest val_accuracy, -1 when none */
+    double seconds_per_epoch;    /* mean training-pass time */
+    double images_per_second;    /* training images per second of training pass */
+    double total_seconds;        /* all epochs, validation included */
     /* test-set results of the final weights (cnn_run_evaluate); evaluated = 0 before */
     int evaluated;
     int n_test, classes;
     double test_loss, test_accuracy, roc_auc_ovo, roc_auc_ovr; /* ROC-AUC NaN when a class is missing */
-    int64_t *confusion; /* classes x classes, row = true class */
-    int32_t *y_true, *y_pred; /* n_test each */
-    float *probs;             /* n_test x classes */
+    int64_t *confusion;                                        /* classes x classes, row = true class */
+    int32_t *y_true, *y_pred;                                  /* n_test each */
+    float *probs;                                              /* n_test x classes */
 } cnn_run;
 
 /* A run record for a model name: zeroed, epochs -1. */
-void cnn_run_init(cnn_run *r, const char *model);
-void cnn_run_free(cnn_run *r);
+CNN_API void cnn_run_init(cnn_run *r, const char *model);
+CNN_API void cnn_run_free(cnn_run *r);
 /* Computes the best epochs and the timings from r->history (after fit). */
-void cnn_run_summarize(cnn_run *r);
+CNN_API void cnn_run_summarize(cnn_run *r);
 /* Evaluates m on test: loss, accuracy, predictions, confusion matrix and both ROC-AUCs. */
-int cnn_run_evaluate(cnn_run *r, cnn_model *m, const cnn_dataset *test, int batch_size);
+CNN_API int cnn_run_evaluate(cnn_run *r, cnn_model *m, const cnn_dataset *test, int batch_size);
 /* Saves (atomically) and loads the whole record as JSON; a load checks every field and names the first
  * one that is missing or malformed. */
-int cnn_run_save(const cnn_run *r, const char *path);
-int cnn_run_load(cnn_run *r, const char *path);
+CNN_API int cnn_run_save(const cnn_run *r, const char *path);
+CNN_API int cnn_run_load(cnn_run *r, const char *path);
 /* The run's headline figures as a small JSON file (metrics.json): test accuracy, loss and ROC-AUC, epochs,
  * best epoch (0-based), timings, stop reason and weights. */
-int cnn_run_save_metrics(const cnn_run *r, const char *path);
+CNN_API int cnn_run_save_metrics(const cnn_run *r, const char *path);
 /* The stop reason as a person reads it: the callbacks that stopped training, or "reached the last epoch". */
-const char *cnn_run_stop_reason(const cnn_run *r);
+CNN_API const char *cnn_run_stop_reason(const cnn_run *r);
 
 /* ---------------------------------------------------------------- saved models */
 
 /* Saves architecture, parameters (and layer state such as BatchNorm statistics) as a versioned,
  * checksummed file, written atomically. */
-int cnn_model_save(const cnn_model *m, const char *path);
+CNN_API int cnn_model_save(const cnn_model *m, const char *path);
 /* With CNN_SAVE_OPTIMIZER the optimizer's configuration, step count and state are saved too, so a loaded
  * model (which then comes back compiled) continues training exactly where it stopped. */
 #define CNN_SAVE_OPTIMIZER 1u
-int cnn_model_save_ex(const cnn_model *m, const char *path, unsigned flags);
+CNN_API int cnn_model_save_ex(const cnn_model *m, const char *path, unsigned flags);
 /* Loads a model saved by cnn_model_save; every inconsistency is reported by name. */
-cnn_model *cnn_model_load(const char *path);
+CNN_API cnn_model *cnn_model_load(const char *path);
 /* The spec text a model was built from (saved with it), or NULL; set copies it. */
-int cnn_model_set_spec_text(cnn_model *m, const char *text);
-const char *cnn_model_spec_text(const cnn_model *m);
+CNN_API int cnn_model_set_spec_text(cnn_model *m, const char *text);
+CNN_API const char *cnn_model_spec_text(const cnn_model *m);
 
 /* ---------------------------------------------------------------- Keras HDF5 weights */
 
-/* Keras's legacy weight files, as model.save_weights("x.h5") writes them and as Keras downloads the weights of
- * its applications (vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5): a group per layer, datasets named
- * "<layer>/kernel:0" (or, in older files, "<layer>_W_1:0"), float32 in Keras's shapes (Conv2D kernels HWIO). */
+/* Keras's legacy weight files, as model.save_weights("x.h5") writes them and as Keras downloads the weights
+ * of its applications (vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5): a group per layer, datasets named
+ * "<layer>/kernel:0" (or, in older files, "<layer>_W_1:0"), float32 in Keras's shapes (Conv2D kernels HWIO).
+ */
 
 /* Consecutive layers that Keras sees as one layer: a nested model such as Keras's VGG16 base, which
  * summaries show as one row "vgg16 (Functional)" and weight files store as one group. */
@@ -630,14 +648,15 @@ typedef struct cnn_layer_group {
 /* Loads every weight of the file into the model tensor of the same name (Keras's load_weights): each dataset
  * must name a tensor of the model, with its shape and dtype float32, and every tensor of the model must be in
  * the file. Errors name the file, the group and the dataset; the model is unchanged when loading fails. */
-int cnn_model_load_keras_weights(cnn_model *m, const char *path);
+CNN_API int cnn_model_load_keras_weights(cnn_model *m, const char *path);
 /* Writes the model's weights in that layout (atomically), so that Keras's load_weights reads them into the
  * same architecture; groups (may be NULL when ngroups is 0) become one Keras layer each. */
-int cnn_model_save_keras_weights(cnn_model *m, const cnn_layer_group *groups, int ngroups, const char *path);
+CNN_API int cnn_model_save_keras_weights(cnn_model *m, const cnn_layer_group *groups, int ngroups,
+                                         const char *path);
 /* The summary table with each group as one row (its output shape and parameter count), as Keras prints a
  * nested model; expand lists the group's layers under it. */
-void cnn_model_summary_grouped(const cnn_model *m, const cnn_layer_group *groups, int ngroups, int expand,
-                               FILE *out);
+CNN_API void cnn_model_summary_grouped(const cnn_model *m, const cnn_layer_group *groups, int ngroups,
+                                       int expand, FILE *out);
 
 /* ---------------------------------------------------------------- model specs */
 
@@ -645,30 +664,30 @@ void cnn_model_summary_grouped(const cnn_model *m, const cnn_layer_group *groups
  * (format: docs/spec-format.md). Errors name file, line and column. */
 typedef struct cnn_spec cnn_spec;
 
-cnn_spec *cnn_spec_load(const char *path);
+CNN_API cnn_spec *cnn_spec_load(const char *path);
 /* Parses text; origin names it in error messages (a file name). */
-cnn_spec *cnn_spec_parse(const char *text, const char *origin);
-void cnn_spec_free(cnn_spec *s);
-const char *cnn_spec_name(const cnn_spec *s);
+CNN_API cnn_spec *cnn_spec_parse(const char *text, const char *origin);
+CNN_API void cnn_spec_free(cnn_spec *s);
+CNN_API const char *cnn_spec_name(const cnn_spec *s);
 /* The text the spec was parsed from (saved with trained models, compared to reuse results). */
-const char *cnn_spec_text(const cnn_spec *s);
+CNN_API const char *cnn_spec_text(const cnn_spec *s);
 /* The input shape of one sample. */
-void cnn_spec_input_shape(const cnn_spec *s, int *h, int *w, int *c);
+CNN_API void cnn_spec_input_shape(const cnn_spec *s, int *h, int *w, int *c);
 
 /* Creates, builds (from seed) and compiles the spec's model with its optimizer. */
-cnn_model *cnn_spec_build_model(const cnn_spec *s, uint64_t seed);
+CNN_API cnn_model *cnn_spec_build_model(const cnn_spec *s, uint64_t seed);
 
 /* Pretrained weights (a VGG16(weights=...) base, see docs/spec-format.md). set overrides every base's weights
  * argument: "none" (Keras's random initialisation), "imagenet" or a file. pretrained writes into buf (cap
  * bytes) and returns what the spec's model starts from ("imagenet", a file, "none"), or NULL when it has no
  * pretrained part. check fails, with the message saying what is missing and where to put it, when a weights
  * file cannot be found; cnn_spec_build_model loads them (and fails the same way). */
-int cnn_spec_set_pretrained(cnn_spec *s, const char *weights);
-const char *cnn_spec_pretrained(const cnn_spec *s, char *buf, size_t cap);
-int cnn_spec_check_pretrained(const cnn_spec *s);
+CNN_API int cnn_spec_set_pretrained(cnn_spec *s, const char *weights);
+CNN_API const char *cnn_spec_pretrained(const cnn_spec *s, char *buf, size_t cap);
+CNN_API int cnn_spec_check_pretrained(const cnn_spec *s);
 /* The nested models of the spec (its VGG16 bases), as groups of the built model's layers, for
  * cnn_model_summary_grouped and cnn_model_save_keras_weights. Returns how many (at most cap are written). */
-int cnn_spec_layer_groups(const cnn_spec *s, cnn_layer_group *groups, int cap);
+CNN_API int cnn_spec_layer_groups(const cnn_spec *s, cnn_layer_group *groups, int cap);
 
 /* The spec's training settings. validation is "test", "split" (validation_split holds the fraction) or
  * "none". */
@@ -678,11 +697,11 @@ typedef struct cnn_spec_fit {
     char validation[16];
     double validation_split;
 } cnn_spec_fit;
-void cnn_spec_fit_settings(const cnn_spec *s, cnn_spec_fit *out);
+CNN_API void cnn_spec_fit_settings(const cnn_spec *s, cnn_spec_fit *out);
 
 /* Creates the spec's callbacks in file order. Checkpoint files go into out_dir (may be NULL: no files).
  * The caller frees each with cnn_callback_free and the array with free(). */
-int cnn_spec_callbacks(const cnn_spec *s, const char *out_dir, cnn_callback ***callbacks, int *count);
+CNN_API int cnn_spec_callbacks(const cnn_spec *s, const char *out_dir, cnn_callback ***callbacks, int *count);
 
 /* ---------------------------------------------------------------- metrics */
 
@@ -692,12 +711,12 @@ int cnn_spec_callbacks(const cnn_spec *s, const char *out_dir, cnn_callback ***c
  * CNN_ERR_INVALID, with the offending index in the message. */
 
 /* Predicted labels: the index of each row's largest score; ties go to the first index (np.argmax). */
-int cnn_argmax_rows(const float *scores, int n, int k, int32_t *pred);
+CNN_API int cnn_argmax_rows(const float *scores, int n, int k, int32_t *pred);
 /* Fraction of samples with y_pred == y_true (sklearn's accuracy_score). */
-int cnn_accuracy(const int32_t *y_true, const int32_t *y_pred, int n, int k, double *accuracy);
+CNN_API int cnn_accuracy(const int32_t *y_true, const int32_t *y_pred, int n, int k, double *accuracy);
 /* k x k counts, row-major: cm[t * k + p] = samples of true class t predicted as p (sklearn's
  * confusion_matrix with labels 0..k-1). */
-int cnn_confusion_matrix(const int32_t *y_true, const int32_t *y_pred, int n, int k, int64_t *cm);
+CNN_API int cnn_confusion_matrix(const int32_t *y_true, const int32_t *y_pred, int n, int k, int64_t *cm);
 
 typedef struct cnn_prf {
     double precision, recall, f1;
@@ -708,42 +727,42 @@ typedef struct cnn_prf {
  * support-weighted averages (may be NULL). A 0/0 ratio counts as 0 (sklearn's default zero_division);
  * F1 = 2pr/(p+r). Like sklearn's default labels, the averages cover only the classes that occur in
  * y_true or y_pred; a class in neither gets an all-zero entry and no say in the macro average. */
-int cnn_classification_metrics(const int32_t *y_true, const int32_t *y_pred, int n, int k, cnn_prf *per_class,
-                               cnn_prf *macro, cnn_prf *weighted);
+CNN_API int cnn_classification_metrics(const int32_t *y_true, const int32_t *y_pred, int n, int k,
+                                       cnn_prf *per_class, cnn_prf *macro, cnn_prf *weighted);
 
 /* sklearn's classification_report text, byte for byte: one row per class present in y_true or y_pred
  * (as sklearn's default labels), then accuracy, macro avg and weighted avg. target_names (k entries,
  * UTF-8, or NULL for the label numbers) name classes by label; digits (0..17) is sklearn's digits, 2 by
  * default. Writes the NUL-terminated text to buf (size bytes); *length (optional) receives its length
  * without the NUL, also when buf is too small (an error) or NULL with size 0 (a size query). */
-int cnn_classification_report(const int32_t *y_true, const int32_t *y_pred, int n, int k,
-                              const char *const *target_names, int digits, char *buf, size_t size,
-                              size_t *length);
+CNN_API int cnn_classification_report(const int32_t *y_true, const int32_t *y_pred, int n, int k,
+                                      const char *const *target_names, int digits, char *buf, size_t size,
+                                      size_t *length);
 /* The same report written to out. */
-int cnn_classification_report_print(const int32_t *y_true, const int32_t *y_pred, int n, int k,
-                                    const char *const *target_names, int digits, FILE *out);
+CNN_API int cnn_classification_report_print(const int32_t *y_true, const int32_t *y_pred, int n, int k,
+                                            const char *const *target_names, int digits, FILE *out);
 /* The study's target name "<label> - <class name left-aligned in 11 characters>", e.g. "1 - Trouser    "
  * (width counted in UTF-8 characters, as Python does). */
-int cnn_target_name(int label, const char *class_name, char *buf, size_t size);
+CNN_API int cnn_target_name(int label, const char *class_name, char *buf, size_t size);
 
 /* Binary ROC-AUC of y_true (0 or 1; both must occur) against score: the Mann-Whitney statistic with
  * ties counted 1/2, which equals sklearn's trapezoidal roc_auc_score. O(n log n), deterministic. */
-int cnn_roc_auc_binary(const int32_t *y_true, const float *score, int n, double *auc);
+CNN_API int cnn_roc_auc_binary(const int32_t *y_true, const float *score, int n, double *auc);
 /* Multiclass ROC-AUC, sklearn's roc_auc_score(multi_class="ovo", average="macro") (Hand & Till): for each
  * pair a < b, over the samples of class a or b, (AUC(y == a, scores[:, a]) + AUC(y == b, scores[:, b])) / 2,
  * averaged over the k(k-1)/2 pairs. Every class 0..k-1 must occur in y_true (sklearn raises too); a
  * missing class is an error that names it. Scores need not sum to one (sklearn insists on it). */
-int cnn_roc_auc_ovo(const int32_t *y_true, const float *scores, int n, int k, double *auc);
+CNN_API int cnn_roc_auc_ovo(const int32_t *y_true, const float *scores, int n, int k, double *auc);
 /* sklearn's roc_auc_score(multi_class="ovr", average="macro"): mean over classes c of
  * AUC(y == c, scores[:, c]). Every class must occur in y_true. */
-int cnn_roc_auc_ovr(const int32_t *y_true, const float *scores, int n, int k, double *auc);
+CNN_API int cnn_roc_auc_ovr(const int32_t *y_true, const float *scores, int n, int k, double *auc);
 
 /* ---- end of metrics */
 
 /* ---------------------------------------------------------------- files */
 
 /* Writes len bytes to path atomically: a temporary file in the same folder, fsync, rename. */
-int cnn_write_file_atomic(const char *path, const void *data, size_t len);
+CNN_API int cnn_write_file_atomic(const char *path, const void *data, size_t len);
 
 #ifdef __cplusplus
 }

@@ -1,8 +1,9 @@
 #!/bin/sh
-# Runs every test binary of the given build folders and ends with one line: "N passed, N failed, N skipped".
-# Each binary is a cmocka group; its own output shows which tests failed or were skipped and why. A binary
-# that exits non-zero without reporting a failed test, or that prints no cmocka summary at all (it crashed
-# before the end, or is not a cmocka group), counts as one failed test: no outcome is silent.
+# Runs every test binary of the given build folders, and the export check of each folder's shared library
+# (tests/check_exports.sh), and ends with one line: "N passed, N failed, N skipped". Each binary is a cmocka
+# group; its own output shows which tests failed or were skipped and why. A binary that exits non-zero
+# without reporting a failed test, or that prints no cmocka summary at all (it crashed before the end, or is
+# not a cmocka group), counts as one failed test: no outcome is silent.
 set -u
 passed=0
 failed=0
@@ -17,25 +18,31 @@ count() {
     printf '%s\n' "$1" | sed -n "s/^\[  *$2  *\] \([0-9]*\) test(s).*/\1/p" | tail -n 1
 }
 
+# Runs one test program (its arguments follow) and adds its counts to the totals.
+run_one() {
+    echo "== $*"
+    out=$("$@" 2>&1)
+    rc=$?
+    printf '%s\n' "$out"
+    p=$(count "$out" PASSED)
+    f=$(count "$out" FAILED)
+    s=$(count "$out" SKIPPED)
+    passed=$((passed + ${p:-0}))
+    failed=$((failed + ${f:-0}))
+    skipped=$((skipped + ${s:-0}))
+    if [ -z "$p" ] || { [ $rc -ne 0 ] && [ -z "$f" ]; }; then
+        broken="$broken $1"
+        failed=$((failed + 1))
+    fi
+}
+
 for dir in "$@"; do
     for t in "$dir"/tests/test_*; do
         case "$t" in *.o | *.d) continue ;; esac
         [ -x "$t" ] || continue
-        echo "== $t"
-        out=$("$t" 2>&1)
-        rc=$?
-        printf '%s\n' "$out"
-        p=$(count "$out" PASSED)
-        f=$(count "$out" FAILED)
-        s=$(count "$out" SKIPPED)
-        passed=$((passed + ${p:-0}))
-        failed=$((failed + ${f:-0}))
-        skipped=$((skipped + ${s:-0}))
-        if [ -z "$p" ] || { [ $rc -ne 0 ] && [ -z "$f" ]; }; then
-            broken="$broken $t"
-            failed=$((failed + 1))
-        fi
+        run_one "$t"
     done
+    [ -f "$dir/libcnnlab.so" ] && run_one "$(dirname "$0")/check_exports.sh" "$dir"
 done
 [ -z "$broken" ] || echo "crashed, exited non-zero or printed no cmocka summary:$broken"
 echo "$passed passed, $failed failed, $skipped skipped"

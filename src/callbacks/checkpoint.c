@@ -8,8 +8,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "callbacks/callbacks.h"
 #include "callbacks/monitor.h"
 #include "core/error.h"
+#include "core/strbuf.h"
 
 typedef struct ckpt_state {
     cnn_callback cb;
@@ -82,15 +84,13 @@ static int ckpt_epoch_end(cnn_callback *cb, cnn_model *m, const cnn_epoch_log *l
     return rc;
 }
 
-static int parse_options(ckpt_state *s, const char *options)
+static int read_options(void *state, cnn_opts *o)
 {
-    cnn_opts o;
-    int rc = cnn_opts_parse(&o, options, "ModelCheckpoint");
-    if (!rc) rc = cnn_monitor_options(&o, &s->monitor, &s->maximize);
-    if (!rc) rc = cnn_opts_bool(&o, "save_best_only", 0, &s->save_best_only);
-    if (!rc) rc = cnn_opts_bool(&o, "save_weights_only", 0, &s->save_weights_only);
-    if (!rc) rc = cnn_opts_double(&o, "initial_value_threshold", NAN, -HUGE_VAL, HUGE_VAL, &s->best);
-    if (!rc) rc = cnn_opts_finish(&o);
+    ckpt_state *s = state;
+    int rc = cnn_monitor_options(o, &s->monitor, &s->maximize);
+    if (!rc) rc = cnn_opts_bool(o, "save_best_only", 0, &s->save_best_only);
+    if (!rc) rc = cnn_opts_bool(o, "save_weights_only", 0, &s->save_weights_only);
+    if (!rc) rc = cnn_opts_double(o, "initial_value_threshold", NAN, -HUGE_VAL, HUGE_VAL, &s->best);
     if (isnan(s->best)) s->best = s->maximize ? -INFINITY : INFINITY;
     return rc;
 }
@@ -102,15 +102,9 @@ cnn_callback *cnn_callback_model_checkpoint(const char *filepath, const char *ep
         return NULL;
     }
     size_t a = strlen(filepath) + 1, b = epoch_path ? strlen(epoch_path) + 1 : 0;
-    ckpt_state *s = calloc(1, sizeof *s + a + b);
-    if (!s) {
-        cnn_fail(CNN_ERR_NOMEM, "out of memory");
-        return NULL;
-    }
-    if (parse_options(s, options)) {
-        free(s);
-        return NULL;
-    }
+    static const cnn_callback hooks = {.on_epoch_end = ckpt_epoch_end};
+    ckpt_state *s = cnn_monitor_create("ModelCheckpoint", sizeof *s + a + b, &hooks, options, read_options);
+    if (!s) return NULL;
     memcpy(s->text, filepath, a);
     s->filepath = s->text;
     if (epoch_path) {
@@ -120,17 +114,50 @@ cnn_callback *cnn_callback_model_checkpoint(const char *filepath, const char *ep
     s->saved_epoch = s->epoch_file = -1;
     snprintf(s->label, sizeof s->label, "ModelCheckpoint(%s)", cnn_monitor_names[s->monitor]);
     s->cb.name = s->label;
-    s->cb.on_epoch_end = ckpt_epoch_end;
     return &s->cb;
 }
 
 int cnn_checkpoint_get_info(const cnn_callback *cb, cnn_checkpoint_info *info)
 {
-    if (!cb || cb->on_epoch_end != ckpt_epoch_end)
-        return cnn_fail(CNN_ERR_INVALID, "callback '%s' is not a ModelCheckpoint",
-                        cb && cb->name ? cb->name : "(null)");
-    const ckpt_state *s = (const ckpt_state *)cb;
+    const ckpt_state *s = cnn_monitor_state(cb, ckpt_epoch_end, "a ModelCheckpoint");
+    if (!s) return CNN_ERR_INVALID;
     *info = (cnn_checkpoint_info){
         .best = s->best, .saved_epoch = s->saved_epoch, .saves = s->saves, .epoch_file = s->epoch_file};
     return CNN_OK;
 }
+
+/* Options text without the keys the constructor consumed itself. */
+static void remaining_options(const cnn_opts *o, const char *const *drop, int ndrop, cnn_strbuf *b)
+{
+    for (int i = 0; i < o->n; i++) {
+        int skip = 0;
+        for (int j = 0; j < ndrop; j++) skip |= !strcmp(o->items[i].key, drop[j]);
+        if (!skip) cnn_strbuf_printf(b, "%s%s=%s", b->len ? ", " : "", o->items[i].key, o->items[i].val);
+    }
+}
+
+/* From a spec: the study names its files <model>_best_model_<acc|loss>.{keras,epoch}; so do we, in the run's
+ * folder. */
+static cnn_callback *checkpoint_create(const char *options, const cnn_callback_env *env)
+{
+    cnn_opts o;
+    char monitor[32], file[256], path[4096], epoch_path[4096];
+    if (cnn_opts_parse(&o, options, "ModelCheckpoint") ||
+        cnn_opts_str(&o, "monitor", "val_loss", monitor, sizeof monitor))
+        return NULL;
+    char def[160];
+    snprintf(def, sizeof def, "%s_best_model_%s", env->model, strstr(monitor, "acc") ? "acc" : "loss");
+    if (cnn_opts_str(&o, "filepath", def, file, sizeof file)) return NULL;
+    snprintf(path, sizeof path, "%s/%s.cnn", env->out_dir ? env->out_dir : ".", file);
+    snprintf(epoch_path, sizeof epoch_path, "%s/%s.epoch", env->out_dir ? env->out_dir : ".", file);
+    static const char *const drop[] = {"filepath"};
+    cnn_strbuf rest = {0};
+    remaining_options(&o, drop, 1, &rest);
+    cnn_callback *cb =
+        rest.failed ? NULL : cnn_callback_model_checkpoint(path, epoch_path, rest.data ? rest.data : "");
+    if (rest.failed) cnn_fail(CNN_ERR_NOMEM, "ModelCheckpoint: out of memory");
+    cnn_strbuf_free(&rest);
+    return cb;
+}
+
+const cnn_callback_kind cnn_checkpoint_kind = {.type = "ModelCheckpoint", .create_in = checkpoint_create};

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "callbacks/callbacks.h"
 #include "callbacks/monitor.h"
 #include "core/error.h"
 
@@ -120,47 +121,36 @@ static int es_epoch_end(cnn_callback *cb, cnn_model *m, const cnn_epoch_log *log
     return CNN_OK;
 }
 
-static int parse_options(es_state *s, const char *options)
+static int read_options(void *state, cnn_opts *o)
 {
-    cnn_opts o;
-    int rc = cnn_opts_parse(&o, options, "EarlyStopping");
-    if (!rc) rc = cnn_monitor_options(&o, &s->monitor, &s->maximize);
-    if (!rc) rc = cnn_opts_double(&o, "min_delta", 0.0, -HUGE_VAL, HUGE_VAL, &s->min_delta);
-    if (!rc) rc = cnn_opts_int(&o, "patience", 0, 0, 1 << 30, &s->patience);
-    if (!rc) rc = cnn_opts_double(&o, "baseline", NAN, -HUGE_VAL, HUGE_VAL, &s->baseline);
-    if (!rc) rc = cnn_opts_bool(&o, "restore_best_weights", 0, &s->restore);
-    if (!rc) rc = cnn_opts_int(&o, "start_from_epoch", 0, 0, 1 << 30, &s->start_from_epoch);
-    if (!rc) rc = cnn_opts_finish(&o);
+    es_state *s = state;
+    int rc = cnn_monitor_options(o, &s->monitor, &s->maximize);
+    if (!rc) rc = cnn_opts_double(o, "min_delta", 0.0, -HUGE_VAL, HUGE_VAL, &s->min_delta);
+    if (!rc) rc = cnn_opts_int(o, "patience", 0, 0, 1 << 30, &s->patience);
+    if (!rc) rc = cnn_opts_double(o, "baseline", NAN, -HUGE_VAL, HUGE_VAL, &s->baseline);
+    if (!rc) rc = cnn_opts_bool(o, "restore_best_weights", 0, &s->restore);
+    if (!rc) rc = cnn_opts_int(o, "start_from_epoch", 0, 0, 1 << 30, &s->start_from_epoch);
     s->min_delta = fabs(s->min_delta);
     return rc;
 }
 
 cnn_callback *cnn_callback_early_stopping(const char *options)
 {
-    es_state *s = calloc(1, sizeof *s);
-    if (!s) {
-        cnn_fail(CNN_ERR_NOMEM, "out of memory");
-        return NULL;
-    }
-    if (parse_options(s, options)) {
-        free(s);
-        return NULL;
-    }
+    static const cnn_callback hooks = {.on_train_begin = es_train_begin,
+                                       .on_epoch_end = es_epoch_end,
+                                       .on_train_end = es_train_end,
+                                       .destroy = es_destroy};
+    es_state *s = cnn_monitor_create("EarlyStopping", sizeof *s, &hooks, options, read_options);
+    if (!s) return NULL;
     reset(s);
     s->cb.name = s->label;
-    s->cb.on_train_begin = es_train_begin;
-    s->cb.on_epoch_end = es_epoch_end;
-    s->cb.on_train_end = es_train_end;
-    s->cb.destroy = es_destroy;
     return &s->cb;
 }
 
 int cnn_early_stopping_get_info(const cnn_callback *cb, cnn_early_stopping_info *info)
 {
-    if (!cb || cb->on_epoch_end != es_epoch_end)
-        return cnn_fail(CNN_ERR_INVALID, "callback '%s' is not an EarlyStopping",
-                        cb && cb->name ? cb->name : "(null)");
-    const es_state *s = (const es_state *)cb;
+    const es_state *s = cnn_monitor_state(cb, es_epoch_end, "an EarlyStopping");
+    if (!s) return CNN_ERR_INVALID;
     *info = (cnn_early_stopping_info){.best = s->best,
                                       .best_epoch = s->best_epoch,
                                       .wait = s->wait,
@@ -168,3 +158,6 @@ int cnn_early_stopping_get_info(const cnn_callback *cb, cnn_early_stopping_info 
                                       .restored_epoch = s->restored_epoch};
     return CNN_OK;
 }
+
+const cnn_callback_kind cnn_early_stopping_kind = {.type = "EarlyStopping",
+                                                   .create = cnn_callback_early_stopping};

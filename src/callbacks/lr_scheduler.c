@@ -3,7 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "callbacks/callbacks.h"
 #include "core/error.h"
+#include "core/opts.h"
 
 typedef struct scheduler_state {
     cnn_callback cb;
@@ -60,3 +62,70 @@ double cnn_schedule_exp(int epoch, double lr, const void *params)
     int thresh = *(const int *)params;
     return epoch < thresh ? lr : (double)((float)lr * expf(-0.1f));
 }
+
+static int schedule_params(cnn_opts *o, int kind, const cnn_callback_env *env, void *params, size_t *size)
+{
+    int rc = CNN_OK;
+    if (kind == 0) {
+        cnn_step_schedule *p = params;
+        rc = cnn_opts_int(o, "thresh", 7, 0, 1000000, &p->thresh);
+        if (!rc) rc = cnn_opts_double(o, "lr", 0.001, 1e-12, 1e3, &p->lr_after);
+        *size = sizeof *p;
+    } else if (kind == 1) {
+        int *thresh = params;
+        rc = cnn_opts_int(o, "thresh", 0, 0, 1000000, thresh);
+        *size = sizeof *thresh;
+    } else if (kind == 2) {
+        cnn_cosine_schedule *p = params;
+        rc = cnn_opts_double(o, "initial_lr", 0.001, 1e-12, 1e3, &p->initial_lr);
+        if (!rc)
+            rc = cnn_opts_int(o, "decay_steps", env->epochs > 0 ? env->epochs : 1, 1, 1000000,
+                              &p->decay_steps);
+        if (!rc) rc = cnn_opts_double(o, "alpha", 0, 0, 1, &p->alpha);
+        if (!rc) rc = cnn_opts_int(o, "warmup_steps", 0, 0, 1000000, &p->warmup_steps);
+        if (!rc) rc = cnn_opts_double(o, "warmup_target", 0, 0, 1e3, &p->warmup_target);
+        *size = sizeof *p;
+    } else {
+        double max_lr;
+        int total;
+        rc = cnn_opts_double(o, "max_lr", 0.01, 1e-12, 1e3, &max_lr);
+        if (!rc) rc = cnn_opts_int(o, "total_epochs", env->epochs > 0 ? env->epochs : 1, 1, 1000000, &total);
+        cnn_one_cycle_schedule *p = params;
+        if (!rc) *p = cnn_one_cycle_default(max_lr, total);
+        if (!rc) rc = cnn_opts_double(o, "pct_start", p->pct_start, 0, 1, &p->pct_start);
+        if (!rc) rc = cnn_opts_double(o, "div_factor", p->div_factor, 1e-6, 1e9, &p->div_factor);
+        if (!rc)
+            rc =
+                cnn_opts_double(o, "final_div_factor", p->final_div_factor, 1e-6, 1e12, &p->final_div_factor);
+        if (!rc) rc = cnn_opts_bool(o, "three_phase", 0, &p->three_phase);
+        *size = sizeof *p;
+    }
+    return rc;
+}
+
+/* From a spec: LearningRateScheduler("step", thresh=7, lr=0.001) | ("exp", thresh=k) | ("cosine", ...) |
+ * ("one_cycle", ...); the schedules' lengths default to the fit's epochs. */
+static cnn_callback *scheduler_create(const char *options, const cnn_callback_env *env)
+{
+    static const char *const kinds[] = {"step", "exp", "cosine", "one_cycle"};
+    static const cnn_schedule_fn fns[] = {cnn_schedule_step, cnn_schedule_exp, cnn_schedule_cosine,
+                                          cnn_schedule_one_cycle};
+    union {
+        cnn_step_schedule step;
+        int thresh;
+        cnn_cosine_schedule cosine;
+        cnn_one_cycle_schedule one_cycle;
+    } params;
+    memset(&params, 0, sizeof params);
+    cnn_opts o;
+    int kind;
+    size_t size = 0;
+    if (cnn_opts_parse(&o, options, "LearningRateScheduler") ||
+        cnn_opts_enum(&o, "schedule", kinds, 4, 0, &kind) || schedule_params(&o, kind, env, &params, &size) ||
+        cnn_opts_finish(&o))
+        return NULL;
+    return cnn_callback_lr_scheduler(fns[kind], &params, size);
+}
+
+const cnn_callback_kind cnn_lr_scheduler_kind = {
+    .type = "LearningRateScheduler", .positional = {"schedule"}, .create_in = scheduler_create};

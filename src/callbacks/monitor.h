@@ -4,6 +4,7 @@
 #define CNN_CALLBACKS_MONITOR_H
 
 #include <math.h>
+#include <stddef.h>
 
 #include "cnnlab.h"
 #include "core/opts.h"
@@ -49,5 +50,17 @@ static inline int cnn_monitor_value(const cnn_epoch_log *log, int monitor, doubl
     }
     return !isnan(log->val_accuracy);
 }
+
+/* The shared constructor of the three: allocates size bytes (zeroed; the state block starts with its
+ * cnn_callback, a copy of hooks), parses options with type as the context of error messages, lets read take
+ * the type's options (monitor and mode first, with cnn_monitor_options) and rejects any option left unread.
+ * NULL on failure, with the error set. */
+void *cnn_monitor_create(const char *type, size_t size, const cnn_callback *hooks, const char *options,
+                         int (*read)(void *state, cnn_opts *o));
+
+typedef int (*cnn_epoch_end_fn)(cnn_callback *cb, cnn_model *m, const cnn_epoch_log *log, int *stop);
+/* cb's state block when cb is of the type whose on_epoch_end is epoch_end; otherwise NULL, failing with
+ * CNN_ERR_INVALID "callback '<name>' is not <what>" (what: "an EarlyStopping"). */
+const void *cnn_monitor_state(const cnn_callback *cb, cnn_epoch_end_fn epoch_end, const char *what);
 
 #endif

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "callbacks/callbacks.h"
 #include "callbacks/monitor.h"
 #include "core/error.h"
 
@@ -73,47 +74,35 @@ static int rlr_epoch_end(cnn_callback *cb, cnn_model *m, const cnn_epoch_log *lo
     return CNN_OK;
 }
 
-static int parse_options(rlr_state *s, const char *options)
+static int read_options(void *state, cnn_opts *o)
 {
-    cnn_opts o;
-    int rc = cnn_opts_parse(&o, options, "ReduceLROnPlateau");
-    if (!rc) rc = cnn_monitor_options(&o, &s->monitor, &s->maximize);
-    if (!rc) rc = cnn_opts_double(&o, "factor", 0.1, 0.0, HUGE_VAL, &s->factor);
+    rlr_state *s = state;
+    int rc = cnn_monitor_options(o, &s->monitor, &s->maximize);
+    if (!rc) rc = cnn_opts_double(o, "factor", 0.1, 0.0, HUGE_VAL, &s->factor);
     if (!rc && s->factor >= 1.0)
         rc = cnn_fail(CNN_ERR_INVALID, "ReduceLROnPlateau: factor=%g must be below 1", s->factor);
-    if (!rc) rc = cnn_opts_int(&o, "patience", 10, 0, 1 << 30, &s->patience);
-    if (!rc) rc = cnn_opts_double(&o, "min_delta", 1e-4, -HUGE_VAL, HUGE_VAL, &s->min_delta);
-    if (!rc) rc = cnn_opts_int(&o, "cooldown", 0, 0, 1 << 30, &s->cooldown);
-    if (!rc) rc = cnn_opts_double(&o, "min_lr", 0.0, 0.0, HUGE_VAL, &s->min_lr);
-    if (!rc) rc = cnn_opts_finish(&o);
+    if (!rc) rc = cnn_opts_int(o, "patience", 10, 0, 1 << 30, &s->patience);
+    if (!rc) rc = cnn_opts_double(o, "min_delta", 1e-4, -HUGE_VAL, HUGE_VAL, &s->min_delta);
+    if (!rc) rc = cnn_opts_int(o, "cooldown", 0, 0, 1 << 30, &s->cooldown);
+    if (!rc) rc = cnn_opts_double(o, "min_lr", 0.0, 0.0, HUGE_VAL, &s->min_lr);
     return rc;
 }
 
 cnn_callback *cnn_callback_reduce_lr_on_plateau(const char *options)
 {
-    rlr_state *s = calloc(1, sizeof *s);
-    if (!s) {
-        cnn_fail(CNN_ERR_NOMEM, "out of memory");
-        return NULL;
-    }
-    if (parse_options(s, options)) {
-        free(s);
-        return NULL;
-    }
+    static const cnn_callback hooks = {.on_train_begin = rlr_train_begin, .on_epoch_end = rlr_epoch_end};
+    rlr_state *s = cnn_monitor_create("ReduceLROnPlateau", sizeof *s, &hooks, options, read_options);
+    if (!s) return NULL;
     reset(s);
     snprintf(s->label, sizeof s->label, "ReduceLROnPlateau(%s)", cnn_monitor_names[s->monitor]);
     s->cb.name = s->label;
-    s->cb.on_train_begin = rlr_train_begin;
-    s->cb.on_epoch_end = rlr_epoch_end;
     return &s->cb;
 }
 
 int cnn_reduce_lr_get_info(const cnn_callback *cb, cnn_reduce_lr_info *info)
 {
-    if (!cb || cb->on_epoch_end != rlr_epoch_end)
-        return cnn_fail(CNN_ERR_INVALID, "callback '%s' is not a ReduceLROnPlateau",
-                        cb && cb->name ? cb->name : "(null)");
-    const rlr_state *s = (const rlr_state *)cb;
+    const rlr_state *s = cnn_monitor_state(cb, rlr_epoch_end, "a ReduceLROnPlateau");
+    if (!s) return CNN_ERR_INVALID;
     *info = (cnn_reduce_lr_info){.best = s->best,
                                  .wait = s->wait,
                                  .cooldown = s->cooldown_counter,
@@ -122,3 +111,6 @@ int cnn_reduce_lr_get_info(const cnn_callback *cb, cnn_reduce_lr_info *info)
                                  .last_lr = s->last_lr};
     return CNN_OK;
 }
+
+const cnn_callback_kind cnn_reduce_lr_kind = {.type = "ReduceLROnPlateau",
+                                              .create = cnn_callback_reduce_lr_on_plateau};

@@ -44,6 +44,14 @@ cli_run_options cli_run_defaults(void);
  * --validation-split, --quiet) with value v. Returns 1 when o is one of them (*takes: whether it used v;
  * *bad: a usage error was printed), 0 when it is not. */
 int cli_run_option(const char *o, const char *v, cli_run_options *r, long *threads, int *takes, int *bad);
+/* A command's own options, tried after the shared ones, in the same contract: returns 1 when o is one of
+ * them (*takes: whether it used v; *bad: a usage error was printed), 0 when it is not. */
+typedef int (*cli_own_option)(void *ctx, const char *o, const char *v, int *takes, int *bad);
+/* The argument loop of the training commands (cmd: "train", "study"): --help prints help and returns -1;
+ * then the shared options, then own(ctx, ...). An unknown option or a missing value is a usage error
+ * (printed; returns EXIT_USAGE), as is whatever an option reports as bad. Returns 0 otherwise. */
+int cli_parse_run_args(const char *cmd, const char *help, int argc, char **argv, cli_run_options *run,
+                       long *threads, cli_own_option own, void *ctx);
 
 /* Applies --vgg-weights to the spec and checks that the weights it starts from exist; prints why not (what
  * is missing, where to put it, and the option that trains without it) and returns -1. Says so when a

@@ -1,9 +1,5 @@
-/* cnnlab: command dispatch and the shared argument helpers. */
-#include <errno.h>
-#include <math.h>
-#include <stdarg.h>
+/* cnnlab: command dispatch (the shared argument helpers are in args.c). */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
@@ -46,42 +42,6 @@ static const char *const USAGE =
     "  0  success\n"
     "  1  the work failed: unreadable or malformed data or model file, out of memory, write error\n"
     "  2  usage error: unknown command or option, bad option value\n";
-
-void cli_error(const char *fmt, ...)
-{
-    va_list ap;
-    fputs("cnnlab: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-}
-
-int cli_int(const char *opt, const char *val, long min, long max, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = val ? strtol(val, &end, 10) : 0;
-    if (!val || errno || end == val || *end || v < min || v > max) {
-        cli_error("%s expects an integer in [%ld, %ld], got '%s'", opt, min, max, val ? val : "");
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-int cli_double(const char *opt, const char *val, double min, double max, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = val ? strtod(val, &end) : 0;
-    if (!val || errno || end == val || *end || !isfinite(v) || v < min || v > max) {
-        cli_error("%s expects a number in [%g, %g], got '%s'", opt, min, max, val ? val : "");
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
 
 static int dispatch(int argc, char **argv)
 {

@@ -99,29 +99,26 @@ static int add_target(study_args *a, const char *what)
     return add_spec(a, s);
 }
 
+static int study_option(void *ctx, const char *o, const char *v, int *takes, int *bad)
+{
+    study_args *a = ctx;
+    if (!strcmp(o, "--out"))
+        a->out = v;
+    else if (!strcmp(o, "--retrain"))
+        a->retrain = 1, *takes = 0;
+    else if (o[0] == '-')
+        return 0;
+    else
+        *takes = 0, *bad = add_target(a, o);
+    return 1;
+}
+
 static int parse_args(int argc, char **argv, study_args *a)
 {
     a->out = "study";
     a->run = cli_run_defaults();
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int bad = 0, takes = 1;
-        if (!strcmp(o, "--help") || !strcmp(o, "-h"))
-            return fputs(HELP, stdout), -1;
-        else if (cli_run_option(o, v, &a->run, &a->threads, &takes, &bad))
-            ;
-        else if (!strcmp(o, "--out"))
-            a->out = v;
-        else if (!strcmp(o, "--retrain"))
-            a->retrain = 1, takes = 0;
-        else if (o[0] == '-')
-            return cli_error("study: unknown option '%s' (try: cnnlab study --help)", o), EXIT_USAGE;
-        else
-            takes = 0, bad = add_target(a, o);
-        if (takes && !v) return cli_error("study: %s needs a value", o), EXIT_USAGE;
-        if (bad) return EXIT_USAGE;
-        i += takes;
-    }
+    int rc = cli_parse_run_args("study", HELP, argc, argv, &a->run, &a->threads, study_option, a);
+    if (rc) return rc;
     for (const cli_builtin_spec *b = cli_builtin_specs; !a->nspecs && b->name; b++)
         if (add_spec(a, cnn_spec_parse(b->text, b->path)))
             return cli_error("%s", cnn_errmsg()), EXIT_FAILURE_RUN;

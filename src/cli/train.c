@@ -37,42 +37,33 @@ typedef struct train_args {
     const char *model, *out;
     long threads;
     int overwrite;
+    int positional; /* the model was named as the first argument */
     cli_run_options run;
 } train_args;
+
+static int train_option(void *ctx, const char *o, const char *v, int *takes, int *bad)
+{
+    (void)bad;
+    train_args *a = ctx;
+    if (!strcmp(o, "--model"))
+        a->model = v;
+    else if (!strcmp(o, "--out"))
+        a->out = v;
+    else if (!strcmp(o, "--overwrite"))
+        a->overwrite = 1, *takes = 0;
+    else if (o[0] != '-' && !a->positional)
+        a->model = o, a->positional = 1, *takes = 0;
+    else
+        return 0;
+    return 1;
+}
 
 /* Returns 0, or EXIT_USAGE after printing why; -1 means --help was shown. */
 static int parse_args(int argc, char **argv, train_args *a)
 {
     *a = (train_args){.model = "Model_1"};
     a->run = cli_run_defaults();
-    int positional = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int bad = 0, takes = 1;
-        if (!strcmp(o, "--help") || !strcmp(o, "-h"))
-            return fputs(HELP, stdout), -1;
-        else if (cli_run_option(o, v, &a->run, &a->threads, &takes, &bad))
-            ;
-        else if (!strcmp(o, "--model"))
-            a->model = v;
-        else if (!strcmp(o, "--out"))
-            a->out = v;
-        else if (!strcmp(o, "--overwrite"))
-            a->overwrite = 1, takes = 0;
-        else if (o[0] != '-' && !positional)
-            a->model = o, positional = 1, takes = 0;
-        else {
-            cli_error("train: unknown option '%s' (try: cnnlab train --help)", o);
-            return EXIT_USAGE;
-        }
-        if (takes && !v) {
-            cli_error("train: %s needs a value", o);
-            return EXIT_USAGE;
-        }
-        if (bad) return EXIT_USAGE;
-        i += takes;
-    }
-    return 0;
+    return cli_parse_run_args("train", HELP, argc, argv, &a->run, &a->threads, train_option, a);
 }
 
 /* A fresh folder: --out as given (refused if it holds a run, unless --overwrite), else runs/MODEL-N. */

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "io/strbuf.h"
+#include "core/strbuf.h"
 
 /* ---- writer */
 

@@ -216,6 +216,23 @@ int cnn_opts_fail(const cnn_opts *o, const char *key, const char *fmt, ...)
     return fail_at(pos, "%s", msg);
 }
 
+void cnn_first_error_keep(cnn_first_error *e, int rc)
+{
+    if (rc && !e->rc) {
+        e->rc = rc;
+        e->offset = cnn_error_offset();
+        snprintf(e->msg, sizeof e->msg, "%s", cnn_errmsg());
+    }
+}
+
+int cnn_first_error_result(const cnn_first_error *e)
+{
+    if (!e->rc) return CNN_OK;
+    cnn_fail(e->rc, "%s", e->msg);
+    cnn_error_set_offset(e->offset);
+    return e->rc;
+}
+
 int cnn_edit_distance(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);

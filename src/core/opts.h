@@ -41,6 +41,17 @@ int cnn_opts_has_misspelling(const cnn_opts *o);
 /* Fails on the first option nobody asked for, suggesting the nearest known key. */
 int cnn_opts_finish(cnn_opts *o);
 
+/* Option reading that goes on after a failure: an option left unread would be reported as unknown and hide
+ * the real error, so every getter runs and the first failure (status and message) is what configure returns.
+ */
+typedef struct cnn_first_error {
+    int rc;
+    int offset; /* where in the options text, for line:column reports */
+    char msg[480];
+} cnn_first_error;
+void cnn_first_error_keep(cnn_first_error *e, int rc);
+int cnn_first_error_result(const cnn_first_error *e);
+
 /* Levenshtein distance, for "did you mean" suggestions. */
 int cnn_edit_distance(const char *a, const char *b);
 

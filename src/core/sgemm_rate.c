@@ -3,7 +3,7 @@
 #include <stdlib.h>
 
 #include "cnnlab.h"
-#include "model/progress.h"
+#include "core/time.h"
 
 static int cmp_double(const void *a, const void *b)
 {

@@ -13,19 +13,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
-
-static int write_all(int fd, const void *data, size_t len)
-{
-    const char *p = data;
-    while (len) {
-        ssize_t k = write(fd, p, len);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) return -1;
-        p += k;
-        len -= (size_t)k;
-    }
-    return 0;
-}
+#include "core/file.h"
 
 /* The child's message: fn's status and error, then what fn produced. */
 static void frame(int rc, const cnn_strbuf *payload, cnn_strbuf *out)
@@ -85,7 +73,7 @@ static void child(int (*fn)(void *, cnn_strbuf *), void *arg, int fd)
     cnn_strbuf payload = {0}, out = {0};
     int rc = fn(arg, &payload);
     frame(rc, &payload, &out);
-    write_all(fd, out.data, out.len);
+    cnn_write_all(fd, out.data, out.len);
     _exit(0);
 }
 

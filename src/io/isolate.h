@@ -3,7 +3,7 @@
 #ifndef CNN_IO_ISOLATE_H
 #define CNN_IO_ISOLATE_H
 
-#include "io/strbuf.h"
+#include "core/strbuf.h"
 
 /* Runs fn(arg, out) in a child process and gives the parent the bytes fn appended to out, or fn's error
  * (status and message). A child that crashes, or sends nothing for idle_seconds, is an error naming what

@@ -18,8 +18,8 @@
 #include <zlib.h>
 
 #include "core/error.h"
+#include "core/strbuf.h"
 #include "io/model_file.h"
-#include "io/strbuf.h"
 #include "model/model.h"
 
 #define MAGIC "CNNLAB\r\n"

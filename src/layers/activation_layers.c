@@ -160,6 +160,7 @@ static void alpha_describe(const cnn_layer *l, char *buf, size_t cap)
 const cnn_layer_ops cnn_leaky_relu_ops = {
     .type = "LeakyReLU",
     .auto_name = "leaky_re_lu",
+    .positional = {"alpha"},
     .cfg_size = sizeof(act_cfg),
     .configure = leaky_configure,
     .build = same_shape,
@@ -257,6 +258,7 @@ static void table_describe(const cnn_layer *l, char *buf, size_t cap)
 const cnn_layer_ops cnn_activation_ops = {
     .type = "Activation",
     .auto_name = "activation",
+    .positional = {"activation"},
     .configure = activation_configure,
     .build = same_shape,
     .forward = table_forward,

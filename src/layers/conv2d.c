@@ -404,6 +404,7 @@ static void conv2d_describe(const cnn_layer *l, char *buf, size_t cap)
 const cnn_layer_ops cnn_conv2d_ops = {
     .type = "Conv2D",
     .auto_name = "conv2d",
+    .positional = {"filters"},
     .cfg_size = sizeof(conv2d_cfg),
     .configure = conv2d_configure,
     .build = conv2d_build,

@@ -15,23 +15,6 @@
 
 /* ---------------------------------------------------------------- options and geometry */
 
-void cnn_first_error_keep(cnn_first_error *e, int rc)
-{
-    if (rc && !e->rc) {
-        e->rc = rc;
-        e->offset = cnn_error_offset();
-        snprintf(e->msg, sizeof e->msg, "%s", cnn_errmsg());
-    }
-}
-
-int cnn_first_error_result(const cnn_first_error *e)
-{
-    if (!e->rc) return CNN_OK;
-    cnn_fail(e->rc, "%s", e->msg);
-    cnn_error_set_offset(e->offset);
-    return e->rc;
-}
-
 void cnn_conv_read_opts(cnn_opts *o, cnn_conv_opts *c, cnn_first_error *e)
 {
     static const char *const pads[] = {"valid", "same"};

@@ -35,17 +35,6 @@ typedef struct cnn_conv_geom {
     int pt, pl;
 } cnn_conv_geom;
 
-/* Option reading that goes on after a failure: an option left unread would be reported as unknown and hide
- * the real error, so every getter runs and the first failure (status and message) is what configure returns.
- */
-typedef struct cnn_first_error {
-    int rc;
-    int offset; /* where in the options text, for line:column reports */
-    char msg[480];
-} cnn_first_error;
-void cnn_first_error_keep(cnn_first_error *e, int rc);
-int cnn_first_error_result(const cnn_first_error *e);
-
 /* Reads kernel_size (required), strides, padding (valid|same) and dilation_rate into c, keeping the first
  * failure in e. */
 void cnn_conv_read_opts(cnn_opts *o, cnn_conv_opts *c, cnn_first_error *e);

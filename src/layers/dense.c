@@ -177,6 +177,7 @@ static void dense_describe(const cnn_layer *l, char *buf, size_t cap)
 const cnn_layer_ops cnn_dense_ops = {
     .type = "Dense",
     .auto_name = "dense",
+    .positional = {"units"},
     .cfg_size = sizeof(dense_cfg),
     .configure = dense_configure,
     .build = dense_build,

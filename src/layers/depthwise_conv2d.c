@@ -100,6 +100,7 @@ static void dwconv_describe(const cnn_layer *l, char *buf, size_t cap)
 const cnn_layer_ops cnn_depthwise_conv2d_ops = {
     .type = "DepthwiseConv2D",
     .auto_name = "depthwise_conv2d",
+    .positional = {"kernel_size"},
     .cfg_size = sizeof(dwconv_cfg),
     .configure = dwconv_configure,
     .build = dwconv_build,

@@ -114,6 +114,7 @@ static void dropout_describe(const cnn_layer *l, char *buf, size_t cap)
 const cnn_layer_ops cnn_dropout_ops = {
     .type = "Dropout",
     .auto_name = "dropout",
+    .positional = {"rate"},
     .cfg_size = sizeof(dropout_cfg),
     .flags = CNN_LAYER_RANDOM,
     .configure = dropout_configure,

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "core/error.h"
+#include "core/registry.h"
 #include "layers/activation.h"
 
 /* The registry: Keras class name -> implementation, one line per layer file. */
@@ -30,7 +31,8 @@ extern const cnn_layer_ops cnn_elu_ops;
 extern const cnn_layer_ops cnn_activation_ops;
 extern const cnn_layer_ops cnn_softmax_ops;
 
-static const cnn_layer_ops *const g_layers[] = {
+/* Pointers to entries, as core/registry.h reads them. */
+static const void *const g_layers[] = {
     &cnn_dense_ops,
     &cnn_flatten_ops,
     &cnn_conv2d_ops,
@@ -54,31 +56,18 @@ enum { N_LAYERS = sizeof g_layers / sizeof g_layers[0] };
 
 const cnn_layer_ops *cnn_layer_find(const char *type)
 {
-    for (int i = 0; i < N_LAYERS; i++)
-        if (!strcmp(g_layers[i]->type, type)) return g_layers[i];
-    return NULL;
+    return cnn_registry_find(g_layers, N_LAYERS, type);
 }
 
 const char *cnn_layer_suggest(const char *type)
 {
-    const char *best = NULL;
-    int bd = 4;
-    for (int i = 0; i < N_LAYERS; i++) {
-        int d = cnn_edit_distance(type, g_layers[i]->type);
-        if (d < bd) bd = d, best = g_layers[i]->type;
-    }
-    return best;
+    return cnn_registry_suggest(g_layers, N_LAYERS, type, 3);
 }
 
 const char *cnn_layer_types(void)
 {
     static char list[512];
-    if (!list[0])
-        for (int i = 0; i < N_LAYERS; i++) {
-            strncat(list, i ? ", " : "", sizeof list - strlen(list) - 1);
-            strncat(list, g_layers[i]->type, sizeof list - strlen(list) - 1);
-        }
-    return list;
+    return cnn_registry_list(g_layers, N_LAYERS, ", ", list, sizeof list);
 }
 
 int cnn_layer_add_param(cnn_layer *l, const char *name, int rank, const int *dim, int trainable,

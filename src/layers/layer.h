@@ -68,6 +68,9 @@ typedef struct cnn_layer_ops {
     const char *auto_name; /* Keras's automatic name prefix: "dense" */
     size_t cfg_size;       /* bytes of l->cfg, zeroed before configure */
     unsigned flags;        /* CNN_LAYER_* */
+    /* Keyword names of the positional arguments Keras accepts, in order ({"units"} for Dense); the spec
+     * parser rewrites Dense(256) as units=256. */
+    const char *positional[2];
     /* Reads the layer's options into l->cfg (cfg_size bytes, zeroed, owned by the model). */
     int (*configure)(cnn_layer *l, cnn_opts *o);
     /* With l->in set: sets l->out, declares parameters and scratch, or fails naming the layer. */

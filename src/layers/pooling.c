@@ -205,6 +205,7 @@ static void pool_describe(const cnn_layer *l, char *buf, size_t cap)
 const cnn_layer_ops cnn_max_pooling2d_ops = {
     .type = "MaxPooling2D",
     .auto_name = "max_pooling2d",
+    .positional = {"pool_size"},
     .cfg_size = sizeof(pool_cfg),
     .configure = pool_configure,
     .build = max_build,
@@ -216,6 +217,7 @@ const cnn_layer_ops cnn_max_pooling2d_ops = {
 const cnn_layer_ops cnn_average_pooling2d_ops = {
     .type = "AveragePooling2D",
     .auto_name = "average_pooling2d",
+    .positional = {"pool_size"},
     .cfg_size = sizeof(pool_cfg),
     .configure = pool_configure,
     .build = pool_build,

@@ -189,6 +189,7 @@ static void resize_describe(const cnn_layer *l, char *buf, size_t cap)
 const cnn_layer_ops cnn_resizing_ops = {
     .type = "Resizing",
     .auto_name = "resizing",
+    .positional = {"height", "width"},
     .cfg_size = sizeof(resize_cfg),
     .configure = resize_configure,
     .build = resize_build,

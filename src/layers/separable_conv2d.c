@@ -138,6 +138,7 @@ static void sepconv_describe(const cnn_layer *l, char *buf, size_t cap)
 const cnn_layer_ops cnn_separable_conv2d_ops = {
     .type = "SeparableConv2D",
     .auto_name = "separable_conv2d",
+    .positional = {"filters"},
     .cfg_size = sizeof(sepconv_cfg),
     .configure = sepconv_configure,
     .build = sepconv_build,

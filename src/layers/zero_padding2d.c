@@ -105,6 +105,7 @@ static void zpad_describe(const cnn_layer *l, char *buf, size_t cap)
 const cnn_layer_ops cnn_zero_padding2d_ops = {
     .type = "ZeroPadding2D",
     .auto_name = "zero_padding2d",
+    .positional = {"padding"},
     .cfg_size = sizeof(zpad_cfg),
     .configure = zpad_configure,
     .build = zpad_build,

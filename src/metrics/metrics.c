@@ -160,13 +160,16 @@ static void average(const cnn_prf *per, const unsigned char *present, const int6
 }
 
 int cnn_metrics_prf(const char *fn, const int32_t *y_true, const int32_t *y_pred, int n, int k,
-                    cnn_prf *per_class, cnn_prf avg[3], unsigned char *present)
+                    cnn_prf_table *t)
 {
+    memset(t, 0, sizeof *t);
     int rc = check_pair(fn, y_true, y_pred, n, k);
     if (rc) return rc;
+    t->per_class = malloc((size_t)k * sizeof *t->per_class);
+    t->present = malloc((size_t)k);
     int64_t *counts = malloc(3 * (size_t)k * sizeof *counts);
     double *vals = malloc((size_t)k * sizeof *vals);
-    if (!counts || !vals) {
+    if (!t->per_class || !t->present || !counts || !vals) {
         free(counts);
         free(vals);
         return cnn_fail(CNN_ERR_NOMEM, "%s: out of memory for %d classes", fn, k);
@@ -175,35 +178,35 @@ int cnn_metrics_prf(const char *fn, const int32_t *y_true, const int32_t *y_pred
     int64_t correct = cnn_metrics_count(y_true, y_pred, n, k, tp, pred, truth);
     int m = 0;
     for (int c = 0; c < k; c++) {
-        per_class[c] = prf_of(tp[c], pred[c], truth[c]);
-        present[c] = truth[c] > 0 || pred[c] > 0;
-        m += present[c];
+        t->per_class[c] = prf_of(tp[c], pred[c], truth[c]);
+        t->present[c] = truth[c] > 0 || pred[c] > 0;
+        m += t->present[c];
     }
-    avg[0] = prf_of(correct, n, n); /* micro: every sample is one prediction and one truth */
-    average(per_class, present, NULL, k, m, n, vals, &avg[1]);
-    average(per_class, present, truth, k, m, n, vals, &avg[2]);
+    t->avg[0] = prf_of(correct, n, n); /* micro: every sample is one prediction and one truth */
+    average(t->per_class, t->present, NULL, k, m, n, vals, &t->avg[1]);
+    average(t->per_class, t->present, truth, k, m, n, vals, &t->avg[2]);
     free(counts);
     free(vals);
     return 0;
 }
 
+void cnn_prf_table_free(cnn_prf_table *t)
+{
+    free(t->per_class);
+    free(t->present);
+    memset(t, 0, sizeof *t);
+}
+
 int cnn_classification_metrics(const int32_t *y_true, const int32_t *y_pred, int n, int k, cnn_prf *per_class,
                                cnn_prf *macro, cnn_prf *weighted)
 {
-    const char *fn = "cnn_classification_metrics";
-    int rc = cnn_metrics_check_size(fn, n, k, 1);
-    if (rc) return rc;
-    cnn_prf *per = malloc((size_t)k * sizeof *per);
-    unsigned char *present = malloc((size_t)k);
-    cnn_prf avg[3];
-    if (!per || !present) rc = cnn_fail(CNN_ERR_NOMEM, "%s: out of memory for %d classes", fn, k);
-    if (!rc) rc = cnn_metrics_prf(fn, y_true, y_pred, n, k, per, avg, present);
+    cnn_prf_table t;
+    int rc = cnn_metrics_prf("cnn_classification_metrics", y_true, y_pred, n, k, &t);
     if (!rc) {
-        if (per_class) memcpy(per_class, per, (size_t)k * sizeof *per);
-        if (macro) *macro = avg[1];
-        if (weighted) *weighted = avg[2];
+        if (per_class) memcpy(per_class, t.per_class, (size_t)k * sizeof *per_class);
+        if (macro) *macro = t.avg[1];
+        if (weighted) *weighted = t.avg[2];
     }
-    free(per);
-    free(present);
+    cnn_prf_table_free(&t);
     return rc;
 }

@@ -23,10 +23,16 @@ double cnn_metrics_sum(const double *a, size_t n);
 int64_t cnn_metrics_count(const int32_t *y_true, const int32_t *y_pred, int n, int k, int64_t *tp,
                           int64_t *pred, int64_t *truth);
 
-/* scikit-learn's precision_recall_fscore_support: per_class (k entries) for every class, and the
- * averages avg[0] micro (the report's accuracy line), avg[1] macro, avg[2] weighted over the classes
- * present in y_true or y_pred (present[c] = 1; sklearn's labels=None). Checks its arguments. */
+/* scikit-learn's precision_recall_fscore_support over labels 0..k-1. */
+typedef struct cnn_prf_table {
+    cnn_prf *per_class;     /* k entries, for every class */
+    unsigned char *present; /* k flags: the class occurs in y_true or y_pred (sklearn's labels=None) */
+    cnn_prf avg[3]; /* micro (the report's accuracy line), macro and weighted over the present classes */
+} cnn_prf_table;
+/* Checks its arguments (fn names the public function), allocates t's arrays and fills t. Release t with
+ * cnn_prf_table_free, also after a failure. */
 int cnn_metrics_prf(const char *fn, const int32_t *y_true, const int32_t *y_pred, int n, int k,
-                    cnn_prf *per_class, cnn_prf avg[3], unsigned char *present);
+                    cnn_prf_table *t);
+void cnn_prf_table_free(cnn_prf_table *t);
 
 #endif

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "io/strbuf.h"
+#include "core/strbuf.h"
 #include "metrics/metrics.h"
 
 /* Python pads by characters, not bytes: count UTF-8 lead bytes. */
@@ -50,9 +50,10 @@ static int check_names(const char *fn, const char *const *names, int k)
     return 0;
 }
 
-static void write_report(cnn_strbuf *b, const cnn_prf *per, const cnn_prf avg[3],
-                         const unsigned char *present, int k, const char *const *names, int digits)
+static void write_report(cnn_strbuf *b, const cnn_prf_table *t, int k, const char *const *names, int digits)
 {
+    const cnn_prf *per = t->per_class, *avg = t->avg;
+    const unsigned char *present = t->present;
     char label[16];
     size_t width = strlen("weighted avg");
     if ((size_t)digits > width) width = (size_t)digits;
@@ -86,15 +87,11 @@ static int build_report(const char *fn, const int32_t *y_true, const int32_t *y_
     int rc = cnn_metrics_check_size(fn, n, k, 1);
     if (!rc) rc = check_names(fn, names, k);
     if (rc) return rc;
-    cnn_prf *per = malloc((size_t)k * sizeof *per);
-    unsigned char *present = malloc((size_t)k);
-    cnn_prf avg[3];
-    if (!per || !present) rc = cnn_fail(CNN_ERR_NOMEM, "%s: out of memory for %d classes", fn, k);
-    if (!rc) rc = cnn_metrics_prf(fn, y_true, y_pred, n, k, per, avg, present);
-    if (!rc) write_report(b, per, avg, present, k, names, digits);
+    cnn_prf_table t;
+    rc = cnn_metrics_prf(fn, y_true, y_pred, n, k, &t);
+    if (!rc) write_report(b, &t, k, names, digits);
     if (!rc && b->failed) rc = cnn_fail(CNN_ERR_NOMEM, "%s: out of memory for the report text", fn);
-    free(per);
-    free(present);
+    cnn_prf_table_free(&t);
     return rc;
 }
 

@@ -7,8 +7,8 @@
 #include <sys/stat.h>
 
 #include "core/error.h"
+#include "core/strbuf.h"
 #include "io/model_file.h"
-#include "io/strbuf.h"
 #include "model/model.h"
 
 enum { FITS_VERSION = 1 };

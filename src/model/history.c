@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/json.h"
+#include "core/strbuf.h"
 #include "model/history.h"
 
 void cnn_history_free(cnn_history *h)

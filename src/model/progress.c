@@ -1,17 +1,9 @@
 #include "model/progress.h"
 
 #include <math.h>
-#include <time.h>
 #include <unistd.h>
 
 enum { BAR_WIDTH = 30 };
-
-double cnn_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 void cnn_progress_begin(cnn_progress *p, FILE *out, cnn_verbosity v, int epoch, int epochs, int steps)
 {

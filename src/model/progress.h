@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "cnnlab.h"
+#include "core/time.h" /* cnn_now, for the timings of fit and the profile */
 
 typedef struct cnn_progress {
     FILE *out;
@@ -17,8 +18,5 @@ typedef struct cnn_progress {
 void cnn_progress_begin(cnn_progress *p, FILE *out, cnn_verbosity v, int epoch, int epochs, int steps);
 void cnn_progress_step(cnn_progress *p, int step, double loss, double acc);
 void cnn_progress_end(cnn_progress *p, const cnn_epoch_log *log);
-
-/* Monotonic wall-clock seconds. */
-double cnn_now(void);
 
 #endif

@@ -4,8 +4,8 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/file.h"
 #include "core/json.h"
-#include "io/file.h"
 #include "model/history.h"
 #include "model/model.h"
 

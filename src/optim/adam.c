@@ -19,3 +19,16 @@ void cnn_adam_update(const cnn_optimizer_config *c, double lr, long t, float *w,
         w[i] -= m[i] * alpha / (sqrtf(v[i]) + eps);
     }
 }
+
+static int adam_configure(cnn_opts *o, cnn_optimizer_config *cfg)
+{
+    *cfg = cnn_optimizer_default(CNN_OPT_ADAM, 0.001);
+    int rc = cnn_optimizer_read_lr(o, cfg->learning_rate, cfg);
+    if (!rc) rc = cnn_opts_double(o, "beta_1", 0.9, 0, 0.999999, &cfg->beta_1);
+    if (!rc) rc = cnn_opts_double(o, "beta_2", 0.999, 0, 0.999999999, &cfg->beta_2);
+    if (!rc) rc = cnn_opts_double(o, "epsilon", 1e-7, 0, 1, &cfg->epsilon);
+    return rc;
+}
+
+const cnn_optimizer_ops cnn_adam_ops = {
+    .type = "Adam", .positional = {"learning_rate"}, .kind = CNN_OPT_ADAM, .configure = adam_configure};

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/registry.h"
 
 cnn_optimizer_config cnn_optimizer_default(cnn_optimizer_kind kind, double learning_rate)
 {
@@ -13,6 +14,31 @@ cnn_optimizer_config cnn_optimizer_default(cnn_optimizer_kind kind, double learn
     c.epsilon = 1e-7;
     c.rho = 0.9;
     return c;
+}
+
+/* The registry: Keras class name -> ops, one line per update-rule file. */
+extern const cnn_optimizer_ops cnn_adam_ops;
+extern const cnn_optimizer_ops cnn_sgd_ops;
+extern const cnn_optimizer_ops cnn_rmsprop_ops;
+
+/* Pointers to entries, as core/registry.h reads them. */
+static const void *const g_optimizers[] = {&cnn_adam_ops, &cnn_sgd_ops, &cnn_rmsprop_ops};
+enum { N_OPTIMIZERS = sizeof g_optimizers / sizeof g_optimizers[0] };
+
+const cnn_optimizer_ops *cnn_optimizer_find(const char *type)
+{
+    return cnn_registry_find(g_optimizers, N_OPTIMIZERS, type);
+}
+
+const char *cnn_optimizer_types(void)
+{
+    static char list[128];
+    return cnn_registry_list(g_optimizers, N_OPTIMIZERS, " or ", list, sizeof list);
+}
+
+int cnn_optimizer_read_lr(cnn_opts *o, double def, cnn_optimizer_config *cfg)
+{
+    return cnn_opts_double(o, "learning_rate", def, 1e-12, 1e3, &cfg->learning_rate);
 }
 
 static int needs_m(const cnn_optimizer_config *c)

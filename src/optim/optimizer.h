@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 #include "cnnlab.h"
+#include "core/opts.h"
 
 typedef struct cnn_range {
     size_t offset, size;
@@ -18,6 +19,23 @@ typedef struct cnn_optimizer {
     cnn_range *ranges; /* trainable ranges, merged */
     int nranges;
 } cnn_optimizer;
+
+/* One optimizer type, registered in optimizer.c as layers are in layers/layer.c: each update-rule file
+ * exports its ops. */
+typedef struct cnn_optimizer_ops {
+    const char *type;          /* Keras class name: "Adam" */
+    const char *positional[2]; /* keyword names of the positional arguments Keras accepts, in order */
+    cnn_optimizer_kind kind;
+    /* Reads Keras-named options (learning_rate and the type's own) into *cfg, from Keras's defaults. */
+    int (*configure)(cnn_opts *o, cnn_optimizer_config *cfg);
+} cnn_optimizer_ops;
+
+/* The ops of a Keras class name, or NULL. */
+const cnn_optimizer_ops *cnn_optimizer_find(const char *type);
+/* "Adam, SGD or RMSprop": the known types, for error messages. */
+const char *cnn_optimizer_types(void);
+/* Reads learning_rate (default def), the option every optimizer has. */
+int cnn_optimizer_read_lr(cnn_opts *o, double def, cnn_optimizer_config *cfg);
 
 int cnn_optimizer_init(cnn_optimizer *o, const cnn_optimizer_config *cfg, size_t nparams);
 void cnn_optimizer_free(cnn_optimizer *o);

@@ -18,3 +18,15 @@ void cnn_sgd_update(const cnn_optimizer_config *c, double lr, float *w, const fl
         w[i] += nesterov ? mu * m[i] - a * g[i] : m[i];
     }
 }
+
+static int sgd_configure(cnn_opts *o, cnn_optimizer_config *cfg)
+{
+    *cfg = cnn_optimizer_default(CNN_OPT_SGD, 0.01);
+    int rc = cnn_optimizer_read_lr(o, cfg->learning_rate, cfg);
+    if (!rc) rc = cnn_opts_double(o, "momentum", 0, 0, 0.999999, &cfg->momentum);
+    if (!rc) rc = cnn_opts_bool(o, "nesterov", 0, &cfg->nesterov);
+    return rc;
+}
+
+const cnn_optimizer_ops cnn_sgd_ops = {
+    .type = "SGD", .positional = {"learning_rate"}, .kind = CNN_OPT_SGD, .configure = sgd_configure};

@@ -23,28 +23,23 @@
 #include <string.h>
 #include <strings.h>
 
+#include "callbacks/callbacks.h"
 #include "core/error.h"
 #include "core/opts.h"
 #include "layers/layer.h"
+#include "optim/optimizer.h"
 
-/* Keyword names of the positional arguments Keras accepts, by class name. */
-static const char *const POSITIONAL[][3] = {
-    {"Dense", "units"},
-    {"Conv2D", "filters"},
-    {"SeparableConv2D", "filters"},
-    {"DepthwiseConv2D", "kernel_size"},
-    {"Dropout", "rate"},
-    {"MaxPooling2D", "pool_size"},
-    {"AveragePooling2D", "pool_size"},
-    {"ZeroPadding2D", "padding"},
-    {"Activation", "activation"},
-    {"Resizing", "height", "width"},
-    {"LeakyReLU", "alpha"},
-    {"LearningRateScheduler", "schedule"},
-    {"Adam", "learning_rate"},
-    {"SGD", "learning_rate"},
-    {"RMSprop", "learning_rate"},
-};
+/* Keyword names of the positional arguments Keras accepts for a class name, from the layer, callback or
+ * optimizer registry; NULL for a name none of them knows. */
+static const char *const *positional_names(const char *name)
+{
+    const cnn_layer_ops *layer = cnn_layer_find(name);
+    if (layer) return layer->positional;
+    const cnn_callback_kind *callback = cnn_callback_kind_find(name);
+    if (callback) return callback->positional;
+    const cnn_optimizer_ops *optimizer = cnn_optimizer_find(name);
+    return optimizer ? optimizer->positional : NULL;
+}
 
 static int fail_at(const spec_parser *p, int line, int col, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -78,9 +73,7 @@ static size_t ident_len(const char *s)
  * argument, where it starts in the rewritten text and in the line, so option errors map to a column. */
 static int rewrite_args(const spec_parser *p, spec_call *c, const char *args, size_t len, int col0)
 {
-    const char *const *names = NULL;
-    for (size_t i = 0; i < sizeof POSITIONAL / sizeof POSITIONAL[0]; i++)
-        if (!strcmp(POSITIONAL[i][0], c->name)) names = &POSITIONAL[i][1];
+    const char *const *names = positional_names(c->name);
     size_t out = 0, start = 0;
     int depth = 0, npos = 0, seen_kw = 0;
     char quote = 0;

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/opts.h"
+#include "optim/optimizer.h"
 #include "spec/spec.h"
 
 int cnn_spec_fail_call(const cnn_spec *s, const spec_call *c)
@@ -17,31 +18,16 @@ static int optimizer_config(const cnn_spec *s, cnn_optimizer_config *cfg)
     /* Keras's default optimizer when a spec names none: Adam(learning_rate=0.001). */
     const spec_call *c = &s->optimizer;
     const char *name = s->has_optimizer ? c->name : "Adam";
-    static const char *const kinds[] = {"Adam", "SGD", "RMSprop"};
-    int kind = -1;
-    for (int i = 0; i < 3; i++)
-        if (!strcmp(name, kinds[i])) kind = i;
-    if (kind < 0) {
-        cnn_fail(CNN_ERR_FORMAT, "unknown optimizer '%s' (expected Adam, SGD or RMSprop)", name);
+    const cnn_optimizer_ops *ops = cnn_optimizer_find(name);
+    if (!ops) {
+        cnn_fail(CNN_ERR_FORMAT, "unknown optimizer '%s' (expected %s)", name, cnn_optimizer_types());
         return cnn_spec_fail_call(s, c);
     }
     char ctx[64];
     snprintf(ctx, sizeof ctx, "optimizer %s", name);
     cnn_opts o;
-    static const double defaults_lr[] = {0.001, 0.01, 0.001};
-    *cfg = cnn_optimizer_default((cnn_optimizer_kind)kind, defaults_lr[kind]);
     int rc = cnn_opts_parse(&o, s->has_optimizer ? c->args : "", ctx);
-    if (!rc) rc = cnn_opts_double(&o, "learning_rate", cfg->learning_rate, 1e-12, 1e3, &cfg->learning_rate);
-    if (!rc && kind == CNN_OPT_ADAM) {
-        rc = cnn_opts_double(&o, "beta_1", 0.9, 0, 0.999999, &cfg->beta_1);
-        if (!rc) rc = cnn_opts_double(&o, "beta_2", 0.999, 0, 0.999999999, &cfg->beta_2);
-    }
-    if (!rc && kind == CNN_OPT_SGD) {
-        rc = cnn_opts_double(&o, "momentum", 0, 0, 0.999999, &cfg->momentum);
-        if (!rc) rc = cnn_opts_bool(&o, "nesterov", 0, &cfg->nesterov);
-    }
-    if (!rc && kind == CNN_OPT_RMSPROP) rc = cnn_opts_double(&o, "rho", 0.9, 0, 0.999999, &cfg->rho);
-    if (!rc && kind != CNN_OPT_SGD) rc = cnn_opts_double(&o, "epsilon", 1e-7, 0, 1, &cfg->epsilon);
+    if (!rc) rc = ops->configure(&o, cfg);
     if (!rc) rc = cnn_opts_finish(&o);
     return rc ? cnn_spec_fail_call(s, c) : CNN_OK;
 }

@@ -1,6 +1,6 @@
 /* A growable text buffer for building files before writing them atomically. */
-#ifndef CNN_IO_STRBUF_H
-#define CNN_IO_STRBUF_H
+#ifndef CNN_CORE_STRBUF_H
+#define CNN_CORE_STRBUF_H
 
 #include <stddef.h>
 

@@ -1,4 +1,4 @@
-#include "io/strbuf.h"
+#include "core/strbuf.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -10,8 +10,9 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/file.h"
 
-static int write_all(int fd, const void *data, size_t len)
+int cnn_write_all(int fd, const void *data, size_t len)
 {
     const char *p = data;
     while (len) {
@@ -46,7 +47,7 @@ int cnn_write_file_atomic(const char *path, const void *data, size_t len)
     mode_t mask = umask(0);
     umask(mask);
     int err = fchmod(fd, 0666 & ~mask) ? errno : 0;
-    if (!err && write_all(fd, data, len)) err = errno;
+    if (!err && cnn_write_all(fd, data, len)) err = errno;
     if (!err && fsync(fd)) err = errno;
     if (close(fd) && !err) err = errno;
     if (!err && rename(tmp, path)) err = errno;
