@@ -70,8 +70,8 @@ $(PROTO_C:.c=.h): $(PROTO_C)
 $(PROTO_C:.c=.o): $(PROTO_C)
 	@$(CC) $(CFLAGS) -I$(BUILD)/gen/report -c $< -o $@
 
-$(BUILD)/src/report/tensorboard.o: CFLAGS += -I$(BUILD)/gen/report
-$(BUILD)/src/report/tensorboard.o: $(PROTO_C:.c=.h)
+$(BUILD)/src/report/%.o: CFLAGS += -I$(BUILD)/gen/report
+$(BUILD)/src/report/tensorboard.o $(BUILD)/src/report/tfrecord.o: $(PROTO_C:.c=.h)
 
 $(BUILD)/gen/seed_specs.o: $(BUILD)/gen/seed_specs.c
 	@$(CC) $(CFLAGS) -Isrc -c $< -o $@

@@ -57,15 +57,28 @@ static cairo_status_t png_append(void *closure, const unsigned char *data, unsig
     return CAIRO_STATUS_SUCCESS;
 }
 
-int cnn_canvas_save(cnn_canvas *c, const char *path)
+int cnn_canvas_png(cnn_canvas *c, unsigned char **data, size_t *len)
 {
     png_buf b = {0};
     cairo_surface_flush(c->surface);
     cairo_status_t st = cairo_surface_write_to_png_stream(c->surface, png_append, &b);
-    int rc = st == CAIRO_STATUS_SUCCESS
-                 ? cnn_write_file_atomic(path, b.data, b.len)
-                 : cnn_fail(CNN_ERR_NOMEM, "%s: PNG encoding failed: %s", path, cairo_status_to_string(st));
-    free(b.data);
+    if (st != CAIRO_STATUS_SUCCESS) {
+        free(b.data);
+        return cnn_fail(CNN_ERR_NOMEM, "PNG encoding failed: %s", cairo_status_to_string(st));
+    }
+    *data = b.data;
+    *len = b.len;
+    return CNN_OK;
+}
+
+int cnn_canvas_save(cnn_canvas *c, const char *path)
+{
+    unsigned char *data;
+    size_t len;
+    int rc = cnn_canvas_png(c, &data, &len);
+    if (rc) return cnn_fail_context("%s: ", path);
+    rc = cnn_write_file_atomic(path, data, len);
+    free(data);
     return rc;
 }
 

@@ -23,6 +23,8 @@ typedef struct cnn_axes {
 
 /* Opens a white w x h canvas. */
 int cnn_canvas_open(cnn_canvas *c, int w, int h);
+/* The canvas as PNG bytes in memory (the caller frees *data). */
+int cnn_canvas_png(cnn_canvas *c, unsigned char **data, size_t *len);
 /* Writes the canvas as PNG to path, atomically. */
 int cnn_canvas_save(cnn_canvas *c, const char *path);
 void cnn_canvas_close(cnn_canvas *c);
