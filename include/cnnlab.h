@@ -744,7 +744,7 @@ int cnn_roc_auc_ovr(const int32_t *y_true, const float *scores, int n, int k, do
  *
  * The study's pictures (PNG, drawn with cairo and DejaVu fonts), TensorBoard event files and zip archives,
  * all from run records (cnn_run), so that every picture can be drawn again from saved runs without training.
- * Pictures are written atomically. */
+ * Pictures are written atomically, as PNG, or as SVG when the path ends in ".svg". */
 
 /* Class names of the pictures: English or the study's Ukrainian names. */
 typedef enum { CNN_LABELS_EN = 0, CNN_LABELS_UK } cnn_labels;

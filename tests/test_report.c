@@ -184,6 +184,24 @@ static void test_format_sig4(void **state)
     cnn_format_sig4(93.4, b, sizeof b), assert_string_equal(b, "93.4");
 }
 
+static void test_svg(void **state)
+{
+    (void)state;
+    cnn_run r;
+    rf_model_2_s2(&r, NULL, NULL);
+    const char *path = out_path("Model_2_s2_ca.svg");
+    assert_int_equal(cnn_plot_curves(&r, path), 0);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    char head[512] = {0};
+    assert_true(fread(head, 1, sizeof head - 1, f) > 100);
+    fclose(f);
+    assert_non_null(strstr(head, "<svg"));
+    assert_non_null(strstr(head, "viewBox=\"0 0 1200 800\""));
+    assert_int_equal(cnn_plot_confusion(&r, out_path("Model_2_s2_cm.svg")), 0);
+    rf_free(&r);
+}
+
 static void test_bad_runs(void **state)
 {
     (void)state;
@@ -200,9 +218,13 @@ static void test_bad_runs(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_curves_marker),     cmocka_unit_test(test_confusion_colours),
-        cmocka_unit_test(test_predict_red_tiles), cmocka_unit_test(test_predict_sample),
-        cmocka_unit_test(test_accuracy_bars),     cmocka_unit_test(test_format_sig4),
+        cmocka_unit_test(test_curves_marker),
+        cmocka_unit_test(test_confusion_colours),
+        cmocka_unit_test(test_predict_red_tiles),
+        cmocka_unit_test(test_predict_sample),
+        cmocka_unit_test(test_accuracy_bars),
+        cmocka_unit_test(test_format_sig4),
+        cmocka_unit_test(test_svg),
         cmocka_unit_test(test_bad_runs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -110,7 +110,7 @@ int cnn_plot_accuracy_bars(const cnn_run *const *runs, int n, int sorted, const 
     for (int i = 0; i < n; i++) bars[i] = (bar){runs[i], i};
     if (sorted) qsort(bars, (size_t)n, sizeof *bars, by_accuracy);
     cnn_canvas c;
-    rc = cnn_canvas_open(&c, VA_W, VA_H);
+    rc = cnn_canvas_open_for(&c, VA_W, VA_H, path);
     if (!rc) {
         draw_bars(c.cr, bars, n, sorted);
         rc = cnn_canvas_save(&c, path);

@@ -5,15 +5,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cairo-svg.h>
+
 #include "core/error.h"
 #include "report/canvas.h"
 
 #define FONT "DejaVu Sans"
 
-int cnn_canvas_open(cnn_canvas *c, int w, int h)
+static cairo_status_t bytes_append(void *closure, const unsigned char *data, unsigned int len);
+
+static int canvas_start(cnn_canvas *c, int w, int h)
 {
-    memset(c, 0, sizeof *c);
-    c->surface = cairo_image_surface_create(CAIRO_FORMAT_RGB24, w, h);
     if (cairo_surface_status(c->surface) != CAIRO_STATUS_SUCCESS) {
         cairo_surface_destroy(c->surface);
         c->surface = NULL;
@@ -28,22 +30,35 @@ int cnn_canvas_open(cnn_canvas *c, int w, int h)
     return CNN_OK;
 }
 
+int cnn_canvas_open(cnn_canvas *c, int w, int h)
+{
+    memset(c, 0, sizeof *c);
+    c->surface = cairo_image_surface_create(CAIRO_FORMAT_RGB24, w, h);
+    return canvas_start(c, w, h);
+}
+
+int cnn_canvas_open_for(cnn_canvas *c, int w, int h, const char *path)
+{
+    size_t n = strlen(path);
+    if (n < 4 || strcmp(path + n - 4, ".svg")) return cnn_canvas_open(c, w, h);
+    memset(c, 0, sizeof *c);
+    c->svg = 1;
+    c->surface = cairo_svg_surface_create_for_stream(bytes_append, &c->svg_out, w, h);
+    return canvas_start(c, w, h);
+}
+
 void cnn_canvas_close(cnn_canvas *c)
 {
     if (c->cr) cairo_destroy(c->cr);
     if (c->surface) cairo_surface_destroy(c->surface);
+    free(c->svg_out.data);
     memset(c, 0, sizeof *c);
 }
 
-/* The PNG is built in memory so that it reaches the disk in one atomic write. */
-typedef struct png_buf {
-    unsigned char *data;
-    size_t len, cap;
-} png_buf;
-
-static cairo_status_t png_append(void *closure, const unsigned char *data, unsigned int len)
+/* A picture is built in memory so that it reaches the disk in one atomic write. */
+static cairo_status_t bytes_append(void *closure, const unsigned char *data, unsigned int len)
 {
-    png_buf *b = closure;
+    cnn_bytes *b = closure;
     if (b->len + len > b->cap) {
         size_t cap = b->cap ? b->cap : 65536;
         while (cap < b->len + len) cap *= 2;
@@ -59,9 +74,9 @@ static cairo_status_t png_append(void *closure, const unsigned char *data, unsig
 
 int cnn_canvas_png(cnn_canvas *c, unsigned char **data, size_t *len)
 {
-    png_buf b = {0};
+    cnn_bytes b = {0};
     cairo_surface_flush(c->surface);
-    cairo_status_t st = cairo_surface_write_to_png_stream(c->surface, png_append, &b);
+    cairo_status_t st = cairo_surface_write_to_png_stream(c->surface, bytes_append, &b);
     if (st != CAIRO_STATUS_SUCCESS) {
         free(b.data);
         return cnn_fail(CNN_ERR_NOMEM, "PNG encoding failed: %s", cairo_status_to_string(st));
@@ -71,8 +86,20 @@ int cnn_canvas_png(cnn_canvas *c, unsigned char **data, size_t *len)
     return CNN_OK;
 }
 
+static int save_svg(cnn_canvas *c, const char *path)
+{
+    cairo_destroy(c->cr);
+    c->cr = NULL;
+    cairo_surface_finish(c->surface);
+    cairo_status_t st = cairo_surface_status(c->surface);
+    if (st != CAIRO_STATUS_SUCCESS)
+        return cnn_fail(CNN_ERR_NOMEM, "%s: SVG output failed: %s", path, cairo_status_to_string(st));
+    return cnn_write_file_atomic(path, c->svg_out.data, c->svg_out.len);
+}
+
 int cnn_canvas_save(cnn_canvas *c, const char *path)
 {
+    if (c->svg) return save_svg(c, path);
     unsigned char *data;
     size_t len;
     int rc = cnn_canvas_png(c, &data, &len);

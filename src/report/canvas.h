@@ -9,10 +9,18 @@
 
 #include "cnnlab.h"
 
+/* Bytes a cairo stream writes (PNG or SVG), kept in memory until the file is written atomically. */
+typedef struct cnn_bytes {
+    unsigned char *data;
+    size_t len, cap;
+} cnn_bytes;
+
 typedef struct cnn_canvas {
     cairo_surface_t *surface;
     cairo_t *cr;
     int w, h;
+    int svg; /* a vector surface whose bytes stream into svg_out */
+    cnn_bytes svg_out;
 } cnn_canvas;
 
 /* A plot area: the pixel box (x0, y0)-(x1, y1) showing data [xmin, xmax] x [ymin, ymax]. */
@@ -21,11 +29,13 @@ typedef struct cnn_axes {
     double xmin, xmax, ymin, ymax;
 } cnn_axes;
 
-/* Opens a white w x h canvas. */
+/* Opens a white w x h pixel canvas. */
 int cnn_canvas_open(cnn_canvas *c, int w, int h);
+/* The canvas a picture file needs: SVG when path ends in ".svg", else a pixel canvas saved as PNG. */
+int cnn_canvas_open_for(cnn_canvas *c, int w, int h, const char *path);
 /* The canvas as PNG bytes in memory (the caller frees *data). */
 int cnn_canvas_png(cnn_canvas *c, unsigned char **data, size_t *len);
-/* Writes the canvas as PNG to path, atomically. */
+/* Writes the canvas to path (PNG, or the SVG it was opened for), atomically. */
 int cnn_canvas_save(cnn_canvas *c, const char *path);
 void cnn_canvas_close(cnn_canvas *c);
 

@@ -100,7 +100,7 @@ int cnn_plot_confusion(const cnn_run *r, const char *path)
         return cnn_fail(CNN_ERR_INVALID, "%s: run '%s' has no confusion matrix (not evaluated)", path,
                         r->model);
     cnn_canvas c;
-    int rc = cnn_canvas_open(&c, CM_W, CM_H);
+    int rc = cnn_canvas_open_for(&c, CM_W, CM_H, path);
     if (rc) return rc;
     int64_t lo, hi;
     cm_range(r, &lo, &hi);

@@ -180,7 +180,7 @@ int cnn_plot_curves(const cnn_run *r, const char *path)
     if (r->history.count < 1 || !r->history.epochs)
         return cnn_fail(CNN_ERR_INVALID, "%s: run '%s' has no epochs to plot", path, r->model);
     cnn_canvas c;
-    int rc = cnn_canvas_open(&c, CNN_CA_W, CNN_CA_H);
+    int rc = cnn_canvas_open_for(&c, CNN_CA_W, CNN_CA_H, path);
     if (rc) return rc;
     draw_curves(c.cr, r);
     rc = cnn_canvas_save(&c, path);

@@ -103,7 +103,7 @@ int cnn_plot_predictions(const cnn_run *r, const cnn_dataset *test, uint64_t see
     int rc = check_match(r, test, path);
     if (!rc) rc = cnn_predict_sample(r->n_test, seed, idx, CNN_PRED_N);
     cnn_canvas c;
-    if (!rc) rc = cnn_canvas_open(&c, CNN_PRED_W, CNN_PRED_H);
+    if (!rc) rc = cnn_canvas_open_for(&c, CNN_PRED_W, CNN_PRED_H, path);
     if (rc) return rc;
     int right = 0;
     for (int k = 0; k < CNN_PRED_N; k++) {
