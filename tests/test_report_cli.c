@@ -77,7 +77,7 @@ static int check_references(const char *dir)
     assert_true(fread(html, 1, (1 << 22) - 1, f) > 0);
     fclose(f);
     int refs = 0;
-    for (const char *p = html; (p = strstr(p, "src=\"")) || 0;) {
+    for (const char *p = html; (p = strstr(p, "src=\""));) {
         p += 5;
         size_t n = strcspn(p, "\"");
         snprintf(path, sizeof path, "%s/%.*s", dir, (int)n, p);
@@ -149,8 +149,9 @@ static void test_bad_inputs(void **state)
     snprintf(args, sizeof args, "report '%s' --labels fr", empty);
     assert_int_equal(cli(args), 2);
     assert_non_null(strstr(g_err, "en or uk"));
-    snprintf(args, sizeof args, "report '%s' --select Nope --no-predict", bad);
+    snprintf(args, sizeof args, "report '%s' --select Nope", tu_path("study"));
     assert_int_equal(cli(args), 1);
+    assert_non_null(strstr(g_err, "--select Nope: no such run"));
 }
 
 int main(int argc, char **argv)
