@@ -766,6 +766,13 @@ int cnn_plot_accuracy_bars(const cnn_run *const *runs, int n, int sorted, const 
  * title. test must be the set r was evaluated on (its labels are checked against r->y_true). */
 int cnn_plot_predictions(const cnn_run *r, const cnn_dataset *test, uint64_t seed, cnn_labels lang,
                          const char *path);
+/* rgb_data.png: the first n images of ds (n <= 64) shown channel by channel, one row per image ("Image i,
+ * label: L", "chanel c : 'R'"); a one-channel set is first copied to three channels, as the study's NumPy
+ * gray->RGB step. */
+int cnn_plot_rgb_channels(const cnn_dataset *ds, int n, const char *path);
+/* layer_resize_nn.png: the c maps (1..16) of one sample's layer output (h x w x c, NHWC) side by side in
+ * viridis, under title ("Layer resizing Feature Maps"). */
+int cnn_plot_feature_maps(const float *maps, int h, int w, int c, const char *title, const char *path);
 /* The indices of the n test images cnn_plot_predictions draws (n <= n_test). */
 int cnn_predict_sample(int n_test, uint64_t seed, int32_t *idx, int n);
 

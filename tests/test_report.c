@@ -184,6 +184,55 @@ static void test_format_sig4(void **state)
     cnn_format_sig4(93.4, b, sizeof b), assert_string_equal(b, "93.4");
 }
 
+static void test_rgb_channels(void **state)
+{
+    (void)state;
+    cnn_run r;
+    cnn_dataset test;
+    rf_model_2_s2(&r, &test, NULL);
+    const char *path = out_path("rgb_data.png");
+    assert_int_equal(cnn_plot_rgb_channels(&test, 4, path), 0);
+    /* 3 panels of 200 px with 74 px gaps and 30 px margins; 4 rows of 242 px. */
+    cairo_surface_t *s = load_png(path, 2 * 30 + 3 * 200 + 2 * 74, 10 + 4 * 242);
+    /* The three channels of a copied gray image are the same picture, pixel for pixel. */
+    int differ = 0, dark = 0;
+    for (int y = 11; y < 10 + 4 * 242; y += 3)
+        for (int x = 31; x < 30 + 200 && (y - 10) % 242 < 199; x += 3) {
+            uint32_t p = pixel(s, x, y);
+            differ += p != pixel(s, x + 274, y) || p != pixel(s, x + 548, y);
+            dark += (p & 255) < 128;
+        }
+    assert_int_equal(differ, 0);
+    assert_true(dark > 100);
+    cairo_surface_destroy(s);
+    tu_assert_error(cnn_plot_rgb_channels(&test, 0, path), CNN_ERR_INVALID, "0 images");
+    cnn_dataset_free(&test);
+    rf_free(&r);
+}
+
+static void test_feature_maps(void **state)
+{
+    (void)state;
+    /* A 2x nearest-resized 28 x 28 ramp in three channels (the third inverted). */
+    float *maps = malloc(sizeof(float) * 56 * 56 * 3);
+    assert_non_null(maps);
+    for (int y = 0; y < 56; y++)
+        for (int x = 0; x < 56; x++)
+            for (int c = 0; c < 3; c++) {
+                float v = (float)((x / 2) + (y / 2)) / 54.0f;
+                maps[(y * 56 + x) * 3 + c] = c == 2 ? 1 - v : v;
+            }
+    const char *path = out_path("layer_resize_nn.png");
+    assert_int_equal(cnn_plot_feature_maps(maps, 56, 56, 3, "Layer resizing Feature Maps", path), 0);
+    cairo_surface_t *s = load_png(path, 2 * 30 + 3 * 300 + 2 * 30, 370);
+    /* The ramp's low corner is viridis' purple in the first map and its yellow in the inverted third. */
+    assert_int_equal(pixel(s, 32, 47), cnn_cmap_viridis(0));
+    assert_int_equal(pixel(s, 30 + 2 * 330 + 2, 47), cnn_cmap_viridis(1));
+    cairo_surface_destroy(s);
+    tu_assert_error(cnn_plot_feature_maps(maps, 56, 56, 0, NULL, path), CNN_ERR_INVALID, "1 to 16");
+    free(maps);
+}
+
 static void test_svg(void **state)
 {
     (void)state;
@@ -224,6 +273,8 @@ int main(void)
         cmocka_unit_test(test_predict_sample),
         cmocka_unit_test(test_accuracy_bars),
         cmocka_unit_test(test_format_sig4),
+        cmocka_unit_test(test_rgb_channels),
+        cmocka_unit_test(test_feature_maps),
         cmocka_unit_test(test_svg),
         cmocka_unit_test(test_bad_runs),
     };

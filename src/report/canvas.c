@@ -344,3 +344,27 @@ void cnn_format_sig4(double v, char *buf, size_t size)
     snprintf(buf, size, "%.4g", v);
     if (!strpbrk(buf, ".en") && strlen(buf) + 3 <= size) strcat(buf, ".0");
 }
+
+void cnn_draw_channel(cairo_t *cr, const float *img, int h, int w, int c, int ch, double x, double y,
+                      double scale, uint32_t (*map)(double))
+{
+    size_t px = (size_t)h * (size_t)w, cs = (size_t)c;
+    double lo = INFINITY, hi = -INFINITY;
+    for (size_t p = 0; p < px; p++) {
+        lo = fmin(lo, img[p * cs + (size_t)ch]);
+        hi = fmax(hi, img[p * cs + (size_t)ch]);
+    }
+    /* Whole pixels without antialiasing: no seams between the image's cells. */
+    cairo_save(cr);
+    cairo_set_antialias(cr, CAIRO_ANTIALIAS_NONE);
+    for (int r = 0; r < h; r++)
+        for (int q = 0; q < w; q++) {
+            double v = img[((size_t)r * (size_t)w + (size_t)q) * cs + (size_t)ch];
+            cnn_set_rgb(cr, map(hi > lo ? (v - lo) / (hi - lo) : 0));
+            cairo_rectangle(cr, round(x + q * scale), round(y + r * scale),
+                            round(x + (q + 1) * scale) - round(x + q * scale),
+                            round(y + (r + 1) * scale) - round(y + r * scale));
+            cairo_fill(cr);
+        }
+    cairo_restore(cr);
+}

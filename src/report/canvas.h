@@ -81,6 +81,10 @@ void cnn_annotate(cairo_t *cr, double tx, double ty, double px, double py, const
 uint32_t cnn_cmap_viridis(double t);
 uint32_t cnn_cmap_gray_r(double t);
 uint32_t cnn_cmap_reds(double t);
+/* Channel ch of an h x w x c image (NHWC) at (x, y), each pixel a scale x scale square, scaled to the
+ * channel's own range as matplotlib's imshow does, in the colour map. */
+void cnn_draw_channel(cairo_t *cr, const float *img, int h, int w, int c, int ch, double x, double y,
+                      double scale, uint32_t (*map)(double));
 /* The tab20 colour i (mod 20). */
 uint32_t cnn_tab20(int i);
 

@@ -38,30 +38,6 @@ int cnn_predict_sample(int n_test, uint64_t seed, int32_t *idx, int n)
     return CNN_OK;
 }
 
-/* One image, scaled to its own range as matplotlib's imshow does, in the given colour map. */
-static void draw_image(cairo_t *cr, const cnn_dataset *ds, int i, double x, double y, uint32_t (*map)(double))
-{
-    size_t px = (size_t)ds->h * (size_t)ds->w, c = (size_t)ds->c;
-    const float *img = ds->x + (size_t)i * px * c;
-    double lo = INFINITY, hi = -INFINITY;
-    for (size_t p = 0; p < px; p++) {
-        lo = fmin(lo, img[p * c]);
-        hi = fmax(hi, img[p * c]);
-    }
-    double s = 28.0 * CNN_PRED_SCALE / (ds->h > ds->w ? ds->h : ds->w);
-    /* Whole pixels without antialiasing: no seams between the image's cells. */
-    cairo_save(cr);
-    cairo_set_antialias(cr, CAIRO_ANTIALIAS_NONE);
-    for (int r = 0; r < ds->h; r++)
-        for (int q = 0; q < ds->w; q++) {
-            double v = img[((size_t)r * (size_t)ds->w + (size_t)q) * c];
-            cnn_set_rgb(cr, map(hi > lo ? (v - lo) / (hi - lo) : 0));
-            cairo_rectangle(cr, x + q * s, y + r * s, s, s);
-            cairo_fill(cr);
-        }
-    cairo_restore(cr);
-}
-
 static void draw_tile(cairo_t *cr, const cnn_run *r, const cnn_dataset *test, int k, int i, cnn_labels lang)
 {
     double x, y;
@@ -72,7 +48,10 @@ static void draw_tile(cairo_t *cr, const cnn_run *r, const cnn_dataset *test, in
     snprintf(tn, sizeof tn, "%d", r->y_true[i]);
     snprintf(pn, sizeof pn, "%d", r->y_pred[i]);
     int wrong = r->y_true[i] != r->y_pred[i];
-    draw_image(cr, test, i, x, y, wrong ? cnn_cmap_reds : cnn_cmap_gray_r);
+    double scale = 28.0 * CNN_PRED_SCALE / (test->h > test->w ? test->h : test->w);
+    size_t size = (size_t)test->h * (size_t)test->w * (size_t)test->c;
+    cnn_draw_channel(cr, test->x + (size_t)i * size, test->h, test->w, test->c, 0, x, y, scale,
+                     wrong ? cnn_cmap_reds : cnn_cmap_gray_r);
     if (wrong)
         snprintf(text, sizeof text, "%s\n[%s]", t ? t : tn, p ? p : pn);
     else
