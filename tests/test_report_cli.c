@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <zip.h>
+
 #include "report_fixture.h"
 #include "util.h"
 
@@ -126,6 +128,33 @@ static void test_study_report(void **state)
     assert_int_equal(check_references(path), 2);
 }
 
+static void has_entry(const char *zip, const char *name)
+{
+    zip_t *za = zip_open(zip, ZIP_RDONLY | ZIP_CHECKCONS, NULL);
+    assert_non_null(za);
+    if (zip_name_locate(za, name, 0) < 0) fail_msg("%s lacks %s", zip, name);
+    zip_discard(za);
+}
+
+static void test_study_archives(void **state)
+{
+    (void)state;
+    const char *dir = tu_path("zipstudy");
+    make_study(dir);
+    char args[900], zip[900];
+    snprintf(args, sizeof args, "report '%s/' --quiet --no-predict --zip", dir);
+    assert_int_equal(cli(args), 0);
+    snprintf(zip, sizeof zip, "%s/zipstudy_models.zip", dir);
+    has_entry(zip, "zipstudy/Model_1/run.json");
+    has_entry(zip, "zipstudy/Model_2_s2/model.spec");
+    snprintf(zip, sizeof zip, "%s/zipstudy_images.zip", dir);
+    has_entry(zip, "zipstudy/va_sorted.png");
+    has_entry(zip, "zipstudy/Model_2_s2_igen/Model_2_s2_igen_cm.png");
+    has_entry(zip, "zipstudy/index.html");
+    snprintf(args, sizeof args, "command -v unzip >/dev/null || exit 0; unzip -tq '%s' >/dev/null", zip);
+    assert_int_equal(system(args), 0);
+}
+
 static void test_bad_inputs(void **state)
 {
     (void)state;
@@ -149,6 +178,8 @@ static void test_bad_inputs(void **state)
     snprintf(args, sizeof args, "report '%s' --labels fr", empty);
     assert_int_equal(cli(args), 2);
     assert_non_null(strstr(g_err, "en or uk"));
+    snprintf(path, sizeof path, "%s/Model_1/run.json", tu_path("study"));
+    if (!exists(path)) make_study(tu_path("study"));
     snprintf(args, sizeof args, "report '%s' --select Nope", tu_path("study"));
     assert_int_equal(cli(args), 1);
     assert_non_null(strstr(g_err, "--select Nope: no such run"));
@@ -162,6 +193,7 @@ int main(int argc, char **argv)
     snprintf(g_bin, sizeof g_bin, "%s/cnnlab", dirname(dirname(self)));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_study_report),
+        cmocka_unit_test(test_study_archives),
         cmocka_unit_test(test_bad_inputs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -28,11 +28,14 @@ static const char *const REPORT_HELP =
     "  --seed N        which 50 test images predict.png shows (default 43)\n"
     "  --select MODEL  the model of predict.png (default: the most accurate)\n"
     "  --no-predict    skip predict.png (no test images at hand)\n"
+    "  --zip           also write the study's archives beside it: <study>_models.zip (models, run records,\n"
+    "                  histories, recipes, .epoch files, TensorBoard logs) and <study>_images.zip "
+    "(pictures)\n"
     "  --quiet         print nothing but errors\n";
 
 cli_report_options cli_report_defaults(void)
 {
-    return (cli_report_options){CNN_FASHION_MNIST_DIR, CNN_LABELS_EN, 43, NULL, 0, 0};
+    return (cli_report_options){CNN_FASHION_MNIST_DIR, CNN_LABELS_EN, 43, NULL, 0, 0, 0};
 }
 
 static int is_file(const char *path)
@@ -225,6 +228,31 @@ static int draw_predict(cli_report_set *s, const cli_report_options *o)
     return rc ? -1 : 0;
 }
 
+/* The study's two archives (spec 6), written into dir, named after it, entries relative to its parent. */
+int cli_report_archives(const char *dir, int quiet)
+{
+    static const char *const models[] = {".cnn", ".json", ".csv", ".spec", ".epoch",
+                                         ".txt", ".log",  ".v2",  NULL};
+    static const char *const images[] = {".png", ".svg", ".html", NULL};
+    char trimmed[4096], root[4200], parent[4200], path[8500];
+    snprintf(trimmed, sizeof trimmed, "%s", dir);
+    size_t n = strlen(trimmed);
+    while (n > 1 && trimmed[n - 1] == '/') trimmed[--n] = '\0';
+    /* Entries are named from the study's folder on ("study/Model_1/model.cnn"), so it needs a parent. */
+    snprintf(root, sizeof root, "%s%s", strchr(trimmed, '/') ? "" : "./", trimmed);
+    const char *slash = strrchr(root, '/'), *name = slash + 1;
+    snprintf(parent, sizeof parent, "%.*s", (int)(slash - root), root);
+    const char *dirs[1] = {root};
+    snprintf(path, sizeof path, "%s/%s_models.zip", root, name);
+    int rc = cnn_zip_tree(path, parent, dirs, 1, models);
+    if (!rc && !quiet) printf("report: %s\n", path);
+    snprintf(path, sizeof path, "%s/%s_images.zip", root, name);
+    if (!rc) rc = cnn_zip_tree(path, parent, dirs, 1, images);
+    if (rc) return cli_error("report: %s", cnn_errmsg()), -1;
+    if (!quiet) printf("report: %s\n", path);
+    return 0;
+}
+
 int cli_report_dir(const char *dir, const cli_report_options *o)
 {
     cli_report_set s;
@@ -235,6 +263,7 @@ int cli_report_dir(const char *dir, const cli_report_options *o)
     s.predict = -1;
     if (!rc && !o->no_predict) rc = draw_predict(&s, o);
     if (!rc && cli_report_html(&s)) rc = -1;
+    if (!rc && o->zip) rc = cli_report_archives(dir, o->quiet);
     if (!rc && !o->quiet) printf("report: %d run%s drawn, %s/index.html\n", s.n, s.n == 1 ? "" : "s", dir);
     free_set(&s);
     return rc;

@@ -12,6 +12,7 @@ typedef struct cli_report_options {
     const char *select; /* the model of predict.png (NULL: the most accurate) */
     int no_predict;     /* skip predict.png (no test images at hand) */
     int quiet;
+    int zip; /* also write <study>_models.zip and <study>_images.zip */
 } cli_report_options;
 
 cli_report_options cli_report_defaults(void);
@@ -37,6 +38,11 @@ typedef struct cli_report_set {
  * sub-folders hold them). train and study call it when they finish. Returns 0 or a negative cnn_status with
  * the message in cnn_errmsg(). */
 int cli_report_dir(const char *dir, const cli_report_options *o);
+
+/* Writes dir/<name>_models.zip (models, run records, histories, recipes, .epoch files, TensorBoard logs) and
+ * dir/<name>_images.zip (pictures and the page), name being dir's last component and the entries named from
+ * there ("study/Model_1/model.cnn"). Prints errors; 0 or -1. */
+int cli_report_archives(const char *dir, int quiet);
 
 /* Writes root/index.html for the loaded set (pictures already drawn). */
 int cli_report_html(const cli_report_set *s);
