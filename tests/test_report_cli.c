@@ -145,12 +145,12 @@ static void test_study_archives(void **state)
     snprintf(args, sizeof args, "report '%s/' --quiet --no-predict --zip", dir);
     assert_int_equal(cli(args), 0);
     snprintf(zip, sizeof zip, "%s/zipstudy_models.zip", dir);
-    has_entry(zip, "zipstudy/Model_1/run.json");
-    has_entry(zip, "zipstudy/Model_2_s2/model.spec");
+    has_entry(zip, "Model_1/run.json");
+    has_entry(zip, "Model_2_s2/model.spec");
     snprintf(zip, sizeof zip, "%s/zipstudy_images.zip", dir);
-    has_entry(zip, "zipstudy/va_sorted.png");
-    has_entry(zip, "zipstudy/Model_2_s2_igen/Model_2_s2_igen_cm.png");
-    has_entry(zip, "zipstudy/index.html");
+    has_entry(zip, "va_sorted.png");
+    has_entry(zip, "Model_2_s2_igen/Model_2_s2_igen_cm.png");
+    has_entry(zip, "index.html");
     snprintf(args, sizeof args, "command -v unzip >/dev/null || exit 0; unzip -tq '%s' >/dev/null", zip);
     assert_int_equal(system(args), 0);
 }

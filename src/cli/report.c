@@ -228,29 +228,34 @@ static int draw_predict(cli_report_set *s, const cli_report_options *o)
     return rc ? -1 : 0;
 }
 
-/* The study's two archives (spec 6), written into dir, named after it, entries relative to its parent. */
-int cli_report_archives(const char *dir, int quiet)
+static const char *const MODEL_FILES[] = {".cnn", ".json", ".csv", ".spec", ".epoch", ".key",
+                                          ".tsv", ".txt",  ".log", ".v2",   NULL};
+static const char *const IMAGE_FILES[] = {".png", ".svg", ".html", NULL};
+
+/* dir/<name><suffix>.zip of the wanted files under dir, name being dir's last component; entries are named
+ * from dir on ("Model_1/model.cnn"), as the study's archives held the files of its working folder. */
+static int zip_named(const char *dir, const char *suffix, const char *const *wanted, int quiet)
 {
-    static const char *const models[] = {".cnn", ".json", ".csv", ".spec", ".epoch",
-                                         ".txt", ".log",  ".v2",  NULL};
-    static const char *const images[] = {".png", ".svg", ".html", NULL};
-    char trimmed[4096], root[4200], parent[4200], path[8500];
-    snprintf(trimmed, sizeof trimmed, "%s", dir);
-    size_t n = strlen(trimmed);
-    while (n > 1 && trimmed[n - 1] == '/') trimmed[--n] = '\0';
-    /* Entries are named from the study's folder on ("study/Model_1/model.cnn"), so it needs a parent. */
-    snprintf(root, sizeof root, "%s%s", strchr(trimmed, '/') ? "" : "./", trimmed);
-    const char *slash = strrchr(root, '/'), *name = slash + 1;
-    snprintf(parent, sizeof parent, "%.*s", (int)(slash - root), root);
-    const char *dirs[1] = {root};
-    snprintf(path, sizeof path, "%s/%s_models.zip", root, name);
-    int rc = cnn_zip_tree(path, parent, dirs, 1, models);
-    if (!rc && !quiet) printf("report: %s\n", path);
-    snprintf(path, sizeof path, "%s/%s_images.zip", root, name);
-    if (!rc) rc = cnn_zip_tree(path, parent, dirs, 1, images);
-    if (rc) return cli_error("report: %s", cnn_errmsg()), -1;
+    char root[4096], path[8300];
+    snprintf(root, sizeof root, "%s", dir);
+    size_t n = strlen(root);
+    while (n > 1 && root[n - 1] == '/') root[--n] = '\0';
+    const char *slash = strrchr(root, '/'), *dirs[1] = {root};
+    snprintf(path, sizeof path, "%s/%s%s.zip", root, slash ? slash + 1 : root, suffix);
+    if (cnn_zip_tree(path, root, dirs, 1, wanted)) return cli_error("report: %s", cnn_errmsg()), -1;
     if (!quiet) printf("report: %s\n", path);
     return 0;
+}
+
+int cli_report_archives(const char *dir, int quiet)
+{
+    return zip_named(dir, "_models", MODEL_FILES, quiet) || zip_named(dir, "_images", IMAGE_FILES, quiet) ? -1
+                                                                                                          : 0;
+}
+
+int cli_report_progress(const char *dir)
+{
+    return zip_named(dir, "_progress", MODEL_FILES, 1);
 }
 
 int cli_report_dir(const char *dir, const cli_report_options *o)

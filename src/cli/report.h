@@ -40,9 +40,11 @@ typedef struct cli_report_set {
 int cli_report_dir(const char *dir, const cli_report_options *o);
 
 /* Writes dir/<name>_models.zip (models, run records, histories, recipes, .epoch files, TensorBoard logs) and
- * dir/<name>_images.zip (pictures and the page), name being dir's last component and the entries named from
- * there ("study/Model_1/model.cnn"). Prints errors; 0 or -1. */
+ * dir/<name>_images.zip (pictures and the page), name being dir's last component; entries are named relative
+ * to dir ("Model_1/model.cnn"), so `cnn_unzip(zip, dir)` puts them back. Prints errors; 0 or -1. */
 int cli_report_archives(const char *dir, int quiet);
+/* dir/<name>_progress.zip, the models archive so far: study writes it as each model finishes. */
+int cli_report_progress(const char *dir);
 
 /* Writes root/index.html for the loaded set (pictures already drawn). */
 int cli_report_html(const cli_report_set *s);
