@@ -20,7 +20,7 @@ HDF5_LIBS   := $(shell pkg-config --libs hdf5 2>/dev/null || echo -lhdf5_serial)
 CFLAGS  += $(HDF5_CFLAGS)
 LDLIBS  += -lopenblas $(HDF5_LIBS) -lz -lm
 # The report layer: cairo draws the pictures, libzip writes the archives, protobuf-c encodes TensorBoard events.
-REPORT_PKGS := cairo libzip libprotobuf-c
+REPORT_PKGS := cairo fontconfig libzip libprotobuf-c
 CFLAGS  += $(shell pkg-config --cflags $(REPORT_PKGS))
 LDLIBS  += $(shell pkg-config --libs $(REPORT_PKGS))
 

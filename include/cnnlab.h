@@ -776,6 +776,10 @@ int cnn_plot_feature_maps(const float *maps, int h, int w, int c, const char *ti
 /* The indices of the n test images cnn_plot_predictions draws (n <= n_test). */
 int cnn_predict_sample(int n_test, uint64_t seed, int32_t *idx, int n);
 
+/* Releases the font caches cairo and fontconfig keep for the life of the process once text has been drawn.
+ * Only leak checkers care: call it once at exit, after the last picture (cnnlab's main does, with atexit). */
+void cnn_report_cleanup(void);
+
 /* A TensorBoard callback writing what Keras's TensorBoard(histogram_freq=1, write_images=True) writes into
  * log_dir/train and log_dir/validation: epoch_loss, epoch_accuracy and epoch_learning_rate scalars, a
  * histogram of every weight tensor ("<layer>/<weight>_0/histogram") and the first convolution's kernel as

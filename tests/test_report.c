@@ -278,5 +278,7 @@ int main(void)
         cmocka_unit_test(test_svg),
         cmocka_unit_test(test_bad_runs),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    cnn_report_cleanup();
+    return failed;
 }

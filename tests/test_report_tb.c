@@ -158,5 +158,7 @@ int main(void)
         cmocka_unit_test(test_callback_after_fit),
         cmocka_unit_test(test_bad_log_dir),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    cnn_report_cleanup(); /* the kernel images are PNGs drawn with cairo */
+    return failed;
 }

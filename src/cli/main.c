@@ -113,6 +113,7 @@ static int dispatch(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    atexit(cnn_report_cleanup); /* font caches of the pictures, so that leak checkers see a clean exit */
     if (argc < 2) {
         fputs(USAGE, stderr);
         return EXIT_USAGE;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include <cairo-svg.h>
+#include <fontconfig/fontconfig.h>
 
 #include "core/error.h"
 #include "report/canvas.h"
@@ -107,6 +108,12 @@ int cnn_canvas_save(cnn_canvas *c, const char *path)
     rc = cnn_write_file_atomic(path, data, len);
     free(data);
     return rc;
+}
+
+void cnn_report_cleanup(void)
+{
+    cairo_debug_reset_static_data();
+    FcFini();
 }
 
 double cnn_axes_px(const cnn_axes *a, double x)
