@@ -781,7 +781,8 @@ int cnn_predict_sample(int n_test, uint64_t seed, int32_t *idx, int n);
 void cnn_report_cleanup(void);
 
 /* A TensorBoard callback writing what Keras's TensorBoard(histogram_freq=1, write_images=True) writes into
- * log_dir/train and log_dir/validation: epoch_loss, epoch_accuracy and epoch_learning_rate scalars, a
+ * log_dir/train and log_dir/validation: epoch_loss, epoch_accuracy and epoch_learning_rate (the optimizer's
+ * rate at the epoch's end, as Keras reads it; put the callback last, as the study's list does) scalars, a
  * histogram of every weight tensor ("<layer>/<weight>_0/histogram") and the first convolution's kernel as
  * images, every epoch. Event files (TFRecord-framed Event protobufs with masked CRC-32C) are rewritten
  * atomically at each epoch end. */

@@ -6,7 +6,8 @@
 LOG_DIR is a logs/tensorboard_<model> folder (with train/ and validation/), HISTORY_JSON the history.json of
 the same fit. Checks: every tag (epoch_loss, epoch_accuracy, epoch_learning_rate; a histogram per weight; the
 first convolution's kernel images) with the plugin TensorBoard files it under, one value per epoch, scalar
-values equal to the history (float32), histogram counts summing to the tensor's size, decodable PNG images;
+values equal to the history (float32; epoch_learning_rate is the rate at each epoch's end, as Keras logs
+it, which is the history's lr unless a callback such as ReduceLROnPlateau changed it at that epoch's end), histogram counts summing to the tensor's size, decodable PNG images;
 and that a copy with one corrupted byte is refused by the record reader's checksum.
 Needs the `tensorboard` package (bench/.venv after `scripts/deps.sh --bench`, which installs TensorFlow).
 Exit status 0 when every check passes.

@@ -203,7 +203,9 @@ static int tb_epoch_end(cnn_callback *cb, cnn_model *m, const cnn_epoch_log *log
     int64_t step = log->epoch;
     int rc = scalar(&s->train, step, "epoch_loss", log->loss);
     if (!rc) rc = scalar(&s->train, step, "epoch_accuracy", log->accuracy);
-    if (!rc) rc = scalar(&s->train, step, "epoch_learning_rate", log->lr);
+    /* Keras logs the optimizer's rate as it stands at the epoch's end, after the callbacks before this one
+     * (ReduceLROnPlateau) have acted: the rate the next epoch starts from, unless a schedule sets it again. */
+    if (!rc) rc = scalar(&s->train, step, "epoch_learning_rate", cnn_model_learning_rate(m));
     if (!rc) rc = weights(&s->train, m, step);
     if (!rc && isfinite(log->val_loss)) rc = scalar(&s->val, step, "epoch_loss", log->val_loss);
     if (!rc && isfinite(log->val_accuracy)) rc = scalar(&s->val, step, "epoch_accuracy", log->val_accuracy);
