@@ -69,7 +69,7 @@ static int make_study(const char *dir)
 }
 
 /* Every src="..." and href="..." of the page (other than #anchors) names a file beside it. */
-static int check_references(const char *dir)
+static int check_references(const char *dir, const char *best, const char *also)
 {
     char path[800], *html;
     snprintf(path, sizeof path, "%s/index.html", dir);
@@ -95,7 +95,10 @@ static int check_references(const char *dir)
         refs++;
     }
     assert_non_null(strstr(html, "<h2>Conclusions</h2>"));
-    assert_non_null(strstr(html, "Best model: <b>Model_2_s2_igen</b>"));
+    char line[200];
+    snprintf(line, sizeof line, "Best model: <b>%s</b>", best);
+    assert_non_null(strstr(html, line));
+    if (also && !strstr(html, also)) fail_msg("index.html lacks \"%s\"", also);
     assert_null(strstr(html, "<script"));
     free(html);
     return refs;
@@ -120,12 +123,16 @@ static void test_study_report(void **state)
     snprintf(path, sizeof path, "%s/predict.png", dir);
     assert_int_equal(exists(path), real);
     /* 2 bar charts, 3 x 2 run pictures, and predict.png when drawn. */
-    assert_int_equal(check_references(dir), 8 + real);
+    assert_int_equal(
+        check_references(dir, "Model_2_s2_igen",
+                         "<b>Model_2_s2</b> (92.49%) against the best MLP <b>Model_1</b> (88.77%): "
+                         "+3.72 percentage points"),
+        8 + real);
     /* One run folder alone. */
     snprintf(args, sizeof args, "report '%s/Model_1' --quiet --no-predict", dir);
     assert_int_equal(cli(args), 0);
     snprintf(path, sizeof path, "%s/Model_1", dir);
-    assert_int_equal(check_references(path), 2);
+    assert_int_equal(check_references(path, "Model_1", NULL), 2);
 }
 
 static void has_entry(const char *zip, const char *name)
@@ -141,7 +148,7 @@ static void test_study_archives(void **state)
     (void)state;
     const char *dir = tu_path("zipstudy");
     make_study(dir);
-    char args[900], zip[900];
+    char args[1100], zip[900];
     snprintf(args, sizeof args, "report '%s/' --quiet --no-predict --zip", dir);
     assert_int_equal(cli(args), 0);
     snprintf(zip, sizeof zip, "%s/zipstudy_models.zip", dir);

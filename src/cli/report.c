@@ -11,7 +11,7 @@
 
 static const char *const REPORT_HELP =
     "usage: cnnlab report RUN_OR_STUDY_DIR [--data DIR] [--labels en|uk] [--seed N] [--select MODEL]\n"
-    "                     [--no-predict] [--quiet]\n"
+    "                     [--no-predict] [--zip] [--quiet]\n"
     "\n"
     "Draws every picture of a finished run (a folder holding run.json) or of a study (a folder whose\n"
     "sub-folders hold run.json), from the saved run records and without training, and writes index.html:\n"
@@ -295,6 +295,8 @@ static int parse_option(const char *o, const char *v, cli_report_options *r, int
             r->no_predict = 1;
         else if (!strcmp(o, "--quiet"))
             r->quiet = 1;
+        else if (!strcmp(o, "--zip"))
+            r->zip = 1;
         else
             return cli_error("report: unexpected argument '%s' (try: cnnlab report --help)", o), -1;
     }

@@ -77,7 +77,7 @@ static void table_row(FILE *f, const cli_report_entry *e, int rank, int id)
     num(f, "%.0f", r->history.count);
     num(f, "%.0f", r->best_epoch >= 0 ? r->best_epoch + 1.0 : NAN);
     fputs("<td>", f);
-    esc(f, r->history.stop_reason[0] ? r->history.stop_reason : "all epochs");
+    esc(f, cnn_run_stop_reason(r));
     fputs("</td>", f);
     num(f, "%.2f", r->history.count ? r->seconds_per_epoch : NAN);
     num(f, "%.0f", r->history.count ? r->images_per_second : NAN);
@@ -160,12 +160,13 @@ static void name_acc(FILE *f, const cli_report_entry *e)
     fprintf(f, "</b> (%.2f%%)", 100 * e->run.test_accuracy);
 }
 
+/* "what: a against other b: +x.xx points"; kinds name a's and b's kind when one of them is missing. */
 static void versus(FILE *f, const char *what, const cli_report_entry *a, const char *other,
-                   const cli_report_entry *b)
+                   const cli_report_entry *b, const char *const kinds[2])
 {
     fprintf(f, "<li>%s: ", what);
     if (!a || !b) {
-        fprintf(f, "not compared: the study has no %s run.</li>\n", !a ? "such" : other);
+        fprintf(f, "not compared: no evaluated %s run in this study.</li>\n", !a ? kinds[0] : kinds[1]);
         return;
     }
     name_acc(f, a);
@@ -188,7 +189,7 @@ static void augmentation(FILE *f, const cli_report_set *s)
                 (!base || n > strlen(base->run.model)))
                 base = &s->e[j];
         }
-        if (base) versus(f, "Augmentation", a, "its base", base), any = 1;
+        if (base) versus(f, "Augmentation", a, "its base", base, NULL), any = 1;
     }
     if (!any) fputs("<li>Augmentation: no augmented run with its base run in this study.</li>\n", f);
 }
@@ -235,10 +236,12 @@ static void conclusions(FILE *f, const cli_report_set *s)
     fputs("<li>Best model: ", f);
     name_acc(f, best);
     fprintf(f, ", ROC-AUC %.4f.</li>\n", best->run.roc_auc_ovo);
+    static const char *const cnn_mlp[2] = {"CNN", "MLP"}, *const vgg[2] = {"VGG16 fine-tuning",
+                                                                           "VGG16 feature-extraction"};
     versus(f, "Best CNN against the MLP", best_of(s, keep_kind, KIND_CNN), "the best MLP",
-           best_of(s, keep_kind, KIND_MLP));
+           best_of(s, keep_kind, KIND_MLP), cnn_mlp);
     versus(f, "VGG16 fine-tuning against feature extraction", best_of(s, keep_vgg, 1),
-           "the best feature-extraction run", best_of(s, keep_vgg, 0));
+           "the best feature-extraction run", best_of(s, keep_vgg, 0), vgg);
     augmentation(f, s);
     weakest_class(f, s, best);
     fputs("</ul></section>\n", f);
