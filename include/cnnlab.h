@@ -780,12 +780,13 @@ int cnn_predict_sample(int n_test, uint64_t seed, int32_t *idx, int n);
  * Only leak checkers care: call it once at exit, after the last picture (cnnlab's main does, with atexit). */
 void cnn_report_cleanup(void);
 
-/* A TensorBoard callback writing what Keras's TensorBoard(histogram_freq=1, write_images=True) writes into
- * log_dir/train and log_dir/validation: epoch_loss, epoch_accuracy and epoch_learning_rate (the optimizer's
- * rate at the epoch's end, as Keras reads it; put the callback last, as the study's list does) scalars, a
- * histogram of every weight tensor ("<layer>/<weight>_0/histogram") and the first convolution's kernel as
- * images, every epoch. Event files (TFRecord-framed Event protobufs with masked CRC-32C) are rewritten
- * atomically at each epoch end. */
+/* A TensorBoard callback writing what Keras 2.15's TensorBoard(histogram_freq=1, write_images=True) writes
+ * into log_dir/train and log_dir/validation, every epoch: the scalars epoch_loss and epoch_accuracy (both),
+ * the learning rate at the epoch's end as epoch_learning_rate and epoch_lr (train; Keras uses either name),
+ * evaluation_{loss,accuracy}_vs_iterations (validation), and a histogram ("<layer>/<weight>_0/histogram")
+ * and an image ("..._0/image", three for a convolution kernel) of every weight tensor. Put it last in the
+ * callback list, as the study does. Event files (TFRecord-framed Event protobufs with masked CRC-32C) are
+ * rewritten atomically at each epoch end; the graph is not written. */
 cnn_callback *cnn_callback_tensorboard(const char *log_dir);
 /* Checks a TFRecord file's framing and both CRCs of every record; *records (may be NULL) receives their
  * number. A bad checksum is CNN_ERR_FORMAT naming the record and its offset. */

@@ -4,11 +4,12 @@
     $PYTHON scripts/check_tensorboard.py LOG_DIR HISTORY_JSON
 
 LOG_DIR is a logs/tensorboard_<model> folder (with train/ and validation/), HISTORY_JSON the history.json of
-the same fit. Checks: every tag (epoch_loss, epoch_accuracy, epoch_learning_rate; a histogram per weight; the
-first convolution's kernel images) with the plugin TensorBoard files it under, one value per epoch, scalar
-values equal to the history (float32; epoch_learning_rate is the rate at each epoch's end, as Keras logs
-it, which is the history's lr unless a callback such as ReduceLROnPlateau changed it at that epoch's end), histogram counts summing to the tensor's size, decodable PNG images;
-and that a copy with one corrupted byte is refused by the record reader's checksum.
+the same fit. Checks every tag with the plugin TensorBoard files it under: epoch_loss, epoch_accuracy,
+epoch_learning_rate and epoch_lr, one per epoch with values equal to the history (float32; the rate is the
+one at each epoch's end, as Keras logs it, which is the history's lr unless a callback such as
+ReduceLROnPlateau changed it at that epoch's end); evaluation_*_vs_iterations; a histogram and an image per
+weight (three images for a convolution kernel), as Keras 2.15 logs them; and that a copy with one corrupted
+byte is refused by the record reader's checksum.
 Needs the `tensorboard` package (bench/.venv after `scripts/deps.sh --bench`, which installs TensorFlow).
 Exit status 0 when every check passes.
 """
@@ -58,6 +59,18 @@ def check_scalars(acc, name, expect):
         check(got == want, f"{name}/{tag}: values equal the history ({got[:3]}...)")
 
 
+def check_iterations(acc, history):
+    """Keras's evaluation_*_vs_iterations: the validation figures at increasing optimizer steps."""
+    for tag, key in (("evaluation_loss_vs_iterations", "val_loss"),
+                     ("evaluation_accuracy_vs_iterations", "val_accuracy")):
+        events = acc.Tensors(tag) if tag in acc.Tags()["tensors"] else []
+        steps = [e.step for e in events]
+        got = [float(tensor_util.make_ndarray(e.tensor_proto)) for e in events]
+        check(len(events) == len(history[key]) and steps == sorted(set(steps)) and steps[0] > 0,
+              f"validation/{tag}: one per epoch at increasing steps {steps}")
+        check(got == np.float32(history[key]).astype(float).tolist(), f"validation/{tag}: values equal {key}")
+
+
 def check_weights(acc, epochs):
     tags = acc.Tags()["tensors"]
     histos = [t for t in tags if t.endswith("/histogram")]
@@ -70,7 +83,10 @@ def check_weights(acc, epochs):
         arr = tensor_util.make_ndarray(events[-1].tensor_proto)
         check(arr.shape == (30, 3) and arr[:, 2].sum() > 0 and np.all(arr[:, 0] <= arr[:, 1]),
               f"{tag}: 30 buckets (left <= right), {int(arr[:, 2].sum())} values")
-    check(len(images) == 1, f"train: kernel images {images}")
+    want = {t.replace("/histogram", "/image") for t in histos}
+    check(set(images) == want, f"train: an image per weight, as Keras logs them ({len(images)})")
+    kernels = [t for t in images if "conv" in t and "kernel" in t]
+    check(len(kernels) >= 1, f"train: convolution kernel images {kernels}")
     for tag in images:
         events = acc.Tensors(tag)
         check(plugin_of(acc, tag) == "images" and len(events) == epochs,
@@ -79,7 +95,7 @@ def check_weights(acc, epochs):
         w, h = int(blobs[0]), int(blobs[1])
         pngs = blobs[2:]
         ok = all(p[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", p[16:24]) == (w, h) for p in pngs)
-        check(len(pngs) >= 1 and ok, f"{tag}: {len(pngs)} PNG images of {w}x{h}")
+        check(len(pngs) >= (3 if tag in kernels else 1) and ok, f"{tag}: {len(pngs)} PNG images of {w}x{h}")
 
 
 def count_records(path):
@@ -116,8 +132,9 @@ def main():
     epochs = history["epochs"]
     train, val = load(os.path.join(logdir, "train")), load(os.path.join(logdir, "validation"))
     check_scalars(train, "train", {"epoch_loss": history["loss"], "epoch_accuracy": history["accuracy"],
-                                   "epoch_learning_rate": history["lr"]})
+                                   "epoch_learning_rate": history["lr"], "epoch_lr": history["lr"]})
     check_scalars(val, "validation", {"epoch_loss": history["val_loss"], "epoch_accuracy": history["val_accuracy"]})
+    check_iterations(val, history)
     check_weights(train, epochs)
     check_corruption(sorted(glob.glob(os.path.join(logdir, "train", "events.out.tfevents.*")))[-1])
     print(f"{len(failures)} failed" if failures else "all TensorBoard checks passed")

@@ -121,15 +121,17 @@ static void test_callback_after_fit(void **state)
     c.callbacks = &tb, c.num_callbacks = 1;
     cnn_history h;
     assert_int_equal(cnn_model_fit(m, &train, &c, &h), 0);
-    /* train: the version record, then per epoch 3 scalars, 4 histograms (conv kernel and bias, dense kernel
-     * and bias) and the kernel images; validation: the version record and 2 scalars per epoch. */
+    /* train: the version record, then per epoch 4 scalars (loss, accuracy, the rate under both of Keras's
+     * names), and a histogram and an image of each of the 4 weights (conv kernel and bias, dense kernel and
+     * bias); validation: the version record and 4 scalars per epoch (loss and accuracy per epoch and per
+     * optimizer step). */
     int n = 0;
     snprintf(path, sizeof path, "%s/train", logs);
     assert_int_equal(cnn_tfrecord_check(find_events(path, ev, sizeof ev), &n), 0);
-    assert_int_equal(n, 1 + 3 * (3 + 4 + 1));
+    assert_int_equal(n, 1 + 3 * (4 + 4 + 4));
     snprintf(path, sizeof path, "%s/validation", logs);
     assert_int_equal(cnn_tfrecord_check(find_events(path, ev, sizeof ev), &n), 0);
-    assert_int_equal(n, 1 + 3 * 2);
+    assert_int_equal(n, 1 + 3 * 4);
     if (keep) {
         snprintf(hist, sizeof hist, "%s/history.json", keep);
         assert_int_equal(cnn_history_save_json(&h, hist), 0);

@@ -1,7 +1,8 @@
 /* Keras's TensorBoard callback (histogram_freq=1, write_images=True) as cnnlab writes it: per epoch, the
- * scalars epoch_loss, epoch_accuracy (both writers) and epoch_learning_rate (train), a histogram of every
- * weight tensor and the first convolution's kernel as images, in TensorFlow 2's summary format (tensors with
- * plugin metadata), so that TensorBoard shows them as it shows a Keras run. */
+ * scalars epoch_loss, epoch_accuracy (both writers), epoch_learning_rate and epoch_lr (train) and
+ * evaluation_{loss,accuracy}_vs_iterations (validation), a histogram and an image of every weight tensor, in
+ * TensorFlow 2's summary format (tensors with plugin metadata), so that TensorBoard shows them as it shows a
+ * Keras run. Tags, plugins and shapes were compared with what Keras 2.15 writes for the same model. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,23 +126,47 @@ static int histogram(cnn_tb_file *f, int64_t step, const cnn_tensor *w)
     return emit(f, step, &t, tag, "histograms", CLASS_TENSOR);
 }
 
-/* Kernel slice j (kh x kw, input channel 0) as a grayscale PNG, converted as tf.image.convert_image_dtype
- * converts floats to uint8 (times 255.5, saturated). */
-static int kernel_png(const cnn_tensor *k, int j, unsigned char **png, size_t *len)
+/* How Keras's _log_weight_as_image sees a weight: squeezed of its size-1 dimensions, a vector is one image of
+ * n x 1, a matrix one image with the longer side across (transposed when taller than wide), a rank-3 tensor
+ * (a convolution kernel with one input channel) c images of a x b; anything else is not logged. Pixel (y, x)
+ * of image i is data[i * si + y * sy + x * sx]. */
+typedef struct weight_view {
+    int n, h, w;
+    size_t si, sy, sx;
+} weight_view;
+
+static int image_view(const cnn_tensor *t, weight_view *v)
 {
-    int kh = k->dim[0], kw = k->dim[1], cout = k->dim[3];
+    int d[4], r = 0;
+    for (int i = 0; i < t->rank; i++)
+        if (t->dim[i] != 1) d[r++] = t->dim[i];
+    if (r == 1)
+        *v = (weight_view){1, d[0], 1, 0, 1, 0};
+    else if (r == 2 && d[0] > d[1])
+        *v = (weight_view){1, d[1], d[0], 0, 1, (size_t)d[1]};
+    else if (r == 2)
+        *v = (weight_view){1, d[0], d[1], 0, (size_t)d[1], 1};
+    else if (r == 3)
+        *v = (weight_view){d[2], d[0], d[1], 1, (size_t)d[1] * (size_t)d[2], (size_t)d[2]};
+    else
+        return 0;
+    return 1;
+}
+
+/* Image i of the view as a grayscale PNG, converted as tf.image.convert_image_dtype converts floats to uint8
+ * (times 255.5, saturated). */
+static int weight_png(const cnn_tensor *t, const weight_view *v, int i, unsigned char **png, size_t *len)
+{
     cnn_canvas c;
-    int rc = cnn_canvas_open(&c, kw, kh);
+    int rc = cnn_canvas_open(&c, v->w, v->h);
     if (rc) return rc;
     unsigned char *px = cairo_image_surface_get_data(c.surface);
-    int stride = cairo_image_surface_get_stride(c.surface);
-    for (int y = 0; y < kh; y++)
-        for (int x = 0; x < kw; x++) {
-            double v = fmin(
-                fmax(k->data[((size_t)y * (size_t)kw + (size_t)x) * (size_t)cout + (size_t)j] * 255.5, 0),
-                255);
-            uint32_t g = (uint32_t)v;
-            *(uint32_t *)(px + (size_t)y * (size_t)stride + (size_t)x * 4) = g << 16 | g << 8 | g;
+    size_t stride = (size_t)cairo_image_surface_get_stride(c.surface);
+    for (int y = 0; y < v->h; y++)
+        for (int x = 0; x < v->w; x++) {
+            float f = t->data[(size_t)i * v->si + (size_t)y * v->sy + (size_t)x * v->sx];
+            uint32_t g = (uint32_t)fmin(fmax(f * 255.5, 0), 255);
+            *(uint32_t *)(px + (size_t)y * stride + (size_t)x * 4) = g << 16 | g << 8 | g;
         }
     cairo_surface_mark_dirty(c.surface);
     rc = cnn_canvas_png(&c, png, len);
@@ -149,50 +174,57 @@ static int kernel_png(const cnn_tensor *k, int j, unsigned char **png, size_t *l
     return rc;
 }
 
-/* Keras logs a convolution kernel (kh, kw, 1, cout) as cout images of kh x kw, of which tf.summary.image
- * keeps the first three: the string tensor [width, height, png...]. */
-static int kernel_images(cnn_tb_file *f, int64_t step, const cnn_tensor *k)
+/* tf.summary.image's string tensor [width, height, png...] of at most MAX_IMAGES images. */
+static int weight_images(cnn_tb_file *f, int64_t step, const cnn_tensor *t)
 {
-    int n = k->dim[3] < MAX_IMAGES ? k->dim[3] : MAX_IMAGES, rc = CNN_OK;
+    weight_view v;
+    if (!image_view(t, &v)) return CNN_OK;
+    int n = v.n < MAX_IMAGES ? v.n : MAX_IMAGES, rc = CNN_OK;
     char wh[2][16];
     ProtobufCBinaryData s[2 + MAX_IMAGES] = {{0, NULL}};
-    snprintf(wh[0], sizeof wh[0], "%d", k->dim[1]);
-    snprintf(wh[1], sizeof wh[1], "%d", k->dim[0]);
+    snprintf(wh[0], sizeof wh[0], "%d", v.w);
+    snprintf(wh[1], sizeof wh[1], "%d", v.h);
     for (int i = 0; i < 2; i++) s[i] = (ProtobufCBinaryData){strlen(wh[i]), (uint8_t *)wh[i]};
-    for (int j = 0; j < n && !rc; j++) rc = kernel_png(k, j, &s[2 + j].data, &s[2 + j].len);
+    for (int j = 0; j < n && !rc; j++) rc = weight_png(t, &v, j, &s[2 + j].data, &s[2 + j].len);
     if (!rc) {
         const int64_t dims[1] = {2 + n};
         Cnnlab__Tb__TensorShapeProto sh = CNNLAB__TB__TENSOR_SHAPE_PROTO__INIT;
         Cnnlab__Tb__TensorShapeProto__Dim d[1], *dp[1];
-        Cnnlab__Tb__TensorProto t = CNNLAB__TB__TENSOR_PROTO__INIT;
+        Cnnlab__Tb__TensorProto tp = CNNLAB__TB__TENSOR_PROTO__INIT;
         shape(&sh, d, dp, dims, 1);
-        t.dtype = DT_STRING;
-        t.tensor_shape = &sh;
-        t.n_string_val = (size_t)(2 + n);
-        t.string_val = s;
+        tp.dtype = DT_STRING;
+        tp.tensor_shape = &sh;
+        tp.n_string_val = (size_t)(2 + n);
+        tp.string_val = s;
         char tag[160];
-        snprintf(tag, sizeof tag, "%s_0/image", k->name);
-        rc = emit(f, step, &t, tag, "images", CLASS_BLOB_SEQUENCE);
+        snprintf(tag, sizeof tag, "%s_0/image", t->name);
+        rc = emit(f, step, &tp, tag, "images", CLASS_BLOB_SEQUENCE);
     }
     for (int j = 0; j < n; j++) free(s[2 + j].data);
     return rc;
 }
 
-static int is_conv_kernel(const cnn_tensor *t)
-{
-    size_t len = strlen(t->name);
-    return t->rank == 4 && t->dim[2] == 1 && len > 7 && !strcmp(t->name + len - 7, "/kernel");
-}
-
+/* Keras's _log_weights: per weight, its histogram and its image. */
 static int weights(cnn_tb_file *f, cnn_model *m, int64_t step)
 {
-    int rc = CNN_OK, imaged = 0;
+    int rc = CNN_OK;
     for (int i = 0, n = cnn_model_num_tensors(m); i < n && !rc; i++) {
         cnn_tensor t;
         rc = cnn_model_tensor(m, i, &t);
         if (!rc) rc = histogram(f, step, &t);
-        if (!rc && !imaged && is_conv_kernel(&t)) rc = kernel_images(f, step, &t), imaged = 1;
+        if (!rc) rc = weight_images(f, step, &t);
     }
+    return rc;
+}
+
+/* The validation scalars, per epoch and (as Keras's evaluation_*_vs_iterations) per optimizer step. */
+static int validation(cnn_tb_file *f, cnn_model *m, int64_t step, const cnn_epoch_log *log)
+{
+    int64_t it = cnn_model_iterations(m);
+    int rc = scalar(f, step, "epoch_loss", log->val_loss);
+    if (!rc) rc = scalar(f, step, "epoch_accuracy", log->val_accuracy);
+    if (!rc) rc = scalar(f, it, "evaluation_loss_vs_iterations", log->val_loss);
+    if (!rc) rc = scalar(f, it, "evaluation_accuracy_vs_iterations", log->val_accuracy);
     return rc;
 }
 
@@ -204,11 +236,14 @@ static int tb_epoch_end(cnn_callback *cb, cnn_model *m, const cnn_epoch_log *log
     int rc = scalar(&s->train, step, "epoch_loss", log->loss);
     if (!rc) rc = scalar(&s->train, step, "epoch_accuracy", log->accuracy);
     /* Keras logs the optimizer's rate as it stands at the epoch's end, after the callbacks before this one
-     * (ReduceLROnPlateau) have acted: the rate the next epoch starts from, unless a schedule sets it again. */
-    if (!rc) rc = scalar(&s->train, step, "epoch_learning_rate", cnn_model_learning_rate(m));
+     * (ReduceLROnPlateau) have acted. Keras 2.15 names it epoch_lr when a callback put "lr" in the logs (the
+     * study's ReduceLROnPlateau and LearningRateScheduler do) and epoch_learning_rate for a schedule object:
+     * both are written, so either reader finds it. */
+    double lr = cnn_model_learning_rate(m);
+    if (!rc) rc = scalar(&s->train, step, "epoch_learning_rate", lr);
+    if (!rc) rc = scalar(&s->train, step, "epoch_lr", lr);
     if (!rc) rc = weights(&s->train, m, step);
-    if (!rc && isfinite(log->val_loss)) rc = scalar(&s->val, step, "epoch_loss", log->val_loss);
-    if (!rc && isfinite(log->val_accuracy)) rc = scalar(&s->val, step, "epoch_accuracy", log->val_accuracy);
+    if (!rc && isfinite(log->val_loss)) rc = validation(&s->val, m, step, log);
     if (!rc) rc = cnn_tb_flush(&s->train);
     if (!rc) rc = cnn_tb_flush(&s->val);
     return rc ? cnn_fail_context("TensorBoard at epoch %d: ", log->epoch) : CNN_OK;
