@@ -91,28 +91,11 @@ static int load_entry(cli_report_set *s, const char *sub)
     return 0;
 }
 
-/* The study's order: the rows of results.csv (the order the study ran), then any other run folders by name.
- */
-static int study_rank(const char *csv, const char *name)
-{
-    if (!csv) return 1 << 30;
-    size_t n = strlen(name);
-    int row = 0;
-    for (const char *p = csv; *p; row++) {
-        if (!strncmp(p, name, n) && p[n] == ',') return row;
-        p += strcspn(p, "\n");
-        p += *p == '\n';
-    }
-    return 1 << 30;
-}
-
-static const char *g_csv; /* results.csv of the study being sorted (qsort has no context argument) */
-
+/* The study's order: model names in version order (Model_2 < Model_2_s2 < Model_10_VGG16_AL), which is the
+ * order of the built-in models and close to the study's notebook. */
 static int by_study_order(const void *a, const void *b)
 {
-    const char *x = *(const char *const *)a, *y = *(const char *const *)b;
-    int rx = study_rank(g_csv, x), ry = study_rank(g_csv, y);
-    return rx != ry ? (rx < ry ? -1 : 1) : strcmp(x, y);
+    return strverscmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 static int list_runs(const char *root, char ***names, int *n)
@@ -151,9 +134,6 @@ static int load_set(const char *root, cli_report_set *s)
     }
     if (list_runs(root, &names, &n)) return -1;
     if (n == 0) return free(names), cli_error("report: no run.json in %s or its sub-folders", root), -1;
-    snprintf(path, sizeof path, "%s/results.csv", root);
-    char *csv = read_text(path);
-    g_csv = csv;
     qsort(names, (size_t)n, sizeof *names, by_study_order);
     s->study = 1;
     s->e = calloc((size_t)n, sizeof *s->e);
@@ -163,7 +143,6 @@ static int load_set(const char *root, cli_report_set *s)
         free(names[i]);
     }
     free(names);
-    free(csv);
     return rc;
 }
 
