@@ -773,6 +773,10 @@ int cnn_plot_rgb_channels(const cnn_dataset *ds, int n, const char *path);
 /* layer_resize_nn.png: the c maps (1..16) of one sample's layer output (h x w x c, NHWC) side by side in
  * viridis, under title ("Layer resizing Feature Maps"). */
 int cnn_plot_feature_maps(const float *maps, int h, int w, int c, const char *title, const char *path);
+/* Rows of images, each row titled (image_genarator.png: "Original images ...", then "Transformed images
+ * ..."): rows[r] holds n images of h x w x c (first channel shown, gray_r); 1..16 rows of 1..32 images. */
+int cnn_plot_image_rows(const float *const *rows, int nrows, int n, int h, int w, int c,
+                        const char *const *titles, const char *path);
 /* The indices of the n test images cnn_plot_predictions draws (n <= n_test). */
 int cnn_predict_sample(int n_test, uint64_t seed, int32_t *idx, int n);
 

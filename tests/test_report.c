@@ -210,6 +210,36 @@ static void test_rgb_channels(void **state)
     rf_free(&r);
 }
 
+static void test_image_rows(void **state)
+{
+    (void)state;
+    cnn_run r;
+    cnn_dataset test;
+    rf_model_2_s2(&r, &test, NULL);
+    /* The second row is the first one shifted right by 4 pixels (a stand-in for an augmentation). */
+    float *moved = calloc(10 * 784, sizeof(float));
+    assert_non_null(moved);
+    for (int i = 0; i < 10; i++)
+        for (int y = 0; y < 28; y++)
+            for (int x = 4; x < 28; x++) moved[i * 784 + y * 28 + x] = test.x[i * 784 + y * 28 + x - 4];
+    const float *rows[2] = {test.x, moved};
+    const char *titles[2] = {"Original images of 1/2 dataset", "Transformed images of 2/2 dataset"};
+    const char *path = out_path("image_genarator.png");
+    assert_int_equal(cnn_plot_image_rows(rows, 2, 10, 28, 28, 1, titles, path), 0);
+    /* 10 cells of 132 px; rows of 162 px. */
+    cairo_surface_t *s = load_png(path, 2 * 30 + 10 * 132 - 20, 2 * 162 + 10);
+    /* The second row's image is the first one's, 4 image pixels (16 px) to the right. */
+    int same = 0, total = 0;
+    for (int y = 34; y < 34 + 112; y += 5)
+        for (int x = 30 + 16; x < 30 + 112; x += 5, total++)
+            same += pixel(s, x, y) == pixel(s, x + 16, y + 162);
+    assert_true(same > total * 9 / 10);
+    cairo_surface_destroy(s);
+    free(moved);
+    cnn_dataset_free(&test);
+    rf_free(&r);
+}
+
 static void test_feature_maps(void **state)
 {
     (void)state;
@@ -275,6 +305,7 @@ int main(void)
         cmocka_unit_test(test_format_sig4),
         cmocka_unit_test(test_rgb_channels),
         cmocka_unit_test(test_feature_maps),
+        cmocka_unit_test(test_image_rows),
         cmocka_unit_test(test_svg),
         cmocka_unit_test(test_bad_runs),
     };

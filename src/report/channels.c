@@ -72,3 +72,32 @@ int cnn_plot_feature_maps(const float *maps, int h, int w, int c, const char *ti
     cnn_canvas_close(&cv);
     return rc;
 }
+
+/* One titled strip of n images. */
+static void image_strip(cairo_t *cr, const float *images, int n, int h, int w, int c, double y, double scale,
+                        const char *title)
+{
+    cnn_text(cr, MARGIN, y, 16, 0, 0, 0, 0, title ? title : "");
+    size_t size = (size_t)h * (size_t)w * (size_t)c;
+    double cell = ceil((h > w ? h : w) * scale) + 20;
+    for (int i = 0; i < n; i++)
+        cnn_draw_channel(cr, images + (size_t)i * size, h, w, c, 0, MARGIN + i * cell, y + 26, scale,
+                         cnn_cmap_gray_r);
+}
+
+int cnn_plot_image_rows(const float *const *rows, int nrows, int n, int h, int w, int c,
+                        const char *const *titles, const char *path)
+{
+    if (!rows || !path || nrows < 1 || nrows > 16 || n < 1 || n > 32 || h < 1 || w < 1 || c < 1)
+        return cnn_fail(CNN_ERR_INVALID, "%s: cannot show %d rows of %d images of %d x %d",
+                        path ? path : "images", nrows, n, h, w);
+    double scale = 112.0 / (h > w ? h : w), cell = 112 + 20, row_h = 112 + 50;
+    cnn_canvas cv;
+    int rc = cnn_canvas_open_for(&cv, (int)(2 * MARGIN + n * cell - 20), (int)(nrows * row_h + 10), path);
+    if (rc) return rc;
+    for (int r = 0; r < nrows; r++)
+        if (rows[r]) image_strip(cv.cr, rows[r], n, h, w, c, 8 + r * row_h, scale, titles ? titles[r] : NULL);
+    rc = cnn_canvas_save(&cv, path);
+    cnn_canvas_close(&cv);
+    return rc;
+}
