@@ -179,6 +179,14 @@ static void test_bad_inputs(void **state)
     snprintf(args, sizeof args, "report '%s' --no-predict", bad);
     assert_int_equal(cli(args), 1);
     assert_non_null(strstr(g_err, "run.json"));
+    /* A model name that would put pictures elsewhere. */
+    cnn_run r;
+    rf_model_2_s2(&r, NULL, NULL);
+    snprintf(r.model, sizeof r.model, "../escape");
+    assert_int_equal(cnn_run_save(&r, path), 0);
+    rf_free(&r);
+    assert_int_equal(cli(args), 1);
+    assert_non_null(strstr(g_err, "model name '../escape' cannot name a picture file"));
     assert_int_equal(cli("report /nonexistent/study"), 1);
     assert_non_null(strstr(g_err, "/nonexistent/study"));
     assert_int_equal(cli("report"), 2);

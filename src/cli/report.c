@@ -82,6 +82,10 @@ static int load_entry(cli_report_set *s, const char *sub)
     snprintf(path, sizeof path, "%s%s%s/run.json", s->root, *sub ? "/" : "", sub);
     if (cnn_run_load(&e->run, path)) return cli_error("report: %s", cnn_errmsg()), -1;
     s->n++;
+    /* The model's name becomes part of picture file names: it must not lead anywhere else. */
+    const char *name = e->run.model;
+    if (!*name || *name == '.' || strchr(name, '/'))
+        return cli_error("report: %s: model name '%s' cannot name a picture file", path, name), -1;
     snprintf(path, sizeof path, "%s%s%s/model.spec", s->root, *sub ? "/" : "", sub);
     e->spec_text = read_text(path);
     snprintf(path, sizeof path, "%s%s%s/model.cnn", s->root, *sub ? "/" : "", sub);
@@ -158,7 +162,7 @@ static int draw_run(const cli_report_set *s, const cli_report_entry *e)
     return 0;
 }
 
-static int draw_bars(const cli_report_set *s)
+static int draw_bars(cli_report_set *s)
 {
     const cnn_run **runs = malloc(sizeof *runs * (size_t)s->n);
     int n = 0, rc = 0;
@@ -168,6 +172,7 @@ static int draw_bars(const cli_report_set *s)
     char path[4200];
     snprintf(path, sizeof path, "%s/va.png", s->root);
     if (n > 0) rc = cnn_plot_accuracy_bars(runs, n, 0, path);
+    s->bars = n > 0 && !rc;
     snprintf(path, sizeof path, "%s/va_sorted.png", s->root);
     if (n > 0 && !rc) rc = cnn_plot_accuracy_bars(runs, n, 1, path);
     free(runs);

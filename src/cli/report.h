@@ -32,6 +32,7 @@ typedef struct cli_report_set {
     cli_report_entry *e;
     int n;
     int predict; /* index of the run drawn in predict.png, -1 when not drawn */
+    int bars;    /* va.png and va_sorted.png were drawn */
 } cli_report_set;
 
 /* Draws every picture and index.html of dir (a run folder holding run.json, or a study folder whose

@@ -261,7 +261,7 @@ static void figure(FILE *f, const char *src, const char *alt)
 static void study_pictures(FILE *f, const cli_report_set *s)
 {
     fputs("<section><h2>Pictures</h2>\n", f);
-    if (s->study) {
+    if (s->bars) {
         figure(f, "va_sorted.png", "Ordered, validated accuracy of the models");
         figure(f, "va.png", "Validated accuracy of the models");
     }
