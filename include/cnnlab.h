@@ -795,7 +795,8 @@ cnn_callback *cnn_callback_tensorboard(const char *log_dir);
 /* Checks a TFRecord file's framing and both CRCs of every record; *records (may be NULL) receives their
  * number. A bad checksum is CNN_ERR_FORMAT naming the record and its offset. */
 int cnn_tfrecord_check(const char *path, int *records);
-/* CRC-32C (Castagnoli) of len bytes, continuing crc (0 to start); the CPU's crc32 instruction when present. */
+/* CRC-32C (Castagnoli) of len bytes, continuing crc (0 to start); the CPU's crc32 instruction when
+ * present. */
 uint32_t cnn_crc32c(uint32_t crc, const void *data, size_t len);
 
 /* Writes a zip archive (atomically) of the regular files under each of dirs whose names end in one of the

@@ -297,16 +297,11 @@ static void test_bad_runs(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_curves_marker),
-        cmocka_unit_test(test_confusion_colours),
-        cmocka_unit_test(test_predict_red_tiles),
-        cmocka_unit_test(test_predict_sample),
-        cmocka_unit_test(test_accuracy_bars),
-        cmocka_unit_test(test_format_sig4),
-        cmocka_unit_test(test_rgb_channels),
-        cmocka_unit_test(test_feature_maps),
-        cmocka_unit_test(test_image_rows),
-        cmocka_unit_test(test_svg),
+        cmocka_unit_test(test_curves_marker),     cmocka_unit_test(test_confusion_colours),
+        cmocka_unit_test(test_predict_red_tiles), cmocka_unit_test(test_predict_sample),
+        cmocka_unit_test(test_accuracy_bars),     cmocka_unit_test(test_format_sig4),
+        cmocka_unit_test(test_rgb_channels),      cmocka_unit_test(test_feature_maps),
+        cmocka_unit_test(test_image_rows),        cmocka_unit_test(test_svg),
         cmocka_unit_test(test_bad_runs),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);

@@ -252,8 +252,9 @@ static int write_csv(const char *out, const study_row *rows, int n)
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     if (!f) return cli_error("out of memory"), -1;
-    fprintf(f, "model,accuracy,loss,roc_auc_ovo,roc_auc_ovr,epochs,best_epoch,seconds_per_epoch,total_seconds,"
-               "stop_reason\n");
+    fprintf(f,
+            "model,accuracy,loss,roc_auc_ovo,roc_auc_ovr,epochs,best_epoch,seconds_per_epoch,total_seconds,"
+            "stop_reason\n");
     for (int i = 0; i < n; i++) csv_row(f, &rows[i].run);
     int rc = fclose(f) ? -1 : 0;
     snprintf(path, sizeof path, "%s/results.csv", out);
