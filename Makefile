@@ -22,6 +22,10 @@ HDF5_CFLAGS := $(shell pkg-config --cflags hdf5 2>/dev/null || echo -I/usr/inclu
 HDF5_LIBS   := $(shell pkg-config --libs hdf5 2>/dev/null || echo -lhdf5_serial)
 CFLAGS  += $(HDF5_CFLAGS)
 LDLIBS  += -lopenblas $(HDF5_LIBS) -lz -lm
+# The report layer: cairo draws the pictures, libzip writes the archives, protobuf-c encodes TensorBoard events.
+REPORT_PKGS := cairo fontconfig libzip libprotobuf-c
+CFLAGS  += $(shell pkg-config --cflags $(REPORT_PKGS))
+LDLIBS  += $(shell pkg-config --libs $(REPORT_PKGS))
 
 LIB_SRC  := $(sort $(shell find src -name '*.c' -not -path 'src/cli/*'))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
@@ -37,10 +41,13 @@ CLI_SRC  := $(filter-out src/cli/mpi%,$(CLI_SRC))
 else
 MPI_CFLAGS := -DCNN_HAVE_MPI $(patsubst -I%,-isystem %,$(shell mpicc --showme:compile))
 endif
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+PROTO    := src/report/tensorboard.proto
+PROTO_C  := $(BUILD)/gen/report/tensorboard.pb-c.c
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(PROTO_C:.c=.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/seed_specs.o
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-TEST_UTIL := $(BUILD)/tests/util.o $(BUILD)/tests/gradcheck.o $(BUILD)/tests/probe.o
+TEST_UTIL := $(BUILD)/tests/util.o $(BUILD)/tests/gradcheck.o $(BUILD)/tests/probe.o \
+             $(BUILD)/tests/report_fixture.o
 
 .PHONY: all lib test test-build san run bench deps clean format
 all: lib $(BUILD)/cnnlab
@@ -56,6 +63,19 @@ $(BUILD)/%.o: %.c Makefile
 $(BUILD)/gen/seed_specs.c: $(SEED_SPECS) scripts/embed_specs.sh
 	@mkdir -p $(dir $@)
 	scripts/embed_specs.sh $(SEED_SPECS) > $@.tmp && mv $@.tmp $@
+
+# TensorBoard's Event messages (the few cnnlab writes), generated from our own .proto at build time.
+$(PROTO_C): $(PROTO)
+	@mkdir -p $(dir $@)
+	protoc-c --proto_path=src/report --c_out=$(dir $@) $<
+
+$(PROTO_C:.c=.h): $(PROTO_C)
+
+$(PROTO_C:.c=.o): $(PROTO_C)
+	@$(CC) $(CFLAGS) -I$(BUILD)/gen/report -c $< -o $@
+
+$(BUILD)/src/report/%.o: CFLAGS += -I$(BUILD)/gen/report
+$(BUILD)/src/report/tensorboard.o $(BUILD)/src/report/tfrecord.o: $(PROTO_C:.c=.h)
 
 $(BUILD)/gen/seed_specs.o: $(BUILD)/gen/seed_specs.c
 	@$(CC) $(CFLAGS) -Isrc -c $< -o $@

@@ -759,6 +759,76 @@ CNN_API int cnn_roc_auc_ovr(const int32_t *y_true, const float *scores, int n, i
 
 /* ---- end of metrics */
 
+/* ---------------------------------------------------------------- report
+ *
+ * The study's pictures (PNG, drawn with cairo and DejaVu fonts), TensorBoard event files and zip archives,
+ * all from run records (cnn_run), so that every picture can be drawn again from saved runs without training.
+ * Pictures are written atomically, as PNG, or as SVG when the path ends in ".svg". */
+
+/* Class names of the pictures: English or the study's Ukrainian names. */
+typedef enum { CNN_LABELS_EN = 0, CNN_LABELS_UK } cnn_labels;
+/* Fashion-MNIST class name of label 0..9 in that language (UTF-8), or NULL. */
+CNN_API const char *cnn_fashion_class_name_in(int label, cnn_labels lang);
+
+/* The two-panel learning curves <model>_ca.png (spec 3.8): loss (y 0-1) and accuracy (y 70-100%), train
+ * solid, validation dashed, the green dotted "Early stop: N (loss|accuracy|epoch)" marker at r->best_epoch
+ * with the "Lowest value" and "(xx.xx%)" annotations. Needs a history with at least one epoch. */
+CNN_API int cnn_plot_curves(const cnn_run *r, const char *path);
+/* The confusion matrix <model>_cm.png (viridis, counts), title "Confusion matrix for: '<model>'". Needs an
+ * evaluated run. */
+CNN_API int cnn_plot_confusion(const cnn_run *r, const char *path);
+/* Every run's test accuracy as bars (va.png, or sorted ascending: va_sorted.png), the value on top with 4
+ * significant digits and "ROC-AUC: x" at the bar base. Colours follow the given (study) order. */
+CNN_API int cnn_plot_accuracy_bars(const cnn_run *const *runs, int n, int sorted, const char *path);
+/* predict.png: 50 test images drawn from seed (the same 50 for the same seed and test set size) in a 5 x 10
+ * grid with the predicted class; wrong predictions in a red colour map under a red "true / [predicted]"
+ * title. test must be the set r was evaluated on (its labels are checked against r->y_true). */
+CNN_API int cnn_plot_predictions(const cnn_run *r, const cnn_dataset *test, uint64_t seed, cnn_labels lang,
+                                 const char *path);
+/* rgb_data.png: the first n images of ds (n <= 64) shown channel by channel, one row per image ("Image i,
+ * label: L", "chanel c : 'R'"); a one-channel set is first copied to three channels, as the study's NumPy
+ * gray->RGB step. */
+CNN_API int cnn_plot_rgb_channels(const cnn_dataset *ds, int n, const char *path);
+/* layer_resize_nn.png: the c maps (1..16) of one sample's layer output (h x w x c, NHWC) side by side in
+ * viridis, under title ("Layer resizing Feature Maps"). */
+CNN_API int cnn_plot_feature_maps(const float *maps, int h, int w, int c, const char *title,
+                                  const char *path);
+/* Rows of images, each row titled (image_genarator.png: "Original images ...", then "Transformed images
+ * ..."): rows[r] holds n images of h x w x c (first channel shown, gray_r); 1..16 rows of 1..32 images. */
+CNN_API int cnn_plot_image_rows(const float *const *rows, int nrows, int n, int h, int w, int c,
+                                const char *const *titles, const char *path);
+/* The indices of the n test images cnn_plot_predictions draws (n <= n_test). */
+CNN_API int cnn_predict_sample(int n_test, uint64_t seed, int32_t *idx, int n);
+
+/* Releases the font caches cairo and fontconfig keep for the life of the process once text has been drawn.
+ * Only leak checkers care: call it once at exit, after the last picture (cnnlab's main does, with atexit). */
+CNN_API void cnn_report_cleanup(void);
+
+/* A TensorBoard callback writing what Keras 2.15's TensorBoard(histogram_freq=1, write_images=True) writes
+ * into log_dir/train and log_dir/validation, every epoch: the scalars epoch_loss and epoch_accuracy (both),
+ * the learning rate at the epoch's end as epoch_learning_rate and epoch_lr (train; Keras uses either name),
+ * evaluation_{loss,accuracy}_vs_iterations (validation), and a histogram ("<layer>/<weight>_0/histogram")
+ * and an image ("..._0/image", three for a convolution kernel) of every weight tensor. Put it last in the
+ * callback list, as the study does. Event files (TFRecord-framed Event protobufs with masked CRC-32C) are
+ * rewritten atomically at each epoch end; the graph is not written. */
+CNN_API cnn_callback *cnn_callback_tensorboard(const char *log_dir);
+/* Checks a TFRecord file's framing and both CRCs of every record; *records (may be NULL) receives their
+ * number. A bad checksum is CNN_ERR_FORMAT naming the record and its offset. */
+CNN_API int cnn_tfrecord_check(const char *path, int *records);
+/* CRC-32C (Castagnoli) of len bytes, continuing crc (0 to start); the CPU's crc32 instruction when
+ * present. */
+CNN_API uint32_t cnn_crc32c(uint32_t crc, const void *data, size_t len);
+
+/* Writes a zip archive (atomically) of the regular files under each of dirs whose names end in one of the
+ * suffixes (NULL-terminated list; NULL: every file). Entries are named relative to base. */
+CNN_API int cnn_zip_tree(const char *zip_path, const char *base, const char *const *dirs, int ndirs,
+                         const char *const *suffixes);
+/* Extracts every entry of a zip archive under dest (which must exist); entries with absolute paths or ".."
+ * are refused. */
+CNN_API int cnn_unzip(const char *zip_path, const char *dest);
+
+/* ---- end of report */
+
 /* ---------------------------------------------------------------- files */
 
 /* Writes len bytes to path atomically: a temporary file in the same folder, fsync, rename. */

@@ -300,6 +300,31 @@ static void write_spec(const char *dir, const char *name, int units)
     tu_write(path, text, (size_t)n);
 }
 
+/* The study's archive (cnnlab report --zip) restores it elsewhere: study --from-zip reuses every model and
+ * writes the same table without training. */
+static void check_from_zip(const char *specs, const char *data, const char *out)
+{
+    char args[2400], path[700], zip[700];
+    snprintf(args, sizeof args, "report '%s' --no-predict --zip --quiet", out);
+    expect(args, 0, NULL, 1);
+    snprintf(zip, sizeof zip, "%s/study_models.zip", out);
+    snprintf(args, sizeof args, "study '%s' --data '%s' --threads 1 --quiet --out '%s' --from-zip '%s'",
+             specs, data, tu_path("restored"), zip);
+    expect(args, 0, "== Small: reusing", 1);
+    assert_non_null(strstr(g_out, "== Wide: reusing"));
+    snprintf(path, sizeof path, "%s/results.csv", out);
+    char *a = slurp(path);
+    snprintf(path, sizeof path, "%s/results.csv", tu_path("restored"));
+    char *b = slurp(path);
+    assert_non_null(b);
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+    snprintf(args, sizeof args, "study '%s' --data '%s' --out '%s' --from-zip /nonexistent.zip", specs, data,
+             tu_path("restored"));
+    expect(args, 1, "--from-zip: /nonexistent.zip", 0);
+}
+
 /* A study trains every spec of a folder, writes one table sorted by accuracy, reuses unchanged runs, and
  * retrains a model whose spec changed or when asked to. */
 static void test_study(void **state)
@@ -333,6 +358,7 @@ static void test_study(void **state)
 
     expect(args, 0, "== Small: reusing", 1);
     assert_non_null(strstr(g_out, "== Wide: reusing"));
+    check_from_zip(specs, data, out);
     write_spec(specs, "Wide", 32); /* a changed spec is trained again, the other reused */
     expect(args, 0, "== Small: reusing", 1);
     assert_non_null(strstr(g_out, "== Wide\n"));

@@ -107,5 +107,6 @@ int cli_study(int argc, char **argv);
 int cli_profile(int argc, char **argv);
 int cli_predict(int argc, char **argv);
 int cli_export_weights(int argc, char **argv);
+int cli_report(int argc, char **argv); /* cli/report.c; cli_report_dir in cli/report.h */
 
 #endif

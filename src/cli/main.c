@@ -1,5 +1,6 @@
 /* cnnlab: command dispatch (the shared argument helpers are in args.c). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
@@ -34,6 +35,7 @@ static const char *const USAGE =
     "  study     train a set of spec files in turn and compare them (the study)\n"
     "  profile   time a model's training step layer by layer\n"
     "  export-weights  write a saved model's weights as a Keras HDF5 file (load_weights reads it)\n"
+    "  report    draw every picture and the HTML report of a run or study folder\n"
     "  models    list the built-in models of the study\n"
     "\n"
     "`cnnlab COMMAND --help` describes each command's options.\n"
@@ -61,6 +63,7 @@ static int dispatch(int argc, char **argv)
     if (!strcmp(cmd, "study")) return cli_study(argc - 1, argv + 1);
     if (!strcmp(cmd, "profile")) return cli_profile(argc - 1, argv + 1);
     if (!strcmp(cmd, "export-weights")) return cli_export_weights(argc - 1, argv + 1);
+    if (!strcmp(cmd, "report")) return cli_report(argc - 1, argv + 1);
     if (!strcmp(cmd, "models")) {
         cli_spec_list(stdout);
         return EXIT_OK;
@@ -71,6 +74,7 @@ static int dispatch(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    atexit(cnn_report_cleanup); /* font caches of the pictures, so that leak checkers see a clean exit */
     if (argc < 2) {
         fputs(USAGE, stderr);
         return EXIT_USAGE;

@@ -22,6 +22,8 @@ static const char *const HELP =
     "  --out DIR      results folder (default study)\n"
     "  --epochs N     cap every model's epochs (a quick look)\n"
     "  --retrain      train every model again even when its outputs exist\n"
+    "  --from-zip F   first unpack F (a <study>_models.zip of `cnnlab report --zip`) into OUT, so that its\n"
+    "                 models are reused instead of trained again, as the study restored its archive\n"
     "  --threads N    threads (default: the number of physical cores)\n"
     "  --seed N       seed for every model (default: each spec's)\n"
     "  --batch N      batch size for every model (default: each spec's)\n"
@@ -38,7 +40,7 @@ static const char *const HELP =
 enum { MAX_SPECS = 256 };
 
 typedef struct study_args {
-    const char *out;
+    const char *out, *from_zip;
     long threads;
     int retrain;
     cli_run_options run;
@@ -104,6 +106,8 @@ static int study_option(void *ctx, const char *o, const char *v, int *takes, int
     study_args *a = ctx;
     if (!strcmp(o, "--out"))
         a->out = v;
+    else if (!strcmp(o, "--from-zip"))
+        a->from_zip = v;
     else if (!strcmp(o, "--retrain"))
         a->retrain = 1, *takes = 0;
     else if (o[0] == '-')
@@ -290,6 +294,8 @@ int cli_study(int argc, char **argv)
     if (!rc && !rows) rc = (cli_error("out of memory"), EXIT_FAILURE_RUN);
     if (!rc && mkdir(a.out, 0777) && errno != EEXIST)
         rc = (cli_error("cannot create %s: %s", a.out, strerror(errno)), EXIT_FAILURE_RUN);
+    if (!rc && a.from_zip && cnn_unzip(a.from_zip, a.out))
+        rc = (cli_error("study: --from-zip: %s", cnn_errmsg()), EXIT_FAILURE_RUN);
     if (!rc) cnn_set_threads(a.threads ? (int)a.threads : cli_spread ? cli_spread->threads : 0);
     if (!rc && cli_data_load(&a.run, &data)) rc = EXIT_FAILURE_RUN;
     /* Under mpirun each rank trains the models assigned to it. */
