@@ -95,6 +95,40 @@ static int read_options(void *state, cnn_opts *o)
     return rc;
 }
 
+/* ---- resume */
+
+typedef struct ckpt_saved {
+    double best;
+    int32_t saved_epoch, saves, epoch_file;
+} ckpt_saved;
+
+static size_t ckpt_state_size(const cnn_callback *cb, const cnn_model *m)
+{
+    (void)cb, (void)m;
+    return sizeof(ckpt_saved);
+}
+
+static void ckpt_state_save(const cnn_callback *cb, const cnn_model *m, void *buf)
+{
+    (void)m;
+    const ckpt_state *s = (const ckpt_state *)cb;
+    ckpt_saved v = {s->best, s->saved_epoch, s->saves, s->epoch_file};
+    memcpy(buf, &v, sizeof v);
+}
+
+static int ckpt_state_load(cnn_callback *cb, cnn_model *m, const void *buf, size_t len)
+{
+    (void)m;
+    ckpt_state *s = (ckpt_state *)cb;
+    ckpt_saved v;
+    if (len != sizeof v)
+        return cnn_fail(CNN_ERR_FORMAT, "ModelCheckpoint: saved state of %zu bytes; expected %zu", len,
+                        sizeof v);
+    memcpy(&v, buf, sizeof v);
+    s->best = v.best, s->saved_epoch = v.saved_epoch, s->saves = v.saves, s->epoch_file = v.epoch_file;
+    return CNN_OK;
+}
+
 cnn_callback *cnn_callback_model_checkpoint(const char *filepath, const char *epoch_path, const char *options)
 {
     if (!filepath || !*filepath) {
@@ -102,7 +136,10 @@ cnn_callback *cnn_callback_model_checkpoint(const char *filepath, const char *ep
         return NULL;
     }
     size_t a = strlen(filepath) + 1, b = epoch_path ? strlen(epoch_path) + 1 : 0;
-    static const cnn_callback hooks = {.on_epoch_end = ckpt_epoch_end};
+    static const cnn_callback hooks = {.on_epoch_end = ckpt_epoch_end,
+                                       .state_size = ckpt_state_size,
+                                       .state_save = ckpt_state_save,
+                                       .state_load = ckpt_state_load};
     ckpt_state *s = cnn_monitor_create("ModelCheckpoint", sizeof *s + a + b, &hooks, options, read_options);
     if (!s) return NULL;
     memcpy(s->text, filepath, a);

@@ -134,12 +134,57 @@ static int read_options(void *state, cnn_opts *o)
     return rc;
 }
 
+/* ---- resume: the per-fit state, and the best weights when restore_best_weights holds a copy */
+
+typedef struct es_saved {
+    double best;
+    int32_t wait, best_epoch, stopped_epoch, restored_epoch, snapshot_epoch;
+} es_saved;
+
+static size_t es_state_size(const cnn_callback *cb, const cnn_model *m)
+{
+    (void)m;
+    const es_state *s = (const es_state *)cb;
+    return sizeof(es_saved) + (s->snapshot_epoch >= 0 ? sizeof(float) * s->nsnapshot : 0);
+}
+
+static void es_state_save(const cnn_callback *cb, const cnn_model *m, void *buf)
+{
+    (void)m;
+    const es_state *s = (const es_state *)cb;
+    es_saved v = {s->best, s->wait, s->best_epoch, s->stopped_epoch, s->restored_epoch, s->snapshot_epoch};
+    memcpy(buf, &v, sizeof v);
+    if (s->snapshot_epoch >= 0) memcpy((char *)buf + sizeof v, s->snapshot, sizeof(float) * s->nsnapshot);
+}
+
+static int es_state_load(cnn_callback *cb, cnn_model *m, const void *buf, size_t len)
+{
+    (void)m;
+    es_state *s = (es_state *)cb;
+    es_saved v;
+    if (len < sizeof v)
+        return cnn_fail(CNN_ERR_FORMAT, "EarlyStopping: saved state of %zu bytes is too short", len);
+    memcpy(&v, buf, sizeof v);
+    size_t copy = v.snapshot_epoch >= 0 ? sizeof(float) * s->nsnapshot : 0;
+    if (len != sizeof v + copy || (copy && !s->snapshot))
+        return cnn_fail(CNN_ERR_FORMAT, "EarlyStopping: saved state of %zu bytes; expected %zu", len,
+                        sizeof v + copy);
+    s->best = v.best, s->wait = v.wait, s->best_epoch = v.best_epoch, s->stopped_epoch = v.stopped_epoch;
+    s->restored_epoch = v.restored_epoch, s->snapshot_epoch = v.snapshot_epoch;
+    if (copy) memcpy(s->snapshot, (const char *)buf + sizeof v, copy);
+    set_label(s);
+    return CNN_OK;
+}
+
 cnn_callback *cnn_callback_early_stopping(const char *options)
 {
     static const cnn_callback hooks = {.on_train_begin = es_train_begin,
                                        .on_epoch_end = es_epoch_end,
                                        .on_train_end = es_train_end,
-                                       .destroy = es_destroy};
+                                       .destroy = es_destroy,
+                                       .state_size = es_state_size,
+                                       .state_save = es_state_save,
+                                       .state_load = es_state_load};
     es_state *s = cnn_monitor_create("EarlyStopping", sizeof *s, &hooks, options, read_options);
     if (!s) return NULL;
     reset(s);

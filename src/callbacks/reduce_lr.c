@@ -2,6 +2,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "callbacks/callbacks.h"
 #include "callbacks/monitor.h"
@@ -88,9 +89,48 @@ static int read_options(void *state, cnn_opts *o)
     return rc;
 }
 
+/* ---- resume */
+
+typedef struct rlr_saved {
+    double best, last_lr;
+    int32_t wait, cooldown_counter, reductions, last_epoch;
+} rlr_saved;
+
+static size_t rlr_state_size(const cnn_callback *cb, const cnn_model *m)
+{
+    (void)cb, (void)m;
+    return sizeof(rlr_saved);
+}
+
+static void rlr_state_save(const cnn_callback *cb, const cnn_model *m, void *buf)
+{
+    (void)m;
+    const rlr_state *s = (const rlr_state *)cb;
+    rlr_saved v = {s->best, s->last_lr, s->wait, s->cooldown_counter, s->reductions, s->last_epoch};
+    memcpy(buf, &v, sizeof v);
+}
+
+static int rlr_state_load(cnn_callback *cb, cnn_model *m, const void *buf, size_t len)
+{
+    (void)m;
+    rlr_state *s = (rlr_state *)cb;
+    rlr_saved v;
+    if (len != sizeof v)
+        return cnn_fail(CNN_ERR_FORMAT, "ReduceLROnPlateau: saved state of %zu bytes; expected %zu", len,
+                        sizeof v);
+    memcpy(&v, buf, sizeof v);
+    s->best = v.best, s->last_lr = v.last_lr, s->wait = v.wait, s->cooldown_counter = v.cooldown_counter;
+    s->reductions = v.reductions, s->last_epoch = v.last_epoch;
+    return CNN_OK;
+}
+
 cnn_callback *cnn_callback_reduce_lr_on_plateau(const char *options)
 {
-    static const cnn_callback hooks = {.on_train_begin = rlr_train_begin, .on_epoch_end = rlr_epoch_end};
+    static const cnn_callback hooks = {.on_train_begin = rlr_train_begin,
+                                       .on_epoch_end = rlr_epoch_end,
+                                       .state_size = rlr_state_size,
+                                       .state_save = rlr_state_save,
+                                       .state_load = rlr_state_load};
     rlr_state *s = cnn_monitor_create("ReduceLROnPlateau", sizeof *s, &hooks, options, read_options);
     if (!s) return NULL;
     reset(s);

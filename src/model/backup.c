@@ -125,6 +125,14 @@ static int read_history(cursor *k, cnn_history *h)
     return take(k, h->epochs, sizeof *h->epochs * (size_t)count, "the history");
 }
 
+/* Names may carry results ("EarlyStopping(val_loss), stopped at epoch 7 ..."): compare what precedes them. */
+static int same_kind(const char *saved, const char *name)
+{
+    name = name ? name : "";
+    size_t a = strcspn(saved, "("), b = strcspn(name, "(");
+    return a == b && !strncmp(saved, name, a);
+}
+
 static int read_callbacks(cursor *k, cnn_model *m, const cnn_fit_config *c)
 {
     int32_t n = 0;
@@ -139,8 +147,7 @@ static int read_callbacks(cursor *k, cnn_model *m, const cnn_fit_config *c)
         rc = take(k, name, sizeof name, "a callback name");
         if (!rc) rc = take(k, &len, sizeof len, "a callback state size");
         if (rc) break;
-        if (strncmp(name, cb->name ? cb->name : "", sizeof name - 1) || len > k->len - k->pos ||
-            (len && !cb->state_load))
+        if (!same_kind(name, cb->name) || len > k->len - k->pos || (len && !cb->state_load))
             return cnn_fail(CNN_ERR_FORMAT,
                             "%s: callback %d of the backup ('%.63s') does not fit this fit's '%s'", k->path,
                             i + 1, name, cb->name ? cb->name : "");
