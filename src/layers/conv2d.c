@@ -12,8 +12,8 @@
  * images (cnn_conv_plan_for); one thread does everything for a unit, chunk by chunk (patches, GEMM, bias,
  * activation), so the data stay in that core's cache and the threads never wait for each other inside a
  * layer. A chunk keeps the buffers within a budget: a whole batch of VGG-sized images would lower to
- * gigabytes. With AVX-512 the GEMMs read the patches in place from the images (zero-padded copies when the
- * padding needs it) through offset tables: no im2col. Elsewhere im2col lowers them for BLAS. Backward reads
+ * gigabytes. The GEMMs read the patches in place from the images (zero-padded copies when the padding needs
+ * it) through offset tables: no im2col (which only the thin kernels below use). Backward reads
  * the patches again from x rather than keeping them from forward (P*K floats per sample would multiply the
  * activation memory by K): dW  = sum over units of (sum over the unit's chunks of patches^T dy), added in
  * unit order db  = the same for the column sums of dy dx  = col2im(dy W^T), chunk by chunk into the chunk's
@@ -26,6 +26,7 @@
 
 #include "core/error.h"
 #include "kernels/gemm.h"
+#include "kernels/isa.h"
 #include "layers/activation.h"
 #include "layers/conv_common.h"
 #include "layers/layer.h"
@@ -53,7 +54,8 @@ static int conv2d_configure(cnn_layer *l, cnn_opts *o)
 static int conv2d_build(cnn_layer *l)
 {
     conv2d_cfg *c = l->cfg;
-    int rc = cnn_conv_geometry(l, &c->conv, &c->g);
+    int rc = cnn_isa_check(); /* an unusable CNNLAB_ISA fails here, before any kernel runs */
+    if (!rc) rc = cnn_conv_geometry(l, &c->conv, &c->g);
     if (rc) return rc;
     const cnn_conv_geom *g = &c->g;
     const int taps = g->kh * g->kw;
@@ -169,11 +171,11 @@ static void small_k_backward(int rows, int K, int F, const float *a, const float
 
 /* ---------------------------------------------------------------- forward and backward */
 
-/* The GEMMs read the patches in place from the (padded) images through offset tables: no im2col (AVX-512). */
+/* The GEMMs read the patches in place from the (padded) images through offset tables: no im2col. */
 static int gathered(const cnn_layer *l)
 {
     const conv2d_cfg *c = l->cfg;
-    return cnn_gemm_gathers() && !cnn_conv_is_pointwise(&c->g) && !thin(l);
+    return !cnn_conv_is_pointwise(&c->g) && !thin(l);
 }
 
 /* A unit's slices of the workspace: units x cols | units x pad | units x partial | W^T | gather tables. */
@@ -251,7 +253,7 @@ static void conv2d_forward(cnn_layer *l, const cnn_ctx *ctx, const float *x, flo
     prepare(l, &p, ctx->work);
     /* Units run in any order on any thread (dynamic: a thread that loses its core to another process does not
      * hold the others back); each writes only its own images, so the result is the same. */
-#pragma omp parallel for schedule(dynamic) if (p.units > 1 && cnn_gemm_nests())
+#pragma omp parallel for schedule(dynamic) if (p.units > 1)
     for (int u = 0; u < p.units; u++) {
         const unit_ws w = unit_slices(l, &p, ctx->work, u);
         int first, count;
@@ -348,7 +350,7 @@ static void conv2d_backward(cnn_layer *l, const cnn_ctx *ctx, const float *x, co
         transpose_kernel(cnn_layer_param(l, 0), (int)cnn_conv_k(g), c->filters,
                          unit_slices(l, &p, ctx->work, 0).wt);
         /* Dynamic as in forward: each unit writes only its own images and partial sums. */
-#pragma omp parallel for schedule(dynamic) if (p.units > 1 && cnn_gemm_nests())
+#pragma omp parallel for schedule(dynamic) if (p.units > 1)
     for (int u = 0; u < p.units; u++) {
         const unit_ws w = unit_slices(l, &p, ctx->work, u);
         /* The thin loops and the bias sums add to zero; the dW GEMM overwrites on the unit's first chunk. */

@@ -1,0 +1,117 @@
+/* The AVX2 + FMA GEMM kernel (compiled with the Makefile's ISA_AVX2 flags; run only where kernels/isa.h finds
+ * AVX2 and FMA): the AVX-512 kernel's scheme in 256-bit vectors. A tile is 6 rows x 16 columns: 12
+ * accumulators, two vectors of B and one broadcast of A take 15 of the 16 registers, and each step of p does
+ * 12 multiply-adds for 8 loads. A and B are read in place (A strided or gathered), without packing. */
+#include <immintrin.h>
+
+#include "kernels/gemm_kernels.h"
+
+enum { MR = CNN_GEMM_MR, NR = 16 }; /* tile rows, tile columns (2 vectors) */
+
+/* MASKS + 8 - k: a mask of the first k lanes. */
+static const int MASKS[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+
+/* One step of p for row i of the tile. The accumulators are named variables: an array of them would be kept
+ * in memory. */
+#define TILE_FMA(i)                                                                                          \
+    do {                                                                                                     \
+        const __m256 x = _mm256_broadcast_ss(a##i + q);                                                      \
+        c##i##0 = _mm256_fmadd_ps(x, b0, c##i##0);                                                           \
+        if (nv > 1) c##i##1 = _mm256_fmadd_ps(x, b1, c##i##1);                                               \
+    } while (0)
+/* Vector j of row i to C (added to it when accumulating); masked when it is the panel's partial last one. */
+#define TILE_STORE1(i, j)                                                                                    \
+    do {                                                                                                     \
+        float *cp = c + (i)*ldc + 8 * (j);                                                                   \
+        if (tail && (j) == nv - 1) {                                                                         \
+            if (accumulate) c##i##j = _mm256_add_ps(c##i##j, _mm256_maskload_ps(cp, mask));                  \
+            _mm256_maskstore_ps(cp, mask, c##i##j);                                                          \
+        } else {                                                                                             \
+            if (accumulate) c##i##j = _mm256_add_ps(c##i##j, _mm256_loadu_ps(cp));                           \
+            _mm256_storeu_ps(cp, c##i##j);                                                                   \
+        }                                                                                                    \
+    } while (0)
+#define TILE_STORE(i)                                                                                        \
+    do {                                                                                                     \
+        if (i < mr) {                                                                                        \
+            TILE_STORE1(i, 0);                                                                               \
+            if (nv > 1) TILE_STORE1(i, 1);                                                                   \
+        }                                                                                                    \
+    } while (0)
+
+/* One tile: rows [0, mr) x vectors [0, nv) of C, the last one partial (lanes in mask) when tail, over p in
+ * [0, P). Row i of A starts at r[i]; its p-th value is r[i][p * sap], or r[i][po[p]] when gathered. Inlined
+ * per (nv, tail, gathered). */
+static inline __attribute__((always_inline)) void gemm_tile(int nv, int tail, int gathered, int mr, int P,
+                                                            const float *const *r, long sap, const int *po,
+                                                            const float *b, long ldb, __m256i mask, float *c,
+                                                            long ldc, int accumulate)
+{
+    const __m256 z = _mm256_setzero_ps();
+    __m256 c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z, c40 = z, c41 = z, c50 = z,
+           c51 = z;
+    const float *a0 = r[0], *a1 = r[1], *a2 = r[2], *a3 = r[3], *a4 = r[4], *a5 = r[5];
+    for (long p = 0, o = 0; p < P; p++, o += sap) {
+        const long q = gathered ? po[p] : o;
+        const float *bp = b + p * ldb;
+        const __m256 b0 = tail && nv == 1 ? _mm256_maskload_ps(bp, mask) : _mm256_loadu_ps(bp);
+        const __m256 b1 = nv < 2 ? z : tail ? _mm256_maskload_ps(bp + 8, mask) : _mm256_loadu_ps(bp + 8);
+        TILE_FMA(0);
+        TILE_FMA(1);
+        TILE_FMA(2);
+        TILE_FMA(3);
+        TILE_FMA(4);
+        TILE_FMA(5);
+    }
+    TILE_STORE(0);
+    TILE_STORE(1);
+    TILE_STORE(2);
+    TILE_STORE(3);
+    TILE_STORE(4);
+    TILE_STORE(5);
+}
+
+#define TILE_CALL(nv, tail, gathered)                                                                        \
+    gemm_tile(nv, tail, gathered, mr, g->P, r, g->sap, g->po, b, g->ldb, mask, ct, g->ldc, g->accumulate)
+
+/* All tiles of one p block: panels of 16 columns (B's panel stays in L1), 6 rows at a time. */
+void cnn_gemm_block_avx2(const cnn_gemm_args *g)
+{
+    for (int j0 = 0; j0 < g->N; j0 += NR) {
+        const int w = g->N - j0 < NR ? g->N - j0 : NR, nv = (w + 7) / 8, tail = w % 8 != 0;
+        const __m256i mask = _mm256_loadu_si256((const __m256i *)(MASKS + 8 - w % 8));
+        const float *b = g->b + j0;
+        for (int i0 = 0; i0 < g->M; i0 += MR) {
+            const int mr = g->M - i0 < MR ? g->M - i0 : MR;
+            const float *r[MR];
+            cnn_gemm_tile_rows(g, i0, mr, r);
+            float *ct = g->c + (long)i0 * g->ldc + j0;
+            switch (nv - 1 + 2 * tail + 4 * (g->po != NULL)) {
+            case 0:
+                TILE_CALL(1, 0, 0);
+                break;
+            case 1:
+                TILE_CALL(2, 0, 0);
+                break;
+            case 2:
+                TILE_CALL(1, 1, 0);
+                break;
+            case 3:
+                TILE_CALL(2, 1, 0);
+                break;
+            case 4:
+                TILE_CALL(1, 0, 1);
+                break;
+            case 5:
+                TILE_CALL(2, 0, 1);
+                break;
+            case 6:
+                TILE_CALL(1, 1, 1);
+                break;
+            default:
+                TILE_CALL(2, 1, 1);
+                break;
+            }
+        }
+    }
+}

@@ -1,0 +1,43 @@
+/* What the GEMM driver (gemm.c) hands to the kernel of each instruction-set path (gemm_avx512.c, gemm_avx2.c,
+ * gemm_generic.c, each compiled with its own target flags; kernels/isa.h chooses one). Internal to
+ * src/kernels. */
+#ifndef CNN_KERNELS_GEMM_KERNELS_H
+#define CNN_KERNELS_GEMM_KERNELS_H
+
+#include <stddef.h>
+
+/* Rows per tile of every kernel: cnn_gemm_block_rows gives whole tiles. */
+enum { CNN_GEMM_MR = 6 };
+
+/* One block of the GEMM of gemm.h: C (M x N) (+)= sum over p < P of A_p B_p^T, with P at most the driver's p
+ * block, so that the kernels never split p themselves. A is strided (ri NULL: A_p[i] = a[i*sai + p*sap]) or
+ * gathered (A_p[i] = a[ri[i] + po[p]]). Every kernel sums each element's P products in ascending p into a
+ * zeroed accumulator and then stores it, or adds it to C when accumulate: the order is the same on every path
+ * and independent of where the element lies in a tile. */
+typedef struct cnn_gemm_args {
+    int M, N, P;
+    const float *a;
+    long sai, sap;
+    const int *ri, *po;
+    const float *b;
+    long ldb;
+    float *c;
+    long ldc;
+    int accumulate;
+} cnn_gemm_args;
+
+/* The start of A's rows i0 .. i0 + CNN_GEMM_MR - 1 (rows past mr repeat the last real one: a short tile
+ * computes them and does not store them). */
+static inline void cnn_gemm_tile_rows(const cnn_gemm_args *g, int i0, int mr, const float **r)
+{
+    for (int i = 0; i < CNN_GEMM_MR; i++) {
+        const int row = i0 + (i < mr ? i : mr - 1);
+        r[i] = g->a + (g->ri ? g->ri[row] : row * g->sai);
+    }
+}
+
+void cnn_gemm_block_avx512(const cnn_gemm_args *g);
+void cnn_gemm_block_avx2(const cnn_gemm_args *g);
+void cnn_gemm_block_generic(const cnn_gemm_args *g);
+
+#endif
