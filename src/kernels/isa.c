@@ -76,7 +76,7 @@ int cnn_set_isa(const char *name)
     cnn_isa isa = CNN_ISA_GENERIC;
     int rc = parse(name ? name : env && *env ? env : NULL, &isa);
     if (!rc) rc = cnn_isa_use(isa);
-    if (rc && env) cnn_fail_context("CNNLAB_ISA=%s", env);
+    if (rc && env) cnn_fail_context("CNNLAB_ISA=%s: ", env);
     return rc;
 }
 
