@@ -9,7 +9,7 @@
 #include "kernels/isa.h"
 
 /* The p block: a block of B (KC rows x a kernel's panel) stays in L2 across all row tiles. */
-enum { KC = 512 };
+enum { KC = CNN_GEMM_KC };
 
 typedef void (*block_fn)(const cnn_gemm_args *g);
 static const block_fn BLOCKS[CNN_ISA_COUNT] = {cnn_gemm_block_generic, cnn_gemm_block_avx2,

@@ -6,8 +6,9 @@
 
 #include <stddef.h>
 
-/* Rows per tile of every kernel: cnn_gemm_block_rows gives whole tiles. */
-enum { CNN_GEMM_MR = 6 };
+/* Rows per tile of every kernel (cnn_gemm_block_rows gives whole tiles), and the most p values the driver
+ * hands to a kernel at once. */
+enum { CNN_GEMM_MR = 6, CNN_GEMM_KC = 512 };
 
 /* One block of the GEMM of gemm.h: C (M x N) (+)= sum over p < P of A_p B_p^T, with P at most the driver's p
  * block, so that the kernels never split p themselves. A is strided (ri NULL: A_p[i] = a[i*sai + p*sap]) or
