@@ -1,6 +1,8 @@
 /* Choosing the kernel path; see isa.h. */
 #include "kernels/isa.h"
 
+#include "kernels/loops.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -98,4 +100,11 @@ int cnn_isa_check(void)
 const char *cnn_isa_name(void)
 {
     return LABELS[cnn_isa_current()];
+}
+
+const cnn_loops *cnn_loops_current(void)
+{
+    static const cnn_loops *const LOOPS[CNN_ISA_COUNT] = {&cnn_loops_generic, &cnn_loops_avx2,
+                                                          &cnn_loops_avx512};
+    return LOOPS[cnn_isa_current()];
 }
