@@ -63,6 +63,10 @@ const char *cnn_isa_name(void);
 /* Selects a path by name (NULL: CNNLAB_ISA as above). Fails with CNN_ERR_INVALID for an unknown name or a path
  * this CPU lacks, naming what it lacks; the path in use is then unchanged. Call it between training steps. */
 int cnn_set_isa(const char *name);
+/* The multiply-add peak of the path in use on all threads (cnn_get_threads), in GFLOP/s: independent chains
+ * of vector multiply-adds and nothing else, best of 3 runs of about 30 ms. What a kernel's rate is judged
+ * against. */
+double cnn_fma_peak_gflops(void);
 
 /* ---------------------------------------------------------------- data */
 

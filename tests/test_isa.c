@@ -158,6 +158,20 @@ static void test_gemm_threads(void **state)
     assert_int_equal(cnn_set_isa(NULL), 0);
 }
 
+/* The peak microbenchmark runs on every path and gives a rate (its value is machine-dependent). */
+static void test_peak(void **state)
+{
+    (void)state;
+    cnn_isa p[CNN_ISA_COUNT];
+    const int np = paths(p);
+    for (int k = 0; k < np; k++) {
+        use(p[k]);
+        const double peak = cnn_fma_peak_gflops();
+        assert_true(isfinite(peak) && peak > 0.1);
+    }
+    assert_int_equal(cnn_set_isa(NULL), 0);
+}
+
 /* Every convolution kind: a thin first convolution (9 taps), gathered ones with and without padding and
  * stride, a separable and a depthwise one, then Dense. */
 static const char *const CONV_SPEC = "model: small_conv\n"
@@ -262,6 +276,7 @@ int main(void)
         cmocka_unit_test(test_paths_against_generic),
         cmocka_unit_test(test_gather_is_strided),
         cmocka_unit_test(test_gemm_threads),
+        cmocka_unit_test(test_peak),
         cmocka_unit_test(test_model_1_threads),
         cmocka_unit_test(test_conv_model_threads),
     };

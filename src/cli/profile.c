@@ -70,6 +70,8 @@ static int profile(cnn_model *m, int n, int steps, const int in_size)
                cnn_isa_name(), cpu);
         cnn_model_profile_print(m, gemm, stdout);
         printf("bare sgemm 2048x2048x2048: %.1f GFLOP/s\n", cnn_sgemm_gflops(2048, 2048, 2048, 3));
+        printf("multiply-add peak (%s, %d threads): %.1f GFLOP/s\n", cnn_isa_name(), cnn_get_threads(),
+               cnn_fma_peak_gflops());
     }
     free(x), free(y), free(gemm);
     return rc;

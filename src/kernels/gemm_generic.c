@@ -89,3 +89,22 @@ void cnn_gemm_block_generic(const cnn_gemm_args *g)
         }
     }
 }
+
+#define PEAK_STEP(f)                                                                                         \
+    do {                                                                                                     \
+        v0 = f(v0, x, y), v1 = f(v1, x, y), v2 = f(v2, x, y), v3 = f(v3, x, y), v4_ = f(v4_, x, y);            \
+        v5 = f(v5, x, y), v6 = f(v6, x, y), v7 = f(v7, x, y), v8 = f(v8, x, y), v9 = f(v9, x, y);            \
+        v10 = f(v10, x, y), v11 = f(v11, x, y);                                                              \
+    } while (0)
+
+/* The portable path's multiply-add: a product rounded, then added. */
+#define MUL_ADD(v, a, b) ((v) * (a) + (b))
+
+float cnn_peak_generic(long steps)
+{
+    const v4 x = {0.999f, 0.999f, 0.999f, 0.999f}, y = {1e-3f, 1e-3f, 1e-3f, 1e-3f};
+    v4 v0 = y, v1 = y, v2 = y, v3 = y, v4_ = y, v5 = y, v6 = y, v7 = y, v8 = y, v9 = y, v10 = y, v11 = y;
+    for (long s = 0; s < steps; s++) PEAK_STEP(MUL_ADD);
+    const v4 t = v0 + v1 + v2 + v3 + v4_ + v5 + v6 + v7 + v8 + v9 + v10 + v11;
+    return t[0];
+}

@@ -41,4 +41,12 @@ void cnn_gemm_block_avx512(const cnn_gemm_args *g);
 void cnn_gemm_block_avx2(const cnn_gemm_args *g);
 void cnn_gemm_block_generic(const cnn_gemm_args *g);
 
+/* The peak microbenchmark: `steps` rounds of CNN_PEAK_CHAINS independent multiply-adds on full vectors (as
+ * many as keep every FMA unit busy through its latency), nothing else. Returns a value of the result, so that
+ * the work cannot be dropped. Each round is CNN_PEAK_CHAINS * 2 * (lanes of the path's vector) FLOP. */
+enum { CNN_PEAK_CHAINS = 12 };
+float cnn_peak_avx512(long steps);
+float cnn_peak_avx2(long steps);
+float cnn_peak_generic(long steps);
+
 #endif
