@@ -140,8 +140,10 @@ static void test_help_and_dispatch(void **state)
     expect("--version", 0, "kernels: generic (", 1);
     expect("profile Model_1 --batch 8 --steps 1 --threads 1", 0, "kernels generic", 1);
     setenv("CNNLAB_ISA", "avx3", 1);
-    expect("--version", 2, "cnnlab: CNNLAB_ISA=avx3: unknown kernel path 'avx3' (expected auto, avx512, avx2 or "
-                           "generic)", 0);
+    expect("--version", 2,
+           "cnnlab: CNNLAB_ISA=avx3: unknown kernel path 'avx3' (expected auto, avx512, avx2 or "
+           "generic)",
+           0);
     unsetenv("CNNLAB_ISA");
     expect("frobnicate", 2, "cnnlab: unknown command 'frobnicate' (try: cnnlab --help)", 0);
     expect("train --help", 0, "usage: cnnlab train", 1);

@@ -97,8 +97,8 @@ static void test_paths_against_generic(void **state)
                     assert_memory_equal(fused, c, sizeof(float) * (size_t)M * N);
                 for (int i = 0; i < M * N; i++)
                     if (fabsf(c[i] - ref[i]) > 2e-6f * P)
-                        fail_msg("%s %dx%dx%d trans %d: C[%d] = %.9g, generic %.9g", cnn_isa_label(p[k]), M, N,
-                                 P, trans, i, c[i], ref[i]);
+                        fail_msg("%s %dx%dx%d trans %d: C[%d] = %.9g, generic %.9g", cnn_isa_label(p[k]), M,
+                                 N, P, trans, i, c[i], ref[i]);
             }
         }
         free(a), free(b), free(ref), free(c), free(fused);
@@ -174,17 +174,18 @@ static void test_peak(void **state)
 
 /* Every convolution kind: a thin first convolution (9 taps), gathered ones with and without padding and
  * stride, a separable and a depthwise one, then Dense. */
-static const char *const CONV_SPEC = "model: small_conv\n"
-                                     "input: (16, 16, 1)\n"
-                                     "layers:\n"
-                                     "    Conv2D(8, kernel_size=3, padding=\"same\", activation=\"relu\")\n"
-                                     "    Conv2D(16, kernel_size=3, strides=2, activation=\"relu\")\n"
-                                     "    SeparableConv2D(24, kernel_size=3, padding=\"same\", activation=\"relu\")\n"
-                                     "    DepthwiseConv2D(kernel_size=3, activation=\"relu\")\n"
-                                     "    MaxPooling2D(2, strides=2)\n"
-                                     "    Flatten()\n"
-                                     "    Dense(10, activation=\"softmax\")\n"
-                                     "optimizer: Adam(learning_rate=0.01)\n";
+static const char *const CONV_SPEC =
+    "model: small_conv\n"
+    "input: (16, 16, 1)\n"
+    "layers:\n"
+    "    Conv2D(8, kernel_size=3, padding=\"same\", activation=\"relu\")\n"
+    "    Conv2D(16, kernel_size=3, strides=2, activation=\"relu\")\n"
+    "    SeparableConv2D(24, kernel_size=3, padding=\"same\", activation=\"relu\")\n"
+    "    DepthwiseConv2D(kernel_size=3, activation=\"relu\")\n"
+    "    MaxPooling2D(2, strides=2)\n"
+    "    Flatten()\n"
+    "    Dense(10, activation=\"softmax\")\n"
+    "optimizer: Adam(learning_rate=0.01)\n";
 
 /* The parameters of spec s after `steps` training steps on a fixed batch of n, at `threads` threads. */
 static float *train(const cnn_spec *s, int n, int steps, int threads, size_t *count)
@@ -229,7 +230,8 @@ static void check_model_threads(cnn_spec *s, int n, int steps)
         float *one = train(s, n, steps, 1, &n1), *two = train(s, n, steps, 2, &n2);
         assert_int_equal(n1, n2);
         if (memcmp(one, two, sizeof(float) * n1))
-            fail_msg("%s: parameters after %d steps differ between 1 and 2 threads", cnn_isa_label(p[k]), steps);
+            fail_msg("%s: parameters after %d steps differ between 1 and 2 threads", cnn_isa_label(p[k]),
+                     steps);
         at[p[k]] = one, count = n1;
         free(two);
     }
@@ -251,11 +253,13 @@ static void check_model_threads(cnn_spec *s, int n, int steps)
 static void test_model_1_threads(void **state)
 {
     (void)state;
-    const char *paths_[] = {getenv("CNN_MODEL_1_SPEC"), "models/seed/Model_1.spec", "../models/seed/Model_1.spec"};
+    const char *paths_[] = {getenv("CNN_MODEL_1_SPEC"), "models/seed/Model_1.spec",
+                            "../models/seed/Model_1.spec"};
     cnn_spec *s = NULL;
     for (size_t i = 0; i < 3 && !s; i++)
         if (paths_[i]) s = cnn_spec_load(paths_[i]);
-    if (!s) fail_msg("models/seed/Model_1.spec not found (run from the repository root or set CNN_MODEL_1_SPEC)");
+    if (!s)
+        fail_msg("models/seed/Model_1.spec not found (run from the repository root or set CNN_MODEL_1_SPEC)");
     check_model_threads(s, 256, 3);
     cnn_spec_free(s);
 }

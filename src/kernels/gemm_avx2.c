@@ -1,11 +1,11 @@
 /* The AVX2 + FMA GEMM kernel (compiled with the Makefile's ISA_AVX2 flags; run only where kernels/isa.h finds
  * AVX2 and FMA): the AVX-512 kernel's scheme in 256-bit vectors. A tile is 6 rows x 16 columns: 12
  * accumulators, two vectors of B and one broadcast of A take 15 of the 16 registers, and each step of p does
- * 12 multiply-adds for 8 loads. A is read in place (strided or gathered). B's 16-column panel is copied into a
- * contiguous block first: read in place, its rows lie N floats apart, and at N = 256 the whole panel falls into
- * 4 of the L1 cache's 64 sets (512x256x784 on one Zen 4 core: 61 GFLOP/s in place, 88 with the copy, of a
- * 114 GFLOP/s FMA peak). The copy
- * also pads a short last panel with zeros, so that only the stores need masks. */
+ * 12 multiply-adds for 8 loads. A is read in place (strided or gathered). B's 16-column panel is copied into
+ * a contiguous block first: read in place, its rows lie N floats apart, and at N = 256 the whole panel falls
+ * into 4 of the L1 cache's 64 sets (512x256x784 on one Zen 4 core: 61 GFLOP/s in place, 88 with the copy, of
+ * a 114 GFLOP/s FMA peak). The copy also pads a short last panel with zeros, so that only the stores need
+ * masks. */
 #include <immintrin.h>
 
 #include "kernels/gemm_kernels.h"

@@ -131,5 +131,6 @@ float cnn_peak_avx512(long steps)
     for (long s = 0; s < steps; s++) PEAK_STEP(_mm512_fmadd_ps);
     const __m512 t = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(v0, v1), _mm512_add_ps(v2, v3)),
                                    _mm512_add_ps(_mm512_add_ps(v4, v5), _mm512_add_ps(v6, v7)));
-    return _mm512_reduce_add_ps(_mm512_add_ps(t, _mm512_add_ps(_mm512_add_ps(v8, v9), _mm512_add_ps(v10, v11))));
+    return _mm512_reduce_add_ps(
+        _mm512_add_ps(t, _mm512_add_ps(_mm512_add_ps(v8, v9), _mm512_add_ps(v10, v11))));
 }

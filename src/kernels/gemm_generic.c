@@ -1,7 +1,7 @@
 /* The portable GEMM kernel: C for any CPU (compiled for the library's baseline), and the reference the tests
  * hold the vector kernels to. Tiles of 6 rows x 8 columns in GNU C vectors of 4 floats (SSE on x86-64, the
  * native vectors elsewhere): 12 accumulators, two vectors of B and a broadcast fit the 16 registers. Plain
- * arrays of accumulators were kept in memory by the compiler (8 GFLOP/s against 20 here). Each product is
+ * arrays of accumulators were kept in memory by the compiler (half the speed). Each product is
  * rounded before it is added, where the AVX kernels fuse the two. */
 #include <string.h>
 
@@ -92,7 +92,7 @@ void cnn_gemm_block_generic(const cnn_gemm_args *g)
 
 #define PEAK_STEP(f)                                                                                         \
     do {                                                                                                     \
-        v0 = f(v0, x, y), v1 = f(v1, x, y), v2 = f(v2, x, y), v3 = f(v3, x, y), v4_ = f(v4_, x, y);            \
+        v0 = f(v0, x, y), v1 = f(v1, x, y), v2 = f(v2, x, y), v3 = f(v3, x, y), v4_ = f(v4_, x, y);          \
         v5 = f(v5, x, y), v6 = f(v6, x, y), v7 = f(v7, x, y), v8 = f(v8, x, y), v9 = f(v9, x, y);            \
         v10 = f(v10, x, y), v11 = f(v11, x, y);                                                              \
     } while (0)

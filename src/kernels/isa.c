@@ -51,8 +51,9 @@ int cnn_isa_use(cnn_isa isa)
 {
     if (isa < 0 || isa >= CNN_ISA_COUNT) return cnn_fail(CNN_ERR_INVALID, "unknown kernel path %d", (int)isa);
     if (!cnn_isa_supported(isa))
-        return cnn_fail(CNN_ERR_INVALID, "kernel path '%s' needs %s, which this CPU lacks (best path here: '%s')",
-                        LABELS[isa], NEEDS[isa], LABELS[best()]);
+        return cnn_fail(CNN_ERR_INVALID,
+                        "kernel path '%s' needs %s, which this CPU lacks (best path here: '%s')", LABELS[isa],
+                        NEEDS[isa], LABELS[best()]);
     __atomic_store_n(&g_isa, (int)isa, __ATOMIC_RELAXED);
     return CNN_OK;
 }
@@ -69,7 +70,8 @@ static int parse(const char *name, cnn_isa *isa)
             *isa = (cnn_isa)i;
             return CNN_OK;
         }
-    return cnn_fail(CNN_ERR_INVALID, "unknown kernel path '%s' (expected auto, avx512, avx2 or generic)", name);
+    return cnn_fail(CNN_ERR_INVALID, "unknown kernel path '%s' (expected auto, avx512, avx2 or generic)",
+                    name);
 }
 
 int cnn_set_isa(const char *name)

@@ -18,9 +18,9 @@
  * activation memory by K): dW  = sum over units of (sum over the unit's chunks of patches^T dy), added in
  * unit order db  = the same for the column sums of dy dx  = col2im(dy W^T), chunk by chunk into the chunk's
  * own images A 1x1 stride-1 kernel needs no lowering: x already is the (n*P, cin) matrix. Kernels with few
- * taps (K <= SMALL_K, e.g. a 3x3 on a gray image) with relu or no activation use thin loops (kernels/loops.h): a GEMM
- * is slow at such a thin inner dimension, and these apply the activation on the fly and do backward in one
- * pass over dy. */
+ * taps (K <= SMALL_K, e.g. a 3x3 on a gray image) with relu or no activation use thin loops
+ * (kernels/loops.h): a GEMM is slow at such a thin inner dimension, and these apply the activation on the fly
+ * and do backward in one pass over dy. */
 #include <stdio.h>
 #include <string.h>
 
@@ -227,8 +227,8 @@ static void weight_grads(const cnn_layer *l, const unit_ws *w, const chunk_io *i
         a = w->cols;
     }
     if (thin(l)) {
-        cnn_loops_current()->thin_backward(rows, K, F, a, io->y, io->dy, l->act_run == CNN_ACT_RELU, io->need_dx,
-                                          w->pw, w->pb);
+        cnn_loops_current()->thin_backward(rows, K, F, a, io->y, io->dy, l->act_run == CNN_ACT_RELU,
+                                           io->need_dx, w->pw, w->pb);
         return;
     }
     cnn_act_backward(l->act_run, io->z, io->y, io->dy, (size_t)rows, (size_t)F);
