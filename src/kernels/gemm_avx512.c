@@ -57,19 +57,9 @@ static inline __attribute__((always_inline)) void gemm_tile(int nv, int gathered
                           : nv == 3 ? _mm512_maskz_loadu_ps(last, bp + 32)
                                     : _mm512_loadu_ps(bp + 32);
         const __m512 b3 = nv < 4 ? z : _mm512_maskz_loadu_ps(last, bp + 48);
-        TILE_FMA(0);
-        TILE_FMA(1);
-        TILE_FMA(2);
-        TILE_FMA(3);
-        TILE_FMA(4);
-        TILE_FMA(5);
+        CNN_TILE_EACH_ROW(TILE_FMA);
     }
-    TILE_STORE(0);
-    TILE_STORE(1);
-    TILE_STORE(2);
-    TILE_STORE(3);
-    TILE_STORE(4);
-    TILE_STORE(5);
+    CNN_TILE_EACH_ROW(TILE_STORE);
 }
 
 #define TILE_CALL(nv, gathered)                                                                              \
@@ -117,18 +107,11 @@ void cnn_gemm_block_avx512(const cnn_gemm_args *g)
     }
 }
 
-#define PEAK_STEP(f)                                                                                         \
-    do {                                                                                                     \
-        v0 = f(v0, x, y), v1 = f(v1, x, y), v2 = f(v2, x, y), v3 = f(v3, x, y), v4 = f(v4, x, y);            \
-        v5 = f(v5, x, y), v6 = f(v6, x, y), v7 = f(v7, x, y), v8 = f(v8, x, y), v9 = f(v9, x, y);            \
-        v10 = f(v10, x, y), v11 = f(v11, x, y);                                                              \
-    } while (0)
-
 float cnn_peak_avx512(long steps)
 {
     const __m512 x = _mm512_set1_ps(0.999f), y = _mm512_set1_ps(1e-3f);
     __m512 v0 = y, v1 = y, v2 = y, v3 = y, v4 = y, v5 = y, v6 = y, v7 = y, v8 = y, v9 = y, v10 = y, v11 = y;
-    for (long s = 0; s < steps; s++) PEAK_STEP(_mm512_fmadd_ps);
+    for (long s = 0; s < steps; s++) CNN_PEAK_STEP(_mm512_fmadd_ps);
     const __m512 t = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(v0, v1), _mm512_add_ps(v2, v3)),
                                    _mm512_add_ps(_mm512_add_ps(v4, v5), _mm512_add_ps(v6, v7)));
     return _mm512_reduce_add_ps(

@@ -9,11 +9,11 @@
 
 enum { MR = CNN_GEMM_MR, NR = 8 }; /* tile rows, tile columns */
 
-typedef float v4 __attribute__((vector_size(16)));
+typedef float vec4 __attribute__((vector_size(16)));
 
-static inline v4 load4(const float *p)
+static inline vec4 load4(const float *p)
 {
-    v4 v;
+    vec4 v;
     memcpy(&v, p, sizeof v);
     return v;
 }
@@ -21,7 +21,7 @@ static inline v4 load4(const float *p)
 #define TILE_STEP(i)                                                                                         \
     do {                                                                                                     \
         const float s = a##i[q];                                                                             \
-        const v4 x = {s, s, s, s};                                                                           \
+        const vec4 x = {s, s, s, s};                                                                         \
         c##i##0 += x * b0;                                                                                   \
         c##i##1 += x * b1;                                                                                   \
     } while (0)
@@ -44,29 +44,19 @@ static inline __attribute__((always_inline)) void gemm_tile(int w, int gathered,
                                                             const float *b, long ldb, float *c, long ldc,
                                                             int accumulate)
 {
-    const v4 z = {0, 0, 0, 0};
-    v4 c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z, c40 = z, c41 = z, c50 = z,
-       c51 = z;
+    const vec4 z = {0, 0, 0, 0};
+    vec4 c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z, c40 = z, c41 = z, c50 = z,
+         c51 = z;
     const float *a0 = r[0], *a1 = r[1], *a2 = r[2], *a3 = r[3], *a4 = r[4], *a5 = r[5];
     for (long p = 0, o = 0; p < P; p++, o += sap) {
         const long q = gathered ? po[p] : o;
         const float *bp = b + p * ldb;
         float part[NR] = {0};
         if (w < NR) memcpy(part, bp, sizeof(float) * (size_t)w);
-        const v4 b0 = load4(w < NR ? part : bp), b1 = load4(w < NR ? part + 4 : bp + 4);
-        TILE_STEP(0);
-        TILE_STEP(1);
-        TILE_STEP(2);
-        TILE_STEP(3);
-        TILE_STEP(4);
-        TILE_STEP(5);
+        const vec4 b0 = load4(w < NR ? part : bp), b1 = load4(w < NR ? part + 4 : bp + 4);
+        CNN_TILE_EACH_ROW(TILE_STEP);
     }
-    TILE_STORE(0);
-    TILE_STORE(1);
-    TILE_STORE(2);
-    TILE_STORE(3);
-    TILE_STORE(4);
-    TILE_STORE(5);
+    CNN_TILE_EACH_ROW(TILE_STORE);
 }
 
 /* All tiles of one p block: panels of 8 columns, 6 rows at a time. */
@@ -90,21 +80,14 @@ void cnn_gemm_block_generic(const cnn_gemm_args *g)
     }
 }
 
-#define PEAK_STEP(f)                                                                                         \
-    do {                                                                                                     \
-        v0 = f(v0, x, y), v1 = f(v1, x, y), v2 = f(v2, x, y), v3 = f(v3, x, y), v4_ = f(v4_, x, y);          \
-        v5 = f(v5, x, y), v6 = f(v6, x, y), v7 = f(v7, x, y), v8 = f(v8, x, y), v9 = f(v9, x, y);            \
-        v10 = f(v10, x, y), v11 = f(v11, x, y);                                                              \
-    } while (0)
-
 /* The portable path's multiply-add: a product rounded, then added. */
 #define MUL_ADD(v, a, b) ((v) * (a) + (b))
 
 float cnn_peak_generic(long steps)
 {
-    const v4 x = {0.999f, 0.999f, 0.999f, 0.999f}, y = {1e-3f, 1e-3f, 1e-3f, 1e-3f};
-    v4 v0 = y, v1 = y, v2 = y, v3 = y, v4_ = y, v5 = y, v6 = y, v7 = y, v8 = y, v9 = y, v10 = y, v11 = y;
-    for (long s = 0; s < steps; s++) PEAK_STEP(MUL_ADD);
-    const v4 t = v0 + v1 + v2 + v3 + v4_ + v5 + v6 + v7 + v8 + v9 + v10 + v11;
+    const vec4 x = {0.999f, 0.999f, 0.999f, 0.999f}, y = {1e-3f, 1e-3f, 1e-3f, 1e-3f};
+    vec4 v0 = y, v1 = y, v2 = y, v3 = y, v4 = y, v5 = y, v6 = y, v7 = y, v8 = y, v9 = y, v10 = y, v11 = y;
+    for (long s = 0; s < steps; s++) CNN_PEAK_STEP(MUL_ADD);
+    const vec4 t = v0 + v1 + v2 + v3 + v4 + v5 + v6 + v7 + v8 + v9 + v10 + v11;
     return t[0];
 }

@@ -45,6 +45,25 @@ void cnn_gemm_block_generic(const cnn_gemm_args *g);
  * many as keep every FMA unit busy through its latency), nothing else. Returns a value of the result, so that
  * the work cannot be dropped. Each round is CNN_PEAK_CHAINS * 2 * (lanes of the path's vector) FLOP. */
 enum { CNN_PEAK_CHAINS = 12 };
+/* One round of the peak loop over accumulators v0 .. v11: v = f(v, x, y). */
+#define CNN_PEAK_STEP(f)                                                                                     \
+    do {                                                                                                     \
+        v0 = f(v0, x, y), v1 = f(v1, x, y), v2 = f(v2, x, y), v3 = f(v3, x, y), v4 = f(v4, x, y);            \
+        v5 = f(v5, x, y), v6 = f(v6, x, y), v7 = f(v7, x, y), v8 = f(v8, x, y), v9 = f(v9, x, y);            \
+        v10 = f(v10, x, y), v11 = f(v11, x, y);                                                              \
+    } while (0)
+
+/* step(i) for each row i of a tile (the accumulators are named variables per row: an array of them would be
+ * kept in memory). */
+#define CNN_TILE_EACH_ROW(step)                                                                              \
+    do {                                                                                                     \
+        step(0);                                                                                             \
+        step(1);                                                                                             \
+        step(2);                                                                                             \
+        step(3);                                                                                             \
+        step(4);                                                                                             \
+        step(5);                                                                                             \
+    } while (0)
 float cnn_peak_avx512(long steps);
 float cnn_peak_avx2(long steps);
 float cnn_peak_generic(long steps);

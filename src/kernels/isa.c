@@ -35,6 +35,14 @@ int cnn_isa_supported(cnn_isa isa)
     }
 }
 
+int cnn_isa_list(cnn_isa *out)
+{
+    int k = 0;
+    for (int i = 0; i < CNN_ISA_COUNT; i++)
+        if (cnn_isa_supported((cnn_isa)i)) out[k++] = (cnn_isa)i;
+    return k;
+}
+
 const char *cnn_isa_label(cnn_isa isa)
 {
     return isa >= 0 && isa < CNN_ISA_COUNT ? LABELS[isa] : "?";

@@ -11,6 +11,8 @@ cnn_isa cnn_isa_current(void);
 /* CNN_OK once a path is chosen; the error of an unusable CNNLAB_ISA (unknown name, or a path this CPU lacks)
  * while none is. */
 int cnn_isa_check(void);
+/* The paths this CPU can run, narrowest (generic) first, into out (CNN_ISA_COUNT slots); returns how many. */
+int cnn_isa_list(cnn_isa *out);
 /* 1 when this CPU (and its operating system) can run path isa. */
 int cnn_isa_supported(cnn_isa isa);
 /* "avx512", "avx2", "generic". */
