@@ -15,8 +15,10 @@ BUILD   ?= build
 # the baseline code faster on the build machine only.
 ARCH    ?= -march=x86-64-v2
 OPT     ?= -O3
-ISA_AVX2   := -mavx2 -mfma
-ISA_AVX512 := -mavx2 -mfma -mavx512f -mavx512bw -mavx512dq -mavx512vl
+# -ffp-contract=off: the plain C loops in these files (kernels/loops.inc) must not become fused multiply-adds
+# where the compiler sees fit (clang's default), so that they give the same bits on every path.
+ISA_AVX2   := -mavx2 -mfma -ffp-contract=off
+ISA_AVX512 := -mavx2 -mfma -mavx512f -mavx512bw -mavx512dq -mavx512vl -ffp-contract=off
 SAN     ?=
 # -fvisibility=hidden: the shared library exports only what include/cnnlab.h marks CNN_API (the test programs
 # link the static library, which keeps every symbol; tests/check_exports.sh checks the export list).
