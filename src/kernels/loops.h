@@ -17,9 +17,11 @@ typedef struct cnn_loops {
      * pb (F) += column sums of dy (pb may be NULL) and pw (K, F) += a^T dy, rows in order. */
     void (*thin_backward)(int rows, int K, int F, const float *a, const float *y, float *dy, int relu,
                           int keep, float *pw, float *pb);
-    /* Max pooling of one window, rows [h0, h1) x columns [w0, w1) of an image x of width W and C channels:
-     * y[c] = the first maximum in row-major order, arg[c] its offset in x. */
-    void (*max_window)(const float *x, int W, int C, int h0, int h1, int w0, int w1, float *y, int32_t *arg);
+    /* Max pooling of one output row of an image x (width W, C channels): output j's window covers rows
+     * [h0, h1) and columns [j*sw - pl, j*sw - pl + kw) clipped to the image; y[j][c] = its first maximum in
+     * row-major order, arg[j][c] that maximum's offset in x. */
+    void (*max_row)(const float *x, int W, int C, int h0, int h1, int ow, int kw, int sw, int pl, float *y,
+                    int32_t *arg);
 } cnn_loops;
 
 /* The loops of the path kernels/isa.h chose. */

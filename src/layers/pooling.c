@@ -110,19 +110,18 @@ static int worth_threads(const cnn_layer *l, int n)
 static void max_forward(cnn_layer *l, const cnn_ctx *ctx, const float *x, float *y, int n)
 {
     (void)ctx;
+    const pool_cfg *c = l->cfg;
     const int oh = l->out.h, ow = l->out.w, C = l->in.c, W = l->in.w;
     const size_t in_size = cnn_shape_size(l->in);
     int32_t *arg = (int32_t *)l->scratch;
     const cnn_loops *loops = cnn_loops_current();
 #pragma omp parallel for schedule(static) if (worth_threads(l, n))
     for (int r = 0; r < n * oh; r++) {
-        const float *xs = x + (size_t)(r / oh) * in_size;
-        for (int j = 0; j < ow; j++) {
-            int h0, h1, w0, w1;
-            window(l, r % oh, j, &h0, &h1, &w0, &w1);
-            const size_t o = ((size_t)r * ow + j) * C;
-            loops->max_window(xs, W, C, h0, h1, w0, w1, y + o, arg + o);
-        }
+        int h0, h1, w0, w1;
+        window(l, r % oh, 0, &h0, &h1, &w0, &w1);
+        const size_t o = (size_t)r * ow * C;
+        loops->max_row(x + (size_t)(r / oh) * in_size, W, C, h0, h1, ow, c->k[1], c->s[1], c->pad_left, y + o,
+                       arg + o);
     }
 }
 
