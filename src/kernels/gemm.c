@@ -6,6 +6,7 @@
 #include <omp.h>
 #include <string.h>
 
+#include "cnnlab.h"
 #include "kernels/gemm_kernels.h"
 #include "kernels/isa.h"
 
