@@ -9,13 +9,22 @@ NPROC   := $(shell nproc 2>/dev/null || echo 2)
 # threads instead of two pools spinning against each other (3-5x slower epochs with the pthread build).
 BLAS_DIR ?= /usr/lib/x86_64-linux-gnu/openblas-openmp
 BUILD   ?= build
-OPT     ?= -O3 -march=native
+# One binary for every x86-64 machine: the library is compiled for the x86-64-v2 baseline (SSE4.2, POPCNT:
+# every x86-64 CPU since about 2009) and carries kernel files for wider vectors, each compiled with its own
+# flags (below) and chosen at run time from what the CPU has (src/kernels/isa.h). ARCH=-march=native makes
+# the baseline code faster on the build machine only.
+ARCH    ?= -march=x86-64-v2
+OPT     ?= -O3
+# -ffp-contract=off: the plain C loops in these files (kernels/loops.inc) must not become fused multiply-adds
+# where the compiler sees fit (clang's default), so that they give the same bits on every path.
+ISA_AVX2   := -mavx2 -mfma -ffp-contract=off
+ISA_AVX512 := -mavx2 -mfma -mavx512f -mavx512bw -mavx512dq -mavx512vl -ffp-contract=off
 SAN     ?=
 # -fvisibility=hidden: the shared library exports only what include/cnnlab.h marks CNN_API (the test programs
 # link the static library, which keeps every symbol; tests/check_exports.sh checks the export list).
 CFLAGS  += -std=c11 -D_GNU_SOURCE -fno-math-errno -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -fPIC -fopenmp \
            -fvisibility=hidden \
-           -Iinclude -Isrc -I$(BLAS_DIR:/usr/lib/%=/usr/include/%) $(OPT) $(SAN)
+           -Iinclude -Isrc -I$(BLAS_DIR:/usr/lib/%=/usr/include/%) $(ARCH) $(OPT) $(SAN)
 LDFLAGS += -fopenmp $(SAN) -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR)
 # libhdf5 (Keras weight files): Debian's serial build, through pkg-config, else its usual paths.
 HDF5_CFLAGS := $(shell pkg-config --cflags hdf5 2>/dev/null || echo -I/usr/include/hdf5/serial)
@@ -58,6 +67,10 @@ $(BUILD)/%.o: %.c Makefile
 	@mkdir -p $(dir $@)
 	@echo "  CC $<"
 	@$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# The kernel files of each instruction-set path (also in the sanitizer build, whose OPT has no -march).
+$(BUILD)/src/kernels/%_avx2.o: CFLAGS += $(ISA_AVX2)
+$(BUILD)/src/kernels/%_avx512.o: CFLAGS += $(ISA_AVX512)
 
 # The study's spec files, compiled into the binary.
 $(BUILD)/gen/seed_specs.c: $(SEED_SPECS) scripts/embed_specs.sh

@@ -53,6 +53,22 @@ CNN_API int cnn_errcode(void);
 /* Number of physical cores (the default thread count). */
 CNN_API int cnn_physical_cores(void);
 
+/* ---------------------------------------------------------------- kernel paths */
+
+/* The instruction-set path of cnnlab's kernels: "avx512", "avx2" or "generic" (portable C). One binary
+ * carries all three; the first use picks the best this CPU has (cpuid), unless the environment variable
+ * CNNLAB_ISA names one (avx512, avx2, generic or auto). Each path's results are bit-identical for any thread
+ * count; paths differ from each other only by rounding. */
+CNN_API const char *cnn_isa_name(void);
+/* Selects a path by name (NULL: CNNLAB_ISA as above). Fails with CNN_ERR_INVALID for an unknown name or a
+ * path this CPU lacks, naming what it lacks; the path in use is then unchanged. Call it between training
+ * steps. */
+CNN_API int cnn_set_isa(const char *name);
+/* The multiply-add peak of the path in use on all threads (cnn_get_threads), in GFLOP/s: independent chains
+ * of vector multiply-adds and nothing else, best of 3 runs of about 30 ms. What a kernel's rate is judged
+ * against. */
+CNN_API double cnn_fma_peak_gflops(void);
+
 /* ---------------------------------------------------------------- data */
 
 /* A labelled image set: x holds n images of h*w*c float32 in [0,1] (NHWC), y the n labels. */

@@ -134,6 +134,17 @@ static void test_help_and_dispatch(void **state)
     assert_non_null(strstr(g_out, "2  usage error"));
     expect("", 2, "usage: cnnlab COMMAND", 0);
     expect("--version", 0, "cnnlab " CNN_VERSION "\n", 1);
+    assert_non_null(strstr(g_out, "kernels: "));
+    /* CNNLAB_ISA forces a path, or is refused before any command runs */
+    setenv("CNNLAB_ISA", "generic", 1);
+    expect("--version", 0, "kernels: generic (", 1);
+    expect("profile Model_1 --batch 8 --steps 1 --threads 1", 0, "kernels generic", 1);
+    setenv("CNNLAB_ISA", "avx3", 1);
+    expect("--version", 2,
+           "cnnlab: CNNLAB_ISA=avx3: unknown kernel path 'avx3' (expected auto, avx512, avx2 or "
+           "generic)",
+           0);
+    unsetenv("CNNLAB_ISA");
     expect("frobnicate", 2, "cnnlab: unknown command 'frobnicate' (try: cnnlab --help)", 0);
     expect("train --help", 0, "usage: cnnlab train", 1);
     expect("eval --help", 0, "usage: cnnlab eval", 1);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "kernels/gemm.h"
+#include "kernels/isa.h"
 #include "model/model.h"
 #include "probe.h"
 #include "util.h"
@@ -104,9 +105,9 @@ static void test_dense_backward_without_dx_and_frozen(void **state)
         probe_assert_without_dx_and_frozen("Dense", cases[i].opts, 1, 1, cases[i].c, cases[i].n);
 }
 
-/* Outputs, kept pre-activations, parameter and input gradients are bit-identical for 1 and 2 threads: the
- * GEMMs split rows into blocks fixed by the shape and every sum runs in a fixed order. Where the GEMM is
- * BLAS's threaded sgemm instead (no AVX-512), only two runs at the same thread count are compared. */
+/* Outputs, kept pre-activations, parameter and input gradients are bit-identical for 1 and 2 threads, on
+ * every kernel path this CPU has: the GEMMs split rows into blocks fixed by the shape and every sum runs in a
+ * fixed order. */
 static void test_dense_threads_bit_identical(void **state)
 {
     (void)state;
@@ -120,10 +121,14 @@ static void test_dense_threads_bit_identical(void **state)
         {"units=48, use_bias=false", 1, 1, 64, 97},
         {"units=5, activation=tanh", 8, 8, 3, 400}, /* per pixel: few multiply-adds per row, tall blocks */
     };
-    const int across = cnn_gemm_parallel_exact();
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        probe_assert_threads_bit_identical("Dense", cases[i].opts, cases[i].h, cases[i].w, cases[i].c,
-                                           cases[i].n, across);
+    for (int isa = 0; isa < CNN_ISA_COUNT; isa++) {
+        if (!cnn_isa_supported((cnn_isa)isa)) continue;
+        assert_int_equal(cnn_isa_use((cnn_isa)isa), 0);
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+            probe_assert_threads_bit_identical("Dense", cases[i].opts, cases[i].h, cases[i].w, cases[i].c,
+                                               cases[i].n, 1);
+    }
+    assert_int_equal(cnn_set_isa(NULL), 0);
 }
 
 static void test_dense_bad_options(void **state)

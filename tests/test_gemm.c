@@ -1,7 +1,9 @@
 /* The parallel GEMM of kernels/gemm.h: values against a float64 reference for both ways of reading A and with
  * accumulation, the row blocks handed to the callback (each row once, already final), bit-identity with the
- * single-threaded kernel and across thread counts, and the block sizes. (cnn_gemm and cnn_gemm_gather
- * themselves are checked in test_conv.c, next to the convolutions that introduced them.) */
+ * single-threaded kernel and across thread counts, and the block sizes; then every kernel path the CPU has
+ * against the portable one, gathered against strided reading, and 1 against 2 threads on each path. (cnn_gemm
+ * and cnn_gemm_gather themselves are checked in test_conv.c, next to the convolutions that introduced them.)
+ */
 #include "util.h"
 
 #include <math.h>
@@ -10,6 +12,7 @@
 
 #include "core/rng.h"
 #include "kernels/gemm.h"
+#include "kernels/isa.h"
 
 static float *floats(size_t n)
 {
@@ -85,12 +88,12 @@ static void test_parallel_against_reference(void **state)
     }
 }
 
-/* With the AVX-512 kernel the parallel GEMM equals the single-threaded one bit for bit, at 1 and 2 threads;
- * with BLAS (no AVX-512) two runs at the same thread count agree. */
+/* The parallel GEMM equals the single-threaded one bit for bit, at 1 and 2 threads (on the path in use;
+ * test_isa checks every path). */
 static void test_parallel_bit_identical(void **state)
 {
     (void)state;
-    const int keep = cnn_get_threads(), exact = cnn_gemm_parallel_exact();
+    const int keep = cnn_get_threads();
     for (size_t t = 0; t < sizeof SHAPES / sizeof SHAPES[0]; t++) {
         const int M = SHAPES[t][0], N = SHAPES[t][1], P = SHAPES[t][2];
         float *a = floats((size_t)M * P), *b = floats((size_t)P * N), *one = floats((size_t)M * N),
@@ -99,19 +102,109 @@ static void test_parallel_bit_identical(void **state)
         fill(b, (size_t)P * N, 5);
         for (int trans = 0; trans < 2; trans++) {
             const long sai = trans ? 1 : P, sap = trans ? M : 1;
-            cnn_set_threads(exact ? 1 : 2);
+            cnn_set_threads(1);
             cnn_gemm_parallel(M, N, P, a, sai, sap, b, N, one, N, 0, NULL, NULL);
             cnn_set_threads(2);
             cnn_gemm_parallel(M, N, P, a, sai, sap, b, N, two, N, 0, NULL, NULL);
             assert_memory_equal(one, two, sizeof(float) * (size_t)M * N);
-            if (exact) {
-                cnn_gemm(M, N, P, a, sai, sap, b, N, serial, N, 0);
-                assert_memory_equal(serial, two, sizeof(float) * (size_t)M * N);
-            }
+            cnn_gemm(M, N, P, a, sai, sap, b, N, serial, N, 0);
+            assert_memory_equal(serial, two, sizeof(float) * (size_t)M * N);
         }
         free(a), free(b), free(one), free(two), free(serial);
     }
     cnn_set_threads(keep);
+}
+
+/* Shapes with row, column (for each path's panel width: 8, 16, 64) and p-block (512) tails. */
+static const int PATH_SHAPES[][3] = {{1, 1, 1},   {7, 9, 3},       {13, 17, 33},  {24, 64, 16},
+                                     {50, 70, 5}, {30, 130, 1030}, {97, 10, 600}, {6, 200, 64}};
+
+/* C of every path against the portable path's C: the same sums in the same order, rounded differently. The
+ * AVX2 and AVX-512 kernels both fuse every multiply-add in that order: their C is the same bit for bit. */
+static void test_paths_against_generic(void **state)
+{
+    (void)state;
+    cnn_isa p[CNN_ISA_COUNT];
+    const int np = cnn_isa_list(p);
+    for (size_t t = 0; t < sizeof PATH_SHAPES / sizeof PATH_SHAPES[0]; t++) {
+        const int M = PATH_SHAPES[t][0], N = PATH_SHAPES[t][1], P = PATH_SHAPES[t][2];
+        float *a = floats((size_t)M * P), *b = floats((size_t)P * N), *ref = floats((size_t)M * N),
+              *c = floats((size_t)M * N), *fused = floats((size_t)M * N);
+        fill(a, (size_t)M * P, 1);
+        fill(b, (size_t)P * N, 2);
+        for (int trans = 0; trans < 2; trans++) {
+            const long sai = trans ? 1 : P, sap = trans ? M : 1;
+            assert_int_equal(cnn_isa_use(CNN_ISA_GENERIC), 0);
+            fill(ref, (size_t)M * N, 3);
+            cnn_gemm(M, N, P, a, sai, sap, b, N, ref, N, 1);
+            for (int k = 0; k < np; k++) {
+                assert_int_equal(cnn_isa_use(p[k]), 0);
+                fill(c, (size_t)M * N, 3);
+                cnn_gemm(M, N, P, a, sai, sap, b, N, c, N, 1);
+                if (p[k] == CNN_ISA_AVX2) memcpy(fused, c, sizeof(float) * (size_t)M * N);
+                if (p[k] == CNN_ISA_AVX512 && cnn_isa_supported(CNN_ISA_AVX2))
+                    assert_memory_equal(fused, c, sizeof(float) * (size_t)M * N);
+                for (int i = 0; i < M * N; i++)
+                    if (fabsf(c[i] - ref[i]) > 2e-6f * P)
+                        fail_msg("%s %dx%dx%d trans %d: C[%d] = %.9g, generic %.9g", cnn_isa_label(p[k]), M,
+                                 N, P, trans, i, c[i], ref[i]);
+            }
+        }
+        free(a), free(b), free(ref), free(c), free(fused);
+    }
+    assert_int_equal(cnn_set_isa(NULL), 0);
+}
+
+/* Gathering A through offset tables that describe a strided layout is the strided GEMM, bit for bit. */
+static void test_gather_is_strided(void **state)
+{
+    (void)state;
+    cnn_isa p[CNN_ISA_COUNT];
+    const int np = cnn_isa_list(p);
+    enum { M = 29, N = 37, P = 45 };
+    float *a = floats(M * P), *b = floats(P * N), *s = floats(M * N), *g = floats(M * N);
+    int ri[M], po[P];
+    for (int i = 0; i < M; i++) ri[i] = i * P;
+    for (int q = 0; q < P; q++) po[q] = q;
+    fill(a, M * P, 4);
+    fill(b, P * N, 5);
+    for (int k = 0; k < np; k++) {
+        assert_int_equal(cnn_isa_use(p[k]), 0);
+        cnn_gemm(M, N, P, a, P, 1, b, N, s, N, 0);
+        cnn_gemm_gather(M, N, P, a, ri, po, b, N, g, N, 0);
+        assert_memory_equal(s, g, sizeof(float) * M * N);
+    }
+    free(a), free(b), free(s), free(g);
+    assert_int_equal(cnn_set_isa(NULL), 0);
+}
+
+/* On every path the parallel GEMM equals the single-threaded one, at 1 and 2 threads. */
+static void test_gemm_threads(void **state)
+{
+    (void)state;
+    cnn_isa p[CNN_ISA_COUNT];
+    const int np = cnn_isa_list(p), keep = cnn_get_threads();
+    enum { M = 300, N = 70, P = 600 };
+    float *a = floats(M * P), *b = floats(P * N), *one = floats(M * N), *two = floats(M * N),
+          *serial = floats(M * N);
+    fill(a, M * P, 6);
+    fill(b, P * N, 7);
+    for (int k = 0; k < np; k++) {
+        assert_int_equal(cnn_isa_use(p[k]), 0);
+        for (int trans = 0; trans < 2; trans++) {
+            const long sai = trans ? 1 : P, sap = trans ? M : 1;
+            cnn_set_threads(1);
+            cnn_gemm_parallel(M, N, P, a, sai, sap, b, N, one, N, 0, NULL, NULL);
+            cnn_set_threads(2);
+            cnn_gemm_parallel(M, N, P, a, sai, sap, b, N, two, N, 0, NULL, NULL);
+            cnn_gemm(M, N, P, a, sai, sap, b, N, serial, N, 0);
+            assert_memory_equal(one, two, sizeof(float) * M * N);
+            assert_memory_equal(serial, two, sizeof(float) * M * N);
+        }
+    }
+    free(a), free(b), free(one), free(two), free(serial);
+    cnn_set_threads(keep);
+    assert_int_equal(cnn_set_isa(NULL), 0);
 }
 
 /* Blocks are whole kernel tiles; 24 rows where that is enough work, taller where rows are cheap. */
@@ -140,6 +233,9 @@ int main(void)
         cmocka_unit_test(test_parallel_against_reference),
         cmocka_unit_test(test_parallel_bit_identical),
         cmocka_unit_test(test_block_rows),
+        cmocka_unit_test(test_paths_against_generic),
+        cmocka_unit_test(test_gather_is_strided),
+        cmocka_unit_test(test_gemm_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,5 @@
-/* The command line's shared helpers: error output, checked number parsing, and the argument loop of the
- * commands that train (train, study). */
+/* The command line's shared helpers: error output, checked number parsing, the CPU's name, and the argument
+ * loop of the commands that train (train, study). */
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -59,4 +59,20 @@ int cli_parse_run_args(const char *cmd, const char *help, int argc, char **argv,
         i += takes;
     }
     return 0;
+}
+
+/* The CPU's model name from /proc/cpuinfo ("unknown CPU" where there is none). */
+void cli_cpu_name(char *buf, size_t cap)
+{
+    snprintf(buf, cap, "unknown CPU");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[256];
+    while (f && fgets(line, sizeof line, f)) {
+        const char *colon = strchr(line, ':');
+        if (strncmp(line, "model name", 10) || !colon) continue;
+        snprintf(buf, cap, "%s", colon + 1 + (colon[1] == ' '));
+        buf[strcspn(buf, "\n")] = '\0';
+        break;
+    }
+    if (f) fclose(f);
 }

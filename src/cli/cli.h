@@ -14,6 +14,8 @@ int cli_int(const char *opt, const char *val, long min, long max, long *out);
 int cli_double(const char *opt, const char *val, double min, double max, double *out);
 /* Prints "cnnlab: <msg>" to stderr (and the library's message when lib is set). */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The CPU's model name, for reports that print figures. */
+void cli_cpu_name(char *buf, size_t cap);
 
 /* The study's spec files compiled into the binary (models/seed/), ended by a NULL name. */
 typedef struct cli_builtin_spec {

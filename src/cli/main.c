@@ -40,6 +40,9 @@ static const char *const USAGE =
     "\n"
     "`cnnlab COMMAND --help` describes each command's options.\n"
     "\n" PARALLEL_HELP "\n"
+    "environment:\n"
+    "  CNNLAB_ISA  kernel path: avx512, avx2, generic or auto (default: the best this CPU has)\n"
+    "\n"
     "exit codes:\n"
     "  0  success\n"
     "  1  the work failed: unreadable or malformed data or model file, out of memory, write error\n"
@@ -52,8 +55,15 @@ static int dispatch(int argc, char **argv)
         fputs(USAGE, stdout);
         return EXIT_OK;
     }
+    /* An unusable CNNLAB_ISA is a usage error before any work starts. */
+    if (cnn_set_isa(NULL)) {
+        cli_error("%s", cnn_errmsg());
+        return EXIT_USAGE;
+    }
     if (!strcmp(cmd, "--version")) {
-        printf("cnnlab %s\n", CNN_VERSION);
+        char cpu[128];
+        cli_cpu_name(cpu, sizeof cpu);
+        printf("cnnlab %s\nkernels: %s (%s)\n", CNN_VERSION, cnn_isa_name(), cpu);
         return EXIT_OK;
     }
     if (!strcmp(cmd, "train")) return cli_train(argc - 1, argv + 1);

@@ -64,9 +64,14 @@ static int profile(cnn_model *m, int n, int steps, const int in_size)
         if (cnn_model_layer_gemm(m, i, n, mnk)) gemm[i] = cnn_sgemm_gflops(mnk[0], mnk[1], mnk[2], 5);
     }
     if (!rc) {
-        printf("%s: batch %d, %d threads\n", cnn_model_name(m), n, cnn_get_threads());
+        char cpu[128];
+        cli_cpu_name(cpu, sizeof cpu);
+        printf("%s: batch %d, %d threads, kernels %s (%s)\n", cnn_model_name(m), n, cnn_get_threads(),
+               cnn_isa_name(), cpu);
         cnn_model_profile_print(m, gemm, stdout);
         printf("bare sgemm 2048x2048x2048: %.1f GFLOP/s\n", cnn_sgemm_gflops(2048, 2048, 2048, 3));
+        printf("multiply-add peak (%s, %d threads): %.1f GFLOP/s\n", cnn_isa_name(), cnn_get_threads(),
+               cnn_fma_peak_gflops());
     }
     free(x), free(y), free(gemm);
     return rc;

@@ -12,20 +12,22 @@
  * images (cnn_conv_plan_for); one thread does everything for a unit, chunk by chunk (patches, GEMM, bias,
  * activation), so the data stay in that core's cache and the threads never wait for each other inside a
  * layer. A chunk keeps the buffers within a budget: a whole batch of VGG-sized images would lower to
- * gigabytes. With AVX-512 the GEMMs read the patches in place from the images (zero-padded copies when the
- * padding needs it) through offset tables: no im2col. Elsewhere im2col lowers them for BLAS. Backward reads
+ * gigabytes. The GEMMs read the patches in place from the images (zero-padded copies when the padding needs
+ * it) through offset tables: no im2col (which only the thin kernels below use). Backward reads
  * the patches again from x rather than keeping them from forward (P*K floats per sample would multiply the
  * activation memory by K): dW  = sum over units of (sum over the unit's chunks of patches^T dy), added in
  * unit order db  = the same for the column sums of dy dx  = col2im(dy W^T), chunk by chunk into the chunk's
  * own images A 1x1 stride-1 kernel needs no lowering: x already is the (n*P, cin) matrix. Kernels with few
- * taps (K <= SMALL_K, e.g. a 3x3 on a gray image) with relu or no activation use the thin loops below: a GEMM
- * is slow at such a thin inner dimension, and these apply the activation on the fly and do backward in one
- * pass over dy. */
+ * taps (K <= SMALL_K, e.g. a 3x3 on a gray image) with relu or no activation use thin loops
+ * (kernels/loops.h): a GEMM is slow at such a thin inner dimension, and these apply the activation on the fly
+ * and do backward in one pass over dy. */
 #include <stdio.h>
 #include <string.h>
 
 #include "core/error.h"
 #include "kernels/gemm.h"
+#include "kernels/isa.h"
+#include "kernels/loops.h"
 #include "layers/activation.h"
 #include "layers/conv_common.h"
 #include "layers/layer.h"
@@ -53,7 +55,8 @@ static int conv2d_configure(cnn_layer *l, cnn_opts *o)
 static int conv2d_build(cnn_layer *l)
 {
     conv2d_cfg *c = l->cfg;
-    int rc = cnn_conv_geometry(l, &c->conv, &c->g);
+    int rc = cnn_isa_check(); /* an unusable CNNLAB_ISA fails here, before any kernel runs */
+    if (!rc) rc = cnn_conv_geometry(l, &c->conv, &c->g);
     if (rc) return rc;
     const cnn_conv_geom *g = &c->g;
     const int taps = g->kh * g->kw;
@@ -81,10 +84,8 @@ static size_t conv2d_workspace(const cnn_layer *l, int n)
 
 /* ---------------------------------------------------------------- thin kernels */
 
-/* SMALL_K: the thin path's largest K; BLOCK: outputs kept in registers (one AVX-512 vector); PREFETCH_ROWS:
- * how far ahead the memory-bound loops ask for the rows of y and dy (hardware prefetch alone leaves them
- * waiting). */
-enum { SMALL_K = 16, BLOCK = 16, PREFETCH_ROWS = 24 };
+/* The thin path's largest K (its loops are in kernels/loops.h). */
+enum { SMALL_K = 16 };
 
 static int thin(const cnn_layer *l)
 {
@@ -93,87 +94,13 @@ static int thin(const cnn_layer *l)
            (l->act_run == CNN_ACT_RELU || l->act_run == CNN_ACT_LINEAR);
 }
 
-/* y (rows, F) = a (rows, K) W (K, F) + b, then relu when asked, for a thin K: a block of 16 outputs of a row
- * stays in registers while the K taps are added to it. */
-static void small_k_forward(int rows, int K, int F, const float *a, const float *w, const float *b, int relu,
-                            float *y)
-{
-    for (int r = 0; r < rows; r++) {
-        const float *ar = a + (size_t)r * K;
-        float *yr = y + (size_t)r * F;
-        for (int j = 0; j < F; j += 16) __builtin_prefetch(yr + PREFETCH_ROWS * F + j, 1);
-        int f0 = 0;
-        for (; f0 + BLOCK <= F; f0 += BLOCK) {
-            float acc[BLOCK];
-#pragma omp simd
-            for (int j = 0; j < BLOCK; j++) acc[j] = b ? b[f0 + j] : 0.0f;
-            for (int k = 0; k < K; k++) {
-                const float av = ar[k], *wk = w + (size_t)k * F + f0;
-#pragma omp simd
-                for (int j = 0; j < BLOCK; j++) acc[j] += av * wk[j];
-            }
-#pragma omp simd
-            for (int j = 0; j < BLOCK; j++) yr[f0 + j] = relu && acc[j] < 0.0f ? 0.0f : acc[j];
-        }
-        for (; f0 < F; f0++) {
-            float s = b ? b[f0] : 0.0f;
-            for (int k = 0; k < K; k++) s += ar[k] * w[(size_t)k * F + f0];
-            yr[f0] = relu && s < 0.0f ? 0.0f : s;
-        }
-    }
-}
-
-/* One block of w <= BLOCK outputs of one row: d = dy masked by relu (written back when keep), db += d,
- * dw[k] += a[k] d. */
-static void small_k_backward_block(int K, int F, int w, const float *ar, const float *yr, float *dr, int relu,
-                                   int keep, float *pw, float *pb)
-{
-    float d[BLOCK];
-#pragma omp simd
-    for (int j = 0; j < w; j++) d[j] = relu && !(yr[j] > 0.0f) ? 0.0f : dr[j];
-    if (keep)
-        for (int j = 0; j < w; j++) dr[j] = d[j];
-    if (pb)
-        for (int j = 0; j < w; j++) pb[j] += d[j];
-    for (int k = 0; k < K; k++) {
-        const float av = ar[k];
-        float *pk = pw + (size_t)k * F;
-#pragma omp simd
-        for (int j = 0; j < w; j++) pk[j] += av * d[j];
-    }
-}
-
-/* Backward of a thin-K chunk with relu or no activation, in one pass over dy: the activation gradient, the
- * bias sums and dW (all accumulated into the unit's partials pw, pb). dy is rewritten only when dx needs it.
- */
-static void small_k_backward(int rows, int K, int F, const float *a, const float *y, float *dy, int relu,
-                             int keep, float *pw, float *pb)
-{
-    for (int r = 0; r < rows; r++) {
-        const float *ar = a + (size_t)r * K, *yr = y + (size_t)r * F;
-        float *dr = dy + (size_t)r * F;
-        /* y and dy come from memory and the work per row is small: ask for them well ahead. */
-        for (int j = 0; j < F; j += 16) {
-            __builtin_prefetch(yr + PREFETCH_ROWS * F + j);
-            __builtin_prefetch(dr + PREFETCH_ROWS * F + j, 1);
-        }
-        int f0 = 0;
-        for (; f0 + BLOCK <= F; f0 += BLOCK)
-            small_k_backward_block(K, F, BLOCK, ar, yr + f0, dr + f0, relu, keep, pw + f0,
-                                   pb ? pb + f0 : NULL);
-        if (f0 < F)
-            small_k_backward_block(K, F, F - f0, ar, yr + f0, dr + f0, relu, keep, pw + f0,
-                                   pb ? pb + f0 : NULL);
-    }
-}
-
 /* ---------------------------------------------------------------- forward and backward */
 
-/* The GEMMs read the patches in place from the (padded) images through offset tables: no im2col (AVX-512). */
+/* The GEMMs read the patches in place from the (padded) images through offset tables: no im2col. */
 static int gathered(const cnn_layer *l)
 {
     const conv2d_cfg *c = l->cfg;
-    return cnn_gemm_gathers() && !cnn_conv_is_pointwise(&c->g) && !thin(l);
+    return !cnn_conv_is_pointwise(&c->g) && !thin(l);
 }
 
 /* A unit's slices of the workspace: units x cols | units x pad | units x partial | W^T | gather tables. */
@@ -225,7 +152,7 @@ static void forward_chunk(const cnn_layer *l, const unit_ws *w, const float *x, 
             a = w->cols;
         }
         if (thin(l)) {
-            small_k_forward(rows, K, F, a, k, b, l->act_run == CNN_ACT_RELU, y);
+            cnn_loops_current()->thin_forward(rows, K, F, a, k, b, l->act_run == CNN_ACT_RELU, y);
             return;
         }
         cnn_gemm(rows, F, K, a, K, 1, k, F, y, F, 0);
@@ -251,7 +178,7 @@ static void conv2d_forward(cnn_layer *l, const cnn_ctx *ctx, const float *x, flo
     prepare(l, &p, ctx->work);
     /* Units run in any order on any thread (dynamic: a thread that loses its core to another process does not
      * hold the others back); each writes only its own images, so the result is the same. */
-#pragma omp parallel for schedule(dynamic) if (p.units > 1 && cnn_gemm_nests())
+#pragma omp parallel for schedule(dynamic) if (p.units > 1)
     for (int u = 0; u < p.units; u++) {
         const unit_ws w = unit_slices(l, &p, ctx->work, u);
         int first, count;
@@ -300,7 +227,8 @@ static void weight_grads(const cnn_layer *l, const unit_ws *w, const chunk_io *i
         a = w->cols;
     }
     if (thin(l)) {
-        small_k_backward(rows, K, F, a, io->y, io->dy, l->act_run == CNN_ACT_RELU, io->need_dx, w->pw, w->pb);
+        cnn_loops_current()->thin_backward(rows, K, F, a, io->y, io->dy, l->act_run == CNN_ACT_RELU,
+                                           io->need_dx, w->pw, w->pb);
         return;
     }
     cnn_act_backward(l->act_run, io->z, io->y, io->dy, (size_t)rows, (size_t)F);
@@ -348,7 +276,7 @@ static void conv2d_backward(cnn_layer *l, const cnn_ctx *ctx, const float *x, co
         transpose_kernel(cnn_layer_param(l, 0), (int)cnn_conv_k(g), c->filters,
                          unit_slices(l, &p, ctx->work, 0).wt);
         /* Dynamic as in forward: each unit writes only its own images and partial sums. */
-#pragma omp parallel for schedule(dynamic) if (p.units > 1 && cnn_gemm_nests())
+#pragma omp parallel for schedule(dynamic) if (p.units > 1)
     for (int u = 0; u < p.units; u++) {
         const unit_ws w = unit_slices(l, &p, ctx->work, u);
         /* The thin loops and the bias sums add to zero; the dW GEMM overwrites on the unit's first chunk. */

@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "kernels/gemm.h"
 #include "layers/activation.h"
 
 /* ---------------------------------------------------------------- options and geometry */
@@ -124,7 +123,7 @@ cnn_conv_plan cnn_conv_plan_for(const cnn_conv_geom *g, int filters, int n)
     const size_t per_unit = ((size_t)n + p.units - 1) / p.units;
     p.chunk = (int)(fit < per_unit ? fit : per_unit);
     p.cols = cnn_conv_is_pointwise(g) ? 0 : (size_t)p.chunk * per_image;
-    if (!cnn_conv_is_pointwise(g) && cnn_gemm_gathers()) {
+    if (!cnn_conv_is_pointwise(g)) {
         int hp, wp;
         cnn_conv_padded_size(g, &hp, &wp);
         p.pad = cnn_conv_needs_padding(g) ? (size_t)p.chunk * hp * wp * g->cin : 0;
@@ -308,7 +307,7 @@ void cnn_col2im(const cnn_conv_geom *g, const float *dcols, int n, float *dx)
         col2im_row(g, dcols + (size_t)(r / g->ih) * img_cols, (int)(r % g->ih), dx + (size_t)r * row_len);
 }
 
-/* ---------------------------------------------------------------- bias, activation, column sums */
+/* ---------------------------------------------------------------- bias and activation */
 
 void cnn_conv_bias_act(cnn_activation a, float *y, const float *b, float *z, size_t rows, int cols)
 {
@@ -334,21 +333,6 @@ void cnn_conv_bias_act(cnn_activation a, float *y, const float *b, float *z, siz
 }
 
 enum { SUM_BLOCK = 16 };
-
-void cnn_conv_column_sums(const float *dy, float *db, size_t rows, int cols)
-{
-    const int blocks = (cols + SUM_BLOCK - 1) / SUM_BLOCK;
-#pragma omp parallel for schedule(static) if (rows * cols > 16384)
-    for (int bk = 0; bk < blocks; bk++) {
-        const int j0 = bk * SUM_BLOCK, w = cols - j0 < SUM_BLOCK ? cols - j0 : SUM_BLOCK;
-        float acc[SUM_BLOCK] = {0};
-        for (size_t r = 0; r < rows; r++) {
-            const float *d = dy + r * cols + j0;
-            for (int j = 0; j < w; j++) acc[j] += d[j];
-        }
-        memcpy(db + j0, acc, sizeof(float) * (size_t)w);
-    }
-}
 
 /* ---------------------------------------------------------------- depthwise */
 

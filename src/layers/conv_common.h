@@ -117,8 +117,6 @@ void cnn_conv_sum_partials(const float *src, size_t stride, int units, size_t le
 /* y (rows, cols) <- act(y + b); b may be NULL. When z is not NULL it receives y + b (for activations whose
  * derivative needs the input). */
 void cnn_conv_bias_act(cnn_activation a, float *y, const float *b, float *z, size_t rows, int cols);
-/* db[j] = sum over rows of dy[r][j], summed row by row for every j: bit-identical for any thread count. */
-void cnn_conv_column_sums(const float *dy, float *db, size_t rows, int cols);
 
 /* Depthwise kernels, k (kh, kw, cin, dm); output channel c*dm + m comes from input channel c.
  *   y (n, oh, ow, cin*dm) <- depthwise(x) + b (b may be NULL; no activation) */

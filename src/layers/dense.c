@@ -9,11 +9,12 @@
  *
  * The three products (y = x W, dW = x^T dy, dx = dy W^T) run on cnn_gemm_parallel, which splits the rows of
  * its output into fixed blocks and sums every element over its inner dimension in a fixed order: results are
- * bit-identical for any thread count (with the AVX-512 kernel). */
+ * bit-identical for any thread count, on every kernel path. */
 #include <string.h>
 
 #include "core/error.h"
 #include "kernels/gemm.h"
+#include "kernels/isa.h"
 #include "layers/activation.h"
 #include "layers/layer.h"
 
@@ -36,6 +37,8 @@ static int dense_configure(cnn_layer *l, cnn_opts *o)
 static int dense_build(cnn_layer *l)
 {
     dense_cfg *c = l->cfg;
+    const int rc = cnn_isa_check(); /* an unusable CNNLAB_ISA fails here, before any kernel runs */
+    if (rc) return rc;
     int in = l->in.c;
     l->out = l->in;
     l->out.c = c->units;
@@ -93,23 +96,6 @@ static void dense_forward(cnn_layer *l, const cnn_ctx *ctx, const float *x, floa
     cnn_gemm_parallel(rows, units, in, x, in, 1, cnn_layer_param(l, 0), units, y, units, 0, forward_rows, &e);
 }
 
-enum { SUM_BLOCK = 16 };
-
-/* db[j] = sum over rows of dy[r][j], rows in order for every j (blocks of columns split between threads):
- * bit-identical for any thread count. */
-static void column_sums(const float *dy, float *db, int rows, int cols)
-{
-    const int blocks = (cols + SUM_BLOCK - 1) / SUM_BLOCK;
-#pragma omp parallel for schedule(static) if ((size_t)rows * cols > 16384)
-    for (int bk = 0; bk < blocks; bk++) {
-        const int j0 = bk * SUM_BLOCK, w = cols - j0 < SUM_BLOCK ? cols - j0 : SUM_BLOCK;
-        float acc[SUM_BLOCK] = {0};
-        for (int r = 0; r < rows; r++)
-            for (int j = 0; j < w; j++) acc[j] += dy[(size_t)r * cols + j0 + j];
-        memcpy(db + j0, acc, sizeof(float) * (size_t)w);
-    }
-}
-
 typedef struct dense_transpose {
     const float *w;
     float *wt;
@@ -143,7 +129,7 @@ static void dense_backward(cnn_layer *l, const cnn_ctx *ctx, const float *x, con
          * in order. */
         cnn_gemm_parallel(in, units, rows, x, 1, in, dy, units, cnn_layer_grad(l, 0), units, 0,
                           ctx->need_dx ? transpose_rows : NULL, &t);
-        if (c->use_bias) column_sums(dy, cnn_layer_grad(l, 1), rows, units);
+        if (c->use_bias) cnn_column_sums(dy, cnn_layer_grad(l, 1), (size_t)rows, units);
     } else if (ctx->need_dx) {
         const int block = cnn_gemm_block_rows(units, rows), blocks = (in + block - 1) / block;
 #pragma omp parallel for schedule(static) if ((size_t)in * units > 65536)

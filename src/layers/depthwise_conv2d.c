@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "core/error.h"
+#include "kernels/gemm.h"
 #include "layers/activation.h"
 #include "layers/conv_common.h"
 #include "layers/layer.h"
@@ -78,7 +79,7 @@ static void dwconv_backward(cnn_layer *l, const cnn_ctx *ctx, const float *x, co
     cnn_act_backward(l->act_run, l->scratch, y, dy, rows, (size_t)cd);
     if (l->trainable) {
         cnn_dw_backward_kernel(&c->g, c->dm, x, dy, cnn_layer_grad(l, 0), ctx->work, n);
-        if (c->use_bias) cnn_conv_column_sums(dy, cnn_layer_grad(l, 1), rows, cd);
+        if (c->use_bias) cnn_column_sums(dy, cnn_layer_grad(l, 1), rows, cd);
     }
     if (ctx->need_dx) cnn_dw_backward_input(&c->g, c->dm, dy, cnn_layer_param(l, 0), dx, n);
 }

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "kernels/loops.h"
 #include "layers/layer.h"
 
 typedef struct pool_cfg {
@@ -109,26 +110,18 @@ static int worth_threads(const cnn_layer *l, int n)
 static void max_forward(cnn_layer *l, const cnn_ctx *ctx, const float *x, float *y, int n)
 {
     (void)ctx;
+    const pool_cfg *c = l->cfg;
     const int oh = l->out.h, ow = l->out.w, C = l->in.c, W = l->in.w;
     const size_t in_size = cnn_shape_size(l->in);
     int32_t *arg = (int32_t *)l->scratch;
+    const cnn_loops *loops = cnn_loops_current();
 #pragma omp parallel for schedule(static) if (worth_threads(l, n))
     for (int r = 0; r < n * oh; r++) {
-        const float *xs = x + (size_t)(r / oh) * in_size;
-        for (int j = 0; j < ow; j++) {
-            int h0, h1, w0, w1;
-            window(l, r % oh, j, &h0, &h1, &w0, &w1);
-            float *yo = y + ((size_t)r * ow + j) * C;
-            int32_t *ao = arg + ((size_t)r * ow + j) * C;
-            const int first = (h0 * W + w0) * C;
-            for (int ch = 0; ch < C; ch++) yo[ch] = xs[first + ch], ao[ch] = first + ch;
-            for (int p = h0; p < h1; p++)
-                for (int q = (p == h0 ? w0 + 1 : w0); q < w1; q++) {
-                    const int off = (p * W + q) * C;
-                    for (int ch = 0; ch < C; ch++)
-                        if (xs[off + ch] > yo[ch]) yo[ch] = xs[off + ch], ao[ch] = off + ch;
-                }
-        }
+        int h0, h1, w0, w1;
+        window(l, r % oh, 0, &h0, &h1, &w0, &w1);
+        const size_t o = (size_t)r * ow * C;
+        loops->max_row(x + (size_t)(r / oh) * in_size, W, C, h0, h1, ow, c->k[1], c->s[1], c->pad_left, y + o,
+                       arg + o);
     }
 }
 

@@ -7,14 +7,16 @@
  *   b        (filters)
  *   t        (n*P, cd)                   the depthwise output, P = oh*ow (in the workspace)
  *   y        (n*P, filters)              = f(t pk + b)
- *   work     t, then n * kh*kw*cd kernel-gradient partial sums
+ *   work     t, then n * kh*kw*cd kernel-gradient partial sums, then pk^T (filters, cd)
  *
  * Backward recomputes t from x (cheap: kh*kw multiply-adds per value) rather than keeping it per sample,
- * then reuses its space for dt = dy pk^T once dpk = t^T dy is taken. */
-#include <cblas.h>
+ * then reuses its space for dt = dy pk^T once dpk = t^T dy is taken. The three pointwise products run on
+ * cnn_gemm_parallel (fixed row blocks, fixed sums): bit-identical for any thread count. */
 #include <stdio.h>
 
 #include "core/error.h"
+#include "kernels/gemm.h"
+#include "kernels/isa.h"
 #include "layers/activation.h"
 #include "layers/conv_common.h"
 #include "layers/layer.h"
@@ -44,7 +46,8 @@ static int sepconv_configure(cnn_layer *l, cnn_opts *o)
 static int sepconv_build(cnn_layer *l)
 {
     sepconv_cfg *c = l->cfg;
-    int rc = cnn_conv_geometry(l, &c->conv, &c->g);
+    int rc = cnn_isa_check(); /* an unusable CNNLAB_ISA fails here, before any kernel runs */
+    if (!rc) rc = cnn_conv_geometry(l, &c->conv, &c->g);
     if (rc) return rc;
     const cnn_conv_geom *g = &c->g;
     const int taps = g->kh * g->kw, cd = g->cin * c->dm;
@@ -69,10 +72,32 @@ static size_t sepconv_t_size(const sepconv_cfg *c, int n)
     return (size_t)n * cnn_conv_pixels(&c->g) * c->g.cin * c->dm;
 }
 
+static size_t sepconv_partial_size(const sepconv_cfg *c, int n)
+{
+    return (size_t)n * c->g.kh * c->g.kw * c->g.cin * c->dm;
+}
+
 static size_t sepconv_workspace(const cnn_layer *l, int n)
 {
     const sepconv_cfg *c = l->cfg;
-    return sepconv_t_size(c, n) + (size_t)n * c->g.kh * c->g.kw * c->g.cin * c->dm;
+    return sepconv_t_size(c, n) + sepconv_partial_size(c, n) + (size_t)c->g.cin * c->dm * c->filters;
+}
+
+typedef struct sepconv_epilogue {
+    const cnn_layer *l;
+    float *y;
+} sepconv_epilogue;
+
+/* Rows [first, first + count) of y, just computed by the pointwise GEMM: bias and activation (keeping the
+ * pre-activation when backward needs it) while they are in cache. */
+static void forward_rows(void *arg, int first, int count)
+{
+    const sepconv_epilogue *e = arg;
+    const cnn_layer *l = e->l;
+    const sepconv_cfg *c = l->cfg;
+    const size_t o = (size_t)first * c->filters;
+    cnn_conv_bias_act(l->act_run, e->y + o, c->use_bias ? cnn_layer_param(l, P_BIAS) : NULL,
+                      l->scratch ? l->scratch + o : NULL, (size_t)count, c->filters);
 }
 
 static void sepconv_forward(cnn_layer *l, const cnn_ctx *ctx, const float *x, float *y, int n)
@@ -80,11 +105,16 @@ static void sepconv_forward(cnn_layer *l, const cnn_ctx *ctx, const float *x, fl
     const sepconv_cfg *c = l->cfg;
     const int rows = n * (int)cnn_conv_pixels(&c->g), cd = c->g.cin * c->dm, F = c->filters;
     float *t = ctx->work;
+    sepconv_epilogue e = {l, y};
     cnn_dw_forward(&c->g, c->dm, x, cnn_layer_param(l, P_DEPTH), NULL, t, n);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, F, cd, 1.0f, t, cd,
-                cnn_layer_param(l, P_POINT), F, 0.0f, y, F);
-    cnn_conv_bias_act(l->act_run, y, c->use_bias ? cnn_layer_param(l, P_BIAS) : NULL, l->scratch,
-                      (size_t)rows, F);
+    cnn_gemm_parallel(rows, F, cd, t, cd, 1, cnn_layer_param(l, P_POINT), F, y, F, 0, forward_rows, &e);
+}
+
+/* pkt (F, cd) = pk^T, so that dt = dy pk^T reads its B operand row-major. */
+static void transpose_pointwise(const float *pk, int cd, int F, float *pkt)
+{
+    for (int k = 0; k < cd; k++)
+        for (int f = 0; f < F; f++) pkt[(size_t)f * cd + k] = pk[(size_t)k * F + f];
 }
 
 static void sepconv_backward(cnn_layer *l, const cnn_ctx *ctx, const float *x, const float *y, float *dy,
@@ -92,18 +122,18 @@ static void sepconv_backward(cnn_layer *l, const cnn_ctx *ctx, const float *x, c
 {
     const sepconv_cfg *c = l->cfg;
     const int rows = n * (int)cnn_conv_pixels(&c->g), cd = c->g.cin * c->dm, F = c->filters;
-    float *t = ctx->work, *partial = ctx->work + sepconv_t_size(c, n);
+    float *t = ctx->work, *partial = t + sepconv_t_size(c, n), *pkt = partial + sepconv_partial_size(c, n);
     cnn_act_backward(l->act_run, l->scratch, y, dy, (size_t)rows, (size_t)F);
     if (l->trainable) {
+        /* dpk (cd, F) = t^T dy: A = t read transposed; every element sums over the batch in order. */
         cnn_dw_forward(&c->g, c->dm, x, cnn_layer_param(l, P_DEPTH), NULL, t, n);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cd, F, rows, 1.0f, t, cd, dy, F, 0.0f,
-                    cnn_layer_grad(l, P_POINT), F);
-        if (c->use_bias) cnn_conv_column_sums(dy, cnn_layer_grad(l, P_BIAS), (size_t)rows, F);
+        cnn_gemm_parallel(cd, F, rows, t, 1, cd, dy, F, cnn_layer_grad(l, P_POINT), F, 0, NULL, NULL);
+        if (c->use_bias) cnn_column_sums(dy, cnn_layer_grad(l, P_BIAS), (size_t)rows, F);
     }
     if (!l->trainable && !ctx->need_dx) return;
     /* dt overwrites t, which is no longer needed. */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cd, F, 1.0f, dy, F,
-                cnn_layer_param(l, P_POINT), F, 0.0f, t, cd);
+    transpose_pointwise(cnn_layer_param(l, P_POINT), cd, F, pkt);
+    cnn_gemm_parallel(rows, cd, F, dy, F, 1, pkt, cd, t, cd, 0, NULL, NULL);
     if (l->trainable) cnn_dw_backward_kernel(&c->g, c->dm, x, t, cnn_layer_grad(l, P_DEPTH), partial, n);
     if (ctx->need_dx) cnn_dw_backward_input(&c->g, c->dm, t, cnn_layer_param(l, P_DEPTH), dx, n);
 }
