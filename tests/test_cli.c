@@ -4,12 +4,15 @@
  * The binary is the one of this test's build: dirname(dirname(argv[0]))/cnnlab, so build/tests/test_cli runs
  * build/cnnlab and build-san/tests/test_cli runs build-san/cnnlab (under the sanitizers, whose leak check
  * then also fails a run). Tests run from the repository root. */
+#include <dirent.h>
 #include <libgen.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -458,6 +461,94 @@ static void test_fashion_mnist_run(void **state)
     free(train_out);
 }
 
+/* ------------------------------------------------------------------ kill -9 and --resume */
+
+static const char *const RESUME_SPEC =
+    "model: Resumable\ninput: (28, 28, 1)\nlayers:\n    Conv2D(4, kernel_size=3, activation=\"relu\")\n"
+    "    MaxPooling2D(2)\n    Flatten()\n    Dropout(0.2)\n    Dense(10, activation=\"softmax\")\n"
+    "optimizer: Adam(learning_rate=0.01)\nfit: batch_size=10, epochs=25, seed=3\ncallbacks:\n"
+    "    ReduceLROnPlateau(monitor=\"val_loss\", factor=0.5, patience=1)\n"
+    "    EarlyStopping(monitor=\"val_loss\", patience=8, restore_best_weights=True)\n"
+    "    ModelCheckpoint(monitor=\"val_accuracy\", save_best_only=True)\n";
+
+/* Starts `cnnlab ARGS`, kills it with SIGKILL after ms milliseconds (if it still runs). 1 if it was killed.
+ */
+static int run_and_kill(const char *args, int ms)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "exec '%s' %s >/dev/null 2>&1", g_bin, args);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    struct timespec t = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&t, NULL);
+    kill(pid, SIGKILL);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+}
+
+static int has_temp_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    int found = 0;
+    for (struct dirent *e; d && (e = readdir(d));) found |= strstr(e->d_name, ".tmp-") != NULL;
+    if (d) closedir(d);
+    return found;
+}
+
+static void test_resume_after_kill(void **state)
+{
+    (void)state;
+    const char *data = tiny_data();
+    char spec[600];
+    snprintf(spec, sizeof spec, "%s", tu_path("resumable.spec")); /* tu_path's buffers are reused */
+    tu_write(spec, RESUME_SPEC, strlen(RESUME_SPEC));
+    char args[2048], through[600], dir[600];
+    snprintf(through, sizeof through, "%s", tu_path("resume-through"));
+    snprintf(args, sizeof args, "train '%s' --data '%s' --threads 2 --quiet --out '%s'", spec, data, through);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    expect(args, 0, NULL, 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    int run_ms = (int)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
+    snprintf(args, sizeof args, "%s/model.cnn", through);
+    size_t want_len, got_len;
+    char *want = slurp_n(args, &want_len);
+    int killed = 0;
+    /* Moments spread over the run's own length (loading, epochs, checkpoints, the final writes). */
+    static const int percent[] = {10, 25, 40, 55, 70, 85};
+    int ms[6];
+    for (size_t i = 0; i < 6; i++) ms[i] = run_ms * percent[i] / 100;
+    for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
+        snprintf(dir, sizeof dir, "%s%zu", tu_path("resume-killed"), i);
+        snprintf(args, sizeof args,
+                 "train '%s' --data '%s' --threads 2 --quiet --out '%s' --backup-minutes 0.0001", spec, data,
+                 dir);
+        killed += run_and_kill(args, ms[i]);
+        if (!exists(dir)) continue; /* killed before it made its folder */
+        snprintf(args, sizeof args, "train --resume '%s' --quiet", dir);
+        expect(args, 0, NULL, 0);
+        assert_false(has_temp_files(dir));
+        snprintf(args, sizeof args, "%s/model.cnn", dir);
+        char *got = slurp_n(args, &got_len);
+        if (got_len != want_len || memcmp(got, want, want_len))
+            fail_msg("killed after %d ms and resumed: model.cnn differs from the uninterrupted run's", ms[i]);
+        free(got);
+    }
+    assert_true(killed >= 2); /* the moments did fall inside runs */
+    snprintf(args, sizeof args, "train --resume '%s'", through);
+    expect(args, 0, "holds a finished run: nothing to resume", 1);
+    snprintf(args, sizeof args, "train --resume '%s' --epochs 3", through);
+    expect(args, 2, "--resume DIR takes no other options", 0);
+    snprintf(args, sizeof args, "train --resume '%s'", data);
+    expect(args, 2, "train.args is missing or damaged", 0);
+    free(want);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -473,6 +564,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_train_usage_errors), cmocka_unit_test(test_train_missing_data),
         cmocka_unit_test(test_eval_errors),        cmocka_unit_test(test_tiny_training_run),
         cmocka_unit_test(test_fashion_mnist_run),  cmocka_unit_test(test_study),
+        cmocka_unit_test(test_resume_after_kill),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     free(g_out);

@@ -1,9 +1,12 @@
 /* One training run of a spec, shared by `cnnlab train` and `cnnlab study`: fit with the spec's callbacks,
  * evaluate the final weights on the test set, and write every output into the run's folder. */
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <sys/stat.h>
 
 #include "cli/cli.h"
 
@@ -35,6 +38,8 @@ int cli_run_option(const char *o, const char *v, cli_run_options *r, long *threa
         r->quiet = 1, *takes = 0;
     else if (!strcmp(o, "--vgg-weights"))
         r->vgg_weights = v;
+    else if (!strcmp(o, "--backup-minutes"))
+        *bad = cli_double(o, v, 0, 1e6, &r->backup_minutes);
     else
         return 0;
     return 1;
@@ -105,14 +110,34 @@ static int log_epoch(cnn_callback *cb, cnn_model *m, const cnn_epoch_log *e, int
     return CNN_OK;
 }
 
-static int prepare(const cnn_spec *s, const cnn_spec_fit *f, const cli_data *d, const char *dir, run_state *r)
+/* Temporary files a killed writer left (NAME.tmp-XXXXXX) go; so does an old backup unless this run resumes
+ * it. */
+static void clean_run_dir(const char *dir, int resume)
+{
+    DIR *d = opendir(dir);
+    char path[4400];
+    for (struct dirent *e; d && (e = readdir(d));) {
+        if (!strstr(e->d_name, ".tmp-")) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (lstat(path, &st) == 0 && S_ISREG(st.st_mode)) remove(path);
+    }
+    if (d) closedir(d);
+    snprintf(path, sizeof path, "%s/backup.cnn", dir);
+    if (!resume) remove(path);
+}
+
+static int prepare(const cnn_spec *s, const cnn_spec_fit *f, const cli_data *d, const char *dir, run_state *r,
+                   const cli_run_options *o)
 {
     char path[4200];
     r->dir = dir;
     /* Under mpirun only rank 0 writes files (and only its checkpoints run: cli_mpi_fit). */
+    if (cli_writer()) clean_run_dir(dir, o->resume);
     snprintf(path, sizeof path, "%s/train.log", dir);
     if (!cli_writer()) snprintf(path, sizeof path, "/dev/null");
-    if (!(r->log = fopen(path, "w"))) return cli_error("cannot write %s", path), -1;
+    if (!(r->log = fopen(path, o->resume ? "a" : "w"))) return cli_error("cannot write %s", path), -1;
+    if (o->resume) fprintf(r->log, "-- resumed\n");
     r->model = cnn_spec_build_model(s, f->seed);
     if (!r->model || cnn_spec_callbacks(s, dir, &r->callbacks, &r->ncallbacks))
         return cli_error("%s", cnn_errmsg()), -1;
@@ -238,7 +263,7 @@ int cli_run_spec(const cnn_spec *spec, const cli_run_options *o, const cli_data 
     cnn_spec_fit f = effective_fit(spec, o);
     run_state r = {0};
     char *report = NULL;
-    int rc = prepare(spec, &f, d, dir, &r);
+    int rc = prepare(spec, &f, d, dir, &r, o);
     if (!rc && !o->quiet) cli_print_summary(spec, r.model, 0, stdout);
     if (!rc) cli_print_summary(spec, r.model, 0, r.log);
     if (!rc) rc = fit(&f, d, o, &r, run);

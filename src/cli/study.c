@@ -181,16 +181,23 @@ static int run_one(const study_args *a, const cnn_spec *s, const cli_data *d, cn
         printf("== %s: reusing %s/ (same spec and settings; --retrain to train again)\n", res->model, dir);
         return 0;
     }
-    printf("== %s\n", cnn_spec_name(s));
+    /* An unfinished run of the same spec and settings continues from its backup (a crashed or killed
+     * study); anything else starts afresh. The spec and key are written first, so a crash keeps them. */
+    run_key(a, key, sizeof key);
+    cli_run_options o = a->run;
+    o.resume = !a->retrain && same_file_text(dir, "model.spec", cnn_spec_text(s)) &&
+               same_file_text(dir, "run.key", key);
+    printf("== %s%s\n", cnn_spec_name(s), o.resume ? " (resuming an unfinished run)" : "");
     /* A stale result must not survive a failed retraining. */
     snprintf(path, sizeof path, "%s/run.json", dir);
     remove(path);
-    cnn_run_init(res, cnn_spec_name(s));
-    if (cli_run_spec(s, &a->run, d, dir, res)) return -1;
-    run_key(a, key, sizeof key);
+    snprintf(path, sizeof path, "%s/model.spec", dir);
+    int rc = cnn_write_file_atomic(path, cnn_spec_text(s), strlen(cnn_spec_text(s)));
     snprintf(path, sizeof path, "%s/run.key", dir);
-    if (cnn_write_file_atomic(path, key, strlen(key))) return cli_error("%s", cnn_errmsg()), -1;
-    return 0;
+    if (!rc) rc = cnn_write_file_atomic(path, key, strlen(key));
+    if (rc) return cli_error("%s", cnn_errmsg()), -1;
+    cnn_run_init(res, cnn_spec_name(s));
+    return cli_run_spec(s, &o, d, dir, res) ? -1 : 0;
 }
 
 /* A row of the table: the run record and whether it was reused. */

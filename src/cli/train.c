@@ -27,6 +27,12 @@ static const char *const HELP =
     "  --limit N               train on the first N training images only\n"
     "  --out DIR               run folder (default runs/MODEL-N, a new one each run)\n"
     "  --overwrite             let --out name a folder that already holds a run\n"
+    "  --resume DIR            continue the run in DIR where it stopped (a crash, kill -9): the same\n"
+    "                          command again, from the fit backup written after every epoch (and every\n"
+    "                          --backup-minutes inside one); the result is the uninterrupted run's, bit for "
+    "bit\n"
+    "  --backup-minutes M      also back up inside an epoch every M minutes (default 10; 0: epoch ends "
+    "only)\n"
     "  --quiet                 no progress output\n"
     "  --vgg-weights W         weights of a VGG16 base: none (Keras's random init), imagenet or FILE.h5\n"
     "\n"
@@ -34,7 +40,7 @@ static const char *const HELP =
     "writes.\n";
 
 typedef struct train_args {
-    const char *model, *out;
+    const char *model, *out, *resume;
     long threads;
     int overwrite;
     int positional; /* the model was named as the first argument */
@@ -51,6 +57,8 @@ static int train_option(void *ctx, const char *o, const char *v, int *takes, int
         a->out = v;
     else if (!strcmp(o, "--overwrite"))
         a->overwrite = 1, *takes = 0;
+    else if (!strcmp(o, "--resume"))
+        a->resume = v;
     else if (o[0] != '-' && !a->positional)
         a->model = o, a->positional = 1, *takes = 0;
     else
@@ -90,10 +98,80 @@ static int make_run_dir(const train_args *a, const char *name, char *dir, size_t
     return cli_error("runs/ is full"), -1;
 }
 
+/* The command line of a run, kept in its folder (train.args, NUL-separated) so that --resume repeats it. */
+static int save_args(const char *dir, int argc, char **argv, const cnn_spec *spec)
+{
+    char spec_path[4200];
+    snprintf(spec_path, sizeof spec_path, "%s/model.spec", dir);
+    const char *text = cnn_spec_text(spec);
+    if (cnn_write_file_atomic(spec_path, text, strlen(text))) return cli_error("%s", cnn_errmsg()), -1;
+    char *buf = NULL, path[4200];
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    for (int i = 1; f && i < argc; i++) fwrite(argv[i], 1, strlen(argv[i]) + 1, f);
+    if (!f || fclose(f)) return cli_error("out of memory"), -1;
+    snprintf(path, sizeof path, "%s/train.args", dir);
+    int rc = cnn_write_file_atomic(path, buf, len);
+    free(buf);
+    return rc ? (cli_error("%s", cnn_errmsg()), -1) : 0;
+}
+
+/* --resume DIR: the run's own command line again, into the same folder, continuing from its backup. */
+static int resume_args(const train_args *given, train_args *a, char *text, size_t cap)
+{
+    char path[4200], *argv[256] = {"train"};
+    snprintf(path, sizeof path, "%s/train.args", given->resume);
+    FILE *f = fopen(path, "rb");
+    size_t len = f ? fread(text, 1, cap - 1, f) : 0;
+    if (f) fclose(f);
+    if (!f || len == 0 || len == cap - 1 || text[len - 1])
+        return cli_error("train: %s is missing or damaged; --resume needs a run folder made by cnnlab train",
+                         path),
+               EXIT_USAGE;
+    int argc = 1;
+    for (size_t i = 0; i < len && argc < 255; i += strlen(text + i) + 1) argv[argc++] = text + i;
+    int rc = parse_args(argc, argv, a);
+    if (rc) return rc;
+    a->out = given->resume, a->overwrite = 1, a->run.resume = 1;
+    if (given->run.quiet) a->run.quiet = 1;
+    return 0;
+}
+
+/* A run to resume must be the same spec, and unfinished: 0 resume, 2 nothing to do, -1 refused. */
+static int check_resumable(const char *dir, const cnn_spec *spec)
+{
+    char path[4200], *have = NULL;
+    size_t len = 0;
+    snprintf(path, sizeof path, "%s/model.spec", dir);
+    FILE *f = fopen(path, "rb");
+    if (f) {
+        have = calloc(1, 1 << 20);
+        len = have ? fread(have, 1, (1 << 20) - 1, f) : 0;
+        fclose(f);
+    }
+    int same = have && len == strlen(cnn_spec_text(spec)) && !memcmp(have, cnn_spec_text(spec), len);
+    free(have);
+    if (!same)
+        return cli_error("train: %s was made from another spec than %s now holds; not resuming", dir, path),
+               -1;
+    struct stat st;
+    snprintf(path, sizeof path, "%s/backup.cnn", dir);
+    if (stat(path, &st) == 0) return printf("Resuming %s from %s\n", cnn_spec_name(spec), path), 0;
+    snprintf(path, sizeof path, "%s/run.json", dir);
+    if (stat(path, &st) == 0) return printf("%s holds a finished run: nothing to resume\n", dir), 2;
+    printf("%s has no backup yet (it stopped in its first epoch): training from the start\n", dir);
+    return 0;
+}
+
 int cli_train(int argc, char **argv)
 {
-    train_args a;
-    int rc = parse_args(argc, argv, &a);
+    train_args a, given;
+    static char args_text[16384];
+    int rc = parse_args(argc, argv, &given);
+    a = given;
+    if (!rc && given.resume && argc > 3 + given.run.quiet)
+        rc = (cli_error("train: --resume DIR takes no other options (the run's own are used)"), EXIT_USAGE);
+    if (!rc && given.resume) rc = resume_args(&given, &a, args_text, sizeof args_text);
     if (rc) return rc < 0 ? EXIT_OK : rc;
     int usage;
     cnn_spec *spec = cli_spec_resolve(a.model, &usage);
@@ -111,10 +189,15 @@ int cli_train(int argc, char **argv)
     cnn_run run;
     cnn_run_init(&run, cnn_spec_name(spec));
     int fail = cli_data_load(&a.run, &data) ||
-               (cli_writer() && make_run_dir(&a, cnn_spec_name(spec), dir, sizeof dir));
+               (cli_writer() && make_run_dir(&a, cnn_spec_name(spec), dir, sizeof dir)) ||
+               (cli_writer() && !given.resume && save_args(dir, argc, argv, spec));
     /* Under mpirun the ranks train together: all of them, or none. */
     if (cli_par) fail = cli_par->any(fail);
-    fail = fail || cli_run_spec(spec, &a.run, &data, dir, &run);
+    if (!fail && a.run.resume && cli_writer()) fail = check_resumable(dir, spec);
+    if (fail == 2)
+        fail = 0; /* finished already */
+    else
+        fail = fail || cli_run_spec(spec, &a.run, &data, dir, &run);
     cnn_run_free(&run);
     cli_data_free(&data);
     cnn_spec_free(spec);
