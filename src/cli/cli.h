@@ -37,6 +37,7 @@ typedef struct cli_run_options {
     int quiet;
     double backup_minutes; /* fit backups inside an epoch every that many minutes (0: at epoch ends only) */
     int resume;            /* continue the run in its folder from its backup (train --resume) */
+    int in_study;          /* a run of `cnnlab study` (the study draws the study-wide pictures) */
     const char
         *vgg_weights; /* --vgg-weights: none, imagenet or a file for every VGG16 base (NULL: the spec's) */
 } cli_run_options;

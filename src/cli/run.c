@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "cli/cli.h"
+#include "cli/report.h"
 
 cli_run_options cli_run_defaults(void)
 {
@@ -193,10 +194,17 @@ static int fit_with_cache(run_state *r, cnn_fit_config *fc, int quiet, cnn_histo
 static int fit(const cnn_spec_fit *f, const cli_data *d, const cli_run_options *o, run_state *r, cnn_run *run)
 {
     cnn_callback logger = {.name = "log", .state = r->log, .on_epoch_end = log_epoch};
-    cnn_callback **all = calloc((size_t)r->ncallbacks + 1, sizeof *all);
+    cnn_callback **all = calloc((size_t)r->ncallbacks + 2, sizeof *all);
     if (!all) return cli_error("out of memory"), -1;
     memcpy(all, r->callbacks, sizeof *all * (size_t)r->ncallbacks);
-    all[r->ncallbacks] = &logger;
+    /* Keras's TensorBoard callback comes last in the study's list (spec 3.4), then the log. */
+    char logs[4300];
+    snprintf(logs, sizeof logs, "%s/logs/tensorboard_%s", r->dir, cnn_model_name(r->model));
+    cnn_callback *tb = cli_writer() ? cnn_callback_tensorboard(logs) : NULL;
+    if (cli_writer() && !tb) return free(all), cli_error("%s", cnn_errmsg()), -1;
+    int n = r->ncallbacks;
+    if (tb) all[n++] = tb;
+    all[n++] = &logger;
     cnn_fit_config fc = cnn_fit_default();
     fc.epochs = f->epochs;
     fc.batch_size = f->batch_size;
@@ -207,7 +215,7 @@ static int fit(const cnn_spec_fit *f, const cli_data *d, const cli_run_options *
                                                       : NULL;
     fc.verbose = o->quiet ? CNN_VERBOSE_SILENT : CNN_VERBOSE_AUTO;
     fc.callbacks = all;
-    fc.num_callbacks = r->ncallbacks + 1;
+    fc.num_callbacks = n;
     if (!o->quiet)
         printf("Training %s: %d images, batch %d, up to %d epochs, %d threads; validation: %s\n",
                cnn_model_name(r->model), r->train_set->n, fc.batch_size, fc.epochs, cnn_get_threads(),
@@ -226,6 +234,7 @@ static int fit(const cnn_spec_fit *f, const cli_data *d, const cli_run_options *
                      : fit_with_cache(r, &fc, o->quiet, &run->history);
     if (!rc) cnn_run_summarize(run);
     if (!rc && !cli_par) remove(backup); /* the run is complete: nothing to resume */
+    cnn_callback_free(tb);
     free(all);
     if (rc) cli_error("%s", cnn_errmsg());
     return rc ? -1 : 0;
@@ -257,6 +266,17 @@ static int evaluate(const cli_data *d, run_state *r, cnn_run *run, char **report
     return rc ? -1 : 0;
 }
 
+/* The run's pictures and its page (report.c), drawn from the run record just saved. */
+static int draw_report(const char *dir, const cli_run_options *o)
+{
+    cli_report_options ro = cli_report_defaults();
+    ro.data = o->data;
+    ro.quiet = 1;
+    ro.no_predict = o->in_study; /* the study draws predict.png once, for its chosen model */
+    if (cli_report_dir(dir, &ro) == 0) return 0;
+    return cli_error("%s", cnn_errmsg()), -1;
+}
+
 int cli_run_spec(const cnn_spec *spec, const cli_run_options *o, const cli_data *d, const char *dir,
                  cnn_run *run)
 {
@@ -270,6 +290,7 @@ int cli_run_spec(const cnn_spec *spec, const cli_run_options *o, const cli_data 
     if (!rc) cli_label_pretrained(spec, run);
     if (!rc) rc = evaluate(d, &r, run, &report);
     if (!rc && cli_writer()) rc = cli_save_run(dir, spec, r.model, run, report, r.log);
+    if (!rc && cli_writer()) rc = draw_report(dir, o);
     if (!rc && !o->quiet) fputs(report, stdout);
     if (!rc && cli_writer())
         printf("Test accuracy: %.2f%%  loss: %.4f  ROC-AUC: %.4f  (%d epochs, best %d, %.2f s/epoch; %s)\n"

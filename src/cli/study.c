@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "cli/cli.h"
+#include "cli/report.h"
 
 static const char *const HELP =
     "usage: cnnlab study [SPEC... | DIR...] [options]\n"
@@ -185,6 +186,7 @@ static int run_one(const study_args *a, const cnn_spec *s, const cli_data *d, cn
      * study); anything else starts afresh. The spec and key are written first, so a crash keeps them. */
     run_key(a, key, sizeof key);
     cli_run_options o = a->run;
+    o.in_study = 1;
     o.resume = !a->retrain && same_file_text(dir, "model.spec", cnn_spec_text(s)) &&
                same_file_text(dir, "run.key", key);
     printf("== %s%s\n", cnn_spec_name(s), o.resume ? " (resuming an unfinished run)" : "");
@@ -316,6 +318,7 @@ int cli_study(int argc, char **argv)
             run_one(&a, a.specs[i], &data, &rows[done].run, &rows[done].reused) == 0) {
             status[i] = 2 + rows[done].reused;
             done++;
+            if (!cli_spread) cli_report_progress(a.out); /* the models so far, as the study zipped them */
         } else {
             status[i] = 1;
             cnn_run_free(&rows[done].run);
@@ -336,6 +339,14 @@ int cli_study(int argc, char **argv)
             failed++;
         else
             printf("Table: %s/results.csv\n", a.out);
+        /* Every picture, the page and the archives of the whole study, from the saved run records. */
+        cli_report_options ro = cli_report_defaults();
+        ro.data = a.run.data;
+        ro.zip = 1;
+        if (cli_report_dir(a.out, &ro))
+            failed++, cli_error("study: report: %s", cnn_errmsg());
+        else
+            printf("Report: %s/index.html\n", a.out);
     }
     cli_data_free(&data);
     for (int i = 0; i < done; i++) cnn_run_free(&rows[i].run);
