@@ -1,10 +1,9 @@
 /* Keras-style random augmentation: ImageDataGenerator's geometric transform (Keras 2.15's
  * apply_affine_transform on scipy.ndimage.affine_transform, order 1), then pad-and-crop and random erasing.
  *
- * The resampling reproduces scipy.ndimage's order-1 geometric transform: coordinates outside the image are
- * first mapped by the fill mode (scipy's map_coordinate), and neighbours that fall outside are then mirrored
- * about the edge pixel. That second step gives 'reflect' and 'wrap' their scipy quirks (wrap has period
- * n - 1), which Keras users get and which scripts/ref_augment.py checks. */
+ * The resampling reproduces scipy.ndimage's order-1 geometric transform (scipy >= 1.6), quirks included:
+ * 'constant' gives cval to any point outside [0, n-1] (no blending with cval at the border), and 'wrap' has
+ * period n - 1, not n (the first and last pixels overlap). scripts/ref_augment.py checks all four modes. */
 #include <math.h>
 #include <string.h>
 
@@ -188,21 +187,17 @@ static double map_coordinate(double in, long len, cnn_fill_mode mode)
     return in >= len ? (double)sz2 - in - 1 : in;
 }
 
-/* scipy's border rule for the spline's neighbours that fall outside the image: mirror about the edge pixel.
- */
-static long mirror_index(long idx, long len)
+/* A tap that falls outside the image: reflect mode extends the image half-sample symmetrically (-1 -> 0,
+ * len -> len - 1), as scipy >= 1.6 does. In the other modes the mapped coordinate lies inside [0, len-1], so
+ * only a tap of weight 0 can fall outside; it is clamped. */
+static long edge_index(long idx, long len, cnn_fill_mode mode)
 {
-    if (len <= 1) return 0;
-    long s2 = 2 * len - 2;
-    if (idx < 0) {
-        idx = s2 * (-idx / s2) + idx;
-        return idx <= 1 - len ? idx + s2 : -idx;
-    }
-    if (idx >= len) {
-        idx -= s2 * (idx / s2);
-        if (idx >= len) idx = s2 - idx;
-    }
-    return idx;
+    if (idx >= 0 && idx < len) return idx;
+    if (mode != CNN_FILL_REFLECT) return idx < 0 ? 0 : len - 1;
+    long s2 = 2 * len;
+    idx %= s2;
+    if (idx < 0) idx += s2;
+    return idx >= len ? s2 - 1 - idx : idx;
 }
 
 typedef struct axis_taps {
@@ -216,7 +211,7 @@ static int axis_taps_at(double x, long len, cnn_fill_mode mode, axis_taps *t)
     double cc = map_coordinate(x, len, mode);
     if (!(cc > -1.0)) return 0;
     long start = (long)floor(cc);
-    t->i[0] = mirror_index(start, len), t->i[1] = mirror_index(start + 1, len);
+    t->i[0] = edge_index(start, len, mode), t->i[1] = edge_index(start + 1, len, mode);
     t->wt[0] = 1.0 - (cc - floor(cc));
     t->wt[1] = 1.0 - t->wt[0];
     return 1;
