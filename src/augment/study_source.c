@@ -11,7 +11,6 @@ typedef struct study_gen {
     const cnn_dataset *ds;
     int batch_size, half, augmented_only;
     uint64_t seed;
-    cnn_source *seq; /* the sequence source doing the memoising and shuffling */
 } study_gen;
 
 /* Augments count images from src into dst, in parallel; image i of batch j draws from (seed, j, first + i).
@@ -49,30 +48,53 @@ static int study_batch(void *ctx, int index, float *x, int32_t *y, int *n)
     return CNN_OK;
 }
 
-/* The wrapper forwards to the sequence source and owns the generator's state. */
-static int gen_begin(cnn_source *s, int epoch)
+/* The owning wrapper: forwards every call to the inner source. */
+typedef struct owning {
+    cnn_source *inner;
+    void *owned;
+} owning;
+
+static int own_begin(cnn_source *s, int epoch)
 {
-    cnn_source *q = ((study_gen *)s->state)->seq;
+    cnn_source *q = ((owning *)s->state)->inner;
     return q->begin_epoch ? q->begin_epoch(q, epoch) : CNN_OK;
 }
 
-static int gen_fill(cnn_source *s, int epoch, int batch, float *x, int32_t *y, int *n)
+static int own_fill(cnn_source *s, int epoch, int batch, float *x, int32_t *y, int *n)
 {
-    cnn_source *q = ((study_gen *)s->state)->seq;
+    cnn_source *q = ((owning *)s->state)->inner;
     return q->fill(q, epoch, batch, x, y, n);
 }
 
-static int gen_end(cnn_source *s, int epoch)
+static int own_end(cnn_source *s, int epoch)
 {
-    cnn_source *q = ((study_gen *)s->state)->seq;
+    cnn_source *q = ((owning *)s->state)->inner;
     return q->end_epoch ? q->end_epoch(q, epoch) : CNN_OK;
 }
 
-static void gen_destroy(cnn_source *s)
+static void own_destroy(cnn_source *s)
 {
-    study_gen *g = s->state;
-    cnn_source_free(g->seq);
-    free(g);
+    owning *o = s->state;
+    cnn_source_free(o->inner);
+    free(o->owned);
+    free(o);
+}
+
+cnn_source *aug_source_owning(cnn_source *inner, void *owned)
+{
+    owning *o = malloc(sizeof *o);
+    cnn_source *s = malloc(sizeof *s);
+    if (!o || !s) {
+        free(o), free(s);
+        cnn_source_free(inner);
+        cnn_fail(CNN_ERR_NOMEM, "source '%s': out of memory", inner->name);
+        return NULL;
+    }
+    *o = (owning){inner, owned};
+    *s = *inner;
+    s->state = o;
+    s->begin_epoch = own_begin, s->fill = own_fill, s->end_epoch = own_end, s->destroy = own_destroy;
+    return s;
 }
 
 static int check_args(const cnn_dataset *ds, int batch_size)
@@ -93,10 +115,8 @@ cnn_source *cnn_source_study_augment(const cnn_dataset *ds, int batch_size, uint
     if (check_args(ds, batch_size)) return NULL;
     /* Spec §5.2: L = ceil(2N / B) batches, H = floor(L / 2) of them original. */
     long batches = (2L * ds->n + batch_size - 1) / batch_size;
-    study_gen *g = calloc(1, sizeof *g);
-    cnn_source *s = calloc(1, sizeof *s);
-    if (!g || !s) {
-        free(g), free(s);
+    study_gen *g = malloc(sizeof *g);
+    if (!g) {
         cnn_fail(CNN_ERR_NOMEM, "study generator: out of memory");
         return NULL;
     }
@@ -105,14 +125,13 @@ cnn_source *cnn_source_study_augment(const cnn_dataset *ds, int batch_size, uint
                      .half = (int)(batches / 2),
                      .augmented_only = augmented_only,
                      .seed = seed};
-    g->seq = cnn_source_sequence((int)batches, batch_size, ds->h, ds->w, 1, study_batch, g, 1, seed, 1);
-    if (!g->seq) {
-        free(g), free(s);
+    cnn_source *seq =
+        cnn_source_sequence((int)batches, batch_size, ds->h, ds->w, 1, study_batch, g, 1, seed, 1);
+    cnn_source *s = seq ? aug_source_owning(seq, g) : NULL;
+    if (!s) {
+        free(g);
         return NULL;
     }
-    *s = *g->seq;
     s->name = augmented_only ? "study generator (augmented only)" : "study generator";
-    s->state = g;
-    s->begin_epoch = gen_begin, s->fill = gen_fill, s->end_epoch = gen_end, s->destroy = gen_destroy;
     return s;
 }
