@@ -343,6 +343,367 @@ static void test_check(void **state)
     tu_assert_error(cnn_augment_check(&a), CNN_ERR_INVALID, "cval");
 }
 
+/* ------------------------------------------------------------------ the study's generator */
+
+enum { GN = 1000, GB = 96, GL = 21, GH = 10 }; /* L = ceil(2N/B), H = floor(L/2): odd L, as the study's 235 */
+
+/* A synthetic one-channel set whose label is the sample index, so a batch tells where it came from. */
+static cnn_dataset synthetic_set(void)
+{
+    cnn_dataset ds = {.n = GN, .h = 28, .w = 28, .c = 1, .num_classes = GN};
+    ds.x = malloc(sizeof(float) * 784 * GN);
+    ds.y = malloc(sizeof(int32_t) * GN);
+    assert_non_null(ds.x);
+    assert_non_null(ds.y);
+    uint32_t r = 12345;
+    for (int i = 0; i < 784 * GN; i++) {
+        r = r * 1664525u + 1013904223u;
+        ds.x[i] = (float)(r >> 8) / 16777216.0f;
+    }
+    for (int i = 0; i < GN; i++) ds.y[i] = i;
+    return ds;
+}
+
+typedef struct gen_batch {
+    int orig;      /* original batch o */
+    int augmented; /* 0: the originals; else the generator batch j it was made as (H + o, or 2H for o = 0) */
+    int n;
+    float *x;
+} gen_batch;
+
+/* Fills every batch of one epoch and identifies each: which original batch, augmented or not (and as which
+ * j). */
+static void read_epoch(cnn_source *s, const cnn_dataset *ds, int epoch, gen_batch out[GL])
+{
+    static float ref[GB * 784];
+    int32_t y[GB];
+    if (s->begin_epoch) assert_int_equal(s->begin_epoch(s, epoch), 0);
+    for (int b = 0; b < GL; b++) {
+        gen_batch *g = &out[b];
+        g->x = malloc(sizeof(float) * 784 * GB);
+        assert_int_equal(s->fill(s, epoch, b, g->x, y, &g->n), 0);
+        g->orig = y[0] / GB;
+        assert_int_equal(y[0] % GB, 0);
+        for (int i = 0; i < g->n; i++) assert_int_equal(y[i], y[0] + i);
+        assert_int_equal(g->n, GB);
+        assert_true(y[0] + g->n <= GH * GB); /* the last N - H*B images never appear */
+        g->augmented = 0;
+        if (!memcmp(g->x, ds->x + 784 * y[0], sizeof(float) * 784 * (size_t)g->n)) continue;
+        /* An augmented batch is the study's transform of its originals with the draws of batch j. */
+        for (int j = GH + g->orig; j < GL && !g->augmented; j += GH) {
+            for (int i = 0; i < g->n; i++) {
+                double sc;
+                int tx, ty, angle;
+                cnn_augment_study_draw(3, j, y[0] + i, &sc, &tx, &ty, &angle);
+                assert_int_equal(
+                    cnn_augment_study(ds->x + 784 * (y[0] + i), ref + 784 * i, 28, 28, sc, tx, ty, angle), 0);
+            }
+            if (!memcmp(ref, g->x, sizeof(float) * 784 * (size_t)g->n)) g->augmented = j;
+        }
+        if (!g->augmented) fail_msg("augmented batch %d matches no draw of original batch %d", b, g->orig);
+    }
+    if (s->end_epoch) assert_int_equal(s->end_epoch(s, epoch), 0);
+}
+
+static void free_epoch(gen_batch b[GL])
+{
+    for (int i = 0; i < GL; i++) free(b[i].x);
+}
+
+static void test_generator_batches(void **state)
+{
+    (void)state;
+    cnn_dataset ds = synthetic_set();
+    cnn_source *s = cnn_source_study_augment(&ds, GB, 3, 0);
+    assert_non_null(s);
+    assert_int_equal(s->batches, GL);
+    assert_int_equal(s->batch_size, GB);
+    gen_batch e0[GL], e1[GL];
+    read_epoch(s, &ds, 0, e0);
+    read_epoch(s, &ds, 1, e1);
+    /* Per epoch: the H original batches once each, and the augmented batches j = H .. L-1 once each, made
+     * from original batch j mod H (so batch 0 twice, with different draws). */
+    int seen_orig[GH] = {0}, seen_j[GL] = {0};
+    for (int b = 0; b < GL; b++) {
+        if (e0[b].augmented)
+            seen_j[e0[b].augmented]++;
+        else
+            seen_orig[e0[b].orig]++;
+    }
+    for (int o = 0; o < GH; o++) assert_int_equal(seen_orig[o], 1);
+    for (int j = GH; j < GL; j++) assert_int_equal(seen_j[j], 1);
+    /* The augmented set is memoised: epoch 1 holds the same batches, bit for bit, in another order. */
+    int moved = 0;
+    for (int b = 0; b < GL; b++) {
+        int found = 0;
+        for (int c = 0; c < GL && !found; c++)
+            found = e1[c].augmented == e0[b].augmented && e1[c].orig == e0[b].orig &&
+                    !memcmp(e1[c].x, e0[b].x, sizeof(float) * 784 * (size_t)e0[b].n);
+        assert_true(found);
+        moved += e1[b].orig != e0[b].orig || e1[b].augmented != e0[b].augmented;
+    }
+    assert_true(moved > 0);
+    free_epoch(e0);
+    free_epoch(e1);
+    cnn_source_free(s);
+    free(ds.x);
+    free(ds.y);
+}
+
+static void test_generator_study_sizes(void **state)
+{
+    (void)state;
+    /* The study's numbers: 60,000 images of 512 -> 235 batches, 117 original, the last 96 images unused. */
+    cnn_dataset ds = {.n = 60000, .h = 28, .w = 28, .c = 1, .num_classes = 10};
+    ds.x = calloc(784 * (size_t)60000, sizeof(float));
+    ds.y = calloc(60000, sizeof(int32_t));
+    assert_non_null(ds.x);
+    assert_non_null(ds.y);
+    cnn_source *s = cnn_source_study_augment(&ds, 512, 1, 0);
+    assert_non_null(s);
+    assert_int_equal(s->batches, 235);
+    cnn_source_free(s);
+    s = cnn_source_study_augment(&ds, 512, 1, 1);
+    assert_non_null(s);
+    assert_int_equal(s->batches, 235);
+    cnn_source_free(s);
+    ds.c = 3;
+    tu_assert_error(cnn_source_study_augment(&ds, 512, 1, 0) ? 0 : cnn_errcode(), CNN_ERR_INVALID,
+                    "one-channel");
+    ds.c = 1;
+    tu_assert_error(cnn_source_study_augment(&ds, 0, 1, 0) ? 0 : cnn_errcode(), CNN_ERR_INVALID,
+                    "batch_size");
+    free(ds.x);
+    free(ds.y);
+}
+
+static void test_generator_augmented_only(void **state)
+{
+    (void)state;
+    cnn_dataset ds = synthetic_set();
+    cnn_source *s = cnn_source_study_augment(&ds, GB, 3, 1);
+    assert_non_null(s);
+    assert_int_equal(s->batches, GL);
+    float *x = malloc(sizeof(float) * 784 * GB);
+    int32_t y[GB];
+    for (int b = 0; b < GL; b++) {
+        int n;
+        assert_int_equal(s->fill(s, 0, b, x, y, &n), 0);
+        assert_true(memcmp(x, ds.x + 784 * y[0], sizeof(float) * 784 * (size_t)n) != 0);
+    }
+    free(x);
+    cnn_source_free(s);
+    free(ds.x);
+    free(ds.y);
+}
+
+static void test_generator_threads(void **state)
+{
+    (void)state;
+    cnn_dataset ds = synthetic_set();
+    float *x[2];
+    int32_t y[2][GB];
+    int saved = cnn_get_threads();
+    for (int t = 0; t < 2; t++) {
+        cnn_set_threads(t + 1);
+        cnn_source *s = cnn_source_study_augment(&ds, GB, 9, 0);
+        assert_non_null(s);
+        x[t] = malloc(sizeof(float) * 784 * GB * GL);
+        for (int b = 0; b < GL; b++) {
+            int n;
+            assert_int_equal(s->fill(s, 2, b, x[t] + (size_t)784 * GB * b, y[t], &n), 0);
+        }
+        cnn_source_free(s);
+    }
+    cnn_set_threads(saved);
+    assert_memory_equal(x[0], x[1], sizeof(float) * 784 * GB * GL);
+    free(x[0]);
+    free(x[1]);
+    free(ds.x);
+    free(ds.y);
+}
+
+/* ------------------------------------------------------------------ specs */
+
+static const char *SPEC_HEAD = "model: m\n"
+                               "input: (28, 28, 1)\n"
+                               "layers:\n"
+                               "    Flatten()\n"
+                               "    Dense(10, activation=\"softmax\")\n"
+                               "fit: batch_size=96, epochs=1, seed=3\n";
+
+static cnn_spec *spec_with(const char *tail)
+{
+    static char text[4096];
+    snprintf(text, sizeof text, "%s%s", SPEC_HEAD, tail);
+    return cnn_spec_parse(text, "aug.spec");
+}
+
+static void spec_error(const char *tail, const char *fragment)
+{
+    cnn_spec *s = spec_with(tail);
+    if (s) fail_msg("spec with '%s' parsed; expected an error with '%s'", tail, fragment);
+    if (!strstr(cnn_errmsg(), fragment)) fail_msg("error '%s' lacks '%s'", cnn_errmsg(), fragment);
+}
+
+static void test_spec_study_generator(void **state)
+{
+    (void)state;
+    cnn_dataset ds = synthetic_set();
+    cnn_spec *s = spec_with("augment:\n    StudyGenerator()\n");
+    assert_non_null(s);
+    assert_null(cnn_spec_initial_weights(s));
+    cnn_spec_fit f;
+    cnn_spec_fit_settings(s, &f);
+    cnn_source *src;
+    assert_int_equal(cnn_spec_train_source(s, &ds, &f, &src), 0);
+    assert_non_null(src);
+    assert_int_equal(src->batches, GL);
+    gen_batch e[GL];
+    read_epoch(src, &ds, 0, e); /* the spec's seed 3 drives the draws, as read_epoch expects */
+    int augmented = 0;
+    for (int b = 0; b < GL; b++) augmented += e[b].augmented != 0;
+    assert_int_equal(augmented, GL - GH);
+    free_epoch(e);
+    cnn_source_free(src);
+    cnn_spec_free(s);
+    /* No augment section: no source, train on the dataset. */
+    s = spec_with("");
+    assert_non_null(s);
+    cnn_spec_fit_settings(s, &f);
+    assert_int_equal(cnn_spec_train_source(s, &ds, &f, &src), 0);
+    assert_null(src);
+    cnn_spec_free(s);
+    free(ds.x);
+    free(ds.y);
+}
+
+static void test_spec_random_augmentation(void **state)
+{
+    (void)state;
+    cnn_dataset ds = synthetic_set();
+    cnn_spec *s =
+        spec_with("augment:\n"
+                  "    ImageDataGenerator(rotation_range=10, zoom_range=(0.9, 1.2), horizontal_flip=True,\n"
+                  "                       fill_mode=\"reflect\")\n"
+                  "    PadAndCrop(padding=2)\n"
+                  "    RandomErasing(p=0.5, value=0)\n");
+    assert_non_null(s);
+    cnn_spec_fit f;
+    cnn_spec_fit_settings(s, &f);
+    cnn_source *src;
+    assert_int_equal(cnn_spec_train_source(s, &ds, &f, &src), 0);
+    assert_non_null(src);
+    assert_int_equal(src->batches, (GN + GB - 1) / GB);
+    float *x = malloc(sizeof(float) * 784 * GB), *again = malloc(sizeof(float) * 784 * GB);
+    int32_t y[GB];
+    int n;
+    /* Every sample is the spec's transform with draws from (seed, epoch, index). */
+    cnn_augment a = cnn_augment_default();
+    a.rotation_range = 10, a.zoom_range[0] = 0.9, a.zoom_range[1] = 1.2, a.horizontal_flip = 1;
+    a.fill_mode = CNN_FILL_REFLECT, a.crop_padding = 2, a.erasing_p = 0.5, a.erasing_value = 0;
+    cnn_transform t = cnn_augment_transform(&a);
+    if (src->begin_epoch) assert_int_equal(src->begin_epoch(src, 1), 0);
+    assert_int_equal(src->fill(src, 1, 0, x, y, &n), 0);
+    for (int i = 0; i < n; i++) {
+        t.apply(t.ctx, ds.x + 784 * y[i], 28, 28, 1, again + 784 * i, 3, 1, y[i]);
+        assert_memory_equal(x + 784 * i, again + 784 * i, sizeof(float) * 784);
+    }
+    free(x);
+    free(again);
+    cnn_source_free(src);
+    cnn_spec_free(s);
+    free(ds.x);
+    free(ds.y);
+}
+
+static void test_spec_errors(void **state)
+{
+    (void)state;
+    spec_error("augment:\n    StudyGen()\n", "aug.spec:8:5: unknown augmentation 'StudyGen'");
+    spec_error("augment:\n    StudyGenerator()\n    PadAndCrop(2)\n", "stands alone");
+    spec_error("augment:\n    PadAndCrop(padding=2)\n    PadAndCrop(padding=3)\n", "appears twice");
+    spec_error("augment:\n    ImageDataGenerator(rotaton_range=3)\n", "did you mean 'rotation_range'");
+    spec_error("augment:\n    ImageDataGenerator(zoom_range=(2, 1))\n", "zoom_range");
+    spec_error("augment:\n    ImageDataGenerator(zoom_range=abc)\n", "expected (low, high)");
+    spec_error("augment:\n    ImageDataGenerator(fill_mode=\"mirror\")\n", "fill_mode");
+    spec_error("augment:\n    RandomErasing(value=\"x\")\n", "\"random\" or a number");
+    spec_error("augment: StudyGenerator()\n", "stands on its own line");
+    spec_error("initial_weights: Model 2\n", "model names use letters");
+    spec_error("inital_weights: Model_2\n", "did you mean 'initial_weights'");
+    const char *rgb =
+        "model: m\ninput: (28, 28, 3)\nlayers:\n    Flatten()\n    Dense(10, activation=\"softmax\")\n"
+        "augment:\n    StudyGenerator()\n";
+    assert_null(cnn_spec_parse(rgb, "rgb.spec"));
+    assert_non_null(strstr(cnn_errmsg(), "rgb.spec:7:5: StudyGenerator needs one-channel input"));
+    cnn_spec *s = spec_with("initial_weights: Model_2_s2\n");
+    assert_non_null(s);
+    assert_string_equal(cnn_spec_initial_weights(s), "Model_2_s2");
+    cnn_spec_free(s);
+}
+
+static void test_set_weights_from(void **state)
+{
+    (void)state;
+    cnn_spec *s = spec_with("");
+    assert_non_null(s);
+    cnn_model *a = cnn_spec_build_model(s, 1), *b = cnn_spec_build_model(s, 2);
+    assert_non_null(a);
+    assert_non_null(b);
+    float x[784], pa[10], pb[10];
+    for (int i = 0; i < 784; i++) x[i] = (float)(i % 17) / 17;
+    assert_int_equal(cnn_model_predict(a, x, 1, 1, pa), 0);
+    assert_int_equal(cnn_model_predict(b, x, 1, 1, pb), 0);
+    assert_true(memcmp(pa, pb, sizeof pa) != 0);
+    assert_int_equal(cnn_model_set_weights_from(b, a), 0);
+    assert_int_equal(cnn_model_predict(b, x, 1, 1, pb), 0);
+    assert_memory_equal(pa, pb, sizeof pa);
+    cnn_spec_free(s);
+    s = cnn_spec_parse("model: n\ninput: (28, 28, 1)\nlayers:\n    Flatten()\n    Dense(12)\n"
+                       "    Dense(10, activation=\"softmax\")\n",
+                       "n.spec");
+    assert_non_null(s);
+    cnn_model *c = cnn_spec_build_model(s, 1);
+    assert_non_null(c);
+    tu_assert_error(cnn_model_set_weights_from(c, a), CNN_ERR_SHAPE, "set_weights");
+    cnn_model_free(a);
+    cnn_model_free(b);
+    cnn_model_free(c);
+    cnn_spec_free(s);
+}
+
+static void test_seed_specs(void **state)
+{
+    (void)state;
+    const struct {
+        const char *name, *weights;
+        size_t params;
+    } specs[] = {{"Model_2_s2_igen", "Model_2_s2", 261962},
+                 {"Model_2_s2_igen_c", NULL, 261962},
+                 {"Model_2_s2_igen_only", NULL, 261962},
+                 {"Model_11_igen", NULL, 0},
+                 {"Model_11_igen_f", "Model_11", 0}};
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+        char path[128];
+        snprintf(path, sizeof path, "models/seed/%s.spec", specs[i].name);
+        cnn_spec *s = cnn_spec_load(path);
+        if (!s) fail_msg("%s: %s", path, cnn_errmsg());
+        assert_string_equal(cnn_spec_name(s), specs[i].name);
+        if (specs[i].weights)
+            assert_string_equal(cnn_spec_initial_weights(s), specs[i].weights);
+        else
+            assert_null(cnn_spec_initial_weights(s));
+        cnn_model *m = cnn_spec_build_model(s, 1);
+        assert_non_null(m);
+        if (specs[i].params) assert_int_equal(cnn_model_num_params(m, 0), specs[i].params);
+        cnn_model_free(m);
+        cnn_spec_free(s);
+    }
+    cnn_spec *s = cnn_spec_load("models/extra/Model_11_aug.spec");
+    if (!s) fail_msg("models/extra/Model_11_aug.spec: %s", cnn_errmsg());
+    cnn_spec_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -355,6 +716,15 @@ int main(void)
         cmocka_unit_test(test_erasing),
         cmocka_unit_test(test_transform_hook),
         cmocka_unit_test(test_check),
+        cmocka_unit_test(test_generator_batches),
+        cmocka_unit_test(test_generator_study_sizes),
+        cmocka_unit_test(test_generator_augmented_only),
+        cmocka_unit_test(test_generator_threads),
+        cmocka_unit_test(test_spec_study_generator),
+        cmocka_unit_test(test_spec_random_augmentation),
+        cmocka_unit_test(test_spec_errors),
+        cmocka_unit_test(test_set_weights_from),
+        cmocka_unit_test(test_seed_specs),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
