@@ -621,7 +621,7 @@ static void test_spec_errors(void **state)
 {
     (void)state;
     spec_error("augment:\n    StudyGen()\n", "aug.spec:8:5: unknown augmentation 'StudyGen'");
-    spec_error("augment:\n    StudyGenerator()\n    PadAndCrop(2)\n", "stands alone");
+    spec_error("augment:\n    StudyGenerator()\n    PadAndCrop(padding=2)\n", "stands alone");
     spec_error("augment:\n    PadAndCrop(padding=2)\n    PadAndCrop(padding=3)\n", "appears twice");
     spec_error("augment:\n    ImageDataGenerator(rotaton_range=3)\n", "did you mean 'rotation_range'");
     spec_error("augment:\n    ImageDataGenerator(zoom_range=(2, 1))\n", "zoom_range");

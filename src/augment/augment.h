@@ -9,7 +9,7 @@
 /* The k-th uniform number in [0, 1) of sample `index` in `epoch`: every random choice of an augmentation goes
  * through here, so a sample's transform depends only on (seed, epoch, index), never on the thread or order.
  */
-double aug_uniform(uint64_t seed, int epoch, int index, int k);
+double cnn_random_uniform(uint64_t seed, int epoch, int index, int k);
 
 /* The study's transform with caller-provided scratch (h * w floats), for callers that run it in parallel. */
 void aug_study_transform(const float *in, float *out, float *scratch, int h, int w, double s, int tx, int ty,

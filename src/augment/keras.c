@@ -73,17 +73,17 @@ static double shift_draw(double range, int size, double u, double u_sign)
 static void erase_draw(const cnn_augment *a, int h, int w, uint64_t seed, int epoch, int index,
                        cnn_augment_params *p)
 {
-    if (!(aug_uniform(seed, epoch, index, K_ERASE - 1) < a->erasing_p)) return;
+    if (!(cnn_random_uniform(seed, epoch, index, K_ERASE - 1) < a->erasing_p)) return;
     for (int t = 0, k = K_ERASE; t < ERASE_ATTEMPTS; t++, k += 4) {
         double lo = a->erasing_scale[0], hi = a->erasing_scale[1];
-        double area = (lo + (hi - lo) * aug_uniform(seed, epoch, index, k)) * h * w;
-        double ratio = a->erasing_ratio[0] +
-                       (a->erasing_ratio[1] - a->erasing_ratio[0]) * aug_uniform(seed, epoch, index, k + 1);
+        double area = (lo + (hi - lo) * cnn_random_uniform(seed, epoch, index, k)) * h * w;
+        double ratio = a->erasing_ratio[0] + (a->erasing_ratio[1] - a->erasing_ratio[0]) *
+                                                 cnn_random_uniform(seed, epoch, index, k + 1);
         int eh = (int)lround(sqrt(area * ratio)), ew = (int)lround(sqrt(area / ratio));
         if (eh < 1 || ew < 1 || eh > h || ew > w) continue;
         p->erase_h = eh, p->erase_w = ew;
-        p->erase_y = (int)((h - eh + 1) * aug_uniform(seed, epoch, index, k + 2));
-        p->erase_x = (int)((w - ew + 1) * aug_uniform(seed, epoch, index, k + 3));
+        p->erase_y = (int)((h - eh + 1) * cnn_random_uniform(seed, epoch, index, k + 2));
+        p->erase_x = (int)((w - ew + 1) * cnn_random_uniform(seed, epoch, index, k + 3));
         p->erase_key = cnn_rng_bits(seed, cnn_rng_stream(CNN_STREAM_AUGMENT, (uint64_t)(uint32_t)epoch),
                                     ~(uint64_t)(uint32_t)index);
         return;
@@ -93,7 +93,7 @@ static void erase_draw(const cnn_augment *a, int h, int w, uint64_t seed, int ep
 void cnn_augment_draw(const cnn_augment *a, int h, int w, uint64_t seed, int epoch, int index,
                       cnn_augment_params *p)
 {
-#define U(k) aug_uniform(seed, epoch, index, k)
+#define U(k) cnn_random_uniform(seed, epoch, index, k)
     memset(p, 0, sizeof *p);
     p->theta = a->rotation_range ? -a->rotation_range + 2 * a->rotation_range * U(0) : 0;
     p->tx = shift_draw(a->height_shift_range, h, U(1), U(2));

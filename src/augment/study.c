@@ -10,18 +10,10 @@
 
 #include "augment/augment.h"
 #include "core/error.h"
-#include "core/rng.h"
 
 #ifndef M_PI
 #define M_PI 3.14159265358979323846
 #endif
-
-double aug_uniform(uint64_t seed, int epoch, int index, int k)
-{
-    /* TODO(lead's cnn_random_uniform): switch to it when it lands; until then the same construction. */
-    return cnn_rng_uniform(seed, cnn_rng_stream(CNN_STREAM_AUGMENT, (uint64_t)(uint32_t)epoch),
-                           (uint64_t)(uint32_t)index * 64 + (uint64_t)k);
-}
 
 /* scikit-image's get_pixel2d in constant mode (cval 0). */
 static float pixel_or_zero(const float *img, int h, int w, long r, long c)
@@ -104,8 +96,8 @@ int cnn_augment_study(const float *in, float *out, int h, int w, double s, int t
 void cnn_augment_study_draw(uint64_t seed, int epoch, int index, double *s, int *tx, int *ty, int *angle)
 {
     /* NumPy's uniform(0.8, 1.2), randint(-6, 6) twice and randint(-30, 30), in that order. */
-    *s = 0.8 + 0.4 * aug_uniform(seed, epoch, index, 0);
-    *tx = -6 + (int)(12 * aug_uniform(seed, epoch, index, 1));
-    *ty = -6 + (int)(12 * aug_uniform(seed, epoch, index, 2));
-    *angle = -30 + (int)(60 * aug_uniform(seed, epoch, index, 3));
+    *s = 0.8 + 0.4 * cnn_random_uniform(seed, epoch, index, 0);
+    *tx = -6 + (int)(12 * cnn_random_uniform(seed, epoch, index, 1));
+    *ty = -6 + (int)(12 * cnn_random_uniform(seed, epoch, index, 2));
+    *angle = -30 + (int)(60 * cnn_random_uniform(seed, epoch, index, 3));
 }

@@ -231,10 +231,11 @@ static int parse_keyed(spec_parser *p, cnn_spec *s, const char *text, int line, 
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         if (cnn_edit_distance(key, keys[i]) <= 2)
             return fail_at(p, line, col, "unknown key '%s' (did you mean '%s'?)", key, keys[i]);
-    return fail_at(p, line, col,
-                   "unknown key '%s' (expected model, input, layers, optimizer, loss, fit, callbacks, augment "
-                   "or initial_weights)",
-                   key);
+    return fail_at(
+        p, line, col,
+        "unknown key '%s' (expected model, input, layers, optimizer, loss, fit, callbacks, augment "
+        "or initial_weights)",
+        key);
 }
 
 static int parse_logical_line(spec_parser *p, cnn_spec *s, const char *text, int line, int col)
