@@ -78,6 +78,7 @@ static void own_destroy(cnn_source *s)
     cnn_source_free(o->inner);
     free(o->owned);
     free(o);
+    free(s);
 }
 
 cnn_source *aug_source_owning(cnn_source *inner, void *owned)
