@@ -414,7 +414,7 @@ static void test_generator_batches(void **state)
 {
     (void)state;
     cnn_dataset ds = synthetic_set();
-    cnn_source *s = cnn_source_study_augment(&ds, GB, 3, 0);
+    cnn_source *s = cnn_source_study_augment(&ds, GB, 1, 3, 0);
     assert_non_null(s);
     assert_int_equal(s->batches, GL);
     assert_int_equal(s->batch_size, GB);
@@ -459,19 +459,19 @@ static void test_generator_study_sizes(void **state)
     ds.y = calloc(60000, sizeof(int32_t));
     assert_non_null(ds.x);
     assert_non_null(ds.y);
-    cnn_source *s = cnn_source_study_augment(&ds, 512, 1, 0);
+    cnn_source *s = cnn_source_study_augment(&ds, 512, 1, 1, 0);
     assert_non_null(s);
     assert_int_equal(s->batches, 235);
     cnn_source_free(s);
-    s = cnn_source_study_augment(&ds, 512, 1, 1);
+    s = cnn_source_study_augment(&ds, 512, 1, 1, 1);
     assert_non_null(s);
     assert_int_equal(s->batches, 235);
     cnn_source_free(s);
     ds.c = 3;
-    tu_assert_error(cnn_source_study_augment(&ds, 512, 1, 0) ? 0 : cnn_errcode(), CNN_ERR_INVALID,
+    tu_assert_error(cnn_source_study_augment(&ds, 512, 1, 1, 0) ? 0 : cnn_errcode(), CNN_ERR_INVALID,
                     "one-channel");
     ds.c = 1;
-    tu_assert_error(cnn_source_study_augment(&ds, 0, 1, 0) ? 0 : cnn_errcode(), CNN_ERR_INVALID,
+    tu_assert_error(cnn_source_study_augment(&ds, 0, 1, 1, 0) ? 0 : cnn_errcode(), CNN_ERR_INVALID,
                     "batch_size");
     free(ds.x);
     free(ds.y);
@@ -481,7 +481,7 @@ static void test_generator_augmented_only(void **state)
 {
     (void)state;
     cnn_dataset ds = synthetic_set();
-    cnn_source *s = cnn_source_study_augment(&ds, GB, 3, 1);
+    cnn_source *s = cnn_source_study_augment(&ds, GB, 1, 3, 1);
     assert_non_null(s);
     assert_int_equal(s->batches, GL);
     float *x = malloc(sizeof(float) * 784 * GB);
@@ -497,6 +497,29 @@ static void test_generator_augmented_only(void **state)
     free(ds.y);
 }
 
+static void test_generator_unshuffled(void **state)
+{
+    (void)state;
+    cnn_dataset ds = synthetic_set();
+    cnn_source *s =
+        cnn_source_study_augment(&ds, GB, 0, 3, 0); /* fit(shuffle=False): the generator's order */
+    assert_non_null(s);
+    float *x = malloc(sizeof(float) * 784 * GB);
+    int32_t y[GB];
+    for (int e = 0; e < 2; e++)
+        for (int b = 0; b < GL; b++) {
+            int n;
+            if (s->begin_epoch && b == 0) assert_int_equal(s->begin_epoch(s, e), 0);
+            assert_int_equal(s->fill(s, e, b, x, y, &n), 0);
+            assert_int_equal(y[0], (b % GH) * GB);
+            assert_int_equal(b < GH, !memcmp(x, ds.x + 784 * y[0], sizeof(float) * 784 * (size_t)n));
+        }
+    free(x);
+    cnn_source_free(s);
+    free(ds.x);
+    free(ds.y);
+}
+
 static void test_generator_threads(void **state)
 {
     (void)state;
@@ -506,7 +529,7 @@ static void test_generator_threads(void **state)
     int saved = cnn_get_threads();
     for (int t = 0; t < 2; t++) {
         cnn_set_threads(t + 1);
-        cnn_source *s = cnn_source_study_augment(&ds, GB, 9, 0);
+        cnn_source *s = cnn_source_study_augment(&ds, GB, 1, 9, 0);
         assert_non_null(s);
         x[t] = malloc(sizeof(float) * 784 * GB * GL);
         for (int b = 0; b < GL; b++) {
@@ -719,6 +742,7 @@ int main(void)
         cmocka_unit_test(test_generator_batches),
         cmocka_unit_test(test_generator_study_sizes),
         cmocka_unit_test(test_generator_augmented_only),
+        cmocka_unit_test(test_generator_unshuffled),
         cmocka_unit_test(test_generator_threads),
         cmocka_unit_test(test_spec_study_generator),
         cmocka_unit_test(test_spec_random_augmentation),

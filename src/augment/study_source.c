@@ -111,7 +111,8 @@ static int check_args(const cnn_dataset *ds, int batch_size)
     return CNN_OK;
 }
 
-cnn_source *cnn_source_study_augment(const cnn_dataset *ds, int batch_size, uint64_t seed, int augmented_only)
+cnn_source *cnn_source_study_augment(const cnn_dataset *ds, int batch_size, int shuffle, uint64_t seed,
+                                     int augmented_only)
 {
     if (check_args(ds, batch_size)) return NULL;
     /* Spec §5.2: L = ceil(2N / B) batches, H = floor(L / 2) of them original. */
@@ -127,7 +128,7 @@ cnn_source *cnn_source_study_augment(const cnn_dataset *ds, int batch_size, uint
                      .augmented_only = augmented_only,
                      .seed = seed};
     cnn_source *seq =
-        cnn_source_sequence((int)batches, batch_size, ds->h, ds->w, 1, study_batch, g, 1, seed, 1);
+        cnn_source_sequence((int)batches, batch_size, ds->h, ds->w, 1, study_batch, g, shuffle, seed, 1);
     cnn_source *s = seq ? aug_source_owning(seq, g) : NULL;
     if (!s) {
         free(g);

@@ -138,7 +138,7 @@ int cnn_spec_train_source(const cnn_spec *s, const cnn_dataset *train, const cnn
     int rc = augment_config(s, &cfg);
     if (rc || cfg.kind == AUG_NONE) return rc;
     if (cfg.kind == AUG_STUDY) {
-        *src = cnn_source_study_augment(train, f->batch_size, f->seed, cfg.augmented_only);
+        *src = cnn_source_study_augment(train, f->batch_size, f->shuffle, f->seed, cfg.augmented_only);
         return *src ? CNN_OK : cnn_errcode();
     }
     cnn_augment *a = malloc(sizeof *a);
