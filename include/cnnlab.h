@@ -739,9 +739,9 @@ void cnn_augment_study_draw(uint64_t seed, int epoch, int index, double *s, int 
  * of every image of original batch j mod H (batch 0 twice, independently), with that batch's labels. Each
  * augmented batch is made once, when first asked for, and reused unchanged in every epoch; with shuffle (the
  * study's, and Keras's default) the batch order is shuffled every epoch from seed. In batch j, image i of ds
- * is transformed with the parameters cnn_augment_study_draw(seed, j, i). With augmented_only, all L batches are augmented ones (batch j is made
- * from original batch j mod H), the substitute for the study's unknown Model_2_s2_igen_only. ds must outlive
- * the source. */
+ * is transformed with the parameters cnn_augment_study_draw(seed, j, i). With augmented_only, all L batches
+ * are augmented ones (batch j is made from original batch j mod H), the substitute for the study's unknown
+ * Model_2_s2_igen_only. ds must outlive the source. */
 cnn_source *cnn_source_study_augment(const cnn_dataset *ds, int batch_size, int shuffle, uint64_t seed,
                                      int augmented_only);
 
