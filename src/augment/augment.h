@@ -15,9 +15,9 @@ double cnn_random_uniform(uint64_t seed, int epoch, int index, int k);
 void aug_study_transform(const float *in, float *out, float *scratch, int h, int w, double s, int tx, int ty,
                          int angle);
 
-/* A source that forwards to inner and, when freed, frees inner and then owned (with free()): for sources whose
- * context (a transform's parameters, a generator's state) must live as long as they do. NULL (inner freed)
- * when out of memory. */
+/* A source that forwards to inner and, when freed, frees inner and then owned (with free()): for sources
+ * whose context (a transform's parameters, a generator's state) must live as long as they do. NULL (inner
+ * freed) when out of memory. */
 cnn_source *aug_source_owning(cnn_source *inner, void *owned);
 
 #endif
