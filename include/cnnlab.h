@@ -719,6 +719,90 @@ CNN_API void cnn_spec_fit_settings(const cnn_spec *s, cnn_spec_fit *out);
  * The caller frees each with cnn_callback_free and the array with free(). */
 CNN_API int cnn_spec_callbacks(const cnn_spec *s, const char *out_dir, cnn_callback ***callbacks, int *count);
 
+/* ---------------------------------------------------------------- augmentation */
+
+/* The study's per-image transform (spec 5.1): scikit-image's warp, then its rotate, both bilinear with
+ * constant fill 0 and each clipped to the range of its input as scikit-image does:
+ *   mid(r, c) = in(s*r + ty, s*c + tx)                     (scaling about the top-left corner)
+ *   out       = mid rotated by angle degrees counter-clockwise about ((w-1)/2, (h-1)/2)
+ * in and out hold one channel of h x w floats and must not overlap. The arithmetic follows scikit-image's
+ * float32 path, so the result matches it to rounding. Fails only on bad sizes or, for images larger than
+ * 64x64, when its scratch image cannot be allocated. */
+int cnn_augment_study(const float *in, float *out, int h, int w, double s, int tx, int ty, int angle);
+/* Its random parameters, drawn in the study's order from (seed, epoch, index) with cnn_random_uniform:
+ * s ~ U(0.8, 1.2), then integers tx, ty uniform in [-6, 5], then an integer angle uniform in [-30, 29]. */
+void cnn_augment_study_draw(uint64_t seed, int epoch, int index, double *s, int *tx, int *ty, int *angle);
+
+/* The study's generator DataImageGenerator_batch (spec 5.2) over ds (one channel), as a memoised, shuffled
+ * sequence source: L = ceil(2N/B) batches per epoch and H = floor(L/2); batch j < H holds the originals
+ * j*B .. min(j*B+B, N)-1 (so the last N - H*B images are never used); batch j >= H is the study's transform
+ * of every image of original batch j mod H (batch 0 twice, independently), with that batch's labels. Each
+ * augmented batch is made once, when first asked for, and reused unchanged in every epoch; with shuffle (the
+ * study's, and Keras's default) the batch order is shuffled every epoch from seed. In batch j, image i of ds
+ * is transformed with the parameters cnn_augment_study_draw(seed, j, i). With augmented_only, all L batches
+ * are augmented ones (batch j is made from original batch j mod H), the substitute for the study's unknown
+ * Model_2_s2_igen_only. ds must outlive the source. */
+cnn_source *cnn_source_study_augment(const cnn_dataset *ds, int batch_size, int shuffle, uint64_t seed,
+                                     int augmented_only);
+
+/* Keras-style random augmentation: ImageDataGenerator's geometric options (Keras 2.15 semantics), plus random
+ * erasing (Zhong et al., 2017) and pad-and-crop. A sample is transformed as Keras's apply_transform does
+ * (rotation, shift, shear and zoom about the centre in one bilinear resampling, then the flips), then cropped
+ * from its zero-padded copy, then erased. */
+typedef enum { CNN_FILL_CONSTANT = 0, CNN_FILL_NEAREST, CNN_FILL_REFLECT, CNN_FILL_WRAP } cnn_fill_mode;
+typedef struct cnn_augment {
+    double rotation_range;     /* degrees: theta ~ U(-r, r) */
+    double width_shift_range;  /* < 1: U(-f, f) times the width; a whole number n >= 1: Keras's integer
+                                  shifts, +-(0..n-1) pixels; otherwise U(-f, f) pixels */
+    double height_shift_range; /* the same for the height */
+    double zoom_range[2];      /* zx, zy ~ U(lo, hi) independently; (1, 1): no zoom */
+    double shear_range;        /* degrees: U(-r, r) */
+    int horizontal_flip, vertical_flip;
+    cnn_fill_mode fill_mode; /* scipy.ndimage's modes as Keras uses them (quirks included) */
+    double cval;             /* the constant fill value */
+    double erasing_p;        /* probability of erasing a rectangle (0: never) */
+    double erasing_scale[2]; /* its area as a fraction of the image: U(lo, hi) */
+    double erasing_ratio[2]; /* its aspect ratio height/width: U(lo, hi) */
+    double erasing_value;    /* its fill; negative: uniform random values in [0, 1) */
+    int crop_padding;        /* pad by this many zero pixels on every side, then crop at a random offset */
+} cnn_augment;
+
+/* One sample's drawn parameters (Keras's transform_parameters, plus the crop and the erased rectangle). */
+typedef struct cnn_augment_params {
+    double theta, tx, ty, shear, zx, zy; /* tx: rows (height shift), ty: columns, as Keras names them */
+    int flip_horizontal, flip_vertical;
+    int crop_y, crop_x;                     /* offset into the padded image, 0 .. 2 * crop_padding */
+    int erase_y, erase_x, erase_h, erase_w; /* erase_h = 0: nothing erased */
+    uint64_t erase_key;                     /* the random fill's values come from it */
+} cnn_augment_params;
+
+/* No augmentation: ranges 0, zoom (1, 1), fill constant 0; erasing off with Zhong et al.'s defaults (area
+ * 0.02 .. 0.4, ratio 0.3 .. 1/0.3, random values). */
+cnn_augment cnn_augment_default(void);
+/* Checks every field's range, naming the first bad one. */
+int cnn_augment_check(const cnn_augment *a);
+/* Draws one sample's parameters for an h x w image from (seed, epoch, index). */
+void cnn_augment_draw(const cnn_augment *a, int h, int w, uint64_t seed, int epoch, int index,
+                      cnn_augment_params *p);
+/* Applies fixed parameters (Keras's ImageDataGenerator.apply_transform for the geometric part) to one
+ * h x w x c sample; in and out must not overlap. */
+void cnn_augment_apply(const cnn_augment *a, const cnn_augment_params *p, const float *in, int h, int w,
+                       int c, float *out);
+/* a as a per-sample transform for cnn_source_transform (a is not copied and must outlive it). */
+cnn_transform cnn_augment_transform(const cnn_augment *a);
+
+/* Augmentation and weights in specs (docs/spec-format.md): the source a spec's `augment:` section trains on,
+ * over train with the fit settings f (batch size, shuffle, seed). *src is NULL when the spec has no augment
+ * section: train on the dataset as usual. The caller frees the source. */
+int cnn_spec_train_source(const cnn_spec *s, const cnn_dataset *train, const cnn_spec_fit *f,
+                          cnn_source **src);
+/* The model whose trained weights the spec starts from (`initial_weights: NAME`), or NULL. */
+const char *cnn_spec_initial_weights(const cnn_spec *s);
+/* Keras's dst.set_weights(src.get_weights()): copies every tensor (weights and state such as BatchNorm
+ * statistics) of src into dst, tensor by tensor in order, after checking that all shapes agree. dst's
+ * optimizer is untouched, so a freshly compiled dst starts from src's weights with a fresh optimizer. */
+int cnn_model_set_weights_from(cnn_model *dst, cnn_model *src);
+
 /* ---------------------------------------------------------------- metrics */
 
 /* Evaluation metrics, checked against scikit-learn 1.2 (tests/data/metrics_ref.txt). Labels are class

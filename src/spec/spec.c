@@ -165,18 +165,18 @@ static int parse_input(const spec_parser *p, cnn_spec *s, const char *v, int lin
     return CNN_OK;
 }
 
-static int parse_model_name(const spec_parser *p, cnn_spec *s, const char *v, int line, int col)
+/* A model name (it names files): into out, cap bytes. */
+static int parse_name(const spec_parser *p, char *out, size_t cap, const char *v, int line, int col)
 {
     size_t n = strlen(v);
     if (n >= 2 && (v[0] == '"' || v[0] == '\'') && v[n - 1] == v[0]) v++, n -= 2;
-    if (n == 0 || n >= sizeof s->name)
-        return fail_at(p, line, col, "model name must be 1 to %zu characters", sizeof s->name - 1);
+    if (n == 0 || n >= cap) return fail_at(p, line, col, "model name must be 1 to %zu characters", cap - 1);
     for (size_t i = 0; i < n; i++)
         if (!isalnum((unsigned char)v[i]) && !strchr("_.-", v[i]))
             return fail_at(p, line, col + (int)i,
                            "model names use letters, digits, '_', '.' and '-' (they name files)");
-    memcpy(s->name, v, n);
-    s->name[n] = '\0';
+    memcpy(out, v, n);
+    out[n] = '\0';
     return CNN_OK;
 }
 
@@ -200,16 +200,18 @@ static int parse_keyed(spec_parser *p, cnn_spec *s, const char *text, int line, 
     char key[32];
     snprintf(key, sizeof key, "%.*s", (int)k, text);
     p->section = SECTION_NONE;
-    if (!strcmp(key, "layers") || !strcmp(key, "callbacks")) {
-        p->section = key[0] == 'l' ? SECTION_LAYERS : SECTION_CALLBACKS;
+    if (!strcmp(key, "layers") || !strcmp(key, "callbacks") || !strcmp(key, "augment")) {
+        p->section = key[0] == 'l' ? SECTION_LAYERS : key[0] == 'c' ? SECTION_CALLBACKS : SECTION_AUGMENT;
         if (*v)
             return fail_at(p, line, vcol, "'%s:' stands on its own line; list one call per line below it",
                            key);
         return CNN_OK;
     }
     if (!*v) return fail_at(p, line, vcol, "'%s:' needs a value", key);
-    if (!strcmp(key, "model")) return parse_model_name(p, s, v, line, vcol);
+    if (!strcmp(key, "model")) return parse_name(p, s->name, sizeof s->name, v, line, vcol);
     if (!strcmp(key, "input")) return parse_input(p, s, v, line, vcol);
+    if (!strcmp(key, "initial_weights"))
+        return parse_name(p, s->initial_weights, sizeof s->initial_weights, v, line, vcol);
     if (!strcmp(key, "optimizer")) {
         s->has_optimizer = 1;
         return parse_call(p, v, line, vcol, &s->optimizer);
@@ -224,12 +226,16 @@ static int parse_keyed(spec_parser *p, cnn_spec *s, const char *text, int line, 
         s->has_fit = 1;
         return parse_call(p, wrapped, line, vcol - 4, &s->fit);
     }
-    static const char *const keys[] = {"model", "input", "layers", "optimizer", "loss", "fit", "callbacks"};
+    static const char *const keys[] = {"model", "input",     "layers",  "optimizer",      "loss",
+                                       "fit",   "callbacks", "augment", "initial_weights"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         if (cnn_edit_distance(key, keys[i]) <= 2)
             return fail_at(p, line, col, "unknown key '%s' (did you mean '%s'?)", key, keys[i]);
-    return fail_at(p, line, col,
-                   "unknown key '%s' (expected model, input, layers, optimizer, loss, fit or callbacks)", key);
+    return fail_at(
+        p, line, col,
+        "unknown key '%s' (expected model, input, layers, optimizer, loss, fit, callbacks, augment "
+        "or initial_weights)",
+        key);
 }
 
 static int parse_logical_line(spec_parser *p, cnn_spec *s, const char *text, int line, int col)
@@ -250,6 +256,8 @@ static int parse_logical_line(spec_parser *p, cnn_spec *s, const char *text, int
     }
     if (p->section == SECTION_CALLBACKS)
         return add_call(p, s->callbacks, &s->ncallbacks, SPEC_MAX_CALLBACKS, text, line, col);
+    if (p->section == SECTION_AUGMENT)
+        return add_call(p, s->augment, &s->naugment, SPEC_MAX_AUGMENT, text, line, col);
     return fail_at(p, line, col,
                    "expected 'key: value' (model, input, optimizer, loss, fit) or a 'layers:' section");
 }
@@ -327,6 +335,7 @@ static int validate(const cnn_spec *s)
     int rc = cnn_spec_fit_check(s);
     cnn_callback **cbs;
     int n;
+    if (!rc) rc = cnn_spec_augment_check(s);
     if (!rc) rc = cnn_spec_callbacks(s, NULL, &cbs, &n);
     if (!rc) {
         for (int i = 0; i < n; i++) cnn_callback_free(cbs[i]);

@@ -5,7 +5,7 @@
 #include "cnnlab.h"
 
 enum { SPEC_MAX_LAYERS = 128, SPEC_MAX_CALLBACKS = 16, SPEC_MAX_ARGS = 24, SPEC_MAX_LINE = 1000 };
-enum { SPEC_MAX_FILE = 1 << 20 };
+enum { SPEC_MAX_FILE = 1 << 20, SPEC_MAX_AUGMENT = 4 };
 
 /* One call such as Conv2D(32, kernel_size=3): its name, its arguments rewritten as "key=value, ..." and
  * where each argument came from. */
@@ -30,9 +30,12 @@ struct cnn_spec {
     spec_call callbacks[SPEC_MAX_CALLBACKS];
     int ncallbacks;
     char pretrained[256]; /* cnn_spec_set_pretrained's override ("" none given) */
+    spec_call augment[SPEC_MAX_AUGMENT]; /* the augment: section (spec_augment.c) */
+    int naugment;
+    char initial_weights[64]; /* initial_weights: the model whose trained weights it starts from, or "" */
 };
 
-typedef enum { SECTION_NONE, SECTION_LAYERS, SECTION_CALLBACKS } spec_section;
+typedef enum { SECTION_NONE, SECTION_LAYERS, SECTION_CALLBACKS, SECTION_AUGMENT } spec_section;
 
 typedef struct spec_parser {
     char origin[256];
@@ -46,6 +49,8 @@ typedef struct spec_parser {
 int cnn_spec_call_error_col(const spec_call *c);
 /* Checks the fit line's options. */
 int cnn_spec_fit_check(const cnn_spec *s);
+/* Checks the augment: section (names, options, combinations). */
+int cnn_spec_augment_check(const cnn_spec *s);
 /* Prefixes the current error with "origin:line:col: " for call c. */
 int cnn_spec_fail_call(const cnn_spec *s, const spec_call *c);
 
