@@ -728,10 +728,11 @@ CNN_API int cnn_spec_callbacks(const cnn_spec *s, const char *out_dir, cnn_callb
  * in and out hold one channel of h x w floats and must not overlap. The arithmetic follows scikit-image's
  * float32 path, so the result matches it to rounding. Fails only on bad sizes or, for images larger than
  * 64x64, when its scratch image cannot be allocated. */
-int cnn_augment_study(const float *in, float *out, int h, int w, double s, int tx, int ty, int angle);
+CNN_API int cnn_augment_study(const float *in, float *out, int h, int w, double s, int tx, int ty, int angle);
 /* Its random parameters, drawn in the study's order from (seed, epoch, index) with cnn_random_uniform:
  * s ~ U(0.8, 1.2), then integers tx, ty uniform in [-6, 5], then an integer angle uniform in [-30, 29]. */
-void cnn_augment_study_draw(uint64_t seed, int epoch, int index, double *s, int *tx, int *ty, int *angle);
+CNN_API void cnn_augment_study_draw(uint64_t seed, int epoch, int index, double *s, int *tx, int *ty,
+                                    int *angle);
 
 /* The study's generator DataImageGenerator_batch (spec 5.2) over ds (one channel), as a memoised, shuffled
  * sequence source: L = ceil(2N/B) batches per epoch and H = floor(L/2); batch j < H holds the originals
@@ -742,8 +743,8 @@ void cnn_augment_study_draw(uint64_t seed, int epoch, int index, double *s, int 
  * is transformed with the parameters cnn_augment_study_draw(seed, j, i). With augmented_only, all L batches
  * are augmented ones (batch j is made from original batch j mod H), the substitute for the study's unknown
  * Model_2_s2_igen_only. ds must outlive the source. */
-cnn_source *cnn_source_study_augment(const cnn_dataset *ds, int batch_size, int shuffle, uint64_t seed,
-                                     int augmented_only);
+CNN_API cnn_source *cnn_source_study_augment(const cnn_dataset *ds, int batch_size, int shuffle,
+                                             uint64_t seed, int augmented_only);
 
 /* Keras-style random augmentation: ImageDataGenerator's geometric options (Keras 2.15 semantics), plus random
  * erasing (Zhong et al., 2017) and pad-and-crop. A sample is transformed as Keras's apply_transform does
@@ -778,30 +779,30 @@ typedef struct cnn_augment_params {
 
 /* No augmentation: ranges 0, zoom (1, 1), fill constant 0; erasing off with Zhong et al.'s defaults (area
  * 0.02 .. 0.4, ratio 0.3 .. 1/0.3, random values). */
-cnn_augment cnn_augment_default(void);
+CNN_API cnn_augment cnn_augment_default(void);
 /* Checks every field's range, naming the first bad one. */
-int cnn_augment_check(const cnn_augment *a);
+CNN_API int cnn_augment_check(const cnn_augment *a);
 /* Draws one sample's parameters for an h x w image from (seed, epoch, index). */
-void cnn_augment_draw(const cnn_augment *a, int h, int w, uint64_t seed, int epoch, int index,
-                      cnn_augment_params *p);
+CNN_API void cnn_augment_draw(const cnn_augment *a, int h, int w, uint64_t seed, int epoch, int index,
+                              cnn_augment_params *p);
 /* Applies fixed parameters (Keras's ImageDataGenerator.apply_transform for the geometric part) to one
  * h x w x c sample; in and out must not overlap. */
-void cnn_augment_apply(const cnn_augment *a, const cnn_augment_params *p, const float *in, int h, int w,
-                       int c, float *out);
+CNN_API void cnn_augment_apply(const cnn_augment *a, const cnn_augment_params *p, const float *in, int h,
+                               int w, int c, float *out);
 /* a as a per-sample transform for cnn_source_transform (a is not copied and must outlive it). */
-cnn_transform cnn_augment_transform(const cnn_augment *a);
+CNN_API cnn_transform cnn_augment_transform(const cnn_augment *a);
 
 /* Augmentation and weights in specs (docs/spec-format.md): the source a spec's `augment:` section trains on,
  * over train with the fit settings f (batch size, shuffle, seed). *src is NULL when the spec has no augment
  * section: train on the dataset as usual. The caller frees the source. */
-int cnn_spec_train_source(const cnn_spec *s, const cnn_dataset *train, const cnn_spec_fit *f,
-                          cnn_source **src);
+CNN_API int cnn_spec_train_source(const cnn_spec *s, const cnn_dataset *train, const cnn_spec_fit *f,
+                                  cnn_source **src);
 /* The model whose trained weights the spec starts from (`initial_weights: NAME`), or NULL. */
-const char *cnn_spec_initial_weights(const cnn_spec *s);
+CNN_API const char *cnn_spec_initial_weights(const cnn_spec *s);
 /* Keras's dst.set_weights(src.get_weights()): copies every tensor (weights and state such as BatchNorm
  * statistics) of src into dst, tensor by tensor in order, after checking that all shapes agree. dst's
  * optimizer is untouched, so a freshly compiled dst starts from src's weights with a fresh optimizer. */
-int cnn_model_set_weights_from(cnn_model *dst, cnn_model *src);
+CNN_API int cnn_model_set_weights_from(cnn_model *dst, cnn_model *src);
 
 /* ---------------------------------------------------------------- metrics */
 

@@ -40,6 +40,8 @@ typedef struct cli_run_options {
     int in_study;          /* a run of `cnnlab study` (the study draws the study-wide pictures) */
     const char
         *vgg_weights; /* --vgg-weights: none, imagenet or a file for every VGG16 base (NULL: the spec's) */
+    const char
+        *initial_weights; /* --initial-weights FILE for a spec's initial_weights (NULL: OUT/NAME/model.cnn) */
 } cli_run_options;
 
 /* The defaults: the study's data, everything else from the spec. */

@@ -37,6 +37,8 @@ int cli_run_option(const char *o, const char *v, cli_run_options *r, long *threa
         *bad = cli_double(o, v, 1e-6, 0.999999, &r->val_split);
     else if (!strcmp(o, "--quiet"))
         r->quiet = 1, *takes = 0;
+    else if (!strcmp(o, "--initial-weights"))
+        r->initial_weights = v;
     else if (!strcmp(o, "--vgg-weights"))
         r->vgg_weights = v;
     else if (!strcmp(o, "--backup-minutes"))
@@ -128,6 +130,25 @@ static void clean_run_dir(const char *dir, int resume)
     if (!resume) remove(path);
 }
 
+/* initial_weights: NAME -- the trained weights of NAME's run: --initial-weights FILE, else the study's folder
+ * beside this run's (OUT/NAME/model.cnn). The optimizer stays fresh, as after Keras's clone_model +
+ * set_weights. */
+static int start_weights(const cnn_spec *s, const cli_run_options *o, const char *dir, cnn_model *m)
+{
+    const char *from = cnn_spec_initial_weights(s);
+    if (!from) return 0;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/../%s/model.cnn", dir, from);
+    cnn_model *src = cnn_model_load(o->initial_weights ? o->initial_weights : path);
+    int rc = !src || cnn_model_set_weights_from(m, src);
+    if (rc)
+        cli_error("%s starts from %s's trained weights (initial_weights): %s; train %s first (cnnlab study "
+                  "does) or pass --initial-weights FILE",
+                  cnn_spec_name(s), from, cnn_errmsg(), from);
+    cnn_model_free(src);
+    return rc ? -1 : 0;
+}
+
 static int prepare(const cnn_spec *s, const cnn_spec_fit *f, const cli_data *d, const char *dir, run_state *r,
                    const cli_run_options *o)
 {
@@ -142,6 +163,7 @@ static int prepare(const cnn_spec *s, const cnn_spec_fit *f, const cli_data *d, 
     r->model = cnn_spec_build_model(s, f->seed);
     if (!r->model || cnn_spec_callbacks(s, dir, &r->callbacks, &r->ncallbacks))
         return cli_error("%s", cnn_errmsg()), -1;
+    if (start_weights(s, o, dir, r->model)) return -1;
     r->train_set = &d->train;
     if (!strcmp(f->validation, "split")) {
         if (cnn_dataset_split(&d->train, f->validation_split, &r->train, &r->val))
@@ -191,7 +213,8 @@ static int fit_with_cache(run_state *r, cnn_fit_config *fc, int quiet, cnn_histo
     return rc;
 }
 
-static int fit(const cnn_spec_fit *f, const cli_data *d, const cli_run_options *o, run_state *r, cnn_run *run)
+static int fit(const cnn_spec *s, const cnn_spec_fit *f, const cli_data *d, const cli_run_options *o,
+               run_state *r, cnn_run *run)
 {
     cnn_callback logger = {.name = "log", .state = r->log, .on_epoch_end = log_epoch};
     cnn_callback **all = calloc((size_t)r->ncallbacks + 2, sizeof *all);
@@ -230,8 +253,21 @@ static int fit(const cnn_spec_fit *f, const cli_data *d, const cli_run_options *
     /* Data-parallel runs keep no backup yet: each rank's epoch sums would need a file of their own. */
     fc.backup_path = cli_par ? NULL : backup;
     fc.backup_minutes = o->backup_minutes;
-    int rc = cli_par ? cli_par->fit(r->model, r->train_set, &fc, &run->history)
-                     : fit_with_cache(r, &fc, o->quiet, &run->history);
+    if (cnn_spec_initial_weights(s))
+        snprintf(run->weights, sizeof run->weights, "trained weights of %s", cnn_spec_initial_weights(s));
+    cnn_source *aug = NULL; /* the spec's augment: section, if any */
+    int rc = cnn_spec_train_source(s, r->train_set, f, &aug);
+    if (!rc && aug && cli_par) {
+        cnn_source_free(aug);
+        cnn_callback_free(tb);
+        free(all);
+        return cli_error("%s: augment: is not supported under mpirun yet", cnn_spec_name(s)), -1;
+    }
+    if (!rc)
+        rc = aug       ? cnn_model_fit_source(r->model, aug, &fc, &run->history)
+             : cli_par ? cli_par->fit(r->model, r->train_set, &fc, &run->history)
+                       : fit_with_cache(r, &fc, o->quiet, &run->history);
+    cnn_source_free(aug);
     if (!rc) cnn_run_summarize(run);
     if (!rc && !cli_par) remove(backup); /* the run is complete: nothing to resume */
     cnn_callback_free(tb);
@@ -286,7 +322,7 @@ int cli_run_spec(const cnn_spec *spec, const cli_run_options *o, const cli_data 
     int rc = prepare(spec, &f, d, dir, &r, o);
     if (!rc && !o->quiet) cli_print_summary(spec, r.model, 0, stdout);
     if (!rc) cli_print_summary(spec, r.model, 0, r.log);
-    if (!rc) rc = fit(&f, d, o, &r, run);
+    if (!rc) rc = fit(spec, &f, d, o, &r, run);
     if (!rc) cli_label_pretrained(spec, run);
     if (!rc) rc = evaluate(d, &r, run, &report);
     if (!rc && cli_writer()) rc = cli_save_run(dir, spec, r.model, run, report, r.log);

@@ -34,6 +34,7 @@ static const char *const HELP =
     "  --backup-minutes M      also back up inside an epoch every M minutes (default 10; 0: epoch ends "
     "only)\n"
     "  --quiet                 no progress output\n"
+    "  --initial-weights FILE  the trained model a spec's initial_weights: names (its model.cnn)\n"
     "  --vgg-weights W         weights of a VGG16 base: none (Keras's random init), imagenet or FILE.h5\n"
     "\n"
     "Under `mpirun -np N` (builds with Open MPI) every batch is split over the N ranks and only rank 0 "

@@ -24,7 +24,7 @@ static int reserve(cnn_strbuf *b, size_t extra)
 void cnn_strbuf_append(cnn_strbuf *b, const void *data, size_t len)
 {
     if (reserve(b, len)) return;
-    memcpy(b->data + b->len, data, len);
+    if (len) memcpy(b->data + b->len, data, len); /* data may be NULL when len is 0 */
     b->len += len;
     b->data[b->len] = '\0';
 }
