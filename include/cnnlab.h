@@ -84,7 +84,8 @@ typedef struct cnn_dataset {
  * NULL: images to predict, whose labels are all -1 (unknown) and num_classes 0. */
 CNN_API int cnn_dataset_load_idx(cnn_dataset *ds, const char *images_path, const char *labels_path);
 /* Loads the four standard files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz],
- * t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]) from dir. */
+ * t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]) from dir. train may be NULL: then only the two
+ * t10k files are read (and need exist). */
 CNN_API int cnn_dataset_load_dir(const char *dir, cnn_dataset *train, cnn_dataset *test);
 /* Splits off the last fraction of src into val (Keras's validation_split: the tail, before shuffling). */
 CNN_API int cnn_dataset_split(const cnn_dataset *src, double fraction, cnn_dataset *train, cnn_dataset *val);
@@ -564,6 +565,9 @@ CNN_API int cnn_model_evaluate_source(cnn_model *m, cnn_source *src, double *los
 /* The model's output for n samples: out receives n * cnn_model_num_outputs(m) floats (class probabilities
  * for a softmax classifier; a headless model's last-layer output). */
 CNN_API int cnn_model_predict(cnn_model *m, const float *x, int n, int batch_size, float *out);
+/* cnn_model_predict over ds->n images, which must have the model's input shape (h, w, c): a CNN_ERR_SHAPE
+ * error naming both shapes otherwise. Labels are not used. */
+CNN_API int cnn_model_predict_dataset(cnn_model *m, const cnn_dataset *ds, int batch_size, float *out);
 /* The output for every sample of the source's epoch 0, in batch order. */
 CNN_API int cnn_model_predict_source(cnn_model *m, cnn_source *src, float *out);
 
@@ -932,8 +936,14 @@ CNN_API int cnn_unzip(const char *zip_path, const char *dest);
 
 /* ---------------------------------------------------------------- files */
 
-/* Writes len bytes to path atomically: a temporary file in the same folder, fsync, rename. */
+/* Writes len bytes to path atomically: a temporary file in the same folder, fsync, rename. path must be a
+ * regular file (or a symbolic link to one) or absent: a device, FIFO or folder is refused, and so is a file
+ * marked with cnn_file_protect. */
 CNN_API int cnn_write_file_atomic(const char *path, const void *data, size_t len);
+/* Marks the existing file path as an input of this run (by device and inode, so any other name for it
+ * counts too): cnn_write_file_atomic refuses to replace it until cnn_file_unprotect_all. At most 64. */
+CNN_API int cnn_file_protect(const char *path);
+CNN_API void cnn_file_unprotect_all(void);
 
 #ifdef __cplusplus
 }

@@ -203,7 +203,7 @@ static void test_eval_errors(void **state)
 {
     (void)state;
     expect("eval", 2, "eval: which model file?", 0);
-    expect("eval missing.cnn", 1, "missing.cnn: cannot open model file", 0);
+    expect("eval missing.cnn", 1, "missing.cnn: cannot open", 0);
     char garbage[512];
     snprintf(garbage, sizeof garbage, "%s", tu_path("garbage.cnn"));
     tu_write(garbage, "this is not a model, just some text long enough\n", 48);
@@ -443,6 +443,112 @@ static void test_tiny_training_run(void **state)
     expect(args, 1, "/nonexistent/dir", 0);
 }
 
+/* ------------------------------------------------------------------ hostile use (issue 11) */
+
+/* n images of h x w (all pixels 7), IDX, plain. */
+static void write_images(const char *path, int n, int h, int w)
+{
+    size_t len = 16 + (size_t)n * h * w;
+    uint8_t *img = malloc(len);
+    assert_non_null(img);
+    memset(img, 7, len);
+    put_be32(img, 0x803), put_be32(img + 4, (uint32_t)n), put_be32(img + 8, (uint32_t)h);
+    put_be32(img + 12, (uint32_t)w);
+    tu_write(path, img, len);
+    free(img);
+}
+
+/* A Model_1-shaped classifier (28x28x1 -> 10), saved untrained: these tests need a model file, not a good
+ * one. */
+static const char *hostile_model(void)
+{
+    static char path[512];
+    if (!path[0]) {
+        snprintf(path, sizeof path, "%s", tu_path("hostile.cnn"));
+        cnn_model *m = cnn_model_create("Hostile", 28, 28, 1);
+        assert_non_null(m);
+        assert_int_equal(cnn_model_add_flatten(m, "flatten"), 0);
+        assert_int_equal(cnn_model_add_dense(m, "dense", 10, CNN_ACT_SOFTMAX), 0);
+        assert_int_equal(cnn_model_build(m, 3), 0);
+        assert_int_equal(cnn_model_save(m, path), 0);
+        cnn_model_free(m);
+    }
+    return path;
+}
+
+/* predict on images of another size than the model's input: an error naming both shapes (it read past
+ * the images, or printed garbage with exit 0). */
+static void test_predict_other_shapes(void **state)
+{
+    (void)state;
+    char args[1600], small[512], large[512];
+    snprintf(small, sizeof small, "%s", tu_path("small-images"));
+    snprintf(large, sizeof large, "%s", tu_path("large-images"));
+    write_images(small, 3, 14, 14);
+    write_images(large, 3, 56, 56);
+    snprintf(args, sizeof args, "predict '%s' --images '%s'", hostile_model(), small);
+    expect(args, 1, "the images are 14x14x1 (HxWxC); model 'Hostile' takes 28x28x1", 0);
+    snprintf(args, sizeof args, "predict '%s' --images '%s'", hostile_model(), large);
+    expect(args, 1, "the images are 56x56x1", 0);
+}
+
+/* --out over the model file itself, over a FIFO, or over a folder: refused, the target left as it was. */
+static void test_predict_out_targets(void **state)
+{
+    (void)state;
+    char args[1600], images[512], fifo[512];
+    snprintf(images, sizeof images, "%s", tu_path("images-28"));
+    write_images(images, 2, 28, 28);
+    size_t n_before, n_after;
+    char *before = slurp_n(hostile_model(), &n_before);
+    snprintf(args, sizeof args, "predict '%s' --images '%s' --out '%s'", hostile_model(), images,
+             hostile_model());
+    expect(args, 1, "the output is an input of this run; not replaced", 0);
+    char *after = slurp_n(hostile_model(), &n_after);
+    assert_int_equal(n_before, n_after);
+    assert_memory_equal(before, after, n_before);
+    free(before);
+    free(after);
+    snprintf(args, sizeof args, "predict '%s' --images '%s' --out '%s'", hostile_model(), images, images);
+    expect(args, 1, "an input of this run", 0);
+    snprintf(fifo, sizeof fifo, "%s", tu_path("pred.fifo"));
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    snprintf(args, sizeof args, "predict '%s' --images '%s' --out '%s'", hostile_model(), images, fifo);
+    expect(args, 1, "is not a regular file (a FIFO); not replaced", 0);
+    snprintf(args, sizeof args, "predict '%s' --images '%s' --out '%s'", hostile_model(), images,
+             tu_tmpdir());
+    expect(args, 1, "(a folder)", 0);
+    /* A FIFO as the model: refused at once instead of waiting for a writer forever. */
+    snprintf(args, sizeof args, "timeout 20 '%s' eval '%s'", g_bin, fifo);
+    char cmd[2000];
+    snprintf(cmd, sizeof cmd, "%s >/dev/null 2>'%s'", args, tu_path("fifo-err.txt"));
+    int rc = system(cmd);
+    assert_true(WIFEXITED(rc) && WEXITSTATUS(rc) == 1);
+    char *err = slurp(tu_path("fifo-err.txt"));
+    assert_non_null(strstr(err, "not a regular file"));
+    free(err);
+}
+
+/* eval and predict --data read only the t10k files: a folder without the training files will do. */
+static void test_eval_needs_only_test_files(void **state)
+{
+    (void)state;
+    char dir[512], args[1600];
+    snprintf(dir, sizeof dir, "%s", tu_path("only-t10k"));
+    assert_int_equal(mkdir(dir, 0777), 0);
+    write_split(dir, "t10k", 20, 0, 5);
+    snprintf(args, sizeof args, "eval '%s' --data '%s' --threads 1", hostile_model(), dir);
+    expect(args, 0, "(20 images)", 1);
+    snprintf(args, sizeof args, "predict '%s' --data '%s' --threads 1", hostile_model(), dir);
+    expect(args, 0, "20 images, 20 labelled", 0);
+    /* A test set whose images do not fit the model: the message names the data folder. */
+    char other[600];
+    snprintf(other, sizeof other, "%s/t10k-images-idx3-ubyte", dir);
+    write_images(other, 20, 14, 14);
+    snprintf(args, sizeof args, "eval '%s' --data '%s' --threads 1", hostile_model(), dir);
+    expect(args, 1, dir, 0);
+}
+
 static void test_fashion_mnist_run(void **state)
 {
     (void)state;
@@ -568,6 +674,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_eval_errors),        cmocka_unit_test(test_tiny_training_run),
         cmocka_unit_test(test_fashion_mnist_run),  cmocka_unit_test(test_study),
         cmocka_unit_test(test_resume_after_kill),
+        cmocka_unit_test(test_predict_other_shapes),
+        cmocka_unit_test(test_predict_out_targets),
+        cmocka_unit_test(test_eval_needs_only_test_files),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     free(g_out);

@@ -33,17 +33,17 @@ int cli_eval(int argc, char **argv)
     if (!file) return cli_error("eval: which model file? (try: cnnlab eval --help)"), EXIT_USAGE;
     cnn_set_threads((int)threads);
     cnn_model *m = cnn_model_load(file);
-    cnn_dataset train = {0}, test = {0};
+    cnn_dataset test = {0};
     double loss, acc;
-    int fail = !m || cnn_dataset_load_dir(data, &train, &test) ||
-               cnn_model_evaluate(m, &test, (int)batch, &loss, &acc);
-    if (fail)
-        cli_error("%s", cnn_errmsg());
+    int fail = !m || cnn_dataset_load_dir(data, NULL, &test);
+    if (fail) cli_error("%s", cnn_errmsg());
+    /* The library's message names the model, not the files: say which test set did not fit. */
+    else if ((fail = cnn_model_evaluate(m, &test, (int)batch, &loss, &acc) != 0))
+        cli_error("%s (the test set of %s)", cnn_errmsg(), data);
     else
         printf("%s: test loss %.4f, test accuracy %.2f%% (%d images)\n", cnn_model_name(m), loss, 100 * acc,
                test.n);
     cnn_model_free(m);
-    cnn_dataset_free(&train);
     cnn_dataset_free(&test);
     return fail ? EXIT_FAILURE_RUN : EXIT_OK;
 }

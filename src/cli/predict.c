@@ -52,13 +52,16 @@ static int parse(int argc, char **argv, predict_args *a)
     return 0;
 }
 
+/* Only the images predicted are read (the t10k files of --data), and every file read is marked as an input
+ * so that --out cannot replace it. */
 static int load_input(const predict_args *a, cnn_dataset *ds)
 {
+    int rc = cnn_file_protect(a->model);
+    if (!rc && a->images) rc = cnn_file_protect(a->images);
+    if (!rc && a->labels) rc = cnn_file_protect(a->labels);
+    if (rc) return rc;
     if (a->images) return cnn_dataset_load_idx(ds, a->images, a->labels);
-    cnn_dataset train;
-    int rc = cnn_dataset_load_dir(a->data, &train, ds);
-    cnn_dataset_free(&train);
-    return rc;
+    return cnn_dataset_load_dir(a->data, NULL, ds);
 }
 
 /* The CSV text: header, then one row per image. */
@@ -127,7 +130,7 @@ int cli_predict(int argc, char **argv)
         if (!probs || !pred) fail = (cli_error("out of memory"), 1);
     }
     if (!fail &&
-        (cnn_model_predict(m, ds.x, ds.n, (int)a.batch, probs) || cnn_argmax_rows(probs, ds.n, k, pred)))
+        (cnn_model_predict_dataset(m, &ds, (int)a.batch, probs) || cnn_argmax_rows(probs, ds.n, k, pred)))
         fail = (cli_error("%s", cnn_errmsg()), 1);
     if (!fail) fail = write_predictions(&a, &ds, probs, pred, k) != 0;
     if (!fail) report_accuracy(&ds, pred, k);

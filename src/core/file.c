@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,9 +37,73 @@ static void sync_parent(const char *path)
     }
 }
 
+/* The inputs of this run (device and inode, so that another name for the same file is caught too). */
+enum { MAX_PROTECTED = 64 };
+static struct {
+    dev_t dev;
+    ino_t ino;
+} protected_files[MAX_PROTECTED];
+static int n_protected;
+static pthread_mutex_t protect_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int cnn_file_protect(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st)) return cnn_fail(CNN_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+    pthread_mutex_lock(&protect_lock);
+    int full = n_protected == MAX_PROTECTED;
+    if (!full) {
+        protected_files[n_protected].dev = st.st_dev;
+        protected_files[n_protected++].ino = st.st_ino;
+    }
+    pthread_mutex_unlock(&protect_lock);
+    if (full) return cnn_fail(CNN_ERR_INVALID, "%s: more than %d protected inputs", path, MAX_PROTECTED);
+    return CNN_OK;
+}
+
+void cnn_file_unprotect_all(void)
+{
+    pthread_mutex_lock(&protect_lock);
+    n_protected = 0;
+    pthread_mutex_unlock(&protect_lock);
+}
+
+static int is_protected(const struct stat *st)
+{
+    int hit = 0;
+    pthread_mutex_lock(&protect_lock);
+    for (int i = 0; i < n_protected && !hit; i++)
+        hit = protected_files[i].dev == st->st_dev && protected_files[i].ino == st->st_ino;
+    pthread_mutex_unlock(&protect_lock);
+    return hit;
+}
+
+/* The rename would replace whatever the name points at: a device node (/dev/full), a FIFO or a folder must
+ * stay, and so must an input of this run. A missing target is fine. */
+static int check_target(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st)) {
+        if (errno == ENOENT) return CNN_OK;
+        return cnn_fail(CNN_ERR_IO, "%s: cannot stat the output: %s", path, strerror(errno));
+    }
+    if (!S_ISREG(st.st_mode))
+        return cnn_fail(CNN_ERR_IO, "%s: the output exists and is not a regular file (%s); not replaced",
+                        path,
+                        S_ISDIR(st.st_mode)                          ? "a folder"
+                        : S_ISFIFO(st.st_mode)                       ? "a FIFO"
+                        : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
+                                                                     : "a special file");
+    if (is_protected(&st))
+        return cnn_fail(CNN_ERR_IO, "%s: the output is an input of this run; not replaced", path);
+    return CNN_OK;
+}
+
 int cnn_write_file_atomic(const char *path, const void *data, size_t len)
 {
     char tmp[4096];
+    int rc = check_target(path);
+    if (rc) return rc;
     if (snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", path) >= (int)sizeof tmp)
         return cnn_fail(CNN_ERR_IO, "%s: path too long", path);
     int fd = mkstemp(tmp);

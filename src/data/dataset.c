@@ -51,9 +51,9 @@ static int fill(cnn_dataset *ds, const cnn_idx *img, const cnn_idx *lab)
 
 int cnn_dataset_load_idx(cnn_dataset *ds, const char *images_path, const char *labels_path)
 {
-    if (!ds) return cnn_fail(CNN_ERR_INVALID, "cnn_dataset_load_idx: dataset is NULL");
+    if (!ds) return cnn_fail(CNN_ERR_INVALID, "loading IDX files: the dataset is NULL");
     memset(ds, 0, sizeof *ds);
-    if (!images_path) return cnn_fail(CNN_ERR_INVALID, "cnn_dataset_load_idx: images path is NULL");
+    if (!images_path) return cnn_fail(CNN_ERR_INVALID, "loading IDX files: no images path given");
     cnn_idx img = {0}, lab = {0};
     int rc = cnn_idx_read(images_path, CNN_IDX_IMAGES, &img);
     if (!rc && labels_path) rc = cnn_idx_read(labels_path, CNN_IDX_LABELS, &lab);
@@ -107,18 +107,20 @@ static int load_pair(const char *dir, const char *images_name, const char *label
 
 int cnn_dataset_load_dir(const char *dir, cnn_dataset *train, cnn_dataset *test)
 {
-    if (!train || !test || train == test)
-        return cnn_fail(CNN_ERR_INVALID,
-                        "cnn_dataset_load_dir: train and test must be two distinct datasets");
-    memset(train, 0, sizeof *train);
+    if (!test || train == test)
+        return cnn_fail(CNN_ERR_INVALID, "loading a dataset folder: test (and train, unless NULL) must be "
+                                         "distinct datasets");
+    if (train) memset(train, 0, sizeof *train);
     memset(test, 0, sizeof *test);
-    if (!dir) return cnn_fail(CNN_ERR_INVALID, "cnn_dataset_load_dir: dir is NULL");
-    int rc = load_pair(dir, "train-images-idx3-ubyte", "train-labels-idx1-ubyte", train);
+    if (!dir) return cnn_fail(CNN_ERR_INVALID, "loading a dataset folder: no folder given");
+    /* Without train only the t10k files are read: eval and predict need nothing else. */
+    int rc = train ? load_pair(dir, "train-images-idx3-ubyte", "train-labels-idx1-ubyte", train) : 0;
     if (!rc) rc = load_pair(dir, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", test);
     if (rc) {
-        cnn_dataset_free(train);
+        if (train) cnn_dataset_free(train);
         return rc;
     }
+    if (!train) return 0;
     /* A test set lacking the top class must still agree with the training set on the class count. */
     int classes = train->num_classes > test->num_classes ? train->num_classes : test->num_classes;
     train->num_classes = test->num_classes = classes;

@@ -18,6 +18,7 @@
 #include <zlib.h>
 
 #include "core/error.h"
+#include "core/file.h"
 #include "core/strbuf.h"
 #include "io/model_file.h"
 #include "model/model.h"
@@ -231,37 +232,13 @@ static uint64_t get_le(reader *r, int bytes)
     return v;
 }
 
+/* Only a regular file (cnn_read_file): a FIFO named as the model would block the reader forever. */
 static int read_file(const char *path, uint8_t **data, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return cnn_fail(CNN_ERR_IO, "%s: cannot open model file: %s", path, strerror(errno));
-    uint8_t *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n == cap) {
-            cap = cap ? 2 * cap : 1 << 16;
-            uint8_t *grown = cap <= (size_t)MAX_FILE * 2 ? realloc(buf, cap) : NULL;
-            if (!grown) {
-                free(buf);
-                fclose(f);
-                return cnn_fail(CNN_ERR_FORMAT, "%s: larger than %d MiB or out of memory", path,
-                                MAX_FILE >> 20);
-            }
-            buf = grown;
-        }
-        size_t k = fread(buf + n, 1, cap - n, f);
-        n += k;
-        if (k == 0) break;
-    }
-    int err = ferror(f) ? (errno ? errno : EIO) : 0;
-    fclose(f);
-    if (err) {
-        free(buf);
-        return cnn_fail(CNN_ERR_IO, "%s: read error: %s", path, strerror(err));
-    }
-    *data = buf;
-    *len = n;
-    return CNN_OK;
+    char *text = NULL;
+    int rc = cnn_read_file(path, &text, len, MAX_FILE);
+    *data = (uint8_t *)text;
+    return rc;
 }
 
 /* A model or layer error met while rebuilding the architecture is a defect of the file: restate it as a

@@ -1,0 +1,165 @@
+/* What a hostile user tried (issue 11), in the library: outputs only over regular files and never over an
+ * input of the run, special files refused by every reader instead of hanging, images of another shape
+ * than the model's refused by prediction, and model names that must be plain file names. Each test fails
+ * (or, for the readers, hangs until the alarm) without its fix. */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "util.h"
+
+/* A reader that blocks on a FIFO would hang the suite: the alarm turns that into a failure. */
+static void arm_alarm(void)
+{
+    signal(SIGALRM, SIG_DFL);
+    alarm(20);
+}
+
+static int is_fifo(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0 && S_ISFIFO(st.st_mode);
+}
+
+static void test_atomic_refuses_fifo(void **state)
+{
+    (void)state;
+    const char *fifo = tu_path("out.fifo");
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    tu_assert_error(cnn_write_file_atomic(fifo, "x", 1), CNN_ERR_IO, "not a regular file (a FIFO)");
+    assert_true(is_fifo(fifo));
+    /* A symbolic link to it is refused too: the link would be replaced, the FIFO's name lost to readers. */
+    const char *link = tu_path("out-link.csv");
+    assert_int_equal(symlink(fifo, link), 0);
+    tu_assert_error(cnn_write_file_atomic(link, "x", 1), CNN_ERR_IO, "a FIFO");
+    struct stat st;
+    assert_int_equal(lstat(link, &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+}
+
+static void test_atomic_refuses_folder(void **state)
+{
+    (void)state;
+    const char *dir = tu_path("out-dir");
+    assert_int_equal(mkdir(dir, 0700), 0);
+    tu_assert_error(cnn_write_file_atomic(dir, "x", 1), CNN_ERR_IO, "a folder");
+    struct stat st;
+    assert_int_equal(stat(dir, &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+}
+
+/* A device node of our own (/dev/null's numbers) in the test folder: without the check, rename would
+ * replace it, as `--out /dev/full` replaced the system's. Creating one needs root; otherwise skipped. */
+static void test_atomic_refuses_device(void **state)
+{
+    (void)state;
+    const char *dev = tu_path("null.dev");
+    if (mknod(dev, S_IFCHR | 0600, makedev(1, 3))) skip();
+    tu_assert_error(cnn_write_file_atomic(dev, "x", 1), CNN_ERR_IO, "a device");
+    struct stat st;
+    assert_int_equal(lstat(dev, &st), 0);
+    assert_true(S_ISCHR(st.st_mode));
+}
+
+static void test_atomic_regular_and_link(void **state)
+{
+    (void)state;
+    const char *file = tu_path("plain.txt"), *link = tu_path("plain-link.txt");
+    assert_int_equal(cnn_write_file_atomic(file, "old", 3), 0);
+    assert_int_equal(cnn_write_file_atomic(file, "new", 3), 0);
+    assert_int_equal(symlink(file, link), 0);
+    assert_int_equal(cnn_write_file_atomic(link, "via", 3), 0);
+}
+
+/* An input of the run, by its name or another (a hard link), is never replaced. */
+static void test_atomic_refuses_input(void **state)
+{
+    (void)state;
+    const char *in = tu_path("input.cnn"), *alias = tu_path("alias.cnn");
+    tu_write(in, "model", 5);
+    assert_int_equal(link(in, alias), 0);
+    assert_int_equal(cnn_file_protect(in), 0);
+    tu_assert_error(cnn_write_file_atomic(in, "csv", 3), CNN_ERR_IO, "an input of this run");
+    tu_assert_error(cnn_write_file_atomic(alias, "csv", 3), CNN_ERR_IO, "an input of this run");
+    cnn_file_unprotect_all();
+    assert_int_equal(cnn_write_file_atomic(in, "csv", 3), 0);
+    tu_assert_error(cnn_file_protect(tu_path("absent")), CNN_ERR_IO, "cannot stat");
+}
+
+static void test_model_load_refuses_fifo(void **state)
+{
+    (void)state;
+    const char *fifo = tu_path("model.fifo");
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    arm_alarm();
+    assert_null(cnn_model_load(fifo));
+    alarm(0);
+    tu_assert_error(cnn_errcode(), CNN_ERR_IO, "not a regular file");
+    assert_null(cnn_model_load(tu_tmpdir()));
+    tu_assert_error(cnn_errcode(), CNN_ERR_IO, "not a regular file");
+}
+
+static void test_idx_refuses_fifo(void **state)
+{
+    (void)state;
+    const char *fifo = tu_path("images.fifo");
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    cnn_dataset ds;
+    arm_alarm();
+    tu_assert_error(cnn_dataset_load_idx(&ds, fifo, NULL), CNN_ERR_IO, "not a regular file");
+    alarm(0);
+}
+
+/* ------------------------------------------------------------------ prediction shapes */
+
+static cnn_model *small_model(void)
+{
+    cnn_model *m = cnn_model_create("small", 6, 6, 1);
+    assert_non_null(m);
+    assert_int_equal(cnn_model_add_flatten(m, "flatten"), 0);
+    assert_int_equal(cnn_model_add_dense(m, "dense", 3, CNN_ACT_SOFTMAX), 0);
+    assert_int_equal(cnn_model_build(m, 1), 0);
+    return m;
+}
+
+static cnn_dataset images(int n, int h, int w)
+{
+    cnn_dataset ds = {.n = n, .h = h, .w = w, .c = 1};
+    ds.x = calloc((size_t)n * h * w, sizeof *ds.x);
+    ds.y = calloc((size_t)n, sizeof *ds.y);
+    assert_true(ds.x && ds.y);
+    return ds;
+}
+
+static void test_predict_dataset_shapes(void **state)
+{
+    (void)state;
+    cnn_model *m = small_model();
+    float out[4 * 3];
+    cnn_dataset small = images(4, 4, 4), large = images(4, 8, 8), same = images(4, 6, 6);
+    tu_assert_error(cnn_model_predict_dataset(m, &small, 2, out), CNN_ERR_SHAPE, "4x4x1");
+    tu_assert_error(cnn_errcode(), CNN_ERR_SHAPE, "takes 6x6x1");
+    tu_assert_error(cnn_model_predict_dataset(m, &large, 2, out), CNN_ERR_SHAPE, "8x8x1");
+    /* Same number of values, another shape: still refused (36 values as 6x6 is not 36 as 36x1). */
+    cnn_dataset flat = images(4, 36, 1);
+    tu_assert_error(cnn_model_predict_dataset(m, &flat, 2, out), CNN_ERR_SHAPE, "36x1x1");
+    assert_int_equal(cnn_model_predict_dataset(m, &same, 3, out), 0);
+    for (int i = 0; i < 4; i++) assert_float_equal(out[3 * i] + out[3 * i + 1] + out[3 * i + 2], 1.0, 1e-5);
+    cnn_dataset *all[] = {&small, &large, &same, &flat};
+    for (int i = 0; i < 4; i++) cnn_dataset_free(all[i]);
+    cnn_model_free(m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_atomic_refuses_fifo),   cmocka_unit_test(test_atomic_refuses_folder),
+        cmocka_unit_test(test_atomic_refuses_device), cmocka_unit_test(test_atomic_regular_and_link),
+        cmocka_unit_test(test_atomic_refuses_input),  cmocka_unit_test(test_model_load_refuses_fifo),
+        cmocka_unit_test(test_idx_refuses_fifo),      cmocka_unit_test(test_predict_dataset_shapes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
