@@ -153,6 +153,90 @@ static void test_predict_dataset_shapes(void **state)
     cnn_model_free(m);
 }
 
+/* ------------------------------------------------------------------ model names */
+
+static const char *const SPEC_TAIL =
+    "\ninput: (4, 4, 1)\nlayers:\n    Flatten()\n    Dense(2, activation=softmax)\n";
+
+static void assert_spec_name_refused(const char *name, const char *fragment)
+{
+    char text[6000];
+    snprintf(text, sizeof text, "model: %s%s", name, SPEC_TAIL);
+    cnn_spec *s = cnn_spec_parse(text, "t.spec");
+    if (s) fail_msg("model name '%s' was accepted", name);
+    tu_assert_error(cnn_errcode(), CNN_ERR_FORMAT, fragment);
+}
+
+/* A spec named ".." made `study` write outside its folder; names become folders and files. */
+static void test_spec_model_names(void **state)
+{
+    (void)state;
+    assert_spec_name_refused("..", "model name cannot be \".\" or \"..\"");
+    assert_spec_name_refused(".", "t.spec:1:8: model name cannot be");
+    assert_spec_name_refused("\"\"", "model name is empty");
+    assert_spec_name_refused("-x", "cannot start with '-'");
+    assert_spec_name_refused("a/b", "t.spec:1:9: model name cannot contain '/'");
+    char longer[200];
+    memset(longer, 'A', 64);
+    longer[64] = '\0';
+    assert_spec_name_refused(longer, "at most 63 characters");
+    longer[63] = '\0';
+    char text[400];
+    snprintf(text, sizeof text, "model: %s%s", longer, SPEC_TAIL);
+    cnn_spec *s = cnn_spec_parse(text, "t.spec");
+    assert_non_null(s);
+    assert_string_equal(cnn_spec_name(s), longer);
+    cnn_spec_free(s);
+}
+
+static void assert_create_refused(const char *name, const char *fragment)
+{
+    cnn_model *m = cnn_model_create(name, 2, 2, 1);
+    if (m) fail_msg("cnn_model_create accepted the name '%s' (kept as '%s')", name, cnn_model_name(m));
+    tu_assert_error(cnn_errcode(), CNN_ERR_INVALID, fragment);
+}
+
+/* The library refuses the same names, and a long one is an error naming the limit, never cut short. */
+static void test_create_model_names(void **state)
+{
+    (void)state;
+    assert_create_refused("", "is empty");
+    assert_create_refused("..", "cannot be");
+    assert_create_refused("runs/x", "cannot contain '/'");
+    assert_create_refused("-rf", "cannot start with '-'");
+    assert_create_refused("tab\there", "control characters");
+    char *huge = malloc(5001);
+    assert_non_null(huge);
+    memset(huge, 'n', 5000);
+    huge[5000] = '\0';
+    assert_create_refused(huge, "at most 63 characters");
+    free(huge);
+    cnn_model *m = cnn_model_create("a \"quoted\" name", 2, 2, 1);
+    assert_non_null(m);
+    cnn_model_free(m);
+    m = cnn_model_create(NULL, 2, 2, 1); /* NULL: Keras's default name */
+    assert_string_equal(cnn_model_name(m), "sequential");
+    cnn_model_free(m);
+}
+
+/* A model file whose name is longer than 63 characters: an error, not a silently shortened name; a name
+ * with quotes survives the round trip. */
+static void test_model_file_names(void **state)
+{
+    (void)state;
+    cnn_model *m = cnn_model_create("say \"hi\"", 2, 2, 1);
+    assert_int_equal(cnn_model_add_flatten(m, "flatten"), 0);
+    assert_int_equal(cnn_model_add_dense(m, "dense", 2, CNN_ACT_SOFTMAX), 0);
+    assert_int_equal(cnn_model_build(m, 1), 0);
+    const char *path = tu_path("quoted.cnn");
+    assert_int_equal(cnn_model_save(m, path), 0);
+    cnn_model_free(m);
+    m = cnn_model_load(path);
+    if (!m) fail_msg("%s", cnn_errmsg());
+    assert_string_equal(cnn_model_name(m), "say \"hi\"");
+    cnn_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -160,6 +244,8 @@ int main(void)
         cmocka_unit_test(test_atomic_refuses_device), cmocka_unit_test(test_atomic_regular_and_link),
         cmocka_unit_test(test_atomic_refuses_input),  cmocka_unit_test(test_model_load_refuses_fifo),
         cmocka_unit_test(test_idx_refuses_fifo),      cmocka_unit_test(test_predict_dataset_shapes),
+        cmocka_unit_test(test_spec_model_names),      cmocka_unit_test(test_create_model_names),
+        cmocka_unit_test(test_model_file_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

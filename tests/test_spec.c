@@ -119,7 +119,7 @@ static void test_errors_name_line_and_column(void **state)
     expect_error("    Flatten()\n", "    Flatten(\n", "t.spec:7:5: ");
     expect_error("Dense(10,\n", "Dense(activation=\"relu\", 10,\n",
                  "positional argument after keyword arguments");
-    expect_error("model: Tiny", "model: Ti/ny", "t.spec:2:10: model names use letters");
+    expect_error("model: Tiny", "model: Ti/ny", "t.spec:2:10: model name cannot contain '/'");
     expect_error("layers:\n", "layers: Dense(3)\n", "t.spec:4:9: 'layers:' stands on its own line");
     expect_error("# a comment\n", "stray words\n", "t.spec:1:1: expected 'key: value'");
 }

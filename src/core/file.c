@@ -159,3 +159,20 @@ int cnn_read_file(const char *path, char **data, size_t *len, size_t max)
     *len = n;
     return CNN_OK;
 }
+
+const char *cnn_file_name_problem(const char *name, size_t len, size_t *at)
+{
+    *at = 0;
+    if (len == 0) return "is empty";
+    if (len > CNN_MAX_NAME) return "is too long: at most 63 characters are allowed";
+    if ((len == 1 && name[0] == '.') || (len == 2 && name[0] == '.' && name[1] == '.'))
+        return "cannot be \".\" or \"..\" (it names a folder)";
+    if (name[0] == '-') return "cannot start with '-' (it would read as an option)";
+    for (size_t i = 0; i < len; i++) {
+        *at = i;
+        if (name[i] == '/') return "cannot contain '/' (it names a file, not a path)";
+        if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f) return "cannot contain control characters";
+    }
+    *at = 0;
+    return NULL;
+}

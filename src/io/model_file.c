@@ -252,12 +252,26 @@ static int arch_fail(const char *path, int lineno)
     return cnn_fail(code, "%s: architecture: %s", path, why);
 }
 
+/* The quoted name of a "model" line, whole: a longer name is an error, never cut to fit. */
+static int arch_name(char name[64], const char *quoted, int lineno, const char *path)
+{
+    const char *end = strrchr(quoted, '"'); /* the last quote: a name may hold quotes */
+    size_t len = end ? (size_t)(end - quoted) : 0;
+    if (!end || end[1] || len > 63)
+        return cnn_fail(CNN_ERR_FORMAT, "%s: architecture line %d: %s", path, lineno,
+                        !end || end[1] ? "expected 'model \"NAME\"'"
+                                       : "model name longer than 63 characters");
+    memcpy(name, quoted, len);
+    name[len] = '\0';
+    return CNN_OK;
+}
+
 /* Parses one "layer TYPE OPTIONS" line into the model. */
 static int arch_line(cnn_model **m, char name[64], const char *line, int lineno, const char *path)
 {
     int h, w, c;
     if (!*m) {
-        if (sscanf(line, "model \"%63[^\"]\"", name) == 1) return CNN_OK;
+        if (!strncmp(line, "model \"", 7)) return arch_name(name, line + 7, lineno, path);
         if (sscanf(line, "input %d %d %d", &h, &w, &c) == 3) {
             *m = cnn_model_create(name, h, w, c);
             return *m ? CNN_OK : arch_fail(path, lineno);

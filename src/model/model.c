@@ -6,10 +6,18 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/file.h"
 #include "core/rng.h"
 
 cnn_model *cnn_model_create(const char *name, int h, int w, int c)
 {
+    _Static_assert(sizeof((cnn_model *)0)->name > CNN_MAX_NAME, "a model name must fit");
+    size_t at;
+    const char *why = name ? cnn_file_name_problem(name, strlen(name), &at) : NULL;
+    if (why) {
+        cnn_fail(CNN_ERR_INVALID, "model name \"%.40s%s\" %s", name, strlen(name) > 40 ? "..." : "", why);
+        return NULL;
+    }
     if (h < 1 || w < 1 || c < 1 || (size_t)h * w * c > (1u << 28)) {
         cnn_fail(CNN_ERR_INVALID, "model: input shape (%d, %d, %d) must be positive and at most 2^28 values",
                  h, w, c);
@@ -20,7 +28,7 @@ cnn_model *cnn_model_create(const char *name, int h, int w, int c)
         cnn_fail(CNN_ERR_NOMEM, "model: out of memory");
         return NULL;
     }
-    snprintf(m->name, sizeof m->name, "%s", name && *name ? name : "sequential");
+    snprintf(m->name, sizeof m->name, "%s", name ? name : "sequential");
     m->input = (h == 1 && w == 1) ? cnn_shape_vec(c) : cnn_shape_hwc(h, w, c);
     return m;
 }

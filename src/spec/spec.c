@@ -25,6 +25,7 @@
 
 #include "callbacks/callbacks.h"
 #include "core/error.h"
+#include "core/file.h"
 #include "core/opts.h"
 #include "layers/layer.h"
 #include "optim/optimizer.h"
@@ -168,9 +169,12 @@ static int parse_input(const spec_parser *p, cnn_spec *s, const char *v, int lin
 /* A model name (it names files): into out, cap bytes. */
 static int parse_name(const spec_parser *p, char *out, size_t cap, const char *v, int line, int col)
 {
-    size_t n = strlen(v);
+    size_t n = strlen(v), at;
     if (n >= 2 && (v[0] == '"' || v[0] == '\'') && v[n - 1] == v[0]) v++, n -= 2;
-    if (n == 0 || n >= cap) return fail_at(p, line, col, "model name must be 1 to %zu characters", cap - 1);
+    /* The name becomes a folder and file names (a study writes NAME/): "..", "a/b" or "-x" must not. */
+    const char *why = cnn_file_name_problem(v, n, &at);
+    if (why) return fail_at(p, line, col + (int)at, "model name %s", why);
+    if (n >= cap) return fail_at(p, line, col, "name must be 1 to %zu characters", cap - 1);
     for (size_t i = 0; i < n; i++)
         if (!isalnum((unsigned char)v[i]) && !strchr("_.-", v[i]))
             return fail_at(p, line, col + (int)i,
