@@ -3,6 +3,7 @@
 #   make run     installs missing packages, builds, trains the study's Model_1 on Fashion-MNIST
 #   make bench   cnnlab vs PyTorch vs Keras, side by side (see docs/benchmarks.md)
 #   make san     the sanitizer build only (in build-san/)
+#   make fuzz    the libFuzzer harnesses of fuzz/ (clang, ASan+UBSan, in build-fuzz/), each FUZZ_SECONDS long
 CC      ?= cc
 NPROC   := $(shell nproc 2>/dev/null || echo 2)
 # OpenBLAS built on OpenMP shares cnnlab's thread pool: BLAS calls and OpenMP loops take turns on the same
@@ -58,7 +59,7 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_UTIL := $(BUILD)/tests/util.o $(BUILD)/tests/gradcheck.o $(BUILD)/tests/probe.o \
              $(BUILD)/tests/report_fixture.o
 
-.PHONY: all lib test test-build san run bench deps clean format
+.PHONY: all lib test test-build san run bench deps clean format fuzz fuzz-build fuzz-bins
 all: lib $(BUILD)/cnnlab
 lib: $(BUILD)/libcnnlab.a $(BUILD)/libcnnlab.so
 
@@ -136,10 +137,31 @@ bench: all
 	@scripts/deps.sh --bench
 	bench/run.sh
 
+# Fuzzing: the library built by clang with coverage and ASan+UBSan (build-fuzz/), one harness per reader of
+# hostile input (fuzz/fuzz_*.c), run on its corpus (fuzz/corpus/NAME/) by scripts/fuzz_smoke.sh.
+# (-Wno-pass-failed: at -O1 clang reports the omp simd loops it does not vectorize.)
+FUZZ_SECONDS ?= 600
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_BIN := $(patsubst fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard fuzz/fuzz_*.c))
+FUZZ_BIN := $(filter-out $(BUILD)/fuzz/fuzz_file,$(FUZZ_BIN))
+
+$(BUILD)/fuzz/%: fuzz/%.c fuzz/fuzz_file.c fuzz/fuzz_file.h $(BUILD)/libcnnlab.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $< fuzz/fuzz_file.c $(BUILD)/libcnnlab.a $(LDFLAGS) $(LDLIBS)
+
+fuzz-build:
+	@$(MAKE) --no-print-directory -j$(NPROC) BUILD=build-fuzz CC=clang OPT="-O1 -g -fno-omit-frame-pointer -Wno-pass-failed" \
+	    SAN="-fsanitize=fuzzer-no-link $(FUZZ_SAN)" fuzz-bins
+
+fuzz-bins: $(FUZZ_BIN)
+
+fuzz: fuzz-build
+	scripts/fuzz_smoke.sh $(FUZZ_SECONDS)
+
 format:
-	clang-format -i $$(find include src tests bench -name '*.[ch]')
+	clang-format -i $$(find include src tests bench fuzz -name '*.[ch]')
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
