@@ -388,6 +388,21 @@ static void test_study(void **state)
     snprintf(args, sizeof args, "study '%s' --data '%s' --threads 1 --quiet --out '%s' --retrain", specs,
              data, out);
     expect(args, 0, "== Small\n", 1);
+    /* A run whose model.cnn is damaged or was deleted is trained again, not reused. */
+    snprintf(path, sizeof path, "%s/Small/model.cnn", out);
+    size_t len;
+    char *model = slurp_n(path, &len);
+    model[len / 2] ^= 0x40;
+    tu_write(path, model, len);
+    free(model);
+    snprintf(path, sizeof path, "%s/Wide/model.cnn", out);
+    assert_int_equal(remove(path), 0);
+    snprintf(args, sizeof args, "study '%s' --data '%s' --threads 1 --quiet --out '%s'", specs, data, out);
+    expect(args, 0, "Small/: not reused, its model does not load", 1);
+    assert_non_null(strstr(g_out, "checksum mismatch"));
+    assert_non_null(strstr(g_out, "== Small\n"));
+    assert_non_null(strstr(g_out, "== Wide\n"));
+    assert_true(exists(path));
     snprintf(args, sizeof args, "study '%s/Nope.spec' --out '%s'", specs, out);
     expect(args, 2, "is neither a spec file, a folder nor a built-in model", 0);
     write_spec(specs, "Bad", 0);

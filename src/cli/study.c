@@ -163,13 +163,24 @@ static int same_file_text(const char *dir, const char *name, const char *text)
 }
 
 /* A finished run with the same spec text and settings is reused. */
+/* A run is reused only whole: a model.cnn that was deleted or fails its checksum means training again. */
+static int model_loads(const char *dir)
+{
+    char path[4300];
+    snprintf(path, sizeof path, "%s/model.cnn", dir);
+    cnn_model *m = cnn_model_load(path);
+    if (!m) printf("== %s/: not reused, its model does not load (%s)\n", dir, cnn_errmsg());
+    cnn_model_free(m);
+    return m != NULL;
+}
+
 static int try_reuse(const study_args *a, const cnn_spec *s, const char *dir, cnn_run *res)
 {
     char key[4400], path[4300];
     run_key(a, key, sizeof key);
     snprintf(path, sizeof path, "%s/run.json", dir);
     return !a->retrain && same_file_text(dir, "model.spec", cnn_spec_text(s)) &&
-           same_file_text(dir, "run.key", key) && cnn_run_load(res, path) == 0;
+           same_file_text(dir, "run.key", key) && model_loads(dir) && cnn_run_load(res, path) == 0;
 }
 
 static int run_one(const study_args *a, const cnn_spec *s, const cli_data *d, cnn_run *res, int *reused)
