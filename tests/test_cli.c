@@ -437,6 +437,16 @@ static void test_tiny_training_run(void **state)
     free(before);
     free(after);
 
+    /* --overwrite removes the old run's outputs and checkpoints first (files of other names, and folders,
+     * stay): no stale checkpoint passes for the new run's. */
+    char stale[700];
+    const char *const old_files[] = {"best.cnn", "best.epoch", "run.key", "notes.txt"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(stale, sizeof stale, "%s/%s", run, old_files[i]);
+        tu_write(stale, "old", 3);
+    }
+    snprintf(stale, sizeof stale, "%s/keep.cnn", run);
+    assert_int_equal(mkdir(stale, 0777), 0);
     /* --overwrite replaces it; with a validation split the history has validation figures. */
     snprintf(args, sizeof args,
              "train --data '%s' --limit 150 --epochs 2 --batch 50 --threads 1 --quiet --overwrite "
@@ -452,6 +462,12 @@ static void test_tiny_training_run(void **state)
     free(csv);
     assert_eval_matches_metrics(run, data, train_out);
     free(train_out);
+    for (int i = 0; i < 4; i++) {
+        snprintf(stale, sizeof stale, "%s/%s", run, old_files[i]);
+        assert_int_equal(exists(stale), i == 3);
+    }
+    snprintf(stale, sizeof stale, "%s/keep.cnn", run);
+    assert_true(exists(stale));
 
     /* eval on a folder without data fails naming the folder. */
     snprintf(args, sizeof args, "eval '%s' --data /nonexistent/dir", model);
@@ -562,6 +578,28 @@ static void test_eval_needs_only_test_files(void **state)
     write_images(other, 20, 14, 14);
     snprintf(args, sizeof args, "eval '%s' --data '%s' --threads 1", hostile_model(), dir);
     expect(args, 1, dir, 0);
+}
+
+/* A run that fails in a folder made for it, leaving only train.log, removes the folder; a folder that was
+ * there before stays. */
+static void test_failed_run_folder(void **state)
+{
+    (void)state;
+    char spec[512], out[512], args[2000];
+    snprintf(spec, sizeof spec, "%s", tu_path("two.spec"));
+    const char *text = "model: Two\ninput: (28, 28, 1)\nlayers:\n    Flatten()\n"
+                       "    Dense(2, activation=softmax)\nfit: batch_size=50, epochs=1\n";
+    tu_write(spec, text, strlen(text));
+    snprintf(out, sizeof out, "%s", tu_path("failed-run"));
+    /* The data's labels go up to 9: a 2-class model cannot train on them. */
+    snprintf(args, sizeof args, "train '%s' --data '%s' --threads 1 --quiet --out '%s'", spec, tiny_data(),
+             out);
+    expect(args, 1, "the failed run left nothing but its train.log", 0);
+    assert_false(exists(out));
+    assert_int_equal(mkdir(out, 0777), 0);
+    expect(args, 1, "outside [0, 2)", 0);
+    assert_null(strstr(g_err, "removed"));
+    assert_true(exists(out));
 }
 
 static void test_fashion_mnist_run(void **state)
@@ -692,6 +730,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_predict_other_shapes),
         cmocka_unit_test(test_predict_out_targets),
         cmocka_unit_test(test_eval_needs_only_test_files),
+        cmocka_unit_test(test_failed_run_folder),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     free(g_out);

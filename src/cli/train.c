@@ -1,10 +1,12 @@
 /* cnnlab train: one model, from a built-in recipe, with its outputs in a run folder of its own. */
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 
@@ -75,19 +77,50 @@ static int parse_args(int argc, char **argv, train_args *a)
     return cli_parse_run_args("train", HELP, argc, argv, &a->run, &a->threads, train_option, a);
 }
 
-/* A fresh folder: --out as given (refused if it holds a run, unless --overwrite), else runs/MODEL-N. */
-static int make_run_dir(const train_args *a, const char *name, char *dir, size_t cap)
+/* The files a run writes into its folder (the checkpoints' *.cnn and *.epoch besides): --overwrite removes
+ * the old run's, so that none of them can pass for the new run's. */
+static int is_run_output(const char *name)
 {
+    static const char *const known[] = {"model.spec", "history.csv", "history.json", "metrics.json",
+                                        "report.txt", "train.log",   "run.json",     "run.key"};
+    for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+        if (!strcmp(name, known[i])) return 1;
+    size_t n = strlen(name);
+    return (n > 4 && !strcmp(name + n - 4, ".cnn")) || (n > 6 && !strcmp(name + n - 6, ".epoch"));
+}
+
+/* Only regular files with those names, in dir itself: nothing else is touched, nothing recursed into. */
+static int remove_old_run(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return cli_error("cannot read %s: %s", dir, strerror(errno)), -1;
+    int rc = 0;
+    for (struct dirent *e; !rc && (e = readdir(d));) {
+        char path[4400];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (!is_run_output(e->d_name) || lstat(path, &st) || !S_ISREG(st.st_mode)) continue;
+        if (unlink(path)) rc = (cli_error("--overwrite: cannot remove %s: %s", path, strerror(errno)), -1);
+    }
+    closedir(d);
+    return rc;
+}
+
+/* A fresh folder: --out as given (refused if it holds a run, unless --overwrite), else runs/MODEL-N.
+ * *made: the folder was created here. */
+static int make_run_dir(const train_args *a, const char *name, char *dir, size_t cap, int *made)
+{
+    *made = 1;
     if (a->out) {
         snprintf(dir, cap, "%s", a->out);
-        if (mkdir(dir, 0777) && errno != EEXIST)
-            return cli_error("cannot create %s: %s", dir, strerror(errno)), -1;
+        *made = mkdir(dir, 0777) == 0;
+        if (!*made && errno != EEXIST) return cli_error("cannot create %s: %s", dir, strerror(errno)), -1;
         char probe[4200];
         snprintf(probe, sizeof probe, "%s/model.cnn", dir);
         struct stat st;
         if (!a->overwrite && stat(probe, &st) == 0)
             return cli_error("%s already holds a run; choose another --out or add --overwrite", dir), -1;
-        return 0;
+        return a->overwrite ? remove_old_run(dir) : 0;
     }
     if (mkdir("runs", 0777) && errno != EEXIST)
         return cli_error("cannot create runs/: %s", strerror(errno)), -1;
@@ -164,6 +197,33 @@ static int check_resumable(const char *dir, const cnn_spec *spec)
     return 0;
 }
 
+/* What a run writes as it starts. A failed run in a folder made for it that left nothing else (no backup to
+ * resume from) removes the folder, so that failures do not pile up empty runs. */
+static const char *const START_FILES[] = {"train.log", "model.spec", "train.args"};
+
+static int is_start_file(const char *name)
+{
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(name, START_FILES[i])) return 1;
+    return !strcmp(name, ".") || !strcmp(name, "..");
+}
+
+static void drop_failed_run(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return;
+    int others = 0;
+    for (struct dirent *e; (e = readdir(d));) others += !is_start_file(e->d_name);
+    closedir(d);
+    char path[4200];
+    for (int i = 0; !others && i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, START_FILES[i]);
+        others = unlink(path) && errno != ENOENT;
+    }
+    if (others || rmdir(dir)) return;
+    cli_error("removed %s/: the failed run left nothing but its train.log", dir);
+}
+
 int cli_train(int argc, char **argv)
 {
     train_args a, given;
@@ -189,16 +249,19 @@ int cli_train(int argc, char **argv)
     char dir[4096] = "";
     cnn_run run;
     cnn_run_init(&run, cnn_spec_name(spec));
+    int made = 0;
     int fail = cli_data_load(&a.run, &data) ||
-               (cli_writer() && make_run_dir(&a, cnn_spec_name(spec), dir, sizeof dir)) ||
+               (cli_writer() && make_run_dir(&a, cnn_spec_name(spec), dir, sizeof dir, &made)) ||
                (cli_writer() && !given.resume && save_args(dir, argc, argv, spec));
     /* Under mpirun the ranks train together: all of them, or none. */
     if (cli_par) fail = cli_par->any(fail);
     if (!fail && a.run.resume && cli_writer()) fail = check_resumable(dir, spec);
-    if (fail == 2)
+    if (fail == 2) {
         fail = 0; /* finished already */
-    else
-        fail = fail || cli_run_spec(spec, &a.run, &data, dir, &run);
+    } else if (!fail && cli_run_spec(spec, &a.run, &data, dir, &run)) {
+        fail = 1;
+        if (made && cli_writer()) drop_failed_run(dir);
+    }
     cnn_run_free(&run);
     cli_data_free(&data);
     cnn_spec_free(spec);
