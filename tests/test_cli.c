@@ -185,6 +185,11 @@ static void test_train_usage_errors(void **state)
     expect("train --seed -1", 2, "--seed expects an integer", 0);
     expect("train --epochs", 2, "--epochs", 0);
     expect("train --out", 2, "train: --out needs a value", 0);
+    /* A spec and --model: one would be silently ignored. */
+    snprintf(args, sizeof args, "train Model_1 --model Model_2 --out '%s'", out);
+    expect(args, 2, "train: the model is given twice ('Model_1' and 'Model_2')", 0);
+    snprintf(args, sizeof args, "train --model Model_2 Model_1 --out '%s'", out);
+    expect(args, 2, "name one spec or --model, not both", 0);
     assert_false(exists(out)); /* usage errors create nothing */
 }
 

@@ -2,6 +2,7 @@
  * input of the run, special files refused by every reader instead of hanging, images of another shape
  * than the model's refused by prediction, and model names that must be plain file names. Each test fails
  * (or, for the readers, hangs until the alarm) without its fix. */
+#include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,6 +154,58 @@ static void test_predict_dataset_shapes(void **state)
     cnn_model_free(m);
 }
 
+/* A bad score is reported in words, not by an internal function's name. */
+static void test_messages_without_function_names(void **state)
+{
+    (void)state;
+    float scores[2] = {0.5f, NAN};
+    int32_t pred[1];
+    tu_assert_error(cnn_argmax_rows(scores, 1, 2, pred), CNN_ERR_INVALID, "predicted classes: score");
+    assert_null(strstr(cnn_errmsg(), "cnn_"));
+    cnn_dataset a = images(4, 6, 6), b;
+    tu_assert_error(cnn_dataset_split(&a, 1.5, &b, &b), CNN_ERR_INVALID, "validation split");
+    assert_null(strstr(cnn_errmsg(), "cnn_"));
+    cnn_dataset_free(&a);
+}
+
+/* IDX files written here: n images of h x w. */
+static void write_idx(const char *dir, const char *prefix, int n, int h, int w)
+{
+    char path[600];
+    size_t len = 16 + (size_t)n * h * w;
+    uint8_t *img = calloc(1, len);
+    assert_non_null(img);
+    uint32_t head[4] = {0x803, (uint32_t)n, (uint32_t)h, (uint32_t)w};
+    for (int i = 0; i < 16; i++) img[i] = (uint8_t)(head[i / 4] >> (24 - 8 * (i % 4)));
+    snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte", dir, prefix);
+    tu_write(path, img, len);
+    uint8_t lab[8 + 4] = {0, 0, 8, 1, 0, 0, 0, (uint8_t)n};
+    snprintf(path, sizeof path, "%s/%s-labels-idx1-ubyte", dir, prefix);
+    tu_write(path, lab, 8 + (size_t)n);
+    free(img);
+}
+
+/* Training and test images of different sizes: the folder is named at load time (it failed later, in
+ * training or evaluation, without naming any file); without train only the t10k files are read. */
+static void test_dataset_folder_shapes(void **state)
+{
+    (void)state;
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s", tu_path("mixed-data"));
+    assert_int_equal(mkdir(dir, 0700), 0);
+    write_idx(dir, "t10k", 3, 14, 14);
+    cnn_dataset train, test;
+    assert_int_equal(cnn_dataset_load_dir(dir, NULL, &test), 0);
+    assert_int_equal(test.n, 3);
+    cnn_dataset_free(&test);
+    write_idx(dir, "train", 4, 28, 28);
+    tu_assert_error(cnn_dataset_load_dir(dir, &train, &test), CNN_ERR_FORMAT,
+                    "the t10k images are 14x14, the training images 28x28");
+    assert_non_null(strstr(cnn_errmsg(), dir));
+    assert_null(train.x);
+    assert_null(test.x);
+}
+
 /* ------------------------------------------------------------------ model names */
 
 static const char *const SPEC_TAIL =
@@ -245,7 +298,8 @@ int main(void)
         cmocka_unit_test(test_atomic_refuses_input),  cmocka_unit_test(test_model_load_refuses_fifo),
         cmocka_unit_test(test_idx_refuses_fifo),      cmocka_unit_test(test_predict_dataset_shapes),
         cmocka_unit_test(test_spec_model_names),      cmocka_unit_test(test_create_model_names),
-        cmocka_unit_test(test_model_file_names),
+        cmocka_unit_test(test_model_file_names),      cmocka_unit_test(test_messages_without_function_names),
+        cmocka_unit_test(test_dataset_folder_shapes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -47,15 +47,26 @@ typedef struct train_args {
     long threads;
     int overwrite;
     int positional; /* the model was named as the first argument */
+    int named;      /* ... or with --model */
     cli_run_options run;
 } train_args;
 
+/* One model per run: a spec named twice (SPEC and --model) would silently lose one of them. */
+static int one_model(const train_args *a, const char *second)
+{
+    if (!a->positional && !a->named) return 0;
+    cli_error("train: the model is given twice ('%s' and '%s'); name one spec or --model, not both", a->model,
+              second);
+    return 1;
+}
+
 static int train_option(void *ctx, const char *o, const char *v, int *takes, int *bad)
 {
-    (void)bad;
     train_args *a = ctx;
+    const char *model = !strcmp(o, "--model") ? v : o[0] != '-' && !a->positional ? o : NULL;
+    if (model) *bad = one_model(a, model);
     if (!strcmp(o, "--model"))
-        a->model = v;
+        a->model = v, a->named = 1;
     else if (!strcmp(o, "--out"))
         a->out = v;
     else if (!strcmp(o, "--overwrite"))

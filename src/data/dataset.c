@@ -53,7 +53,7 @@ int cnn_dataset_load_idx(cnn_dataset *ds, const char *images_path, const char *l
 {
     if (!ds) return cnn_fail(CNN_ERR_INVALID, "loading IDX files: the dataset is NULL");
     memset(ds, 0, sizeof *ds);
-    if (!images_path) return cnn_fail(CNN_ERR_INVALID, "loading IDX files: no images path given");
+    if (!images_path) return cnn_fail(CNN_ERR_INVALID, "loading IDX files: the images path is NULL");
     cnn_idx img = {0}, lab = {0};
     int rc = cnn_idx_read(images_path, CNN_IDX_IMAGES, &img);
     if (!rc && labels_path) rc = cnn_idx_read(labels_path, CNN_IDX_LABELS, &lab);
@@ -112,7 +112,7 @@ int cnn_dataset_load_dir(const char *dir, cnn_dataset *train, cnn_dataset *test)
                                          "distinct datasets");
     if (train) memset(train, 0, sizeof *train);
     memset(test, 0, sizeof *test);
-    if (!dir) return cnn_fail(CNN_ERR_INVALID, "loading a dataset folder: no folder given");
+    if (!dir) return cnn_fail(CNN_ERR_INVALID, "loading a dataset folder: the folder is NULL");
     /* Without train only the t10k files are read: eval and predict need nothing else. */
     int rc = train ? load_pair(dir, "train-images-idx3-ubyte", "train-labels-idx1-ubyte", train) : 0;
     if (!rc) rc = load_pair(dir, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", test);
@@ -121,6 +121,13 @@ int cnn_dataset_load_dir(const char *dir, cnn_dataset *train, cnn_dataset *test)
         return rc;
     }
     if (!train) return 0;
+    if (train->h != test->h || train->w != test->w) {
+        rc = cnn_fail(CNN_ERR_FORMAT, "%s: the t10k images are %dx%d, the training images %dx%d", dir,
+                      test->h, test->w, train->h, train->w);
+        cnn_dataset_free(train);
+        cnn_dataset_free(test);
+        return rc;
+    }
     /* A test set lacking the top class must still agree with the training set on the class count. */
     int classes = train->num_classes > test->num_classes ? train->num_classes : test->num_classes;
     train->num_classes = test->num_classes = classes;
@@ -139,22 +146,21 @@ static int check_dataset(const cnn_dataset *ds, const char *fn)
 int cnn_dataset_slice(const cnn_dataset *src, int start, int count, cnn_dataset *dst)
 {
     if (!dst || dst == src)
-        return cnn_fail(CNN_ERR_INVALID, "cnn_dataset_slice: dst must be a dataset distinct from src");
+        return cnn_fail(CNN_ERR_INVALID, "dataset slice: dst must be a dataset distinct from src");
     memset(dst, 0, sizeof *dst);
-    int rc = check_dataset(src, "cnn_dataset_slice");
+    int rc = check_dataset(src, "dataset slice");
     if (rc) return rc;
     if (start < 0 || count < 1 || start > src->n - count)
-        return cnn_fail(
-            CNN_ERR_INVALID,
-            "cnn_dataset_slice: %d samples from index %d, expected a non-empty range within [0, %d)", count,
-            start, src->n);
+        return cnn_fail(CNN_ERR_INVALID,
+                        "dataset slice: %d samples from index %d, expected a non-empty range within [0, %d)",
+                        count, start, src->n);
     size_t per = (size_t)src->h * (size_t)src->w * (size_t)src->c;
     float *x = malloc((size_t)count * per * sizeof *x);
     int32_t *y = malloc((size_t)count * sizeof *y);
     if (!x || !y) {
         free(x);
         free(y);
-        return cnn_fail(CNN_ERR_NOMEM, "cnn_dataset_slice: out of memory for %d samples", count);
+        return cnn_fail(CNN_ERR_NOMEM, "dataset slice: out of memory for %d samples", count);
     }
     memcpy(x, src->x + (size_t)start * per, (size_t)count * per * sizeof *x);
     memcpy(y, src->y + start, (size_t)count * sizeof *y);
@@ -167,20 +173,20 @@ int cnn_dataset_split(const cnn_dataset *src, double fraction, cnn_dataset *trai
 {
     if (!train || !val || train == val || train == src || val == src)
         return cnn_fail(CNN_ERR_INVALID,
-                        "cnn_dataset_split: train and val must be two datasets distinct from src");
+                        "validation split: train and val must be two datasets distinct from src");
     memset(train, 0, sizeof *train);
     memset(val, 0, sizeof *val);
-    int rc = check_dataset(src, "cnn_dataset_split");
+    int rc = check_dataset(src, "validation split");
     if (rc) return rc;
     if (!(fraction > 0.0 && fraction < 1.0))
         return cnn_fail(CNN_ERR_INVALID,
-                        "cnn_dataset_split: validation fraction %g, expected a number in (0, 1)", fraction);
+                        "validation split: validation fraction %g, expected a number in (0, 1)", fraction);
     /* Keras's own rounding: split_at = floor(n * (1 - validation_split)). */
     int at = (int)floor((double)src->n * (1.0 - fraction));
     if (at < 1 || at >= src->n)
         return cnn_fail(
             CNN_ERR_INVALID,
-            "cnn_dataset_split: validation fraction %g of %d samples leaves %d for training and %d for "
+            "validation split: validation fraction %g of %d samples leaves %d for training and %d for "
             "validation, expected both non-empty",
             fraction, src->n, at, src->n - at);
     rc = cnn_dataset_slice(src, 0, at, train);

@@ -317,11 +317,11 @@ static int read_payload(reader *r, const idx_format *f, cnn_idx *x)
 
 int cnn_idx_read(const char *path, cnn_idx_kind kind, cnn_idx *out)
 {
-    if (!out) return cnn_fail(CNN_ERR_INVALID, "cnn_idx_read: out is NULL");
+    if (!out) return cnn_fail(CNN_ERR_INVALID, "IDX reader: out is NULL");
     memset(out, 0, sizeof *out);
-    if (!path) return cnn_fail(CNN_ERR_INVALID, "cnn_idx_read: path is NULL");
+    if (!path) return cnn_fail(CNN_ERR_INVALID, "IDX reader: path is NULL");
     if (kind != CNN_IDX_IMAGES && kind != CNN_IDX_LABELS)
-        return cnn_fail(CNN_ERR_INVALID, "cnn_idx_read: unknown IDX kind %d", (int)kind);
+        return cnn_fail(CNN_ERR_INVALID, "IDX reader: unknown IDX kind %d", (int)kind);
     const idx_format *f = &k_formats[kind];
     reader r;
     int rc = reader_open(&r, path);

@@ -24,7 +24,8 @@
 #include "model/model.h"
 
 #define MAGIC "CNNLAB\r\n"
-enum { VERSION = 1, DTYPE_F32 = 1, MAX_FILE = 1 << 30 };
+/* MIN_FILE: magic, version, the end marker's tag and length, checksum. */
+enum { VERSION = 1, DTYPE_F32 = 1, MAX_FILE = 1 << 30, MIN_FILE = 8 + 4 + 16 };
 
 static uint32_t tag(const char s[4])
 {
@@ -400,9 +401,15 @@ static int read_tensors(reader *r, cnn_model *m)
 
 static int check_envelope(reader *r)
 {
-    if (r->len < 8 + 4 + 16 || memcmp(r->p, MAGIC, 8))
+    size_t head = r->len < 8 ? r->len : 8;
+    if (!r->len) return cnn_fail(CNN_ERR_FORMAT, "%s: empty file, not a cnnlab model file", r->path);
+    if (memcmp(r->p, MAGIC, head))
         return cnn_fail(CNN_ERR_FORMAT,
                         "%s: offset 0: not a cnnlab model file (magic \"CNNLAB\\r\\n\" missing)", r->path);
+    /* The magic (or its start) is there: a cnnlab model file, cut short. */
+    if (r->len < MIN_FILE)
+        return cnn_fail(CNN_ERR_FORMAT, "%s: truncated: %zu bytes; a model file has at least %d", r->path,
+                        r->len, MIN_FILE);
     uint32_t stored = (uint32_t)r->p[r->len - 4] | (uint32_t)r->p[r->len - 3] << 8 |
                       (uint32_t)r->p[r->len - 2] << 16 | (uint32_t)r->p[r->len - 1] << 24;
     uint32_t crc = (uint32_t)crc32(0L, r->p, (uInt)(r->len - 4));

@@ -83,7 +83,7 @@ static int check_pair(const char *fn, const int32_t *y_true, const int32_t *y_pr
 
 int cnn_argmax_rows(const float *scores, int n, int k, int32_t *pred)
 {
-    const char *fn = "cnn_argmax_rows";
+    const char *fn = "predicted classes";
     int rc = cnn_metrics_check_size(fn, n, k, 1);
     if (!rc) rc = cnn_metrics_check_scores(fn, "score", scores, n, k);
     if (rc) return rc;
@@ -100,9 +100,9 @@ int cnn_argmax_rows(const float *scores, int n, int k, int32_t *pred)
 
 int cnn_accuracy(const int32_t *y_true, const int32_t *y_pred, int n, int k, double *accuracy)
 {
-    int rc = check_pair("cnn_accuracy", y_true, y_pred, n, k);
+    int rc = check_pair("accuracy", y_true, y_pred, n, k);
     if (rc) return rc;
-    if (!accuracy) return cnn_fail(CNN_ERR_INVALID, "cnn_accuracy: accuracy is NULL");
+    if (!accuracy) return cnn_fail(CNN_ERR_INVALID, "accuracy: accuracy is NULL");
     int64_t correct = 0;
     for (int i = 0; i < n; i++) correct += y_true[i] == y_pred[i];
     *accuracy = (double)correct / (double)n;
@@ -111,9 +111,9 @@ int cnn_accuracy(const int32_t *y_true, const int32_t *y_pred, int n, int k, dou
 
 int cnn_confusion_matrix(const int32_t *y_true, const int32_t *y_pred, int n, int k, int64_t *cm)
 {
-    int rc = check_pair("cnn_confusion_matrix", y_true, y_pred, n, k);
+    int rc = check_pair("confusion matrix", y_true, y_pred, n, k);
     if (rc) return rc;
-    if (!cm) return cnn_fail(CNN_ERR_INVALID, "cnn_confusion_matrix: cm is NULL");
+    if (!cm) return cnn_fail(CNN_ERR_INVALID, "confusion matrix: cm is NULL");
     memset(cm, 0, (size_t)k * (size_t)k * sizeof *cm);
     for (int i = 0; i < n; i++) cm[(size_t)y_true[i] * (size_t)k + (size_t)y_pred[i]]++;
     return 0;
@@ -201,7 +201,7 @@ int cnn_classification_metrics(const int32_t *y_true, const int32_t *y_pred, int
                                cnn_prf *macro, cnn_prf *weighted)
 {
     cnn_prf_table t;
-    int rc = cnn_metrics_prf("cnn_classification_metrics", y_true, y_pred, n, k, &t);
+    int rc = cnn_metrics_prf("classification metrics", y_true, y_pred, n, k, &t);
     if (!rc) {
         if (per_class) memcpy(per_class, t.per_class, (size_t)k * sizeof *per_class);
         if (macro) *macro = t.avg[1];

@@ -99,7 +99,7 @@ int cnn_classification_report(const int32_t *y_true, const int32_t *y_pred, int 
                               const char *const *target_names, int digits, char *buf, size_t size,
                               size_t *length)
 {
-    const char *fn = "cnn_classification_report";
+    const char *fn = "classification report";
     if (!buf && size) return cnn_fail(CNN_ERR_INVALID, "%s: buf is NULL but size is %zu", fn, size);
     cnn_strbuf b = {0};
     int rc = build_report(fn, y_true, y_pred, n, k, target_names, digits, &b);
@@ -119,7 +119,7 @@ int cnn_classification_report(const int32_t *y_true, const int32_t *y_pred, int 
 int cnn_classification_report_print(const int32_t *y_true, const int32_t *y_pred, int n, int k,
                                     const char *const *target_names, int digits, FILE *out)
 {
-    const char *fn = "cnn_classification_report_print";
+    const char *fn = "classification report";
     if (!out) return cnn_fail(CNN_ERR_INVALID, "%s: out is NULL", fn);
     cnn_strbuf b = {0};
     int rc = build_report(fn, y_true, y_pred, n, k, target_names, digits, &b);
@@ -131,7 +131,7 @@ int cnn_classification_report_print(const int32_t *y_true, const int32_t *y_pred
 
 int cnn_target_name(int label, const char *class_name, char *buf, size_t size)
 {
-    const char *fn = "cnn_target_name";
+    const char *fn = "class names";
     if (!class_name) return cnn_fail(CNN_ERR_INVALID, "%s: class_name is NULL", fn);
     if (!buf || !size) return cnn_fail(CNN_ERR_INVALID, "%s: buf is NULL or empty", fn);
     size_t chars = utf8_chars(class_name), pad = chars < 11 ? 11 - chars : 0;

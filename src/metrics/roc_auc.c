@@ -124,17 +124,17 @@ static int multiclass_auc(const char *fn, const int32_t *y, const float *scores,
 
 int cnn_roc_auc_ovo(const int32_t *y_true, const float *scores, int n, int k, double *auc)
 {
-    return multiclass_auc("cnn_roc_auc_ovo", y_true, scores, n, k, 1, auc);
+    return multiclass_auc("ROC-AUC (one-vs-one)", y_true, scores, n, k, 1, auc);
 }
 
 int cnn_roc_auc_ovr(const int32_t *y_true, const float *scores, int n, int k, double *auc)
 {
-    return multiclass_auc("cnn_roc_auc_ovr", y_true, scores, n, k, 0, auc);
+    return multiclass_auc("ROC-AUC (one-vs-rest)", y_true, scores, n, k, 0, auc);
 }
 
 int cnn_roc_auc_binary(const int32_t *y_true, const float *score, int n, double *auc)
 {
-    const char *fn = "cnn_roc_auc_binary";
+    const char *fn = "ROC-AUC";
     int rc = cnn_metrics_check_size(fn, n, 2, 2);
     if (!rc) rc = cnn_metrics_check_labels(fn, "y_true", y_true, n, 2);
     if (!rc) rc = cnn_metrics_check_scores(fn, "score", score, n, 1);

@@ -102,7 +102,7 @@ int cnn_zip_tree(const char *zip_path, const char *base, const char *const *dirs
                  const char *const *suffixes)
 {
     if (!zip_path || !base || !dirs || ndirs < 1)
-        return cnn_fail(CNN_ERR_INVALID, "cnn_zip_tree: missing argument");
+        return cnn_fail(CNN_ERR_INVALID, "zip archive: missing argument");
     char tmp[4096];
     int rc = check_target(zip_path), err = 0;
     if (rc) return rc;

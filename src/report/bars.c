@@ -102,7 +102,7 @@ static int check_runs(const cnn_run *const *runs, int n, const char *path)
 
 int cnn_plot_accuracy_bars(const cnn_run *const *runs, int n, int sorted, const char *path)
 {
-    if (!path) return cnn_fail(CNN_ERR_INVALID, "cnn_plot_accuracy_bars: NULL path");
+    if (!path) return cnn_fail(CNN_ERR_INVALID, "accuracy bars picture: NULL path");
     int rc = check_runs(runs, n, path);
     if (rc) return rc;
     bar *bars = malloc((size_t)n * sizeof *bars);

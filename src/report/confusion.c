@@ -95,7 +95,7 @@ static void colour_bar(cairo_t *cr, int64_t lo, int64_t hi)
 
 int cnn_plot_confusion(const cnn_run *r, const char *path)
 {
-    if (!r || !path) return cnn_fail(CNN_ERR_INVALID, "cnn_plot_confusion: NULL run or path");
+    if (!r || !path) return cnn_fail(CNN_ERR_INVALID, "confusion matrix picture: NULL run or path");
     if (!r->evaluated || !r->confusion || r->classes < 2)
         return cnn_fail(CNN_ERR_INVALID, "%s: run '%s' has no confusion matrix (not evaluated)", path,
                         r->model);

@@ -176,7 +176,7 @@ static void draw_curves(cairo_t *cr, const cnn_run *r)
 
 int cnn_plot_curves(const cnn_run *r, const char *path)
 {
-    if (!r || !path) return cnn_fail(CNN_ERR_INVALID, "cnn_plot_curves: NULL run or path");
+    if (!r || !path) return cnn_fail(CNN_ERR_INVALID, "training curves picture: NULL run or path");
     if (r->history.count < 1 || !r->history.epochs)
         return cnn_fail(CNN_ERR_INVALID, "%s: run '%s' has no epochs to plot", path, r->model);
     cnn_canvas c;

@@ -77,7 +77,7 @@ static int check_match(const cnn_run *r, const cnn_dataset *test, const char *pa
 int cnn_plot_predictions(const cnn_run *r, const cnn_dataset *test, uint64_t seed, cnn_labels lang,
                          const char *path)
 {
-    if (!r || !path) return cnn_fail(CNN_ERR_INVALID, "cnn_plot_predictions: NULL run or path");
+    if (!r || !path) return cnn_fail(CNN_ERR_INVALID, "predictions picture: NULL run or path");
     int32_t idx[CNN_PRED_N];
     int rc = check_match(r, test, path);
     if (!rc) rc = cnn_predict_sample(r->n_test, seed, idx, CNN_PRED_N);
