@@ -419,7 +419,7 @@ static void test_tiny_training_run(void **state)
 {
     (void)state;
     const char *data = tiny_data();
-    char run[512], args[1400];
+    char run[512], args[2400];
     snprintf(run, sizeof run, "%s", tu_path("run"));
     snprintf(args, sizeof args,
              "train --data '%s' --limit 150 --epochs 1 --batch 50 --threads 1 --quiet --out '%s'", data, run);
@@ -473,6 +473,12 @@ static void test_tiny_training_run(void **state)
     }
     snprintf(stale, sizeof stale, "%s/keep.cnn", run);
     assert_true(exists(stale));
+    /* The run's own model.spec as the spec, the same folder as --out: refused before anything is removed. */
+    snprintf(args, sizeof args,
+             "train '%s/model.spec' --data '%s' --limit 150 --epochs 1 --quiet --overwrite --out '%s'", run,
+             data, run);
+    expect(args, 1, "model.spec is the spec of this run and would be replaced by its outputs", 0);
+    assert_true(exists(model));
 
     /* eval on a folder without data fails naming the folder. */
     snprintf(args, sizeof args, "eval '%s' --data /nonexistent/dir", model);

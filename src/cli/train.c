@@ -117,6 +117,28 @@ static int remove_old_run(const char *dir)
     return rc;
 }
 
+/* The spec file must not be one of the files the run writes into dir (`train runs/x/model.spec --out
+ * runs/x`): found now, not when the finished run's outputs are written. */
+static int spec_is_output(const train_args *a, const char *dir)
+{
+    struct stat spec, st;
+    if (stat(a->model, &spec) || !S_ISREG(spec.st_mode)) return 0; /* a built-in model */
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    char path[4400] = "";
+    for (struct dirent *e; (e = readdir(d));) {
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (is_run_output(e->d_name) && !stat(path, &st) && st.st_dev == spec.st_dev &&
+            st.st_ino == spec.st_ino)
+            break;
+        path[0] = '\0';
+    }
+    closedir(d);
+    if (!path[0]) return 0;
+    cli_error("%s is the spec of this run and would be replaced by its outputs; choose another --out", path);
+    return 1;
+}
+
 /* A fresh folder: --out as given (refused if it holds a run, unless --overwrite), else runs/MODEL-N.
  * *made: the folder was created here. */
 static int make_run_dir(const train_args *a, const char *name, char *dir, size_t cap, int *made)
@@ -131,6 +153,7 @@ static int make_run_dir(const train_args *a, const char *name, char *dir, size_t
         struct stat st;
         if (!a->overwrite && stat(probe, &st) == 0)
             return cli_error("%s already holds a run; choose another --out or add --overwrite", dir), -1;
+        if (spec_is_output(a, dir)) return -1;
         return a->overwrite ? remove_old_run(dir) : 0;
     }
     if (mkdir("runs", 0777) && errno != EEXIST)
