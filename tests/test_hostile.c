@@ -114,6 +114,17 @@ static void test_idx_refuses_fifo(void **state)
     alarm(0);
 }
 
+static void test_spec_load_refuses_fifo(void **state)
+{
+    (void)state;
+    const char *fifo = tu_path("model.spec");
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    arm_alarm();
+    assert_null(cnn_spec_load(fifo));
+    alarm(0);
+    tu_assert_error(cnn_errcode(), CNN_ERR_IO, "not a regular file");
+}
+
 /* ------------------------------------------------------------------ prediction shapes */
 
 static cnn_model *small_model(void)
@@ -293,12 +304,19 @@ static void test_model_file_names(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_atomic_refuses_fifo),   cmocka_unit_test(test_atomic_refuses_folder),
-        cmocka_unit_test(test_atomic_refuses_device), cmocka_unit_test(test_atomic_regular_and_link),
-        cmocka_unit_test(test_atomic_refuses_input),  cmocka_unit_test(test_model_load_refuses_fifo),
-        cmocka_unit_test(test_idx_refuses_fifo),      cmocka_unit_test(test_predict_dataset_shapes),
-        cmocka_unit_test(test_spec_model_names),      cmocka_unit_test(test_create_model_names),
-        cmocka_unit_test(test_model_file_names),      cmocka_unit_test(test_messages_without_function_names),
+        cmocka_unit_test(test_atomic_refuses_fifo),
+        cmocka_unit_test(test_atomic_refuses_folder),
+        cmocka_unit_test(test_atomic_refuses_device),
+        cmocka_unit_test(test_atomic_regular_and_link),
+        cmocka_unit_test(test_atomic_refuses_input),
+        cmocka_unit_test(test_model_load_refuses_fifo),
+        cmocka_unit_test(test_idx_refuses_fifo),
+        cmocka_unit_test(test_predict_dataset_shapes),
+        cmocka_unit_test(test_spec_model_names),
+        cmocka_unit_test(test_create_model_names),
+        cmocka_unit_test(test_model_file_names),
+        cmocka_unit_test(test_spec_load_refuses_fifo),
+        cmocka_unit_test(test_messages_without_function_names),
         cmocka_unit_test(test_dataset_folder_shapes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

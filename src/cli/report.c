@@ -44,22 +44,13 @@ static int is_file(const char *path)
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/* NULL when path is missing or not a regular file (a FIFO in a run folder must not hang the command). */
 static char *read_text(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *buf = NULL;
-    size_t cap = 0, len = 0, k;
-    do {
-        char *p = len + 4097 > cap ? realloc(buf, cap = 2 * cap + 8192) : buf;
-        if (!p) break;
-        buf = p;
-        k = fread(buf + len, 1, cap - len - 1, f);
-        len += k;
-    } while (k > 0);
-    fclose(f);
-    if (buf) buf[len] = '\0';
-    return buf;
+    char *text = NULL;
+    size_t len;
+    if (cnn_read_file(path, &text, &len, 1u << 30)) return NULL;
+    return text;
 }
 
 static void free_set(cli_report_set *s)

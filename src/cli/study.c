@@ -141,20 +141,18 @@ static void run_key(const study_args *a, char *buf, size_t cap)
         snprintf(buf + strlen(buf), cap - strlen(buf), "vgg_weights=%s\n", a->run.vgg_weights);
 }
 
+/* NULL when path is missing or not a regular file (a FIFO in a run folder must not hang the command). */
 static char *read_text(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *buf = malloc(1 << 20);
-    size_t n = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
-    fclose(f);
-    if (buf) buf[n] = '\0';
-    return buf;
+    char *text = NULL;
+    size_t len;
+    if (cnn_read_file(path, &text, &len, 1u << 20)) return NULL;
+    return text;
 }
 
 static int same_file_text(const char *dir, const char *name, const char *text)
 {
-    char path[4200];
+    char path[4400];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     char *have = read_text(path);
     int same = have && !strcmp(have, text);
@@ -162,7 +160,6 @@ static int same_file_text(const char *dir, const char *name, const char *text)
     return same;
 }
 
-/* A finished run with the same spec text and settings is reused. */
 /* A run is reused only whole: a model.cnn that was deleted or fails its checksum means training again. */
 static int model_loads(const char *dir)
 {
@@ -174,6 +171,7 @@ static int model_loads(const char *dir)
     return m != NULL;
 }
 
+/* A finished run with the same spec text and settings is reused. */
 static int try_reuse(const study_args *a, const cnn_spec *s, const char *dir, cnn_run *res)
 {
     char key[4400], path[4300];

@@ -5,9 +5,9 @@
 
 #include <stddef.h>
 
-/* Reads the regular file path (anything else is refused: a FIFO would hang) of at most max bytes into a new
- * NUL-terminated buffer. */
-int cnn_read_file(const char *path, char **data, size_t *len, size_t max);
+#include "cnnlab.h"
+
+/* cnn_read_file (regular files only) is public: include/cnnlab.h. */
 /* Writes all len bytes to fd, retrying short writes and interruptions. 0, or -1 with errno set. */
 int cnn_write_all(int fd, const void *data, size_t len);
 

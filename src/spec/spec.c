@@ -384,27 +384,20 @@ fail:
 
 cnn_spec *cnn_spec_load(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        cnn_fail(CNN_ERR_IO, "%s: cannot open spec file", path);
+    /* cnn_read_file: only a regular file (a FIFO would hang the reader). */
+    char *buf = NULL;
+    size_t n = 0;
+    if (cnn_read_file(path, &buf, &n, SPEC_MAX_FILE)) {
+        if (cnn_errcode() == CNN_ERR_FORMAT)
+            cnn_fail(CNN_ERR_FORMAT, "%s: larger than %d bytes; is this a spec file?", path, SPEC_MAX_FILE);
         return NULL;
     }
-    char *buf = malloc(SPEC_MAX_FILE + 1);
-    size_t n = buf ? fread(buf, 1, SPEC_MAX_FILE + 1, f) : 0;
-    int err = !buf || ferror(f);
-    fclose(f);
     cnn_spec *s = NULL;
-    if (err)
-        cnn_fail(CNN_ERR_IO, "%s: read error", path);
-    else if (n > SPEC_MAX_FILE)
-        cnn_fail(CNN_ERR_FORMAT, "%s: larger than %d bytes; is this a spec file?", path, SPEC_MAX_FILE);
-    else if (memchr(buf, '\0', n))
+    if (memchr(buf, '\0', n))
         cnn_fail(CNN_ERR_FORMAT, "%s: offset %zu: NUL byte; spec files are text", path,
                  (size_t)((char *)memchr(buf, '\0', n) - buf));
-    else {
-        buf[n] = '\0';
+    else
         s = cnn_spec_parse(buf, path);
-    }
     free(buf);
     return s;
 }
