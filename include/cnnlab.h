@@ -943,10 +943,10 @@ CNN_API int cnn_write_file_atomic(const char *path, const void *data, size_t len
 /* Marks the existing file path as an input of this run (by device and inode, so any other name for it
  * counts too): cnn_write_file_atomic refuses to replace it until cnn_file_unprotect_all. At most 64. */
 CNN_API int cnn_file_protect(const char *path);
+CNN_API void cnn_file_unprotect_all(void);
 /* Reads the regular file path (anything else is refused: a FIFO would block the reader forever, a device
  * can be endless) of at most max bytes into a new NUL-terminated buffer (*data, freed by the caller). */
 CNN_API int cnn_read_file(const char *path, char **data, size_t *len, size_t max);
-CNN_API void cnn_file_unprotect_all(void);
 
 #ifdef __cplusplus
 }
