@@ -92,8 +92,9 @@ static int parse_args(int argc, char **argv, train_args *a)
  * the old run's, so that none of them can pass for the new run's. */
 static int is_run_output(const char *name)
 {
-    static const char *const known[] = {"model.spec", "history.csv", "history.json", "metrics.json",
-                                        "report.txt", "train.log",   "run.json",     "run.key"};
+    static const char *const known[] = {"model.spec",   "history.csv", "history.json",
+                                        "metrics.json", "report.txt",  "train.log",
+                                        "run.json",     "run.key",     "train.args"};
     for (size_t i = 0; i < sizeof known / sizeof *known; i++)
         if (!strcmp(name, known[i])) return 1;
     size_t n = strlen(name);
@@ -154,7 +155,8 @@ static int make_run_dir(const train_args *a, const char *name, char *dir, size_t
         if (!a->overwrite && stat(probe, &st) == 0)
             return cli_error("%s already holds a run; choose another --out or add --overwrite", dir), -1;
         if (spec_is_output(a, dir)) return -1;
-        return a->overwrite ? remove_old_run(dir) : 0;
+        /* --resume continues the run in dir: its backup and files are what it resumes from. */
+        return a->overwrite && !a->run.resume ? remove_old_run(dir) : 0;
     }
     if (mkdir("runs", 0777) && errno != EEXIST)
         return cli_error("cannot create runs/: %s", strerror(errno)), -1;
