@@ -187,19 +187,18 @@ static int save_args(const char *dir, int argc, char **argv, const cnn_spec *spe
 }
 
 /* --resume DIR: the run's own command line again, into the same folder, continuing from its backup. */
-static int resume_args(const train_args *given, train_args *a, char *text, size_t cap)
+static int resume_args(const train_args *given, train_args *a, char **text)
 {
     char path[4200], *argv[256] = {"train"};
+    size_t len = 0;
     snprintf(path, sizeof path, "%s/train.args", given->resume);
-    FILE *f = fopen(path, "rb");
-    size_t len = f ? fread(text, 1, cap - 1, f) : 0;
-    if (f) fclose(f);
-    if (!f || len == 0 || len == cap - 1 || text[len - 1])
+    /* Only a regular file is read: a FIFO named train.args must not hang --resume. */
+    if (cnn_read_file(path, text, &len, 1 << 16) || len == 0 || (*text)[len - 1])
         return cli_error("train: %s is missing or damaged; --resume needs a run folder made by cnnlab train",
                          path),
                EXIT_USAGE;
     int argc = 1;
-    for (size_t i = 0; i < len && argc < 255; i += strlen(text + i) + 1) argv[argc++] = text + i;
+    for (size_t i = 0; i < len && argc < 255; i += strlen(*text + i) + 1) argv[argc++] = *text + i;
     int rc = parse_args(argc, argv, a);
     if (rc) return rc;
     a->out = given->resume, a->overwrite = 1, a->run.resume = 1;
@@ -213,13 +212,8 @@ static int check_resumable(const char *dir, const cnn_spec *spec)
     char path[4200], *have = NULL;
     size_t len = 0;
     snprintf(path, sizeof path, "%s/model.spec", dir);
-    FILE *f = fopen(path, "rb");
-    if (f) {
-        have = calloc(1, 1 << 20);
-        len = have ? fread(have, 1, (1 << 20) - 1, f) : 0;
-        fclose(f);
-    }
-    int same = have && len == strlen(cnn_spec_text(spec)) && !memcmp(have, cnn_spec_text(spec), len);
+    int same = cnn_read_file(path, &have, &len, 1 << 20) == 0 && len == strlen(cnn_spec_text(spec)) &&
+               !memcmp(have, cnn_spec_text(spec), len);
     free(have);
     if (!same)
         return cli_error("train: %s was made from another spec than %s now holds; not resuming", dir, path),
@@ -260,16 +254,24 @@ static void drop_failed_run(const char *dir)
     cli_error("removed %s/: the failed run left nothing but its train.log", dir);
 }
 
+static int train(const train_args *given, train_args a, int argc, char **argv);
+
 int cli_train(int argc, char **argv)
 {
     train_args a, given;
-    static char args_text[16384];
+    char *args_text = NULL; /* --resume: the run's command line, which a's strings point into */
     int rc = parse_args(argc, argv, &given);
     a = given;
     if (!rc && given.resume && argc > 3 + given.run.quiet)
         rc = (cli_error("train: --resume DIR takes no other options (the run's own are used)"), EXIT_USAGE);
-    if (!rc && given.resume) rc = resume_args(&given, &a, args_text, sizeof args_text);
-    if (rc) return rc < 0 ? EXIT_OK : rc;
+    if (!rc && given.resume) rc = resume_args(&given, &a, &args_text);
+    rc = rc ? (rc < 0 ? EXIT_OK : rc) : train(&given, a, argc, argv);
+    free(args_text);
+    return rc;
+}
+
+static int train(const train_args *given, train_args a, int argc, char **argv)
+{
     int usage;
     cnn_spec *spec = cli_spec_resolve(a.model, &usage);
     if (!spec) {
@@ -288,7 +290,7 @@ int cli_train(int argc, char **argv)
     int made = 0;
     int fail = cli_data_load(&a.run, &data) ||
                (cli_writer() && make_run_dir(&a, cnn_spec_name(spec), dir, sizeof dir, &made)) ||
-               (cli_writer() && !given.resume && save_args(dir, argc, argv, spec));
+               (cli_writer() && !given->resume && save_args(dir, argc, argv, spec));
     /* Under mpirun the ranks train together: all of them, or none. */
     if (cli_par) fail = cli_par->any(fail);
     if (!fail && a.run.resume && cli_writer()) fail = check_resumable(dir, spec);
