@@ -719,8 +719,9 @@ typedef struct cnn_spec_fit {
 } cnn_spec_fit;
 CNN_API void cnn_spec_fit_settings(const cnn_spec *s, cnn_spec_fit *out);
 
-/* Creates the spec's callbacks in file order. Checkpoint files go into out_dir (may be NULL: no files).
- * The caller frees each with cnn_callback_free and the array with free(). */
+/* Creates the spec's callbacks in file order. Checkpoint files go into out_dir; with out_dir NULL there are
+ * no files, so the spec's ModelCheckpoint callbacks are left out (*count says how many were made). The caller
+ * frees each with cnn_callback_free and the array with free(). */
 CNN_API int cnn_spec_callbacks(const cnn_spec *s, const char *out_dir, cnn_callback ***callbacks, int *count);
 
 /* ---------------------------------------------------------------- augmentation */

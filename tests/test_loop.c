@@ -482,6 +482,25 @@ static void test_spec_loss_and_file(void **state)
     assert_null(cnn_spec_parse(
         "model: l\ninput: (6, 6, 1)\nlayers:\n    Flatten()\n    Dense(3)\nloss: mse\n", "mse.spec"));
     tu_assert_error(CNN_ERR_FORMAT, cnn_errcode(), "mse.spec:6:7: unknown loss 'mse'");
+
+    /* Without an output folder, a spec's ModelCheckpoint is left out rather than writing into "." */
+    s = cnn_spec_parse(
+        "model: l\ninput: (6, 6, 1)\nlayers:\n    Flatten()\n    Dense(3, activation=softmax)\n"
+        "callbacks:\n    ModelCheckpoint(monitor=\"val_loss\")\n    EarlyStopping(patience=2)\n",
+        "ckpt.spec");
+    assert_non_null(s);
+    cnn_callback **cbs;
+    int ncb;
+    assert_int_equal(cnn_spec_callbacks(s, NULL, &cbs, &ncb), 0);
+    assert_int_equal(ncb, 1);
+    assert_non_null(strstr(cbs[0]->name, "EarlyStopping"));
+    cnn_callback_free(cbs[0]);
+    free(cbs);
+    assert_int_equal(cnn_spec_callbacks(s, tu_tmpdir(), &cbs, &ncb), 0);
+    assert_int_equal(ncb, 2);
+    for (int i = 0; i < ncb; i++) cnn_callback_free(cbs[i]);
+    free(cbs);
+    cnn_spec_free(s);
     cnn_dataset_free(&ds);
 }
 

@@ -340,7 +340,8 @@ static int validate(const cnn_spec *s)
     cnn_callback **cbs;
     int n;
     if (!rc) rc = cnn_spec_augment_check(s);
-    if (!rc) rc = cnn_spec_callbacks(s, NULL, &cbs, &n);
+    /* Every callback is made to check its options, checkpoints too; making one writes nothing. */
+    if (!rc) rc = cnn_spec_callbacks(s, ".", &cbs, &n);
     if (!rc) {
         for (int i = 0; i < n; i++) cnn_callback_free(cbs[i]);
         free(cbs);

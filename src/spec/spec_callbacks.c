@@ -1,5 +1,6 @@
 /* The callbacks: section of a spec, turned into callback objects in file order by the callback registry. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "callbacks/callbacks.h"
 #include "core/error.h"
@@ -26,16 +27,20 @@ int cnn_spec_callbacks(const cnn_spec *s, const char *out_dir, cnn_callback ***c
     cnn_spec_fit fit;
     cnn_spec_fit_settings(s, &fit);
     const cnn_callback_env env = {.model = s->name, .out_dir = out_dir, .epochs = fit.epochs};
+    int n = 0;
     for (int i = 0; i < s->ncallbacks; i++) {
-        list[i] = make_callback(&s->callbacks[i], &env);
-        if (!list[i]) {
+        /* Without a folder there are no files: a checkpoint would only write into the current folder. */
+        if (!out_dir && !strcmp(s->callbacks[i].name, "ModelCheckpoint")) continue;
+        list[n] = make_callback(&s->callbacks[i], &env);
+        if (!list[n]) {
             int rc = cnn_spec_fail_call(s, &s->callbacks[i]);
-            for (int j = 0; j < i; j++) cnn_callback_free(list[j]);
+            for (int j = 0; j < n; j++) cnn_callback_free(list[j]);
             free(list);
             return rc;
         }
+        n++;
     }
     *callbacks = list;
-    *count = s->ncallbacks;
+    *count = n;
     return CNN_OK;
 }
