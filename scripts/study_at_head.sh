@@ -1,10 +1,11 @@
 #!/bin/sh
 # Reruns the whole study with the binary of HEAD and keeps its results in the repository:
 #
-#   scripts/study_at_head.sh [--threads N] [--commit] [-- MORE STUDY OPTIONS]
+#   scripts/study_at_head.sh [--threads N] [--keep DIR] [--commit] [SPEC...] [-- MORE STUDY OPTIONS]
 #
-# Builds build/cnnlab, runs `cnnlab study models/seed/ --retrain --threads N` (default 2) in a temporary
-# folder, and copies into docs/runs/study-<date>-<commit>/:
+# Builds build/cnnlab, runs `cnnlab study SPEC... --retrain --threads N` (default: models/seed/, 2 threads)
+# in a temporary folder (or in DIR with --keep, which is then kept: a run cut short can be copied from it
+# or resumed), and copies into docs/runs/study-<date>-<commit>/:
 #   results.csv                 the study's table (one row per model)
 #   <model>/history.csv         each model's per-epoch history
 #   <model>/metrics.json        each model's test figures, epochs, best epoch, stop reason
@@ -19,13 +20,17 @@ set -eu
 cd "$(dirname "$0")/.."
 THREADS=2
 COMMIT=0
+KEEP=
+SPECS=
 while [ $# -gt 0 ]; do
     case "$1" in
         --threads) THREADS="${2:?}"; shift 2 ;;
         --commit) COMMIT=1; shift ;;
+        --keep) KEEP="${2:?}"; shift 2 ;;
         --) shift; break ;;
         -h|--help) sed -n '2,/^set -eu/p' "$0" | sed -e '/^set -eu/d' -e 's/^# \{0,1\}//'; exit 0 ;;
-        *) echo "study_at_head.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+        -*) echo "study_at_head.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+        *) SPECS="$SPECS $1"; shift ;;
     esac
 done
 
@@ -37,15 +42,21 @@ make -j"$(nproc)" all >/dev/null
 
 rev=$(git rev-parse --short HEAD)
 dest="docs/runs/study-$(date -u +%F)-$rev"
-work=$(mktemp -d "${TMPDIR:-/tmp}/cnnlab-study.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+if [ -n "$KEEP" ]; then
+    work="$KEEP"
+    mkdir -p "$work"
+else
+    work=$(mktemp -d "${TMPDIR:-/tmp}/cnnlab-study.XXXXXX")
+    trap 'rm -rf "$work"' EXIT
+fi
+SPECS="${SPECS:- models/seed/}"
 mkdir -p "$dest"
 
-cmd="build/cnnlab study models/seed/ --retrain --threads $THREADS --quiet --out $work/study $*"
+cmd="build/cnnlab study$SPECS --retrain --threads $THREADS --quiet --out $work/study $*"
 {
     echo "commit: $(git rev-parse HEAD)"
     echo "date: $(date -u '+%F %T UTC')"
-    echo "command: build/cnnlab study models/seed/ --retrain --threads $THREADS --quiet $*"
+    echo "command: build/cnnlab study$SPECS --retrain --threads $THREADS --quiet $*"
     echo "machine: $(scripts/machine_info.sh build/cnnlab)"
     echo "version: $(build/cnnlab --version | tr '\n' ' ')"
     echo "compiler: $(${CC:-cc} --version | head -n 1)"
