@@ -41,6 +41,8 @@ LIB_SRC  := $(sort $(shell find src -name '*.c' -not -path 'src/cli/*'))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 SEED_SPECS := $(sort $(wildcard models/seed/*.spec))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
+# Benchmark programs (bench/*.c): built with the library so that they cannot rot; run as their headers say.
+BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(sort $(wildcard bench/*.c)))
 # Open MPI, when installed (libopenmpi-dev): `mpirun -np N cnnlab train|study` (src/cli/mpi*.c). Without it,
 # or with MPI=0, those files are left out and cnnlab runs as one process. Only the CLI links MPI; the library
 # has no transport of its own.
@@ -60,7 +62,7 @@ TEST_UTIL := $(BUILD)/tests/util.o $(BUILD)/tests/gradcheck.o $(BUILD)/tests/pro
              $(BUILD)/tests/report_fixture.o
 
 .PHONY: all lib test test-build san run bench deps clean format fuzz fuzz-build fuzz-bins
-all: lib $(BUILD)/cnnlab
+all: lib $(BUILD)/cnnlab $(BENCH_BIN)
 lib: $(BUILD)/libcnnlab.a $(BUILD)/libcnnlab.so
 
 # Objects depend on the Makefile too: a changed flag (visibility, sanitizers) rebuilds them.
@@ -108,6 +110,10 @@ $(BUILD)/cnnlab: $(CLI_OBJ) $(BUILD)/libcnnlab.a
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_UTIL) $(BUILD)/libcnnlab.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+.SECONDARY: $(BENCH_BIN:%=%.o)
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libcnnlab.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # The weight comparison of scripts/compare_weights.sh (the refactor check).
 $(BUILD)/compare_weights: $(BUILD)/scripts/compare_weights.o $(BUILD)/libcnnlab.a

@@ -2,9 +2,7 @@
  * random augmentation (every option on), of the study's transform, and of one Model_2_s2 training step, taken
  * interleaved on the same batches so machine noise hits all three alike.
  *
- *   make && cc -O2 -fopenmp -Iinclude bench/augment_cost.c build/libcnnlab.a \
- *       -L/usr/lib/x86_64-linux-gnu/openblas-openmp -Wl,-rpath,/usr/lib/x86_64-linux-gnu/openblas-openmp \
- *       -lopenblas -lz -lm -o build/augment_cost && build/augment_cost [threads] [batches]
+ *   make && build/bench/augment_cost [threads] [batches]
  *
  * Online augmentation runs once per sample per epoch, so its share of a step is its share of the epoch; the
  * study's generator makes its augmented batches once per run (memoised), so its cost is paid in epoch 1 only.
