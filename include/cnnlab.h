@@ -625,6 +625,9 @@ CNN_API void cnn_run_free(cnn_run *r);
 CNN_API void cnn_run_summarize(cnn_run *r);
 /* Evaluates m on test: loss, accuracy, predictions, confusion matrix and both ROC-AUCs. */
 CNN_API int cnn_run_evaluate(cnn_run *r, cnn_model *m, const cnn_dataset *test, int batch_size);
+/* The same from a source's epoch 0 in batch order (an unshuffled source: the order of labels[0..n)), e.g. the
+ * test set's cached features of a frozen prefix, so that the prefix does not run again. */
+CNN_API int cnn_run_evaluate_source(cnn_run *r, cnn_model *m, cnn_source *test, const int32_t *labels, int n);
 /* Saves (atomically) and loads the whole record as JSON; a load checks every field and names the first
  * one that is missing or malformed. */
 CNN_API int cnn_run_save(const cnn_run *r, const char *path);

@@ -495,6 +495,27 @@ static void test_tiny_training_run(void **state)
 /* ------------------------------------------------------------------ hostile use (issue 11) */
 
 /* n images of h x w (all pixels 7), IDX, plain. */
+/* A frozen convolution in front: train caches its outputs once, trains the head on them and evaluates the test
+ * set from the cached features; `eval` through the whole network must give the same figures. */
+static void test_cached_prefix_run(void **state)
+{
+    (void)state;
+    const char *data = tiny_data();
+    char spec[512], run[512], args[2400];
+    snprintf(spec, sizeof spec, "%s", tu_path("frozen.spec"));
+    static const char text[] = "model: frozen\ninput: (28, 28, 1)\nlayers:\n"
+                               "    Conv2D(4, kernel_size=3, activation=\"relu\", trainable=False)\n"
+                               "    MaxPooling2D(2)\n    Flatten()\n    Dense(10, activation=\"softmax\")\n"
+                               "optimizer: Adam(learning_rate=0.01)\nfit: batch_size=50, epochs=2, seed=3\n";
+    tu_write(spec, text, strlen(text));
+    snprintf(run, sizeof run, "%s", tu_path("frozen-run"));
+    snprintf(args, sizeof args, "train '%s' --data '%s' --threads 1 --out '%s'", spec, data, run);
+    expect(args, 0, "cached features: layers 1-3 ('conv2d' to 'flatten') are frozen and deterministic", 1);
+    char *train_out = strdup(g_out);
+    assert_eval_matches_metrics(run, data, train_out);
+    free(train_out);
+}
+
 static void write_images(const char *path, int n, int h, int w)
 {
     size_t len = 16 + (size_t)n * h * w;
@@ -743,6 +764,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_help_and_dispatch),   cmocka_unit_test(test_summary),
         cmocka_unit_test(test_train_usage_errors),  cmocka_unit_test(test_train_missing_data),
         cmocka_unit_test(test_eval_errors),         cmocka_unit_test(test_tiny_training_run),
+        cmocka_unit_test(test_cached_prefix_run),
         cmocka_unit_test(test_fashion_mnist_run),   cmocka_unit_test(test_study),
         cmocka_unit_test(test_resume_after_kill),   cmocka_unit_test(test_predict_other_shapes),
         cmocka_unit_test(test_predict_out_targets), cmocka_unit_test(test_eval_needs_only_test_files),

@@ -590,6 +590,22 @@ static void test_cached_features(void **state)
         assert_true(ha.epochs[e].val_loss == hb.epochs[e].val_loss);
     }
     cnn_source_free(tr);
+    /* The final evaluation from the validation features = through the whole network (the same batching). */
+    cnn_run ra, rb;
+    cnn_run_init(&ra, "full");
+    cnn_run_init(&rb, "cached");
+    assert_int_equal(cnn_run_evaluate(&ra, a, &val, BATCH), 0);
+    assert_int_equal(cnn_run_evaluate_source(&rb, b, va, val.y, val.n), 0);
+    assert_true(ra.test_loss == rb.test_loss && ra.test_accuracy == rb.test_accuracy);
+    assert_memory_equal(ra.probs, rb.probs, sizeof *ra.probs * (size_t)val.n * CLASSES);
+    assert_memory_equal(ra.confusion, rb.confusion, sizeof *ra.confusion * CLASSES * CLASSES);
+    assert_true(ra.roc_auc_ovo == rb.roc_auc_ovo);
+    cnn_run_free(&rb);
+    cnn_run_init(&rb, "cached");
+    assert_int_equal(cnn_run_evaluate_source(&rb, b, va, val.y, val.n - 1), CNN_ERR_SHAPE);
+    tu_assert_error(CNN_ERR_SHAPE, cnn_errcode(), "the test source holds 20 samples, the labels 19");
+    cnn_run_free(&ra);
+    cnn_run_free(&rb);
     cnn_source_free(va);
     /* A trainable or random layer in the prefix cannot be cached. */
     cnn_model *d = make_model(1, "softmax");

@@ -80,9 +80,9 @@ void cli_data_free(cli_data *d);
  * finished run). run receives the record. */
 int cli_run_spec(const cnn_spec *spec, const cli_run_options *o, const cli_data *d, const char *dir,
                  cnn_run *run);
-/* Writes a finished run's outputs into dir (atomically, file by file). */
-int cli_save_run(const char *dir, const cnn_spec *spec, const cnn_model *m, const cnn_run *run,
-                 const char *report, FILE *log);
+/* Writes a finished run's outputs into dir (atomically, file by file). model.spec is not among them: train
+ * and study write it as the run starts, so that a crashed run can be resumed. */
+int cli_save_run(const char *dir, const cnn_model *m, const cnn_run *run, const char *report, FILE *log);
 
 /* Runs under mpirun (src/cli/mpi*.c, built only when Open MPI is found at build time; cli_mpi_begin in main).
  * cli_par: data-parallel `train`, one model over all ranks; cli_spread: `study`, whole models handed to

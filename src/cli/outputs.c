@@ -14,8 +14,7 @@ static int write_text(const char *dir, const char *name, const char *text)
     return 0;
 }
 
-int cli_save_run(const char *dir, const cnn_spec *spec, const cnn_model *m, const cnn_run *run,
-                 const char *report, FILE *log)
+int cli_save_run(const char *dir, const cnn_model *m, const cnn_run *run, const char *report, FILE *log)
 {
     char path[4200], line[160];
     snprintf(path, sizeof path, "%s/model.cnn", dir);
@@ -34,7 +33,6 @@ int cli_save_run(const char *dir, const cnn_spec *spec, const cnn_model *m, cons
     free(full);
     fprintf(log, "test_accuracy %.4f test_loss %.4f\n%s", run->test_accuracy, run->test_loss, line);
     fflush(log);
-    if (!rc) rc = write_text(dir, "model.spec", cnn_spec_text(spec));
     snprintf(path, sizeof path, "%s/metrics.json", dir);
     if (!rc && cnn_run_save_metrics(run, path)) rc = (cli_error("%s", cnn_errmsg()), -1);
     /* Last: its presence marks a complete run. */

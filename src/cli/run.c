@@ -89,7 +89,8 @@ typedef struct run_state {
     cnn_dataset train, val; /* used when validation splits the training data */
     const cnn_dataset *train_set;
     FILE *log;
-    const char *dir; /* the run folder */
+    const char *dir;           /* the run folder */
+    cnn_source *test_features; /* the test set's cached prefix outputs, when validation is the test set */
 } run_state;
 
 static void run_free(run_state *r)
@@ -99,6 +100,7 @@ static void run_free(run_state *r)
     free(r->callbacks);
     cnn_dataset_free(&r->train);
     cnn_dataset_free(&r->val);
+    cnn_source_free(r->test_features);
     if (r->log) fclose(r->log);
 }
 
@@ -187,7 +189,8 @@ static int cached_prefix(const cnn_model *m)
     return weights && k < cnn_model_num_layers(m) ? k : 0;
 }
 
-static int fit_with_cache(run_state *r, cnn_fit_config *fc, int quiet, cnn_history *h)
+static int fit_with_cache(run_state *r, cnn_fit_config *fc, const cnn_dataset *test, int quiet,
+                          cnn_history *h)
 {
     int k = cached_prefix(r->model);
     if (!k) return cnn_model_fit(r->model, r->train_set, fc, h);
@@ -209,7 +212,11 @@ static int fit_with_cache(run_state *r, cnn_fit_config *fc, int quiet, cnn_histo
     fc->validation_source = va;
     if (!rc) rc = cnn_model_fit_source(r->model, tr, fc, h);
     cnn_source_free(tr);
-    cnn_source_free(va);
+    /* The final evaluation on the test set reuses its features rather than running the prefix again. */
+    if (fc->validation == test && va)
+        r->test_features = va;
+    else
+        cnn_source_free(va);
     return rc;
 }
 
@@ -266,7 +273,7 @@ static int fit(const cnn_spec *s, const cnn_spec_fit *f, const cli_data *d, cons
     if (!rc)
         rc = aug       ? cnn_model_fit_source(r->model, aug, &fc, &run->history)
              : cli_par ? cli_par->fit(r->model, r->train_set, &fc, &run->history)
-                       : fit_with_cache(r, &fc, o->quiet, &run->history);
+                       : fit_with_cache(r, &fc, &d->test, o->quiet, &run->history);
     cnn_source_free(aug);
     if (!rc) cnn_run_summarize(run);
     if (!rc && !cli_par) remove(backup); /* the run is complete: nothing to resume */
@@ -290,7 +297,9 @@ static int evaluate(const cli_data *d, run_state *r, cnn_run *run, char **report
     size_t len = 0;
     const char *const *target = k <= 16 ? names : NULL;
     int rc = cli_par ? cli_par->evaluate(run, r->model, &d->test, 512)
-                     : cnn_run_evaluate(run, r->model, &d->test, 512);
+             : r->test_features
+                 ? cnn_run_evaluate_source(run, r->model, r->test_features, d->test.y, d->test.n)
+                 : cnn_run_evaluate(run, r->model, &d->test, 512);
     if (!rc && !run->evaluated) return 0; /* a rank other than 0: rank 0 holds the figures */
     if (!rc)
         rc = cnn_classification_report(run->y_true, run->y_pred, run->n_test, k, target, 2, NULL, 0, &len);
@@ -325,7 +334,7 @@ int cli_run_spec(const cnn_spec *spec, const cli_run_options *o, const cli_data 
     if (!rc) rc = fit(spec, &f, d, o, &r, run);
     if (!rc) cli_label_pretrained(spec, run);
     if (!rc) rc = evaluate(d, &r, run, &report);
-    if (!rc && cli_writer()) rc = cli_save_run(dir, spec, r.model, run, report, r.log);
+    if (!rc && cli_writer()) rc = cli_save_run(dir, r.model, run, report, r.log);
     if (!rc && cli_writer()) rc = draw_report(dir, o);
     if (!rc && !o->quiet) fputs(report, stdout);
     if (!rc && cli_writer())

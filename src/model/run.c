@@ -69,14 +69,11 @@ static int alloc_test(cnn_run *r, int n, int k)
     return cnn_fail(CNN_ERR_NOMEM, "run '%s': out of memory for %d test predictions", r->model, n);
 }
 
-int cnn_run_evaluate(cnn_run *r, cnn_model *m, const cnn_dataset *test, int batch_size)
+/* The figures that follow from the predictions r->probs of n samples labelled y. */
+static int finish_test(cnn_run *r, const int32_t *y, int n, int k)
 {
-    int k = cnn_model_num_outputs(m), n = test ? test->n : 0;
-    int rc = cnn_model_evaluate(m, test, batch_size, &r->test_loss, &r->test_accuracy);
-    if (!rc) rc = alloc_test(r, n, k);
-    if (!rc) rc = cnn_model_predict(m, test->x, n, batch_size, r->probs);
-    if (!rc) rc = cnn_argmax_rows(r->probs, n, k, r->y_pred);
-    if (!rc) memcpy(r->y_true, test->y, sizeof *r->y_true * (size_t)n);
+    int rc = cnn_argmax_rows(r->probs, n, k, r->y_pred);
+    if (!rc) memcpy(r->y_true, y, sizeof *r->y_true * (size_t)n);
     if (!rc) rc = cnn_confusion_matrix(r->y_true, r->y_pred, n, k, r->confusion);
     if (rc) return free_test(r), rc;
     r->n_test = n, r->classes = k, r->evaluated = 1;
@@ -86,6 +83,30 @@ int cnn_run_evaluate(cnn_run *r, cnn_model *m, const cnn_dataset *test, int batc
         cnn_roc_auc_ovr(r->y_true, r->probs, n, k, &r->roc_auc_ovr);
     cnn_clear_error();
     return CNN_OK;
+}
+
+int cnn_run_evaluate(cnn_run *r, cnn_model *m, const cnn_dataset *test, int batch_size)
+{
+    int k = cnn_model_num_outputs(m), n = test ? test->n : 0;
+    int rc = cnn_model_evaluate(m, test, batch_size, &r->test_loss, &r->test_accuracy);
+    if (!rc) rc = alloc_test(r, n, k);
+    if (!rc) rc = cnn_model_predict(m, test->x, n, batch_size, r->probs);
+    return rc ? (free_test(r), rc) : finish_test(r, test->y, n, k);
+}
+
+int cnn_run_evaluate_source(cnn_run *r, cnn_model *m, cnn_source *test, const int32_t *labels, int n)
+{
+    if (!test || !labels || n < 1)
+        return cnn_fail(CNN_ERR_INVALID,
+                        "run '%s': evaluating needs a source and the labels of its %d samples", r->model, n);
+    if (test->samples != n)
+        return cnn_fail(CNN_ERR_SHAPE, "run '%s': the test source holds %d samples, the labels %d", r->model,
+                        test->samples, n);
+    int k = cnn_model_num_outputs(m);
+    int rc = cnn_model_evaluate_source(m, test, &r->test_loss, &r->test_accuracy);
+    if (!rc) rc = alloc_test(r, n, k);
+    if (!rc) rc = cnn_model_predict_source(m, test, r->probs);
+    return rc ? (free_test(r), rc) : finish_test(r, labels, n, k);
 }
 
 /* ---------------------------------------------------------------- JSON */
