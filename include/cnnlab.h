@@ -544,6 +544,12 @@ typedef struct cnn_fit_config {
      * are those of the whole data. */
     int (*reduce)(void *ctx, double *sums, int count);
     void *reduce_ctx;
+    /* One process computing each batch's gradient as `batch_slices` data-parallel processes do (0 or 1: the
+     * whole batch at once): the batch is cut into the slices of cnn_shard_range, each slice runs forward and
+     * backward on its own (cnn_model_set_batch_share) and the slices' gradients are added in slice order.
+     * The weights then equal, bit for bit, those of that many processes whose reduction adds in rank order
+     * (two processes always do). BatchNorm then normalises per slice, as unsynchronised processes do. */
+    int batch_slices;
 } cnn_fit_config;
 
 CNN_API cnn_fit_config cnn_fit_default(void);
@@ -588,9 +594,20 @@ CNN_API int cnn_shard_range(int n, int batch_size, int batch, int rank, int rank
  * batch, when some batch has fewer samples than there are ranks (a rank would get none). */
 CNN_API cnn_source *cnn_source_dataset_shard(const cnn_dataset *ds, int batch_size, int shuffle,
                                              uint64_t seed, int rank, int ranks);
-/* The position in the global batch of this process's first sample, set before each step (0: one process):
- * random draws per sample (Dropout masks) then equal those one process draws for the same samples. */
-CNN_API void cnn_model_set_sample_offset(cnn_model *m, int first);
+/* This process holds the samples [first, first + n) of a global batch of `total` samples; set before each
+ * step (0, 0: one process with the whole batch). Random draws per sample (Dropout masks) then equal those one
+ * process draws for the same samples; the loss gradient is scaled by 1 / total, so that the processes'
+ * gradients add up to the batch's mean gradient; the regularisation gradient and BatchNorm's moving
+ * statistics are left to the process holding the batch's first sample (first == 0), so that they count once.
+ */
+CNN_API void cnn_model_set_batch_share(cnn_model *m, int first, int total);
+/* Synchronised BatchNorm: in training, BatchNormalization layers total their batch sums with reduce (the
+ * contract of cnn_fit_config.reduce: sums[0..count) replaced by their totals over the processes, the same
+ * bits on every process), so that every process normalises with the global batch's statistics, as one
+ * process with the whole batch does. NULL: each process's own batch (PyTorch DDP's default). fit fails with
+ * the reduction's error after the step in which it failed. */
+CNN_API void cnn_model_set_batch_sync(cnn_model *m, int (*reduce)(void *ctx, double *sums, int count),
+                                      void *ctx);
 
 /* ---------------------------------------------------------------- run record */
 

@@ -38,6 +38,8 @@ typedef struct cli_run_options {
     double backup_minutes; /* fit backups inside an epoch every that many minutes (0: at epoch ends only) */
     int resume;            /* continue the run in its folder from its backup (train --resume) */
     int in_study;          /* a run of `cnnlab study` (the study draws the study-wide pictures) */
+    int sync_batchnorm;    /* under mpirun: BatchNorm statistics over the global batch (--sync-batchnorm) */
+    long batch_slices;     /* one process: each batch's gradient in that many slices (--batch-slices) */
     const char
         *vgg_weights; /* --vgg-weights: none, imagenet or a file for every VGG16 base (NULL: the spec's) */
     const char
@@ -91,8 +93,9 @@ typedef struct cli_parallel {
     int rank, ranks;
     int threads; /* threads per rank: the node's cores over its ranks, within the rank's CPU binding */
     /* cnn_model_fit on this rank's share of every batch: gradients allreduced, epoch sums reduced, only
-     * rank 0's callbacks write files (the caller passes no out_dir elsewhere). */
-    int (*fit)(cnn_model *m, const cnn_dataset *train, const cnn_fit_config *fc, cnn_history *h);
+     * rank 0's callbacks write files (the caller passes no out_dir elsewhere); sync_bn: BatchNorm statistics
+     * over the global batch (cnn_model_set_batch_sync), else each rank's own. */
+    int (*fit)(cnn_model *m, const cnn_dataset *train, const cnn_fit_config *fc, int sync_bn, cnn_history *h);
     /* cnn_run_evaluate split over the ranks; the record's test figures are filled on rank 0 only. */
     int (*evaluate)(cnn_run *run, cnn_model *m, const cnn_dataset *test, int batch_size);
     /* Whether flag is set on any rank (a collective: every rank calls it). */

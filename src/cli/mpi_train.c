@@ -16,10 +16,9 @@ typedef struct dist_state {
     double wait_seconds, allreduce_seconds; /* waiting for the slowest rank; the allreduce itself */
 } dist_state;
 
-/* Weights one contiguous run of gradients by this rank's share and sums it over the ranks. */
-static int reduce_run(float *g, size_t n, float w)
+/* Sums one contiguous run of gradients over the ranks. */
+static int reduce_run(float *g, size_t n)
 {
-    for (size_t i = 0; i < n; i++) g[i] *= w;
     return MPI_Allreduce(MPI_IN_PLACE, g, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD) == MPI_SUCCESS
                ? CNN_OK
                : CNN_ERR_IO;
@@ -32,7 +31,7 @@ enum { MERGE_GAP = 4096 };
 /* Sums the gradients of the tensors the optimizer updates now, in as few contiguous runs of the gradient
  * buffer as possible: a frozen VGG16 base (14.7M values) never crosses the network. The runs are found
  * again every step, since a callback may freeze or unfreeze layers. */
-static int reduce_trainable(cnn_model *m, float w)
+static int reduce_trainable(cnn_model *m)
 {
     float *run = NULL;
     size_t len = 0;
@@ -44,40 +43,40 @@ static int reduce_trainable(cnn_model *m, float w)
             len = (size_t)(t.grad - run) + t.size;
             continue;
         }
-        if (run) rc = reduce_run(run, len, w);
+        if (run) rc = reduce_run(run, len);
         run = t.grad, len = t.size;
     }
-    return !rc && run ? reduce_run(run, len, w) : rc;
+    return !rc && run ? reduce_run(run, len) : rc;
 }
 
-/* Each rank's loss is the mean over its own samples, so its gradient is weighted by local / global count:
- * the sum is then the mean gradient of the whole batch, the one-process gradient up to summation order. */
+/* Each rank's loss gradient is scaled by the global batch (cnn_model_set_batch_share), so the sum is the mean
+ * gradient of the whole batch: one process's gradient up to summation order, and bit for bit that of one
+ * process computing the batch in as many slices (cnn_fit_config.batch_slices), since with two ranks the
+ * allreduce adds the same two partial sums. */
 static int on_gradients(cnn_callback *cb, cnn_model *m, int epoch, int batch)
 {
-    (void)epoch;
+    (void)epoch, (void)batch;
     dist_state *d = cb->state;
-    int start, local, total;
-    if (cnn_shard_range(d->train->n, d->batch_size, batch, d->rank, d->ranks, &start, &local, &total))
-        return cnn_errcode();
     /* The barrier separates waiting for the slowest rank (imbalance, a noisy machine) from communication. */
     double t0 = MPI_Wtime();
     MPI_Barrier(MPI_COMM_WORLD);
     double t1 = MPI_Wtime();
-    int rc = reduce_trainable(m, (float)local / (float)total);
+    int rc = reduce_trainable(m);
     d->wait_seconds += t1 - t0;
     d->allreduce_seconds += MPI_Wtime() - t1;
     return rc;
 }
 
-/* Dropout masks are counted from the global batch's first sample, as one process counts them. */
+/* Dropout masks are counted from the global batch's first sample, as one process counts them; the loss
+ * gradient is scaled by the global batch's size. */
 static int on_batch_begin(cnn_callback *cb, cnn_model *m, int epoch, int batch)
 {
     (void)epoch;
     const dist_state *d = cb->state;
-    int start, local;
-    if (cnn_shard_range(d->train->n, d->batch_size, batch, d->rank, d->ranks, &start, &local, NULL))
+    int start, local, total;
+    if (cnn_shard_range(d->train->n, d->batch_size, batch, d->rank, d->ranks, &start, &local, &total))
         return cnn_errcode();
-    cnn_model_set_sample_offset(m, start - batch * d->batch_size);
+    cnn_model_set_batch_share(m, start - batch * d->batch_size, total);
     return CNN_OK;
 }
 
@@ -124,15 +123,15 @@ static int on_epoch_end(cnn_callback *cb, cnn_model *m, const cnn_epoch_log *log
     return CNN_OK;
 }
 
-/* fit's sums over the ranks: reduced on rank 0 and broadcast, so every rank holds the same bits. */
+/* fit's sums (and synchronised BatchNorm's) over the ranks: reduced on rank 0 and broadcast, so every rank
+ * holds the same bits (an allreduce need not give every rank the same rounding). */
 static int reduce_sums(void *ctx, double *v, int n)
 {
     (void)ctx;
-    double total[8];
-    if (n > 8) cli_mpi_abort("data-parallel reduce: more than 8 sums");
-    MPI_Reduce(v, total, n, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
-    if (cli_par->rank == 0) memcpy(v, total, sizeof *v * (size_t)n);
-    MPI_Bcast(v, n, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+    int ok = MPI_Reduce(cli_par->rank == 0 ? MPI_IN_PLACE : v, v, n, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD) ==
+                 MPI_SUCCESS &&
+             MPI_Bcast(v, n, MPI_DOUBLE, 0, MPI_COMM_WORLD) == MPI_SUCCESS;
+    if (!ok) cli_mpi_abort("data-parallel reduce: MPI failed"); /* the other ranks would wait forever */
     return CNN_OK;
 }
 
@@ -175,12 +174,13 @@ static int fit_sharded(cnn_model *m, const cnn_fit_config *fc, cnn_source *train
     c.reduce = reduce_sums;
     int rc = cnn_model_fit_source(m, train, &c, h);
     free(all);
-    cnn_model_set_sample_offset(m, 0);
+    cnn_model_set_batch_share(m, 0, 0);
+    cnn_model_set_batch_sync(m, NULL, NULL);
     if (!rc) share_state(m);
     return rc;
 }
 
-int cli_mpi_fit(cnn_model *m, const cnn_dataset *train, const cnn_fit_config *fc, cnn_history *h)
+int cli_mpi_fit(cnn_model *m, const cnn_dataset *train, const cnn_fit_config *fc, int sync_bn, cnn_history *h)
 {
     const cli_parallel *p = cli_par;
     int global = train->n < fc->batch_size ? train->n : fc->batch_size;
@@ -194,6 +194,7 @@ int cli_mpi_fit(cnn_model *m, const cnn_dataset *train, const cnn_fit_config *fc
         rc = cnn_errcode();
     if (!rc) {
         d.batches = tr->batches;
+        if (sync_bn) cnn_model_set_batch_sync(m, reduce_sums, NULL);
         /* Past this point the ranks wait on each other: an error on one must end them all. */
         if (fit_sharded(m, fc, tr, val, &d, h)) cli_mpi_abort(cnn_errmsg());
         print_share(&d, h);

@@ -43,6 +43,10 @@ int cli_run_option(const char *o, const char *v, cli_run_options *r, long *threa
         r->vgg_weights = v;
     else if (!strcmp(o, "--backup-minutes"))
         *bad = cli_double(o, v, 0, 1e6, &r->backup_minutes);
+    else if (!strcmp(o, "--sync-batchnorm"))
+        r->sync_batchnorm = 1, *takes = 0;
+    else if (!strcmp(o, "--batch-slices"))
+        *bad = cli_int(o, v, 1, 1 << 20, &r->batch_slices);
     else
         return 0;
     return 1;
@@ -260,19 +264,25 @@ static int fit(const cnn_spec *s, const cnn_spec_fit *f, const cli_data *d, cons
     /* Data-parallel runs keep no backup yet: each rank's epoch sums would need a file of their own. */
     fc.backup_path = cli_par ? NULL : backup;
     fc.backup_minutes = o->backup_minutes;
+    fc.batch_slices = (int)o->batch_slices;
     if (cnn_spec_initial_weights(s))
         snprintf(run->weights, sizeof run->weights, "trained weights of %s", cnn_spec_initial_weights(s));
     cnn_source *aug = NULL; /* the spec's augment: section, if any */
     int rc = cnn_spec_train_source(s, r->train_set, f, &aug);
-    if (!rc && aug && cli_par) {
+    if (!rc && (aug || o->batch_slices > 1) && cli_par) {
+        if (aug)
+            cli_error("%s: augment: is not supported under mpirun yet", cnn_spec_name(s));
+        else
+            cli_error("--batch-slices makes one process compute its batches as that many ranks would; under "
+                      "mpirun every rank already holds one slice");
         cnn_source_free(aug);
         cnn_callback_free(tb);
         free(all);
-        return cli_error("%s: augment: is not supported under mpirun yet", cnn_spec_name(s)), -1;
+        return -1;
     }
     if (!rc)
         rc = aug       ? cnn_model_fit_source(r->model, aug, &fc, &run->history)
-             : cli_par ? cli_par->fit(r->model, r->train_set, &fc, &run->history)
+             : cli_par ? cli_par->fit(r->model, r->train_set, &fc, o->sync_batchnorm, &run->history)
                        : fit_with_cache(r, &fc, &d->test, o->quiet, &run->history);
     cnn_source_free(aug);
     if (!rc) cnn_run_summarize(run);

@@ -44,7 +44,13 @@ cnn_source *cnn_source_dataset_shard(const cnn_dataset *ds, int batch_size, int 
     return s;
 }
 
-void cnn_model_set_sample_offset(cnn_model *m, int first)
+void cnn_model_set_batch_share(cnn_model *m, int first, int total)
 {
     m->x.rng_sample = first > 0 ? (uint64_t)first : 0;
+    m->x.loss_count = total > 0 ? total : 0;
+}
+
+void cnn_model_set_batch_sync(cnn_model *m, int (*reduce)(void *ctx, double *sums, int count), void *ctx)
+{
+    m->x.sync = (cnn_batch_sync){.reduce = reduce, .ctx = ctx};
 }

@@ -17,7 +17,13 @@
  * (Checked against TensorFlow 2.15.)
  *
  * Per-channel sums run over a fixed split of the rows into at most NCHUNK chunks (in parallel, double
- * accumulators), then add the chunks in order: results do not depend on the thread count. */
+ * accumulators), then add the chunks in order: results do not depend on the thread count.
+ *
+ * Data-parallel training (ctx->sync, on request): the sums of the batch statistics and of their gradients are
+ * totalled over the processes, so every process normalises with the global batch's mean and variance, as one
+ * process with the whole batch does (synchronised BatchNorm); without it each process uses its own batch's,
+ * as PyTorch DDP does by default. The moving statistics follow the slice that holds the global batch's first
+ * sample (ctx->sample == 0; one process: the batch), as DDP keeps rank 0's buffers. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -31,6 +37,7 @@ typedef struct bn_cfg {
     int axis, center, scale;
     double momentum, epsilon;
     int gamma, beta, mean, var; /* parameter indices, -1 when absent */
+    double rows;                /* the last training forward pass's rows, over all processes when synced */
 } bn_cfg;
 
 static int bn_configure(cnn_layer *l, cnn_opts *o)
@@ -111,8 +118,10 @@ static void add_chunks(const double *part, double *tot, size_t rows, int C)
         for (int ch = 0; ch < C; ch++) tot[ch] += part[k * C + ch];
 }
 
-/* Batch mean (tot1) and biased variance (tot2) per channel; two passes for accuracy. */
-static void batch_moments(const float *x, size_t rows, int C, bn_work *w)
+/* Batch mean (tot1) and biased variance (tot2) per channel; two passes for accuracy. With sync the sums
+ * (and the row count, carried in tot2[0] before tot2 is used) are totalled over the processes first.
+ * Returns the rows the statistics ran over. */
+static double batch_moments(const cnn_ctx *ctx, const float *x, size_t rows, int C, bn_work *w)
 {
     const size_t cs = chunk_rows(rows), nk = (rows + cs - 1) / cs;
 #pragma omp parallel for schedule(static) if (rows * C > 32768)
@@ -124,7 +133,9 @@ static void batch_moments(const float *x, size_t rows, int C, bn_work *w)
             for (int ch = 0; ch < C; ch++) p[ch] += x[r * C + ch];
     }
     add_chunks(w->part1, w->tot1, rows, C);
-    for (int ch = 0; ch < C; ch++) w->tot1[ch] /= (double)rows;
+    w->tot2[0] = (double)rows;
+    const double total = cnn_layer_sync_sums(ctx, w->tot1, C + 1) ? w->tot2[0] : (double)rows;
+    for (int ch = 0; ch < C; ch++) w->tot1[ch] /= total;
     const double *mean = w->tot1;
 #pragma omp parallel for schedule(static) if (rows * C > 32768)
     for (size_t k = 0; k < nk; k++) {
@@ -138,7 +149,9 @@ static void batch_moments(const float *x, size_t rows, int C, bn_work *w)
             }
     }
     add_chunks(w->part2, w->tot2, rows, C);
-    for (int ch = 0; ch < C; ch++) w->tot2[ch] /= (double)rows;
+    cnn_layer_sync_sums(ctx, w->tot2, C);
+    for (int ch = 0; ch < C; ch++) w->tot2[ch] /= total;
+    return total;
 }
 
 static int batch_mode(const cnn_layer *l, const cnn_ctx *ctx)
@@ -146,7 +159,7 @@ static int batch_mode(const cnn_layer *l, const cnn_ctx *ctx)
     return ctx->training && l->trainable;
 }
 
-static void update_moving(cnn_layer *l, const bn_work *w, size_t rows)
+static void update_moving(cnn_layer *l, const bn_work *w, double rows)
 {
     const bn_cfg *c = l->cfg;
     float *mm = cnn_layer_param(l, c->mean), *mv = cnn_layer_param(l, c->var);
@@ -168,19 +181,19 @@ static void update_moving(cnn_layer *l, const bn_work *w, size_t rows)
 
 static void bn_forward(cnn_layer *l, const cnn_ctx *ctx, const float *x, float *y, int n)
 {
-    const bn_cfg *c = l->cfg;
+    bn_cfg *c = l->cfg;
     const int C = l->in.c;
     const size_t rows = rows_of(l, n);
     const float eps = (float)c->epsilon;
     float *mean = l->scratch, *inv = l->scratch + C;
     bn_work w = carve(l, ctx->work);
     if (batch_mode(l, ctx)) {
-        batch_moments(x, rows, C, &w);
+        c->rows = batch_moments(ctx, x, rows, C, &w);
         for (int ch = 0; ch < C; ch++) {
             mean[ch] = (float)w.tot1[ch];
             inv[ch] = 1.0f / sqrtf((float)w.tot2[ch] + eps);
         }
-        update_moving(l, &w, rows);
+        if (ctx->sample == 0) update_moving(l, &w, c->rows);
     } else {
         const float *mm = cnn_layer_param(l, c->mean), *mv = cnn_layer_param(l, c->var);
         for (int ch = 0; ch < C; ch++) {
@@ -243,12 +256,15 @@ static void bn_backward(cnn_layer *l, const cnn_ctx *ctx, const float *x, const 
         }
     }
     if (!ctx->need_dx) return;
+    /* Synchronised: dx needs the means over the global batch (the parameter gradients above stay this
+     * process's own; the gradient reduction adds them up). tot1 and tot2 are contiguous. */
+    const double total = batch && cnn_layer_sync_sums(ctx, w.tot1, 2 * C) ? c->rows : (double)rows;
     /* dx = gamma * inv * (dy - mean(dy) - xhat * mean(dy * xhat)); the means vanish with fixed statistics. */
     const float *gamma = c->gamma >= 0 ? cnn_layer_param(l, c->gamma) : NULL;
     for (int ch = 0; ch < C; ch++) {
         w.k1[ch] = gamma ? gamma[ch] * inv[ch] : inv[ch];
-        w.k2[ch] = batch ? (float)(w.tot1[ch] / (double)rows) : 0.0f;
-        w.k3[ch] = batch ? (float)(w.tot2[ch] / (double)rows) : 0.0f;
+        w.k2[ch] = batch ? (float)(w.tot1[ch] / total) : 0.0f;
+        w.k3[ch] = batch ? (float)(w.tot2[ch] / total) : 0.0f;
     }
     const float *a = w.k1, *mdy = w.k2, *mdyx = w.k3;
 #pragma omp parallel for schedule(static) if (rows * C > 32768)

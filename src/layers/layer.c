@@ -95,6 +95,13 @@ float *cnn_layer_param(const cnn_layer *l, int i)
     return l->w + l->params[i].offset;
 }
 
+int cnn_layer_sync_sums(const cnn_ctx *c, double *sums, int count)
+{
+    if (!c->sync || c->sync->rc) return 0;
+    c->sync->rc = c->sync->reduce(c->sync->ctx, sums, count);
+    return !c->sync->rc;
+}
+
 float *cnn_layer_grad(const cnn_layer *l, int i)
 {
     return l->g + l->params[i].offset;

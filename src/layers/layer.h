@@ -47,12 +47,22 @@ typedef struct cnn_param {
     float l1, l2; /* Keras kernel_regularizer coefficients */
 } cnn_param;
 
+/* Data-parallel training with synchronised batch statistics (cnn_model_set_batch_sync): reduce replaces
+ * sums[0..count) by their totals over the processes, the same bits on every process. A layer pass cannot
+ * fail, so the first failure is kept in rc for the model to report after the pass. */
+typedef struct cnn_batch_sync {
+    int (*reduce)(void *ctx, double *sums, int count);
+    void *ctx;
+    int rc;
+} cnn_batch_sync;
+
 /* Per-call facts a layer needs besides its input. */
 typedef struct cnn_ctx {
     int training;  /* dropout active, batch statistics used */
     uint64_t seed; /* with step, drives dropout masks */
     uint64_t step; /* global training step */
     uint64_t sample; /* position of sample 0 in the global batch (data-parallel training; 0 otherwise) */
+    cnn_batch_sync *sync; /* training: batch statistics over all processes (NULL: this process's batch) */
     float *work;   /* shared workspace of at least ops->workspace(l, n) floats */
     int need_dx;   /* backward must produce dx (0 for the first trained layer) */
 } cnn_ctx;
@@ -113,6 +123,9 @@ int cnn_layer_add_param(cnn_layer *l, const char *name, int rank, const int *dim
 /* Pointer to parameter i's values / gradients. */
 float *cnn_layer_param(const cnn_layer *l, int i);
 float *cnn_layer_grad(const cnn_layer *l, int i);
+/* Replaces sums[0..count) by their totals over the data-parallel processes when c->sync is set (returns 1);
+ * returns 0 and leaves them when it is not, or when an earlier reduction failed. */
+int cnn_layer_sync_sums(const cnn_ctx *c, double *sums, int count);
 /* Reads "activation=" into l->act. */
 int cnn_layer_read_activation(cnn_layer *l, cnn_opts *o);
 /* Reads "kernel_regularizer=l2(0.001)" / "l1(...)" / "l1_l2(l1=..,l2=..)" into *l1, *l2. */

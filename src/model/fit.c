@@ -251,6 +251,7 @@ typedef struct fit_run {
     cnn_history *h;
     cnn_fit_progress pos; /* the next batch and the epoch's sums so far */
     double last_backup;   /* cnn_now() of the last backup */
+    float *slice_sum;     /* batch_slices > 1: the slices' gradients added so far (nparams floats) */
 } fit_run;
 
 /* The non-finite guard: a NaN or infinite loss or gradient stops training before the update, so the weights
@@ -273,6 +274,73 @@ static int backup(fit_run *f)
     return f->c->backup_path ? cnn_backup_write(f->m, f->c, f->h, &f->pos) : CNN_OK;
 }
 
+/* Adds slice s's gradients to the sum of the slices before it, in the order a reduction over processes in
+ * rank order adds them. */
+static void add_slice(fit_run *f, int s)
+{
+    const size_t n = f->m->nparams;
+    float *sum = f->slice_sum;
+    const float *g = f->m->grads;
+    if (s == 0) {
+        memcpy(sum, g, sizeof *sum * n);
+        return;
+    }
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) sum[i] += g[i];
+}
+
+/* The batch's gradient as f->c->batch_slices processes compute and add it (cnn_fit_config.batch_slices):
+ * each slice is moved to the front of the input (the slices before it are done) and runs on its own. Returns
+ * the size of the last slice, the one left in the input. */
+static int forward_backward_slices(fit_run *f, int n, double *loss, int *hits)
+{
+    cnn_model *m = f->m;
+    cnn_exec *x = &m->x;
+    const int first = f->train->first_layer, k = f->c->batch_slices;
+    const size_t sample = cnn_shape_size(m->layers[first].in);
+    double sum = 0.0;
+    int size = 0;
+    *hits = 0;
+    for (int s = 0; s < k; s++) {
+        const int lo = (int)((long)n * s / k), hi = (int)((long)n * (s + 1) / k);
+        size = hi - lo;
+        memmove(x->acts[first], x->acts[first] + sample * lo, sizeof(float) * sample * size);
+        memmove(x->labels, x->labels + lo, sizeof *x->labels * size);
+        cnn_model_set_batch_share(m, lo, n);
+        cnn_model_forward_from(m, first, size, 1);
+        double l;
+        int h;
+        cnn_model_backward_planned(m, x->labels, &l, &h);
+        sum += l * size, *hits += h;
+        add_slice(f, s);
+    }
+    cnn_model_set_batch_share(m, 0, 0);
+    memcpy(m->grads, f->slice_sum, sizeof *m->grads * m->nparams);
+    *loss = sum / n;
+    return size;
+}
+
+/* Forward and backward over the batch of n in acts[first]: at once, or in slices. Returns the samples left in
+ * the input (for the non-finite guard's explanation). */
+static int forward_backward(fit_run *f, int n, double *loss, int *hits)
+{
+    cnn_model *m = f->m;
+    if (f->slice_sum) return forward_backward_slices(f, n, loss, hits);
+    cnn_model_forward_from(m, f->train->first_layer, n, 1);
+    cnn_model_backward_planned(m, m->x.labels, loss, hits);
+    return n;
+}
+
+/* A failed reduction of synchronised batch statistics (cnn_model_set_batch_sync) ends the step. */
+static int sync_status(cnn_model *m)
+{
+    const int rc = m->x.sync.rc;
+    m->x.sync.rc = 0;
+    if (!rc) return CNN_OK;
+    /* The reduction's own error when it reported one (a negative status), else a generic one. */
+    return rc < 0 ? rc : cnn_fail(CNN_ERR_IO, "synchronised BatchNorm: the batch-statistics reduction failed (%d)", rc);
+}
+
 /* One training step on the next batch; adds its loss and hits to the epoch's sums. */
 static int train_batch(fit_run *f, cnn_batch_log *log)
 {
@@ -280,12 +348,15 @@ static int train_batch(fit_run *f, cnn_batch_log *log)
     cnn_fit_progress *p = &f->pos;
     int n, hits, rc = call_hooks(m, f->c, HOOK_BATCH_BEGIN, p->epoch, p->batch, NULL);
     if (!rc) rc = fill_batch(m, f->train, p->epoch, p->batch, &n);
+    if (!rc && f->slice_sum && n < f->c->batch_slices)
+        rc = cnn_fail(CNN_ERR_INVALID, "fit: batch %d of epoch %d has %d samples, fewer than the %d slices",
+                      p->batch + 1, p->epoch + 1, n, f->c->batch_slices);
     if (rc) return rc;
-    cnn_model_forward_from(m, f->train->first_layer, n, 1);
     double loss;
-    cnn_model_backward_planned(m, m->x.labels, &loss, &hits);
-    rc = call_hooks(m, f->c, HOOK_GRADIENTS, p->epoch, p->batch, NULL);
-    if (!rc) rc = guard_finite(m, f->train->first_layer, n, p->epoch, p->batch, loss);
+    const int left = forward_backward(f, n, &loss, &hits);
+    rc = sync_status(m);
+    if (!rc) rc = call_hooks(m, f->c, HOOK_GRADIENTS, p->epoch, p->batch, NULL);
+    if (!rc) rc = guard_finite(m, f->train->first_layer, left, p->epoch, p->batch, loss);
     if (rc) return rc;
     cnn_model_update_planned(m);
     p->loss_sum += loss * n;
@@ -360,6 +431,9 @@ static int validate_config(const cnn_model *m, const cnn_source *train, const cn
 {
     if (!m->x.compiled) return cnn_fail(CNN_ERR_STATE, "model '%s': compile it before fit", m->name);
     if (c->epochs < 0) return cnn_fail(CNN_ERR_INVALID, "fit: epochs %d must be >= 0", c->epochs);
+    if (c->batch_slices < 0 || c->batch_slices > train->batch_size)
+        return cnn_fail(CNN_ERR_INVALID, "fit: batch_slices %d must be in [0, %d] (the batch size)",
+                        c->batch_slices, train->batch_size);
     if (c->num_callbacks < 0 || (c->num_callbacks && !c->callbacks))
         return cnn_fail(CNN_ERR_INVALID, "fit: %d callbacks but no callback list", c->num_callbacks);
     for (int i = 0; i < c->num_callbacks; i++)
@@ -375,6 +449,9 @@ static int fit_planned(fit_run *f)
     if (f->val && f->val->batch_size > b) b = f->val->batch_size;
     int rc = cnn_model_plan(f->m, b);
     if (rc) return rc;
+    if (f->c->batch_slices > 1 && !(f->slice_sum = malloc(sizeof *f->slice_sum * f->m->nparams)))
+        return cnn_fail(CNN_ERR_NOMEM, "fit: out of memory for the gradients of %d batch slices",
+                        f->c->batch_slices);
     memset(f->h, 0, sizeof *f->h);
     f->h->stopped_epoch = -1;
     f->last_backup = cnn_now();
@@ -406,6 +483,7 @@ int cnn_model_fit_source(cnn_model *m, cnn_source *train, const cnn_fit_config *
                  .c = &c,
                  .h = hist};
     if (!rc) rc = fit_planned(&f);
+    free(f.slice_sum);
     cnn_source_free(own_val);
     return rc;
 }

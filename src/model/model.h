@@ -29,6 +29,8 @@ typedef struct cnn_exec {
     cnn_optimizer opt;
     uint64_t rng_step; /* training forward passes taken: the position of the dropout streams */
     uint64_t rng_sample; /* data-parallel: position of this process's first sample in the global batch */
+    int loss_count;      /* data-parallel: the global batch's size, which scales the loss gradient (0: n) */
+    cnn_batch_sync sync; /* synchronised BatchNorm over the processes (reduce NULL: off) */
 
     /* per-layer timing, when profiling: seconds[2*i] forward, seconds[2*i+1] backward */
     double *prof_seconds;

@@ -95,8 +95,12 @@ long cnn_model_iterations(const cnn_model *m)
 void cnn_model_forward_range(cnn_model *m, int first, int through, int n, int training)
 {
     cnn_exec *x = &m->x;
-    cnn_ctx ctx = {
-        .training = training, .seed = m->seed, .step = x->rng_step, .sample = x->rng_sample, .work = x->work};
+    cnn_ctx ctx = {.training = training,
+                   .seed = m->seed,
+                   .step = x->rng_step,
+                   .sample = x->rng_sample,
+                   .sync = training && x->sync.reduce ? &x->sync : NULL,
+                   .work = x->work};
     for (int i = first; i <= through; i++) {
         cnn_layer *l = &m->layers[i];
         double t0 = x->prof_seconds ? cnn_now() : 0;
@@ -187,14 +191,20 @@ void cnn_model_backward_planned(cnn_model *m, const int32_t *y, double *loss, in
     double sum = 0.0;
     int hits = 0;
     float *dy = x->dbuf[0];
-    cnn_xent(loss_logits(m), y, n, m->outputs, 1.0f / (float)n, &sum, &hits, dy);
+    /* Data-parallel: scaled by the global batch, so that the processes' gradients add up to its mean. */
+    const int count = x->loss_count > 0 ? x->loss_count : n;
+    cnn_xent(loss_logits(m), y, n, m->outputs, 1.0f / (float)count, &sum, &hits, dy);
     *loss = sum / n + cnn_model_regularization(m);
     *correct = hits;
 
     int first = first_trained_layer(m);
     if (first < x->last_first) first = x->last_first;
-    cnn_ctx ctx = {
-        .training = 1, .seed = m->seed, .step = x->rng_step, .sample = x->rng_sample, .work = x->work};
+    cnn_ctx ctx = {.training = 1,
+                   .seed = m->seed,
+                   .step = x->rng_step,
+                   .sample = x->rng_sample,
+                   .sync = x->sync.reduce ? &x->sync : NULL,
+                   .work = x->work};
     for (int i = m->nlayers - 1; i >= first; i--) {
         cnn_layer *l = &m->layers[i];
         if (l->alias) continue; /* the gradient passes through unchanged */
@@ -206,7 +216,8 @@ void cnn_model_backward_planned(cnn_model *m, const int32_t *y, double *loss, in
         dy = dx;
     }
     x->prof_backward++;
-    add_regularization_grads(m);
+    /* Once per global batch: the process holding its first sample adds the regularisation gradient. */
+    if (x->rng_sample == 0) add_regularization_grads(m);
 }
 
 void cnn_model_update_planned(cnn_model *m)
