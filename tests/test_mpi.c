@@ -166,10 +166,12 @@ static double test_accuracy(const char *dir)
     return acc;
 }
 
-static void train_spec(const char *spec, const char *ranks_and_dirs, const char *out)
+/* Trains spec with extra options (opts) in one process (ranks_and_dirs NULL), on N ranks ("N") or on 2 ranks
+ * in folders of their own ("wdir"). */
+static void train_opts(const char *spec, const char *opts, const char *ranks_and_dirs, const char *out)
 {
     char cmd[12000], args[2500];
-    snprintf(args, sizeof args, "train '%s' --limit 3000 --epochs 1 --quiet --out '%s'", spec, out);
+    snprintf(args, sizeof args, "train '%s' %s --limit 3000 --epochs 1 --quiet --out '%s'", spec, opts, out);
     if (!ranks_and_dirs)
         snprintf(cmd, sizeof cmd, "'%s' %s --threads 1", g_bin, args);
     else if (!strcmp(ranks_and_dirs, "wdir"))
@@ -180,6 +182,11 @@ static void train_spec(const char *spec, const char *ranks_and_dirs, const char 
     int rc = sh(cmd);
     if (rc) show_output();
     assert_int_equal(rc, 0);
+}
+
+static void train_spec(const char *spec, const char *ranks_and_dirs, const char *out)
+{
+    train_opts(spec, "", ranks_and_dirs, out);
 }
 
 static void train(const char *ranks_and_dirs, const char *out)
@@ -241,6 +248,76 @@ static void test_frozen_layer_between(void **state)
     assert_true(gap <= 1e-5);
 }
 
+/* ---------------------------------------------------------------- batch slices and BatchNorm */
+
+/* A CNN with BatchNorm after a convolution (image statistics) and after a Dense layer (vector statistics).
+ * Without biases before BatchNorm (as usual): such a bias has no effect on the output, its gradient is zero
+ * up to rounding, and Adam turns that rounding into steps of +-lr, so it would differ at random between any
+ * two summation orders. */
+static const char BN_SPEC[] =
+    "model: BN_CNN\ninput: (28, 28, 1)\nlayers:\n"
+    "    Conv2D(8, kernel_size=3, use_bias=False)\n    BatchNormalization(momentum=0.9)\n"
+    "    Activation(\"relu\")\n    MaxPooling2D(2, strides=2)\n    Flatten()\n"
+    "    Dense(32, use_bias=False)\n    BatchNormalization(momentum=0.9)\n    Activation(\"relu\")\n"
+    "    Dense(10, activation=\"softmax\")\n"
+    "optimizer: Adam(learning_rate=0.002)\n"
+    "fit: batch_size=64, epochs=1, validation=\"test\", seed=5\n";
+
+static void run_path(char *buf, size_t cap, const char *dir)
+{
+    snprintf(buf, cap, "%s/model.cnn", tu_path(dir));
+}
+
+/* One process computing every batch in two slices (--batch-slices 2) adds the same two partial gradients as
+ * the allreduce of 2 ranks: the weights are bit for bit those of 2 ranks, for the Dropout model and for a
+ * BatchNorm model with per-rank statistics (moving statistics included). */
+static void test_batch_slices_equal_two_ranks(void **state)
+{
+    (void)state;
+    if (!mpi_ready()) skip();
+    char bn[600], a[600], b[600];
+    snprintf(bn, sizeof bn, "%s", tu_path("bn.spec"));
+    tu_write(bn, BN_SPEC, sizeof BN_SPEC - 1);
+    const char *specs[] = {g_spec, bn};
+    for (int i = 0; i < 2; i++) {
+        train_opts(specs[i], "--batch-slices 2 --overwrite", NULL, tu_path("slices"));
+        train_opts(specs[i], "--overwrite", "2", tu_path("ranks"));
+        run_path(a, sizeof a, "slices");
+        run_path(b, sizeof b, "ranks");
+        double gap = weights_gap(a, b);
+        print_message("%s: 1 process in 2 slices vs 2 ranks: weights differ by %.3g\n",
+                      i ? "BN_CNN" : "Small_CNN", gap);
+        assert_true(gap == 0.0);
+        assert_true(test_accuracy(tu_path("slices")) == test_accuracy(tu_path("ranks")));
+    }
+}
+
+/* Synchronised BatchNorm: 2 ranks normalise with the global batch's statistics, so they match one process
+ * with the whole batch up to summation order; with per-rank statistics (the default) they do not. */
+static void test_sync_batchnorm(void **state)
+{
+    (void)state;
+    if (!mpi_ready()) skip();
+    char bn[600], one[600], two[600];
+    snprintf(bn, sizeof bn, "%s", tu_path("bn.spec"));
+    tu_write(bn, BN_SPEC, sizeof BN_SPEC - 1);
+    train_spec(bn, NULL, tu_path("bn1"));
+    train_opts(bn, "--sync-batchnorm", "2", tu_path("bn2sync"));
+    train_spec(bn, "2", tu_path("bn2"));
+    run_path(one, sizeof one, "bn1");
+    run_path(two, sizeof two, "bn2sync");
+    double synced = weights_gap(one, two);
+    run_path(two, sizeof two, "bn2");
+    double own = weights_gap(one, two);
+    double a1 = test_accuracy(tu_path("bn1")), a2 = test_accuracy(tu_path("bn2sync"));
+    print_message("BN_CNN, 1 process vs 2 ranks: weights differ by %.3g synchronised, %.3g per rank; test "
+                  "accuracy %.4f / %.4f (synchronised)\n",
+                  synced, own, a1, a2);
+    assert_true(synced <= 1e-5);
+    assert_true(own > 1e-3);
+    assert_true(fabs(a1 - a2) <= 0.001);
+}
+
 /* ---------------------------------------------------------------- the study on 2 ranks */
 
 static void test_distributed_study(void **state)
@@ -281,10 +358,9 @@ int main(int argc, char **argv)
         return 1;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_shard_source),
-        cmocka_unit_test(test_two_ranks_match_one_process),
-        cmocka_unit_test(test_frozen_layer_between),
-        cmocka_unit_test(test_distributed_study),
+        cmocka_unit_test(test_shard_source),         cmocka_unit_test(test_two_ranks_match_one_process),
+        cmocka_unit_test(test_frozen_layer_between), cmocka_unit_test(test_batch_slices_equal_two_ranks),
+        cmocka_unit_test(test_sync_batchnorm),       cmocka_unit_test(test_distributed_study),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -128,8 +128,8 @@ static int on_epoch_end(cnn_callback *cb, cnn_model *m, const cnn_epoch_log *log
 static int reduce_sums(void *ctx, double *v, int n)
 {
     (void)ctx;
-    int ok = MPI_Reduce(cli_par->rank == 0 ? MPI_IN_PLACE : v, v, n, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD) ==
-                 MPI_SUCCESS &&
+    int ok = MPI_Reduce(cli_par->rank == 0 ? MPI_IN_PLACE : v, v, n, MPI_DOUBLE, MPI_SUM, 0,
+                        MPI_COMM_WORLD) == MPI_SUCCESS &&
              MPI_Bcast(v, n, MPI_DOUBLE, 0, MPI_COMM_WORLD) == MPI_SUCCESS;
     if (!ok) cli_mpi_abort("data-parallel reduce: MPI failed"); /* the other ranks would wait forever */
     return CNN_OK;

@@ -58,13 +58,13 @@ typedef struct cnn_batch_sync {
 
 /* Per-call facts a layer needs besides its input. */
 typedef struct cnn_ctx {
-    int training;  /* dropout active, batch statistics used */
-    uint64_t seed; /* with step, drives dropout masks */
-    uint64_t step; /* global training step */
-    uint64_t sample; /* position of sample 0 in the global batch (data-parallel training; 0 otherwise) */
+    int training;         /* dropout active, batch statistics used */
+    uint64_t seed;        /* with step, drives dropout masks */
+    uint64_t step;        /* global training step */
+    uint64_t sample;      /* position of sample 0 in the global batch (data-parallel training; 0 otherwise) */
     cnn_batch_sync *sync; /* training: batch statistics over all processes (NULL: this process's batch) */
-    float *work;   /* shared workspace of at least ops->workspace(l, n) floats */
-    int need_dx;   /* backward must produce dx (0 for the first trained layer) */
+    float *work;          /* shared workspace of at least ops->workspace(l, n) floats */
+    int need_dx;          /* backward must produce dx (0 for the first trained layer) */
 } cnn_ctx;
 
 typedef struct cnn_layer cnn_layer;

@@ -338,7 +338,9 @@ static int sync_status(cnn_model *m)
     m->x.sync.rc = 0;
     if (!rc) return CNN_OK;
     /* The reduction's own error when it reported one (a negative status), else a generic one. */
-    return rc < 0 ? rc : cnn_fail(CNN_ERR_IO, "synchronised BatchNorm: the batch-statistics reduction failed (%d)", rc);
+    return rc < 0 ? rc
+                  : cnn_fail(CNN_ERR_IO, "synchronised BatchNorm: the batch-statistics reduction failed (%d)",
+                             rc);
 }
 
 /* One training step on the next batch; adds its loss and hits to the epoch's sums. */

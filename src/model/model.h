@@ -27,7 +27,7 @@ typedef struct cnn_exec {
     int compiled;
     cnn_loss_config loss; /* set by compile (or a loaded file); zero: on probabilities */
     cnn_optimizer opt;
-    uint64_t rng_step; /* training forward passes taken: the position of the dropout streams */
+    uint64_t rng_step;   /* training forward passes taken: the position of the dropout streams */
     uint64_t rng_sample; /* data-parallel: position of this process's first sample in the global batch */
     int loss_count;      /* data-parallel: the global batch's size, which scales the loss gradient (0: n) */
     cnn_batch_sync sync; /* synchronised BatchNorm over the processes (reduce NULL: off) */
@@ -79,7 +79,8 @@ int cnn_model_update_ranges(cnn_model *m);
 int cnn_model_check_finite(const cnn_model *m, const char *context);
 /* 1 when every gradient the optimizer would apply is finite. */
 int cnn_model_grads_finite(const cnn_model *m);
-/* Writes which layer's output (forward order from first, batch of n) or which gradient first went non-finite. */
+/* Writes which layer's output (forward order from first, batch of n) or which gradient first went non-finite.
+ */
 int cnn_model_explain_nonfinite(const cnn_model *m, int first, int n, char *buf, size_t cap);
 /* Fails unless the model is compiled with a loss that fits its output. */
 int cnn_model_check_loss(const cnn_model *m, const cnn_loss_config *loss);
