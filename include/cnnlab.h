@@ -608,6 +608,20 @@ CNN_API void cnn_model_set_batch_share(cnn_model *m, int first, int total);
  * the reduction's error after the step in which it failed. */
 CNN_API void cnn_model_set_batch_sync(cnn_model *m, int (*reduce)(void *ctx, double *sums, int count),
                                       void *ctx);
+/* Cached features shared by the processes: rank `rank` of `ranks` runs the prefix (cnn_source_features) over
+ * its block of ds only, samples [floor(n r / N), floor(n (r+1) / N)), and gather(ctx, feats, per_sample, n)
+ * fills in the other blocks (an allgather of per_sample floats per sample in those blocks; returns 0 or a
+ * negative status). The source then serves this rank's share of every batch, as cnn_source_dataset_shard
+ * does: the features are the same bits whichever process computed them, so the weights are those of the
+ * uncached data-parallel run. */
+typedef struct cnn_feature_share {
+    int rank, ranks;
+    int (*gather)(void *ctx, float *feats, size_t per_sample, int n);
+    void *ctx;
+} cnn_feature_share;
+CNN_API cnn_source *cnn_source_features_shard(cnn_model *m, int through, const cnn_dataset *ds,
+                                              int batch_size, int shuffle, uint64_t seed,
+                                              const cnn_feature_share *share, double *seconds);
 
 /* ---------------------------------------------------------------- run record */
 

@@ -318,6 +318,34 @@ static void test_sync_batchnorm(void **state)
     assert_true(fabs(a1 - a2) <= 0.001);
 }
 
+/* A frozen convolution first: its outputs are cached, each rank computing half of them and the two halves
+ * exchanged; the weights are bit for bit those of one process in two slices (which caches them too). */
+static void test_cached_prefix(void **state)
+{
+    (void)state;
+    if (!mpi_ready()) skip();
+    static const char spec[] = "model: Frozen_Base\ninput: (28, 28, 1)\nlayers:\n"
+                               "    Conv2D(8, kernel_size=3, activation=\"relu\", trainable=False)\n"
+                               "    MaxPooling2D(2)\n    Flatten()\n    Dense(32, activation=\"relu\")\n"
+                               "    Dense(10, activation=\"softmax\")\n"
+                               "optimizer: Adam(learning_rate=0.002)\n"
+                               "fit: batch_size=100, epochs=1, validation=\"test\", seed=6\n";
+    char path[600], one[600], two[600];
+    snprintf(path, sizeof path, "%s", tu_path("frozen_base.spec"));
+    tu_write(path, spec, sizeof spec - 1);
+    train_opts(path, "--batch-slices 2", NULL, tu_path("base1"));
+    train_opts(path, "", "2", tu_path("base2"));
+    char cmd[1300];
+    snprintf(cmd, sizeof cmd, "grep -q 'cached features: layers 1-[0-9]* .*by 2 ranks, 1/2 each' '%s/train.log'",
+             tu_path("base2"));
+    assert_int_equal(system(cmd), 0);
+    run_path(one, sizeof one, "base1");
+    run_path(two, sizeof two, "base2");
+    double gap = weights_gap(one, two);
+    print_message("cached prefix: 1 process in 2 slices vs 2 ranks: weights differ by %.3g\n", gap);
+    assert_true(gap == 0.0);
+}
+
 /* ---------------------------------------------------------------- the study on 2 ranks */
 
 static void test_distributed_study(void **state)
@@ -360,7 +388,8 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shard_source),         cmocka_unit_test(test_two_ranks_match_one_process),
         cmocka_unit_test(test_frozen_layer_between), cmocka_unit_test(test_batch_slices_equal_two_ranks),
-        cmocka_unit_test(test_sync_batchnorm),       cmocka_unit_test(test_distributed_study),
+        cmocka_unit_test(test_sync_batchnorm),       cmocka_unit_test(test_cached_prefix),
+        cmocka_unit_test(test_distributed_study),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

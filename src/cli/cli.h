@@ -86,6 +86,18 @@ int cli_run_spec(const cnn_spec *spec, const cli_run_options *o, const cli_data 
  * and study write it as the run starts, so that a crashed run can be resumed. */
 int cli_save_run(const char *dir, const cnn_model *m, const cnn_run *run, const char *report, FILE *log);
 
+/* What a data-parallel fit is asked for besides the fit config. */
+typedef struct cli_fit_job {
+    int sync_bn; /* BatchNorm statistics over the global batch (cnn_model_set_batch_sync), else each rank's */
+    int cached;  /* > 0: layers [0, cached) are a frozen prefix whose outputs are computed once and shared */
+    FILE *log;   /* the run's train.log (/dev/null on ranks other than 0) */
+    int quiet;
+} cli_fit_job;
+
+/* Says that layers [0, k) of m run once over the data (cached features), in log and, unless quiet, on the
+ * writer's stdout; ranks > 1: computed 1/ranks by each rank and shared. */
+void cli_say_cached(FILE *log, int quiet, const cnn_model *m, int k, double t_train, double t_val, int ranks);
+
 /* Runs under mpirun (src/cli/mpi*.c, built only when Open MPI is found at build time; cli_mpi_begin in main).
  * cli_par: data-parallel `train`, one model over all ranks; cli_spread: `study`, whole models handed to
  * ranks. Both NULL in a plain process. */
@@ -93,9 +105,9 @@ typedef struct cli_parallel {
     int rank, ranks;
     int threads; /* threads per rank: the node's cores over its ranks, within the rank's CPU binding */
     /* cnn_model_fit on this rank's share of every batch: gradients allreduced, epoch sums reduced, only
-     * rank 0's callbacks write files (the caller passes no out_dir elsewhere); sync_bn: BatchNorm statistics
-     * over the global batch (cnn_model_set_batch_sync), else each rank's own. */
-    int (*fit)(cnn_model *m, const cnn_dataset *train, const cnn_fit_config *fc, int sync_bn, cnn_history *h);
+     * rank 0's callbacks write files (the caller passes no out_dir elsewhere); the job says the rest. */
+    int (*fit)(cnn_model *m, const cnn_dataset *train, const cnn_fit_config *fc, const cli_fit_job *job,
+               cnn_history *h);
     /* cnn_run_evaluate split over the ranks; the record's test figures are filled on rank 0 only. */
     int (*evaluate)(cnn_run *run, cnn_model *m, const cnn_dataset *test, int batch_size);
     /* Whether flag is set on any rank (a collective: every rank calls it). */

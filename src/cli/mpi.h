@@ -14,7 +14,7 @@ int cli_mpi_begin(const char *cmd);
 int cli_mpi_end(int rc);
 
 /* The pieces of cli_parallel, by command (src/cli/mpi_train.c, src/cli/mpi_study.c). */
-int cli_mpi_fit(cnn_model *m, const cnn_dataset *train, const cnn_fit_config *fc, int sync_bn,
+int cli_mpi_fit(cnn_model *m, const cnn_dataset *train, const cnn_fit_config *fc, const cli_fit_job *job,
                 cnn_history *h);
 int cli_mpi_evaluate(cnn_run *run, cnn_model *m, const cnn_dataset *test, int batch_size);
 void cli_mpi_assign(cnn_spec *const *specs, int n, int *owner);

@@ -180,21 +180,54 @@ static int fit_sharded(cnn_model *m, const cnn_fit_config *fc, cnn_source *train
     return rc;
 }
 
-int cli_mpi_fit(cnn_model *m, const cnn_dataset *train, const cnn_fit_config *fc, int sync_bn, cnn_history *h)
+/* Cached features: every rank's block of prefix outputs to every rank (in place, blocks as in
+ * cnn_source_features_shard). */
+static int gather_features(void *ctx, float *feats, size_t per_sample, int n)
+{
+    (void)ctx;
+    const int ranks = cli_par->ranks;
+    if ((double)per_sample * n > 2147483647.0)
+        cli_mpi_abort("cached features: more than 2^31 floats to share");
+    int *counts = malloc(sizeof *counts * 2 * (size_t)ranks);
+    if (!counts) cli_mpi_abort("cached features: out of memory");
+    int *displs = counts + ranks;
+    for (int r = 0; r < ranks; r++) {
+        long lo = (long)n * r / ranks, hi = (long)n * (r + 1) / ranks;
+        counts[r] = (int)((hi - lo) * (long)per_sample), displs[r] = (int)(lo * (long)per_sample);
+    }
+    int ok = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_FLOAT, feats, counts, displs, MPI_FLOAT, MPI_COMM_WORLD) ==
+             MPI_SUCCESS;
+    free(counts);
+    if (!ok) cli_mpi_abort("cached features: MPI_Allgatherv failed");
+    return CNN_OK;
+}
+
+/* This rank's share of every batch of ds: of the images, or of the cached outputs of layers [0, cached). */
+static cnn_source *shard(cnn_model *m, const cnn_dataset *ds, int batch, int shuffle, uint64_t seed,
+                         int cached, double *seconds)
+{
+    const cnn_feature_share share = {cli_par->rank, cli_par->ranks, gather_features, NULL};
+    return cached ? cnn_source_features_shard(m, cached - 1, ds, batch, shuffle, seed, &share, seconds)
+                  : cnn_source_dataset_shard(ds, batch, shuffle, seed, cli_par->rank, cli_par->ranks);
+}
+
+int cli_mpi_fit(cnn_model *m, const cnn_dataset *train, const cnn_fit_config *fc, const cli_fit_job *job,
+                cnn_history *h)
 {
     const cli_parallel *p = cli_par;
-    int global = train->n < fc->batch_size ? train->n : fc->batch_size;
+    const int global = train->n < fc->batch_size ? train->n : fc->batch_size, cached = job->cached;
     dist_state d = {.train = train, .batch_size = global, .rank = p->rank, .ranks = p->ranks};
-    cnn_source *tr = cnn_source_dataset_shard(train, global, fc->shuffle, fc->seed, p->rank, p->ranks);
+    double t_train = 0, t_val = 0;
+    cnn_source *tr = shard(m, train, global, fc->shuffle, fc->seed, cached, &t_train);
     cnn_source *val = NULL;
     int rc = tr ? CNN_OK : cnn_errcode();
     /* Validation in batches of the training batch size, as one process validates, split the same way. */
-    if (!rc && fc->validation &&
-        !(val = cnn_source_dataset_shard(fc->validation, global, 0, 0, p->rank, p->ranks)))
+    if (!rc && fc->validation && !(val = shard(m, fc->validation, global, 0, 0, cached, &t_val)))
         rc = cnn_errcode();
+    if (!rc && cached) cli_say_cached(job->log, job->quiet, m, cached, t_train, t_val, p->ranks);
     if (!rc) {
         d.batches = tr->batches;
-        if (sync_bn) cnn_model_set_batch_sync(m, reduce_sums, NULL);
+        if (job->sync_bn) cnn_model_set_batch_sync(m, reduce_sums, NULL);
         /* Past this point the ranks wait on each other: an error on one must end them all. */
         if (fit_sharded(m, fc, tr, val, &d, h)) cli_mpi_abort(cnn_errmsg());
         print_share(&d, h);

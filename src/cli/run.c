@@ -193,6 +193,20 @@ static int cached_prefix(const cnn_model *m)
     return weights && k < cnn_model_num_layers(m) ? k : 0;
 }
 
+void cli_say_cached(FILE *log, int quiet, const cnn_model *m, int k, double t_train, double t_val, int ranks)
+{
+    char line[400], by[80] = "";
+    if (ranks > 1) snprintf(by, sizeof by, " by %d ranks, 1/%d each, and shared", ranks, ranks);
+    snprintf(
+        line, sizeof line,
+        "cached features: layers 1-%d ('%s' to '%s') are frozen and deterministic; their outputs were "
+        "computed once%s (%.1f s for training, %.1f s for validation) and the epochs train the layers after "
+        "them\n",
+        k, cnn_model_layer_name(m, 0), cnn_model_layer_name(m, k - 1), by, t_train, t_val);
+    if (!quiet && cli_writer()) fputs(line, stdout);
+    fputs(line, log);
+}
+
 static int fit_with_cache(run_state *r, cnn_fit_config *fc, const cnn_dataset *test, int quiet,
                           cnn_history *h)
 {
@@ -205,14 +219,7 @@ static int fit_with_cache(run_state *r, cnn_fit_config *fc, const cnn_dataset *t
                          ? cnn_source_features(r->model, k - 1, fc->validation, fc->batch_size, 0, 0, &t_val)
                          : NULL;
     int rc = !tr || (fc->validation && !va) ? cnn_errcode() : 0;
-    char line[300];
-    snprintf(line, sizeof line,
-             "cached features: layers 1-%d ('%s' to '%s') are frozen and deterministic; their outputs were "
-             "computed "
-             "once (%.1f s for training, %.1f s for validation) and the epochs train the layers after them\n",
-             k, cnn_model_layer_name(r->model, 0), cnn_model_layer_name(r->model, k - 1), t_train, t_val);
-    if (!rc && !quiet) fputs(line, stdout);
-    if (!rc) fputs(line, r->log);
+    if (!rc) cli_say_cached(r->log, quiet, r->model, k, t_train, t_val, 1);
     fc->validation_source = va;
     if (!rc) rc = cnn_model_fit_source(r->model, tr, fc, h);
     cnn_source_free(tr);
@@ -267,6 +274,7 @@ static int fit(const cnn_spec *s, const cnn_spec_fit *f, const cli_data *d, cons
     fc.batch_slices = (int)o->batch_slices;
     if (cnn_spec_initial_weights(s))
         snprintf(run->weights, sizeof run->weights, "trained weights of %s", cnn_spec_initial_weights(s));
+    cli_fit_job job = {o->sync_batchnorm, cached_prefix(r->model), r->log, o->quiet};
     cnn_source *aug = NULL; /* the spec's augment: section, if any */
     int rc = cnn_spec_train_source(s, r->train_set, f, &aug);
     if (!rc && (aug || o->batch_slices > 1) && cli_par) {
@@ -282,7 +290,7 @@ static int fit(const cnn_spec *s, const cnn_spec_fit *f, const cli_data *d, cons
     }
     if (!rc)
         rc = aug       ? cnn_model_fit_source(r->model, aug, &fc, &run->history)
-             : cli_par ? cli_par->fit(r->model, r->train_set, &fc, o->sync_batchnorm, &run->history)
+             : cli_par ? cli_par->fit(r->model, r->train_set, &fc, &job, &run->history)
                        : fit_with_cache(r, &fc, &d->test, o->quiet, &run->history);
     cnn_source_free(aug);
     if (!rc) cnn_run_summarize(run);

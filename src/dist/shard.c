@@ -29,19 +29,24 @@ cnn_source *cnn_source_dataset_shard(const cnn_dataset *ds, int batch_size, int 
         return NULL;
     }
     cnn_source *s = cnn_source_dataset_make(ds, batch_size, shuffle, seed, NULL, "dataset shard");
-    if (!s) return NULL;
-    int global = s->batch_size, last = ds->n - (s->batches - 1) * global;
-    if (last < ranks) {
-        cnn_fail(
+    if (s && cnn_source_make_shard(s, ds->n, rank, ranks)) {
+        cnn_source_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+int cnn_source_make_shard(cnn_source *s, int n, int rank, int ranks)
+{
+    int global = s->batch_size, last = n - (s->batches - 1) * global;
+    if (last < ranks)
+        return cnn_fail(
             CNN_ERR_INVALID,
             "shard: the last batch (%d of %d) has %d samples, fewer than the %d ranks; change the batch size "
             "or the number of images",
             s->batches, s->batches, last, ranks);
-        cnn_source_free(s);
-        return NULL;
-    }
     cnn_source_dataset_set_shard(s, global, rank, ranks, (global + ranks - 1) / ranks);
-    return s;
+    return CNN_OK;
 }
 
 void cnn_model_set_batch_share(cnn_model *m, int first, int total)

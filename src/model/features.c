@@ -43,7 +43,23 @@ static int run_prefix(cnn_model *m, int through, const cnn_dataset *ds, int batc
     return CNN_OK;
 }
 
-static int make_features(cnn_model *m, int through, const cnn_dataset *ds, int batch, cnn_dataset *f)
+/* Shared: this rank's block of the samples, then the others' from gather. */
+static int run_share(cnn_model *m, int through, const cnn_dataset *ds, int batch, const cnn_feature_share *sh,
+                     float *feats)
+{
+    if (!sh) return run_prefix(m, through, ds, batch, feats);
+    const int lo = (int)((long)ds->n * sh->rank / sh->ranks),
+              hi = (int)((long)ds->n * (sh->rank + 1) / sh->ranks);
+    const size_t out = cnn_shape_size(m->layers[through].out);
+    /* A view of the block: run_prefix reads only x and n. */
+    cnn_dataset block = *ds;
+    block.x = ds->x + cnn_shape_size(m->input) * (size_t)lo, block.n = hi - lo;
+    int rc = hi > lo ? run_prefix(m, through, &block, batch, feats + out * lo) : CNN_OK;
+    return rc ? rc : sh->gather(sh->ctx, feats, out, ds->n);
+}
+
+static int make_features(cnn_model *m, int through, const cnn_dataset *ds, int batch,
+                         const cnn_feature_share *sh, cnn_dataset *f)
 {
     cnn_shape s = m->layers[through].out;
     size_t floats = cnn_shape_size(s) * (size_t)ds->n;
@@ -57,13 +73,13 @@ static int make_features(cnn_model *m, int through, const cnn_dataset *ds, int b
     }
     memcpy(f->y, ds->y, sizeof(int32_t) * (size_t)ds->n);
     f->n = ds->n, f->h = s.h, f->w = s.w, f->c = s.c, f->num_classes = ds->num_classes;
-    int rc = run_prefix(m, through, ds, batch, f->x);
+    int rc = run_share(m, through, ds, batch, sh, f->x);
     if (rc) cnn_dataset_free(f);
     return rc;
 }
 
-cnn_source *cnn_source_features(cnn_model *m, int through, const cnn_dataset *ds, int batch_size, int shuffle,
-                                uint64_t seed, double *seconds)
+static cnn_source *features(cnn_model *m, int through, const cnn_dataset *ds, int batch_size, int shuffle,
+                            uint64_t seed, const cnn_feature_share *sh, double *seconds)
 {
     int rc = check_prefix(m, through);
     if (!rc && (!ds || ds->n < 1 || !ds->x || !ds->y || batch_size < 1))
@@ -76,7 +92,7 @@ cnn_source *cnn_source_features(cnn_model *m, int through, const cnn_dataset *ds
     double t0 = cnn_now();
     cnn_dataset f;
     int batch = batch_size < ds->n ? batch_size : ds->n;
-    if (make_features(m, through, ds, batch, &f)) return NULL;
+    if (make_features(m, through, ds, batch, sh, &f)) return NULL;
     if (seconds) *seconds = cnn_now() - t0;
     cnn_source *s = cnn_source_owned_dataset(&f, batch_size, shuffle, seed, "cached features");
     if (!s) {
@@ -84,5 +100,28 @@ cnn_source *cnn_source_features(cnn_model *m, int through, const cnn_dataset *ds
         return NULL;
     }
     s->first_layer = through + 1;
+    return s;
+}
+
+cnn_source *cnn_source_features(cnn_model *m, int through, const cnn_dataset *ds, int batch_size, int shuffle,
+                                uint64_t seed, double *seconds)
+{
+    return features(m, through, ds, batch_size, shuffle, seed, NULL, seconds);
+}
+
+cnn_source *cnn_source_features_shard(cnn_model *m, int through, const cnn_dataset *ds, int batch_size,
+                                      int shuffle, uint64_t seed, const cnn_feature_share *share,
+                                      double *seconds)
+{
+    if (!share || !share->gather || share->ranks < 1 || share->rank < 0 || share->rank >= share->ranks) {
+        cnn_fail(CNN_ERR_INVALID,
+                 "cached features: the share needs a gather function and a rank in [0, ranks)");
+        return NULL;
+    }
+    cnn_source *s = features(m, through, ds, batch_size, shuffle, seed, share, seconds);
+    if (s && cnn_source_make_shard(s, ds->n, share->rank, share->ranks)) {
+        cnn_source_free(s);
+        return NULL;
+    }
     return s;
 }

@@ -13,5 +13,8 @@ cnn_source *cnn_source_owned_dataset(cnn_dataset *ds, int batch_size, int shuffl
 /* Turns a dataset source made with batch size global_batch into rank `rank` of `ranks`'s share of every
  * batch (cnn_shard_range); local_batch is the largest share (src/dist/shard.c). */
 void cnn_source_dataset_set_shard(cnn_source *s, int global_batch, int rank, int ranks, int local_batch);
+/* Cuts a dataset source over n samples (made with the global batch size) to rank's share of every batch;
+ * fails, naming the batch, when its last batch has fewer samples than there are ranks (src/dist/shard.c). */
+int cnn_source_make_shard(cnn_source *s, int n, int rank, int ranks);
 
 #endif
