@@ -537,6 +537,10 @@ typedef struct cnn_fit_config {
      * one that ran through (same seed and threads). The file is left for the caller to remove. */
     const char *backup_path;
     double backup_minutes;
+    /* Data-parallel ranks other than the writer: restore from backup_path as fit starts but never write it.
+     * The writer's callbacks that this process does not run (checkpoints, TensorBoard) are skipped in the
+     * backup; the others must be the same, in the same order. */
+    int backup_restore_only;
     /* Data-parallel training (see cnn_source_dataset_shard): each process trains and validates on its share
      * of every batch. reduce (NULL: one process) replaces sums[0..count) by their totals over the processes,
      * the same on every process; fit calls it with {loss x samples, correct, samples} of each epoch's

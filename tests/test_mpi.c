@@ -8,15 +8,22 @@
  *  - against one process with the same global batch, every weight tensor after one epoch agrees within 1e-5
  *    of its largest value, and the test accuracy within 0.1 points (the sums run in another order);
  *  - only rank 0 writes: the ranks run in folders of their own (mpirun --wdir) and rank 1's stays empty;
+ *  - one process computing its batches in two slices (--batch-slices 2) gives 2 ranks' weights bit for bit
+ *    (with Dropout, with per-rank BatchNorm, with a cached frozen prefix);
+ *  - synchronised BatchNorm (--sync-batchnorm) matches one process within 1e-5, per-rank BatchNorm does not;
+ *  - a 2-rank run stopped after its first fit backup and resumed ends with the uninterrupted run's model;
  *  - a study of three specs on 2 ranks, one of which cannot train: the other two results are in the table.
  * Tests run from the repository root. */
+#include <fcntl.h>
 #include <libgen.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -336,7 +343,8 @@ static void test_cached_prefix(void **state)
     train_opts(path, "--batch-slices 2", NULL, tu_path("base1"));
     train_opts(path, "", "2", tu_path("base2"));
     char cmd[1300];
-    snprintf(cmd, sizeof cmd, "grep -q 'cached features: layers 1-[0-9]* .*by 2 ranks, 1/2 each' '%s/train.log'",
+    snprintf(cmd, sizeof cmd,
+             "grep -q 'cached features: layers 1-[0-9]* .*by 2 ranks, 1/2 each' '%s/train.log'",
              tu_path("base2"));
     assert_int_equal(system(cmd), 0);
     run_path(one, sizeof one, "base1");
@@ -344,6 +352,59 @@ static void test_cached_prefix(void **state)
     double gap = weights_gap(one, two);
     print_message("cached prefix: 1 process in 2 slices vs 2 ranks: weights differ by %.3g\n", gap);
     assert_true(gap == 0.0);
+}
+
+/* ---------------------------------------------------------------- backup and resume on 2 ranks */
+
+/* Starts `mpirun -np 2 cnnlab train SPEC --epochs 3 ... --out OUT` in the background; returns mpirun's pid.
+ */
+static pid_t start_ranks(const char *out)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
+        int fd = open("/dev/null", O_WRONLY);
+        if (fd >= 0) dup2(fd, 1), dup2(fd, 2);
+        execlp("mpirun", "mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "2", g_bin, "train",
+               g_spec, "--epochs", "3", "--limit", "3000", "--quiet", "--out", out, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Rank 0 writes the fit backup at every epoch end and every rank resumes from it: a 2-rank run stopped after
+ * its first backup and resumed (`mpirun -np 2 cnnlab train --resume DIR`) ends with the model file of the
+ * uninterrupted 2-rank run, byte for byte. The spec's callbacks (ReduceLROnPlateau, EarlyStopping, and the
+ * checkpoint that rank 0 alone runs) are restored too. */
+static void test_resume_on_two_ranks(void **state)
+{
+    (void)state;
+    if (!mpi_ready()) skip();
+    char through[600], cut[600], backup[700], cmd[4000];
+    snprintf(through, sizeof through, "%s", tu_path("through"));
+    snprintf(cut, sizeof cut, "%s", tu_path("cut"));
+    snprintf(cmd, sizeof cmd, "%s -np 2 '%s' train '%s' --epochs 3 --limit 3000 --quiet --out '%s'", MPIRUN,
+             g_bin, g_spec, through);
+    assert_int_equal(sh(cmd), 0);
+    snprintf(backup, sizeof backup, "%s/backup.cnn", cut);
+    pid_t pid = start_ranks(cut);
+    int status, ended = 0;
+    while (access(backup, F_OK) != 0 && !(ended = waitpid(pid, &status, WNOHANG) == pid)) {
+        struct timespec t = {0, 10 * 1000000L};
+        nanosleep(&t, NULL);
+    }
+    assert_false(ended); /* three epochs take far longer than one poll */
+    kill(pid, SIGTERM);  /* mpirun ends its ranks */
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    snprintf(cmd, sizeof cmd, "test -e '%s/model.cnn'", cut);
+    assert_int_not_equal(system(cmd), 0); /* stopped before the end */
+    snprintf(cmd, sizeof cmd, "%s -np 2 '%s' train --resume '%s' --quiet", MPIRUN, g_bin, cut);
+    int rc = sh(cmd);
+    if (rc) show_output();
+    assert_int_equal(rc, 0);
+    snprintf(cmd, sizeof cmd, "cmp '%s/model.cnn' '%s/model.cnn' && test ! -e '%s'", through, cut, backup);
+    assert_int_equal(system(cmd), 0);
 }
 
 /* ---------------------------------------------------------------- the study on 2 ranks */
@@ -389,7 +450,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_shard_source),         cmocka_unit_test(test_two_ranks_match_one_process),
         cmocka_unit_test(test_frozen_layer_between), cmocka_unit_test(test_batch_slices_equal_two_ranks),
         cmocka_unit_test(test_sync_batchnorm),       cmocka_unit_test(test_cached_prefix),
-        cmocka_unit_test(test_distributed_study),
+        cmocka_unit_test(test_resume_on_two_ranks),  cmocka_unit_test(test_distributed_study),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -112,6 +112,8 @@ typedef struct cli_parallel {
     int (*evaluate)(cnn_run *run, cnn_model *m, const cnn_dataset *test, int batch_size);
     /* Whether flag is set on any rank (a collective: every rank calls it). */
     int (*any)(int flag);
+    /* Rank 0's buf (cap bytes, a string) to every rank (a collective). */
+    void (*share_text)(char *buf, int cap);
     /* study: owner[i], the rank that trains spec i (largest first, each to the least loaded rank). */
     void (*assign)(cnn_spec *const *specs, int n, int *owner);
     /* study: status[0..n) combined on rank 0 (each entry set by its owner only; 0 elsewhere). */

@@ -17,6 +17,13 @@ static int launched_by_mpi(void)
     return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_RANK");
 }
 
+/* Rank 0's text (the run folder it chose) to every rank. */
+static void share_text(char *buf, int cap)
+{
+    MPI_Bcast(buf, cap, MPI_CHAR, 0, MPI_COMM_WORLD);
+    buf[cap - 1] = '\0';
+}
+
 static int any_flag(int flag)
 {
     int all = 0;
@@ -90,6 +97,7 @@ int cli_mpi_begin(const char *cmd)
     node_layout(&local, &nodes);
     g_par.threads = threads_per_rank(local, &bound);
     g_par.fit = cli_mpi_fit, g_par.evaluate = cli_mpi_evaluate, g_par.any = any_flag;
+    g_par.share_text = share_text;
     g_par.assign = cli_mpi_assign, g_par.collect = cli_mpi_collect;
     if (train)
         cli_par = &g_par;

@@ -13,6 +13,7 @@
 typedef struct dist_state {
     const cnn_dataset *train;
     int batch_size, batches, rank, ranks;
+    int started;                            /* the ranks were checked to start from the same step */
     double wait_seconds, allreduce_seconds; /* waiting for the slowest rank; the allreduce itself */
 } dist_state;
 
@@ -67,17 +68,31 @@ static int on_gradients(cnn_callback *cb, cnn_model *m, int epoch, int batch)
     return rc;
 }
 
+/* A resumed run: every rank must have found rank 0's backup (a run folder that not every node sees would let
+ * some ranks start afresh). */
+static int same_start(dist_state *d, cnn_model *m)
+{
+    long it = cnn_model_iterations(m), lo, hi;
+    MPI_Allreduce(&it, &lo, 1, MPI_LONG, MPI_MIN, MPI_COMM_WORLD);
+    MPI_Allreduce(&it, &hi, 1, MPI_LONG, MPI_MAX, MPI_COMM_WORLD);
+    if (lo != hi)
+        cli_mpi_abort("the ranks start from different steps: every rank must see the run folder's backup.cnn "
+                      "(put the run folder on a file system that every node shares)");
+    d->started = 1;
+    return CNN_OK;
+}
+
 /* Dropout masks are counted from the global batch's first sample, as one process counts them; the loss
  * gradient is scaled by the global batch's size. */
 static int on_batch_begin(cnn_callback *cb, cnn_model *m, int epoch, int batch)
 {
     (void)epoch;
-    const dist_state *d = cb->state;
+    dist_state *d = cb->state;
     int start, local, total;
     if (cnn_shard_range(d->train->n, d->batch_size, batch, d->rank, d->ranks, &start, &local, &total))
         return cnn_errcode();
     cnn_model_set_batch_share(m, start - batch * d->batch_size, total);
-    return CNN_OK;
+    return d->started ? CNN_OK : same_start(d, m);
 }
 
 /* State tensors (BatchNorm moving statistics) follow each rank's own batches; as PyTorch DDP broadcasts its
@@ -218,6 +233,8 @@ int cli_mpi_fit(cnn_model *m, const cnn_dataset *train, const cnn_fit_config *fc
     const int global = train->n < fc->batch_size ? train->n : fc->batch_size, cached = job->cached;
     dist_state d = {.train = train, .batch_size = global, .rank = p->rank, .ranks = p->ranks};
     double t_train = 0, t_val = 0;
+    /* Rank 0 has cleaned the run folder (an old backup) before any rank looks for a backup to resume. */
+    MPI_Barrier(MPI_COMM_WORLD);
     cnn_source *tr = shard(m, train, global, fc->shuffle, fc->seed, cached, &t_train);
     cnn_source *val = NULL;
     int rc = tr ? CNN_OK : cnn_errcode();

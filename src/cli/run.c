@@ -268,9 +268,11 @@ static int fit(const cnn_spec *s, const cnn_spec_fit *f, const cli_data *d, cons
     snprintf(run->weights, sizeof run->weights, "initialised from seed %llu", (unsigned long long)f->seed);
     char backup[4200];
     snprintf(backup, sizeof backup, "%s/backup.cnn", r->dir);
-    /* Data-parallel runs keep no backup yet: each rank's epoch sums would need a file of their own. */
-    fc.backup_path = cli_par ? NULL : backup;
-    fc.backup_minutes = o->backup_minutes;
+    /* Data-parallel: rank 0 writes the backup and every rank resumes from it, at epoch ends only (inside an
+     * epoch a rank holds only its own share of the epoch's sums). */
+    fc.backup_path = backup;
+    fc.backup_restore_only = !cli_writer();
+    fc.backup_minutes = cli_par ? 0 : o->backup_minutes;
     fc.batch_slices = (int)o->batch_slices;
     if (cnn_spec_initial_weights(s))
         snprintf(run->weights, sizeof run->weights, "trained weights of %s", cnn_spec_initial_weights(s));
@@ -294,7 +296,7 @@ static int fit(const cnn_spec *s, const cnn_spec_fit *f, const cli_data *d, cons
                        : fit_with_cache(r, &fc, &d->test, o->quiet, &run->history);
     cnn_source_free(aug);
     if (!rc) cnn_run_summarize(run);
-    if (!rc && !cli_par) remove(backup); /* the run is complete: nothing to resume */
+    if (!rc && cli_writer()) remove(backup); /* the run is complete: nothing to resume */
     cnn_callback_free(tb);
     free(all);
     if (rc) cli_error("%s", cnn_errmsg());

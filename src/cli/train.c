@@ -297,6 +297,8 @@ static int train(const train_args *given, train_args a, int argc, char **argv)
                (cli_writer() && !given->resume && save_args(dir, argc, argv, spec));
     /* Under mpirun the ranks train together: all of them, or none. */
     if (cli_par) fail = cli_par->any(fail);
+    /* Rank 0 chose the run folder; the others read the fit backup (and a study's weights) from it. */
+    if (cli_par && !fail) cli_par->share_text(dir, (int)sizeof dir);
     if (!fail && a.run.resume && cli_writer()) fail = check_resumable(dir, spec);
     if (fail == 2) {
         fail = 0; /* finished already */

@@ -133,27 +133,35 @@ static int same_kind(const char *saved, const char *name)
     return a == b && !strncmp(saved, name, a);
 }
 
+/* The backup's callbacks, in order, into this fit's; with backup_restore_only (a data-parallel rank reading
+ * the writer's backup) a saved callback that is not this fit's next one is skipped, since only the writer
+ * runs it. Every callback of this fit must be matched. */
 static int read_callbacks(cursor *k, cnn_model *m, const cnn_fit_config *c)
 {
     int32_t n = 0;
-    int rc = take(k, &n, sizeof n, "the callbacks");
-    if (!rc && n != c->num_callbacks)
+    int rc = take(k, &n, sizeof n, "the callbacks"), j = 0;
+    if (!rc && (c->backup_restore_only ? n < c->num_callbacks : n != c->num_callbacks))
         return cnn_fail(CNN_ERR_FORMAT, "%s: the backup holds %d callbacks; this fit has %d", k->path, n,
                         c->num_callbacks);
     for (int i = 0; !rc && i < n; i++) {
-        cnn_callback *cb = c->callbacks[i];
+        cnn_callback *cb = j < c->num_callbacks ? c->callbacks[j] : NULL;
         char name[64];
         uint64_t len = 0;
         rc = take(k, name, sizeof name, "a callback name");
         if (!rc) rc = take(k, &len, sizeof len, "a callback state size");
         if (rc) break;
-        if (!same_kind(name, cb->name) || len > k->len - k->pos || (len && !cb->state_load))
+        const int fits = cb && same_kind(name, cb->name) && (!len || cb->state_load);
+        if (len > k->len - k->pos || (!fits && !c->backup_restore_only))
             return cnn_fail(CNN_ERR_FORMAT,
                             "%s: callback %d of the backup ('%.63s') does not fit this fit's '%s'", k->path,
-                            i + 1, name, cb->name ? cb->name : "");
-        if (len && (rc = cb->state_load(cb, m, k->p + k->pos, (size_t)len))) break;
+                            i + 1, name, cb && cb->name ? cb->name : "");
+        if (fits && len) rc = cb->state_load(cb, m, k->p + k->pos, (size_t)len);
+        j += fits;
         k->pos += (size_t)len;
     }
+    if (!rc && j < c->num_callbacks)
+        rc = cnn_fail(CNN_ERR_FORMAT, "%s: this fit's callback '%s' is not in the backup", k->path,
+                      c->callbacks[j]->name ? c->callbacks[j]->name : "");
     return rc;
 }
 

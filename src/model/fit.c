@@ -271,7 +271,8 @@ static int guard_finite(cnn_model *m, int first, int n, int epoch, int b, double
 static int backup(fit_run *f)
 {
     f->last_backup = cnn_now();
-    return f->c->backup_path ? cnn_backup_write(f->m, f->c, f->h, &f->pos) : CNN_OK;
+    return f->c->backup_path && !f->c->backup_restore_only ? cnn_backup_write(f->m, f->c, f->h, &f->pos)
+                                                           : CNN_OK;
 }
 
 /* Adds slice s's gradients to the sum of the slices before it, in the order a reduction over processes in
