@@ -552,7 +552,9 @@ typedef struct cnn_fit_config {
      * whole batch at once): the batch is cut into the slices of cnn_shard_range, each slice runs forward and
      * backward on its own (cnn_model_set_batch_share) and the slices' gradients are added in slice order.
      * The weights then equal, bit for bit, those of that many processes whose reduction adds in rank order
-     * (two processes always do). BatchNorm then normalises per slice, as unsynchronised processes do. */
+     * (two processes always do; cnnlab's CLI does for any number). BatchNorm then normalises per slice, as
+     * unsynchronised processes do. For one process only: it sets the batch share (cnn_model_set_batch_share)
+     * of every slice itself. */
     int batch_slices;
 } cnn_fit_config;
 

@@ -691,6 +691,56 @@ static void test_history_files(void **state)
 
 /* ------------------------------------------------------------------ Fashion-MNIST */
 
+/* Flatten, Dense with an L2 kernel regulariser, softmax; SGD, whose steps follow the gradient linearly. */
+static cnn_model *make_regularized(void)
+{
+    cnn_model *m = cnn_model_create("reg", SIDE, SIDE, 1);
+    assert_non_null(m);
+    assert_int_equal(cnn_model_add(m, "Flatten", NULL), 0);
+    assert_int_equal(cnn_model_add(m, "Dense", "units=16, activation=relu, kernel_regularizer=l2(0.01)"), 0);
+    assert_int_equal(cnn_model_add(m, "Dense", "units=4, activation=softmax"), 0);
+    assert_int_equal(cnn_model_build(m, 8), 0);
+    cnn_optimizer_config opt = cnn_optimizer_default(CNN_OPT_SGD, 0.1);
+    assert_int_equal(cnn_model_compile(m, &opt), 0);
+    return m;
+}
+
+/* batch_slices: one process computing each batch's gradient in slices, as data-parallel processes do, gets
+ * the batch's mean gradient up to rounding, with the regularisation counted once (three times moves the
+ * weights by 2.4e-2 of their scale here); a batch with fewer samples than slices fails. */
+static void test_batch_slices(void **state)
+{
+    (void)state;
+    cnn_dataset train = make_data(N_TRAIN, 5);
+    cnn_model *a = make_regularized(), *b = make_regularized();
+    cnn_fit_config c = quiet_config(2, 4);
+    cnn_history ha, hb;
+    assert_int_equal(cnn_model_fit(a, &train, &c, &ha), 0);
+    c.batch_slices = 3;
+    assert_int_equal(cnn_model_fit(b, &train, &c, &hb), 0);
+    const float *pa = cnn_model_params(a), *pb = cnn_model_params(b);
+    double gap = 0, scale = 0;
+    for (size_t i = 0; i < cnn_model_num_params(a, 0); i++)
+        gap = fmax(gap, fabs((double)pa[i] - pb[i])), scale = fmax(scale, fabs((double)pa[i]));
+    print_message("3 slices against the whole batch: weights differ by %.3g of their scale\n", gap / scale);
+    assert_true(gap / scale <= 1e-5);
+    assert_true(fabs(ha.epochs[1].loss - hb.epochs[1].loss) <= 1e-5);
+    assert_true(ha.epochs[1].accuracy == hb.epochs[1].accuracy);
+    cnn_history_free(&ha);
+    cnn_history_free(&hb);
+    c.batch_slices = BATCH + 1;
+    tu_assert_error(cnn_model_fit(b, &train, &c, &hb), CNN_ERR_INVALID,
+                    "batch_slices 301 must be in [0, 300]");
+    cnn_history_free(&hb);
+    c.batch_slices = 150; /* the last batch holds 100 samples */
+    tu_assert_error(cnn_model_fit(b, &train, &c, &hb), CNN_ERR_INVALID,
+                    "has 100 samples, fewer than the 150 slices");
+    cnn_history_free(&hb);
+    cnn_model_free(a);
+    cnn_model_free(b);
+    cnn_dataset_free(&train);
+}
+
 static void test_fashion_mnist_subset(void **state)
 {
     (void)state;
@@ -737,7 +787,7 @@ int main(void)
         cmocka_unit_test(test_evaluate_and_predict),      cmocka_unit_test(test_data_errors),
         cmocka_unit_test(test_compile_and_state_errors),  cmocka_unit_test(test_callback_hooks),
         cmocka_unit_test(test_progress_output),           cmocka_unit_test(test_history_files),
-        cmocka_unit_test(test_fashion_mnist_subset),
+        cmocka_unit_test(test_fashion_mnist_subset),      cmocka_unit_test(test_batch_slices),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,8 +8,8 @@
  *  - against one process with the same global batch, every weight tensor after one epoch agrees within 1e-5
  *    of its largest value, and the test accuracy within 0.1 points (the sums run in another order);
  *  - only rank 0 writes: the ranks run in folders of their own (mpirun --wdir) and rank 1's stays empty;
- *  - one process computing its batches in two slices (--batch-slices 2) gives 2 ranks' weights bit for bit
- *    (with Dropout, with per-rank BatchNorm, with a cached frozen prefix);
+ *  - one process computing its batches in N slices (--batch-slices N) gives N ranks' weights bit for bit
+ *    (N = 2 and 3 with Dropout, 2 with per-rank BatchNorm and with a cached frozen prefix);
  *  - synchronised BatchNorm (--sync-batchnorm) matches one process within 1e-5, per-rank BatchNorm does not;
  *  - a 2-rank run stopped after its first fit backup and resumed ends with the uninterrupted run's model;
  *  - a study of three specs on 2 ranks, one of which cannot train: the other two results are in the table.
@@ -275,25 +275,30 @@ static void run_path(char *buf, size_t cap, const char *dir)
     snprintf(buf, cap, "%s/model.cnn", tu_path(dir));
 }
 
-/* One process computing every batch in two slices (--batch-slices 2) adds the same two partial gradients as
- * the allreduce of 2 ranks: the weights are bit for bit those of 2 ranks, for the Dropout model and for a
- * BatchNorm model with per-rank statistics (moving statistics included). */
-static void test_batch_slices_equal_two_ranks(void **state)
+/* One process computing every batch in N slices (--batch-slices N) adds the same partial gradients in the
+ * same order as N ranks (for 2 ranks the allreduce's a + b; for more, cnnlab's rank-order reduction): the
+ * weights are bit for bit those of N ranks, for the Dropout model on 2 and 3 ranks and for a BatchNorm model
+ * with per-rank statistics (moving statistics included) on 2. */
+static void test_batch_slices_equal_ranks(void **state)
 {
     (void)state;
     if (!mpi_ready()) skip();
     char bn[600], a[600], b[600];
     snprintf(bn, sizeof bn, "%s", tu_path("bn.spec"));
     tu_write(bn, BN_SPEC, sizeof BN_SPEC - 1);
-    const char *specs[] = {g_spec, bn};
-    for (int i = 0; i < 2; i++) {
-        train_opts(specs[i], "--batch-slices 2 --overwrite", NULL, tu_path("slices"));
-        train_opts(specs[i], "--overwrite", "2", tu_path("ranks"));
+    const struct {
+        const char *spec, *name, *ranks;
+    } runs[] = {{g_spec, "Small_CNN", "2"}, {bn, "BN_CNN", "2"}, {g_spec, "Small_CNN", "3"}};
+    for (size_t i = 0; i < sizeof runs / sizeof *runs; i++) {
+        char opts[64];
+        snprintf(opts, sizeof opts, "--batch-slices %s --overwrite", runs[i].ranks);
+        train_opts(runs[i].spec, opts, NULL, tu_path("slices"));
+        train_opts(runs[i].spec, "--overwrite", runs[i].ranks, tu_path("ranks"));
         run_path(a, sizeof a, "slices");
         run_path(b, sizeof b, "ranks");
         double gap = weights_gap(a, b);
-        print_message("%s: 1 process in 2 slices vs 2 ranks: weights differ by %.3g\n",
-                      i ? "BN_CNN" : "Small_CNN", gap);
+        print_message("%s: 1 process in %s slices vs %s ranks: weights differ by %.3g\n", runs[i].name,
+                      runs[i].ranks, runs[i].ranks, gap);
         assert_true(gap == 0.0);
         assert_true(test_accuracy(tu_path("slices")) == test_accuracy(tu_path("ranks")));
     }
@@ -448,7 +453,7 @@ int main(int argc, char **argv)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shard_source),         cmocka_unit_test(test_two_ranks_match_one_process),
-        cmocka_unit_test(test_frozen_layer_between), cmocka_unit_test(test_batch_slices_equal_two_ranks),
+        cmocka_unit_test(test_frozen_layer_between), cmocka_unit_test(test_batch_slices_equal_ranks),
         cmocka_unit_test(test_sync_batchnorm),       cmocka_unit_test(test_cached_prefix),
         cmocka_unit_test(test_resume_on_two_ranks),  cmocka_unit_test(test_distributed_study),
     };

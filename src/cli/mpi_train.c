@@ -15,11 +15,41 @@ typedef struct dist_state {
     int batch_size, batches, rank, ranks;
     int started;                            /* the ranks were checked to start from the same step */
     double wait_seconds, allreduce_seconds; /* waiting for the slowest rank; the allreduce itself */
+    float *partials; /* more than 2 ranks: every rank's segment of a run (nparams + ranks floats) */
+    int *counts;     /* more than 2 ranks: 4 x ranks message counts and displacements */
 } dist_state;
 
-/* Sums one contiguous run of gradients over the ranks. */
-static int reduce_run(float *g, size_t n)
+/* Sums one contiguous run over more than 2 ranks in rank order, ((g0 + g1) + g2) + ..., as one process adds
+ * its batch slices (cnn_fit_config.batch_slices), whatever association Open MPI's allreduce would choose:
+ * each rank sums its 1/N segment of every rank's run, then the segments are gathered (the traffic of a
+ * ring allreduce). */
+static int reduce_ordered(dist_state *d, float *g, size_t n)
 {
+    const int N = d->ranks, me = d->rank;
+    int *cnt = d->counts, *dsp = cnt + N, *rcnt = dsp + N, *rdsp = rcnt + N;
+    for (int j = 0; j < N; j++) {
+        const long lo = (long)(n * j / N), hi = (long)(n * (j + 1) / N);
+        cnt[j] = (int)(hi - lo), dsp[j] = (int)lo;
+    }
+    const int mine = cnt[me];
+    for (int i = 0; i < N; i++) rcnt[i] = mine, rdsp[i] = i * mine;
+    if (MPI_Alltoallv(g, cnt, dsp, MPI_FLOAT, d->partials, rcnt, rdsp, MPI_FLOAT, MPI_COMM_WORLD) !=
+        MPI_SUCCESS)
+        return CNN_ERR_IO;
+    float *out = g + dsp[me];
+    memcpy(out, d->partials, sizeof *out * (size_t)mine);
+    for (int i = 1; i < N; i++)
+        for (int k = 0; k < mine; k++) out[k] += d->partials[(size_t)i * mine + k];
+    return MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_FLOAT, g, cnt, dsp, MPI_FLOAT, MPI_COMM_WORLD) == MPI_SUCCESS
+               ? CNN_OK
+               : CNN_ERR_IO;
+}
+
+/* Sums one contiguous run of gradients over the ranks. Two ranks add a + b whatever the algorithm (the sum
+ * commutes), so Open MPI's allreduce is already in rank order. */
+static int reduce_run(dist_state *d, float *g, size_t n)
+{
+    if (d->ranks > 2) return reduce_ordered(d, g, n);
     return MPI_Allreduce(MPI_IN_PLACE, g, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD) == MPI_SUCCESS
                ? CNN_OK
                : CNN_ERR_IO;
@@ -32,7 +62,7 @@ enum { MERGE_GAP = 4096 };
 /* Sums the gradients of the tensors the optimizer updates now, in as few contiguous runs of the gradient
  * buffer as possible: a frozen VGG16 base (14.7M values) never crosses the network. The runs are found
  * again every step, since a callback may freeze or unfreeze layers. */
-static int reduce_trainable(cnn_model *m)
+static int reduce_trainable(dist_state *d, cnn_model *m)
 {
     float *run = NULL;
     size_t len = 0;
@@ -44,10 +74,10 @@ static int reduce_trainable(cnn_model *m)
             len = (size_t)(t.grad - run) + t.size;
             continue;
         }
-        if (run) rc = reduce_run(run, len);
+        if (run) rc = reduce_run(d, run, len);
         run = t.grad, len = t.size;
     }
-    return !rc && run ? reduce_run(run, len) : rc;
+    return !rc && run ? reduce_run(d, run, len) : rc;
 }
 
 /* Each rank's loss gradient is scaled by the global batch (cnn_model_set_batch_share), so the sum is the mean
@@ -62,7 +92,7 @@ static int on_gradients(cnn_callback *cb, cnn_model *m, int epoch, int batch)
     double t0 = MPI_Wtime();
     MPI_Barrier(MPI_COMM_WORLD);
     double t1 = MPI_Wtime();
-    int rc = reduce_trainable(m);
+    int rc = reduce_trainable(d, m);
     d->wait_seconds += t1 - t0;
     d->allreduce_seconds += MPI_Wtime() - t1;
     return rc;
@@ -242,6 +272,11 @@ int cli_mpi_fit(cnn_model *m, const cnn_dataset *train, const cnn_fit_config *fc
     if (!rc && fc->validation && !(val = shard(m, fc->validation, global, 0, 0, cached, &t_val)))
         rc = cnn_errcode();
     if (!rc && cached) cli_say_cached(job->log, job->quiet, m, cached, t_train, t_val, p->ranks);
+    /* The rank-order reduction's buffers, allocated once (none inside a step). */
+    if (!rc && p->ranks > 2 &&
+        (!(d.partials = malloc(sizeof *d.partials * (cnn_model_num_params(m, 0) + (size_t)p->ranks))) ||
+         !(d.counts = malloc(sizeof *d.counts * 4 * (size_t)p->ranks))))
+        cli_mpi_abort("data-parallel fit: out of memory for the gradient reduction");
     if (!rc) {
         d.batches = tr->batches;
         if (job->sync_bn) cnn_model_set_batch_sync(m, reduce_sums, NULL);
@@ -251,6 +286,8 @@ int cli_mpi_fit(cnn_model *m, const cnn_dataset *train, const cnn_fit_config *fc
     }
     cnn_source_free(tr);
     cnn_source_free(val);
+    free(d.partials);
+    free(d.counts);
     return rc;
 }
 
