@@ -136,9 +136,13 @@ static void test_shard_source(void **state)
 
 /* ---------------------------------------------------------------- training on 2 ranks */
 
-/* max |a - b| over each tensor, relative to max |a|: the largest over the model. */
-static double weights_gap(const char *path_a, const char *path_b)
+/* max |a - b| over each tensor, relative to max |a|: the largest over the model; a and b are the model files
+ * of two run folders in the test folder. */
+static double weights_gap(const char *dir_a, const char *dir_b)
 {
+    char path_a[1200], path_b[1200];
+    snprintf(path_a, sizeof path_a, "%s/model.cnn", tu_path(dir_a));
+    snprintf(path_b, sizeof path_b, "%s/model.cnn", tu_path(dir_b));
     cnn_model *a = cnn_model_load(path_a), *b = cnn_model_load(path_b);
     assert_non_null(a);
     assert_non_null(b);
@@ -171,6 +175,13 @@ static double test_accuracy(const char *dir)
     double acc = r.test_accuracy;
     cnn_run_free(&r);
     return acc;
+}
+
+/* Writes a spec's text into the test folder as name; path receives where. */
+static void write_spec(const char *name, const char *text, char *path, size_t cap)
+{
+    snprintf(path, cap, "%s", tu_path(name)); /* tu_path's buffers are reused */
+    tu_write(path, text, strlen(text));
 }
 
 /* Trains spec with extra options (opts) in one process (ranks_and_dirs NULL), on N ranks ("N") or on 2 ranks
@@ -220,10 +231,7 @@ static void test_two_ranks_match_one_process(void **state)
     snprintf(cmd, sizeof cmd, "test -z \"$(ls -A '%s')\" && test -s '%s/out/run.json'", tu_path("rank1"),
              tu_path("rank0"));
     assert_int_equal(system(cmd), 0);
-    char one[600], two[600];
-    snprintf(one, sizeof one, "%s/model.cnn", tu_path("one"));
-    snprintf(two, sizeof two, "%s/model.cnn", tu_path("two"));
-    double gap = weights_gap(one, two);
+    double gap = weights_gap("one", "two");
     print_message("1 process vs 2 ranks after one epoch: weights differ by %.3g of their scale\n", gap);
     assert_true(gap <= 1e-5);
     double a1 = test_accuracy(tu_path("one")), a2 = test_accuracy(tu_path("two"));
@@ -243,14 +251,11 @@ static void test_frozen_layer_between(void **state)
                                "    Dense(10, activation=\"softmax\")\n"
                                "optimizer: Adam(learning_rate=0.002)\n"
                                "fit: batch_size=100, epochs=1, validation=\"test\", seed=4\n";
-    char path[600], one[600], two[600];
-    snprintf(path, sizeof path, "%s", tu_path("frozen_gap.spec"));
-    tu_write(path, spec, sizeof spec - 1);
+    char path[600];
+    write_spec("frozen_gap.spec", spec, path, sizeof path);
     train_spec(path, NULL, tu_path("gap1"));
     train_spec(path, "2", tu_path("gap2"));
-    snprintf(one, sizeof one, "%s/model.cnn", tu_path("gap1"));
-    snprintf(two, sizeof two, "%s/model.cnn", tu_path("gap2"));
-    double gap = weights_gap(one, two);
+    double gap = weights_gap("gap1", "gap2");
     print_message("frozen layer between: weights differ by %.3g of their scale\n", gap);
     assert_true(gap <= 1e-5);
 }
@@ -270,11 +275,6 @@ static const char BN_SPEC[] =
     "optimizer: Adam(learning_rate=0.002)\n"
     "fit: batch_size=64, epochs=1, validation=\"test\", seed=5\n";
 
-static void run_path(char *buf, size_t cap, const char *dir)
-{
-    snprintf(buf, cap, "%s/model.cnn", tu_path(dir));
-}
-
 /* One process computing every batch in N slices (--batch-slices N) adds the same partial gradients in the
  * same order as N ranks (for 2 ranks the allreduce's a + b; for more, cnnlab's rank-order reduction): the
  * weights are bit for bit those of N ranks, for the Dropout model on 2 and 3 ranks and for a BatchNorm model
@@ -283,9 +283,8 @@ static void test_batch_slices_equal_ranks(void **state)
 {
     (void)state;
     if (!mpi_ready()) skip();
-    char bn[600], a[600], b[600];
-    snprintf(bn, sizeof bn, "%s", tu_path("bn.spec"));
-    tu_write(bn, BN_SPEC, sizeof BN_SPEC - 1);
+    char bn[600];
+    write_spec("bn.spec", BN_SPEC, bn, sizeof bn);
     const struct {
         const char *spec, *name, *ranks;
     } runs[] = {{g_spec, "Small_CNN", "2"}, {bn, "BN_CNN", "2"}, {g_spec, "Small_CNN", "3"}};
@@ -294,9 +293,7 @@ static void test_batch_slices_equal_ranks(void **state)
         snprintf(opts, sizeof opts, "--batch-slices %s --overwrite", runs[i].ranks);
         train_opts(runs[i].spec, opts, NULL, tu_path("slices"));
         train_opts(runs[i].spec, "--overwrite", runs[i].ranks, tu_path("ranks"));
-        run_path(a, sizeof a, "slices");
-        run_path(b, sizeof b, "ranks");
-        double gap = weights_gap(a, b);
+        double gap = weights_gap("slices", "ranks");
         print_message("%s: 1 process in %s slices vs %s ranks: weights differ by %.3g\n", runs[i].name,
                       runs[i].ranks, runs[i].ranks, gap);
         assert_true(gap == 0.0);
@@ -310,17 +307,12 @@ static void test_sync_batchnorm(void **state)
 {
     (void)state;
     if (!mpi_ready()) skip();
-    char bn[600], one[600], two[600];
-    snprintf(bn, sizeof bn, "%s", tu_path("bn.spec"));
-    tu_write(bn, BN_SPEC, sizeof BN_SPEC - 1);
+    char bn[600];
+    write_spec("bn.spec", BN_SPEC, bn, sizeof bn);
     train_spec(bn, NULL, tu_path("bn1"));
     train_opts(bn, "--sync-batchnorm", "2", tu_path("bn2sync"));
     train_spec(bn, "2", tu_path("bn2"));
-    run_path(one, sizeof one, "bn1");
-    run_path(two, sizeof two, "bn2sync");
-    double synced = weights_gap(one, two);
-    run_path(two, sizeof two, "bn2");
-    double own = weights_gap(one, two);
+    double synced = weights_gap("bn1", "bn2sync"), own = weights_gap("bn1", "bn2");
     double a1 = test_accuracy(tu_path("bn1")), a2 = test_accuracy(tu_path("bn2sync"));
     print_message("BN_CNN, 1 process vs 2 ranks: weights differ by %.3g synchronised, %.3g per rank; test "
                   "accuracy %.4f / %.4f (synchronised)\n",
@@ -342,9 +334,8 @@ static void test_cached_prefix(void **state)
                                "    Dense(10, activation=\"softmax\")\n"
                                "optimizer: Adam(learning_rate=0.002)\n"
                                "fit: batch_size=100, epochs=1, validation=\"test\", seed=6\n";
-    char path[600], one[600], two[600];
-    snprintf(path, sizeof path, "%s", tu_path("frozen_base.spec"));
-    tu_write(path, spec, sizeof spec - 1);
+    char path[600];
+    write_spec("frozen_base.spec", spec, path, sizeof path);
     train_opts(path, "--batch-slices 2", NULL, tu_path("base1"));
     train_opts(path, "", "2", tu_path("base2"));
     char cmd[1300];
@@ -352,9 +343,7 @@ static void test_cached_prefix(void **state)
              "grep -q 'cached features: layers 1-[0-9]* .*by 2 ranks, 1/2 each' '%s/train.log'",
              tu_path("base2"));
     assert_int_equal(system(cmd), 0);
-    run_path(one, sizeof one, "base1");
-    run_path(two, sizeof two, "base2");
-    double gap = weights_gap(one, two);
+    double gap = weights_gap("base1", "base2");
     print_message("cached prefix: 1 process in 2 slices vs 2 ranks: weights differ by %.3g\n", gap);
     assert_true(gap == 0.0);
 }
