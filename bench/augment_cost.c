@@ -1,79 +1,185 @@
-/* What augmentation adds to training: per batch of 512 Fashion-MNIST images, the time of the Keras-style
- * random augmentation (every option on), of the study's transform, and of one Model_2_s2 training step, taken
- * interleaved on the same batches so machine noise hits all three alike.
+/* What augmentation adds to training: Model_2_s2's training epoch (Fashion-MNIST, batch 512, Adam, no
+ * validation) on
+ *   plain    the images as they are (118 batches),
+ *   studygen the study's generator (spec §5.2: 235 batches, 118 of them augmented once and memoised): its
+ *            first epoch, which makes the augmented set, and its second, which reuses it,
+ *   keras    online Keras-style augmentation, new every epoch: rotation 10°, shifts 0.1, zoom 0.1, nearest
+ *            fill, then random erasing (p 0.5, random values) — the bilinear resampling path,
+ *   m11aug   online augmentation of models/extra/Model_11_aug.spec: flip, 2-pixel pad-and-crop, erasing.
+ * Every variant trains through cnn_model_fit_source, as `cnnlab train` does, with the same thread count; the
+ * variants are interleaved within each repeat (plain, studygen x2, keras, m11aug, plain, ...) so that the
+ * load of a shared machine hits them alike. Each source is wrapped to time its fill calls: fill time is what
+ * the batches cost to make (augmentation + copies); the rest of the epoch is training.
  *
- *   make && build/bench/augment_cost [threads] [batches]
+ *   make && cc -O2 -fopenmp -Iinclude bench/augment_cost.c build/libcnnlab.a \
+ *       -L/usr/lib/x86_64-linux-gnu/openblas-openmp -Wl,-rpath,/usr/lib/x86_64-linux-gnu/openblas-openmp \
+ *       -lopenblas -lhdf5_serial -lz -lm -lcairo -lfontconfig -lzip -lprotobuf-c -o build/augment_cost
+ *   build/augment_cost [threads (2)] [repeats (3)]
  *
- * Online augmentation runs once per sample per epoch, so its share of a step is its share of the epoch; the
- * study's generator makes its augmented batches once per run (memoised), so its cost is paid in epoch 1 only.
- */
+ * Prints one RUN line per epoch and, at the end, MEDIAN lines and the augmentation's share of the training
+ * time ((augmented epoch - plain epoch) / plain epoch, per batch for the generator). */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cnnlab.h"
 
-enum { B = 512 };
+enum { B = 512, VARIANTS = 5, MAX_REPEATS = 32 };
+static const char *const NAMES[VARIANTS] = {"plain", "studygen_epoch1", "studygen_epoch2", "keras", "m11aug"};
 
-static cnn_augment all_options(void)
+/* A source that forwards to inner and adds the time of every fill to fill_s. */
+typedef struct timed {
+    cnn_source base;
+    cnn_source *inner;
+    double fill_s;
+} timed;
+
+static int timed_begin(cnn_source *s, int epoch)
+{
+    cnn_source *q = ((timed *)s->state)->inner;
+    return q->begin_epoch ? q->begin_epoch(q, epoch) : 0;
+}
+
+static int timed_fill(cnn_source *s, int epoch, int batch, float *x, int32_t *y, int *n)
+{
+    timed *t = s->state;
+    double t0 = omp_get_wtime();
+    int rc = t->inner->fill(t->inner, epoch, batch, x, y, n);
+    t->fill_s += omp_get_wtime() - t0;
+    return rc;
+}
+
+static int timed_end(cnn_source *s, int epoch)
+{
+    cnn_source *q = ((timed *)s->state)->inner;
+    return q->end_epoch ? q->end_epoch(q, epoch) : 0;
+}
+
+static void timed_wrap(timed *t, cnn_source *inner)
+{
+    t->base = *inner;
+    t->base.state = t, t->inner = inner, t->fill_s = 0;
+    t->base.begin_epoch = timed_begin, t->base.fill = timed_fill, t->base.end_epoch = timed_end;
+    t->base.destroy = NULL;
+}
+
+typedef struct sample {
+    double epoch_s, fill_s;
+    int batches;
+} sample;
+
+/* One epoch of m on src, timed. */
+static sample epoch_on(cnn_model *m, cnn_source *src)
+{
+    timed t;
+    timed_wrap(&t, src);
+    cnn_fit_config fc = cnn_fit_default();
+    fc.epochs = 1, fc.verbose = CNN_VERBOSE_SILENT;
+    cnn_history h = {0};
+    double t0 = omp_get_wtime();
+    if (cnn_model_fit_source(m, &t.base, &fc, &h)) {
+        fprintf(stderr, "fit: %s\n", cnn_errmsg());
+        exit(1);
+    }
+    sample s = {omp_get_wtime() - t0, t.fill_s, src->batches};
+    cnn_history_free(&h);
+    return s;
+}
+
+static cnn_augment keras_style(void)
 {
     cnn_augment a = cnn_augment_default();
-    a.rotation_range = 10, a.width_shift_range = 0.1, a.height_shift_range = 0.1, a.shear_range = 5;
-    a.zoom_range[0] = 0.9, a.zoom_range[1] = 1.1, a.horizontal_flip = 1, a.fill_mode = CNN_FILL_NEAREST;
-    a.crop_padding = 2, a.erasing_p = 0.5;
+    a.rotation_range = 10, a.width_shift_range = 0.1, a.height_shift_range = 0.1;
+    a.zoom_range[0] = 0.9, a.zoom_range[1] = 1.1, a.fill_mode = CNN_FILL_NEAREST;
+    a.erasing_p = 0.5;
     return a;
 }
 
-static void keras_batch(const cnn_transform *t, const float *x, float *out, int first)
+static cnn_augment model_11_aug(void)
 {
-#pragma omp parallel for schedule(static)
-    for (int i = 0; i < B; i++)
-        t->apply(t->ctx, x + 784 * (size_t)i, 28, 28, 1, out + 784 * (size_t)i, 1, 0, first + i);
+    cnn_augment a = cnn_augment_default();
+    a.horizontal_flip = 1, a.crop_padding = 2, a.erasing_p = 0.5, a.erasing_value = 0;
+    return a;
 }
 
-static void study_batch(const float *x, float *out, int first)
+static int cmp(const void *a, const void *b)
 {
-#pragma omp parallel for schedule(static)
-    for (int i = 0; i < B; i++) {
-        double s;
-        int tx, ty, angle;
-        cnn_augment_study_draw(1, 0, first + i, &s, &tx, &ty, &angle);
-        cnn_augment_study(x + 784 * (size_t)i, out + 784 * (size_t)i, 28, 28, s, tx, ty, angle);
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* One repeat: every variant once, in NAMES order, on the same model (the weights go on training; an epoch's
+ * time does not depend on them). */
+static void repeat(cnn_model *m, const cnn_dataset *train, int r, sample out[VARIANTS])
+{
+    static cnn_augment keras, m11;
+    keras = keras_style(), m11 = model_11_aug();
+    cnn_transform tk = cnn_augment_transform(&keras), tm = cnn_augment_transform(&m11);
+    cnn_source *plain = cnn_source_dataset(train, B, 1, 1 + (uint64_t)r);
+    cnn_source *gen = cnn_source_study_augment(train, B, 1, 1 + (uint64_t)r, 0);
+    cnn_source *onk = cnn_source_transform(train, B, 1, 1 + (uint64_t)r, &tk);
+    cnn_source *onm = cnn_source_transform(train, B, 1, 1 + (uint64_t)r, &tm);
+    if (!plain || !gen || !onk || !onm) fprintf(stderr, "source: %s\n", cnn_errmsg()), exit(1);
+    out[0] = epoch_on(m, plain);
+    out[1] = epoch_on(m, gen); /* a fresh generator: this epoch makes the 118 augmented batches */
+    out[2] = epoch_on(m, gen);
+    out[3] = epoch_on(m, onk);
+    out[4] = epoch_on(m, onm);
+    for (int v = 0; v < VARIANTS; v++)
+        printf("RUN repeat=%d variant=%s batches=%d epoch_s=%.3f fill_s=%.3f per_batch_ms=%.2f\n", r,
+               NAMES[v], out[v].batches, out[v].epoch_s, out[v].fill_s,
+               1e3 * out[v].epoch_s / out[v].batches);
+    fflush(stdout);
+    cnn_source_free(plain), cnn_source_free(gen), cnn_source_free(onk), cnn_source_free(onm);
+}
+
+static void summarise(sample s[][VARIANTS], int repeats, int threads)
+{
+    double per_batch[VARIANTS], fill[VARIANTS], v[MAX_REPEATS];
+    for (int k = 0; k < VARIANTS; k++) {
+        for (int r = 0; r < repeats; r++) v[r] = s[r][k].epoch_s / s[r][k].batches;
+        per_batch[k] = median(v, repeats);
+        for (int r = 0; r < repeats; r++) v[r] = s[r][k].fill_s;
+        fill[k] = median(v, repeats);
+        printf("MEDIAN variant=%s threads=%d per_batch_ms=%.2f epoch_s=%.3f fill_s=%.3f\n", NAMES[k], threads,
+               1e3 * per_batch[k], per_batch[k] * s[0][k].batches, fill[k]);
     }
+    for (int r = 0; r < repeats; r++) v[r] = s[r][1].fill_s - s[r][2].fill_s;
+    printf("STUDYGEN one-off making of the augmented set: %.3f s (epoch 1 fill - epoch 2 fill, median), "
+           "%.1f%% of a plain epoch\n",
+           median(v, repeats), 100 * median(v, repeats) / (per_batch[0] * s[0][0].batches));
+    printf("SHARE per batch vs plain: studygen_epoch2 %+.1f%%, keras %+.1f%%, m11aug %+.1f%%\n",
+           100 * (per_batch[2] / per_batch[0] - 1), 100 * (per_batch[3] / per_batch[0] - 1),
+           100 * (per_batch[4] / per_batch[0] - 1));
+    printf("SHARE fill time over plain's fill, of a plain epoch: keras %.1f%%, m11aug %.1f%%\n",
+           100 * (fill[3] - fill[0]) / (per_batch[0] * s[0][0].batches),
+           100 * (fill[4] - fill[0]) / (per_batch[0] * s[0][0].batches));
 }
 
 int main(int argc, char **argv)
 {
-    int threads = argc > 1 ? atoi(argv[1]) : 2, batches = argc > 2 ? atoi(argv[2]) : 12;
+    int threads = argc > 1 ? atoi(argv[1]) : 2, repeats = argc > 2 ? atoi(argv[2]) : 3;
+    if (threads < 1 || repeats < 1 || repeats > MAX_REPEATS)
+        return fprintf(stderr, "usage: augment_cost [threads >= 1] [repeats 1..%d]\n", MAX_REPEATS), 2;
     cnn_dataset train, test;
     cnn_spec *spec = cnn_spec_load("models/seed/Model_2_s2.spec");
     if (!spec || cnn_dataset_load_dir(CNN_FASHION_MNIST_DIR, &train, &test))
         return fprintf(stderr, "%s\n", cnn_errmsg()), 1;
     cnn_set_threads(threads);
     cnn_model *m = cnn_spec_build_model(spec, 1);
-    float *out = malloc(sizeof(float) * 784 * B);
-    if (!m || !out || batches < 3 || batches * B > train.n) return fprintf(stderr, "setup failed\n"), 1;
-    cnn_augment a = all_options();
-    cnn_transform t = cnn_augment_transform(&a);
-    double keras = 0, study = 0, step = 0;
-    for (int b = 0; b < batches; b++) {
-        const float *x = train.x + 784 * (size_t)B * b;
-        double t0 = omp_get_wtime();
-        keras_batch(&t, x, out, b * B);
-        double t1 = omp_get_wtime();
-        study_batch(x, out, b * B);
-        double t2 = omp_get_wtime(), loss;
-        int correct;
-        cnn_model_train_step(m, out, train.y + B * b, B, &loss, &correct);
-        double t3 = omp_get_wtime();
-        if (b >= 2) keras += t1 - t0, study += t2 - t1, step += t3 - t2; /* the first two warm up */
-    }
-    int n = batches - 2;
-    printf("per batch of %d, %d threads, %d batches: Keras-style augmentation %.1f ms (%.1f%% of a step), "
-           "study transform %.1f ms (%.1f%%), Model_2_s2 training step %.1f ms\n",
-           B, threads, n, 1e3 * keras / n, 100 * keras / step, 1e3 * study / n, 100 * study / step,
-           1e3 * step / n);
-    free(out);
+    if (!m) return fprintf(stderr, "%s\n", cnn_errmsg()), 1;
+    printf("augment_cost: Model_2_s2, batch %d, %d threads, %d repeats, kernels %s\n", B, threads, repeats,
+           cnn_isa_name());
+    sample s[MAX_REPEATS][VARIANTS];
+    for (int r = 0; r < repeats; r++) repeat(m, &train, r, s[r]);
+    summarise(s, repeats, threads);
     cnn_model_free(m);
     cnn_spec_free(spec);
     cnn_dataset_free(&train);

@@ -842,6 +842,14 @@ CNN_API cnn_transform cnn_augment_transform(const cnn_augment *a);
  * section: train on the dataset as usual. The caller frees the source. */
 CNN_API int cnn_spec_train_source(const cnn_spec *s, const cnn_dataset *train, const cnn_spec_fit *f,
                                   cnn_source **src);
+/* What `cnnlab augment` draws: training images first .. first+n-1 as the spec's augment: section transforms
+ * them for training with the fit settings f (batch size, seed) — with the study's generator, in its first
+ * augmented batch (made from original batch 0; the pictures of spec §5), with random augmentation, with the
+ * draws of epoch 0. out receives n samples of the training images' shape; *study (may be NULL) says whether
+ * the section is the study's generator. Fails when the spec has no augment: section or the images are not
+ * all in the first batch (0 .. min(batch size, images) - 1). */
+CNN_API int cnn_spec_augment_sample(const cnn_spec *s, const cnn_dataset *train, const cnn_spec_fit *f,
+                                    int first, int n, float *out, int *study);
 /* The model whose trained weights the spec starts from (`initial_weights: NAME`), or NULL. */
 CNN_API const char *cnn_spec_initial_weights(const cnn_spec *s);
 /* Keras's dst.set_weights(src.get_weights()): copies every tensor (weights and state such as BatchNorm

@@ -131,5 +131,6 @@ int cli_profile(int argc, char **argv);
 int cli_predict(int argc, char **argv);
 int cli_export_weights(int argc, char **argv);
 int cli_report(int argc, char **argv); /* cli/report.c; cli_report_dir in cli/report.h */
+int cli_augment(int argc, char **argv);
 
 #endif

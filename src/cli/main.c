@@ -36,6 +36,7 @@ static const char *const USAGE =
     "  profile   time a model's training step layer by layer\n"
     "  export-weights  write a saved model's weights as a Keras HDF5 file (load_weights reads it)\n"
     "  report    draw every picture and the HTML report of a run or study folder\n"
+    "  augment   draw the augmentation sample: training images above their augmented versions\n"
     "  models    list the built-in models of the study\n"
     "\n"
     "`cnnlab COMMAND --help` describes each command's options.\n"
@@ -74,6 +75,7 @@ static int dispatch(int argc, char **argv)
     if (!strcmp(cmd, "profile")) return cli_profile(argc - 1, argv + 1);
     if (!strcmp(cmd, "export-weights")) return cli_export_weights(argc - 1, argv + 1);
     if (!strcmp(cmd, "report")) return cli_report(argc - 1, argv + 1);
+    if (!strcmp(cmd, "augment")) return cli_augment(argc - 1, argv + 1);
     if (!strcmp(cmd, "models")) {
         cli_spec_list(stdout);
         return EXIT_OK;

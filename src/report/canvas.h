@@ -103,4 +103,11 @@ enum { CNN_PRED_ROWS = 5, CNN_PRED_COLS = 10, CNN_PRED_N = 50, CNN_PRED_SCALE = 
 enum { CNN_PRED_W = 1590, CNN_PRED_H = 1015 };
 void cnn_predict_tile_origin(int row, int col, double *x, double *y);
 
+/* image_genarator.png (cnn_plot_image_rows): rows of images, each under its title line on a white band over
+ * the notebook's dark gray; image (row, col) is a CNN_ROWS_TILE square (the larger side) with its top-left
+ * corner at cnn_image_rows_origin. The picture of nrows rows of n images is w x h pixels. */
+enum { CNN_ROWS_TILE = 112 };
+void cnn_image_rows_origin(int row, int col, double *x, double *y);
+void cnn_image_rows_size(int nrows, int n, int *w, int *h);
+
 #endif

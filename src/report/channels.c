@@ -73,16 +73,47 @@ int cnn_plot_feature_maps(const float *maps, int h, int w, int c, const char *ti
     return rc;
 }
 
-/* One titled strip of n images. */
-static void image_strip(cairo_t *cr, const float *images, int n, int h, int w, int c, double y, double scale,
+/* image_genarator.png is a screenshot of the study's notebook: each row a line of printed text (monospace,
+ * light on the dark theme's gray) above a white matplotlib figure of the images. The geometry is the
+ * screenshot's, scaled from its 213-pixel tiles to 112. */
+enum { ROWS_MARGIN = 12, ROWS_RIGHT = 17, ROWS_PAD_X = 12, ROWS_PAD_Y = 10, ROWS_GAP = 20, ROWS_TITLE = 20 };
+enum { ROWS_BAND_H = CNN_ROWS_TILE + 2 * ROWS_PAD_Y, ROWS_BOTTOM = 12 };
+
+static double rows_top(int row)
+{
+    return row * (ROWS_TITLE + ROWS_BAND_H);
+}
+
+void cnn_image_rows_origin(int row, int col, double *x, double *y)
+{
+    *x = ROWS_MARGIN + ROWS_PAD_X + col * (CNN_ROWS_TILE + ROWS_GAP);
+    *y = rows_top(row) + ROWS_TITLE + ROWS_PAD_Y;
+}
+
+void cnn_image_rows_size(int nrows, int n, int *w, int *h)
+{
+    *w = ROWS_MARGIN + 2 * ROWS_PAD_X + n * CNN_ROWS_TILE + (n - 1) * ROWS_GAP + ROWS_RIGHT;
+    *h = (int)rows_top(nrows) + ROWS_BOTTOM;
+}
+
+/* One row: its title line, its white band, its n images. */
+static void image_strip(cairo_t *cr, const float *images, int n, int h, int w, int c, int row, int width,
                         const char *title)
 {
-    cnn_text(cr, MARGIN, y, 16, 0, 0, 0, 0, title ? title : "");
+    cairo_save(cr);
+    cairo_select_font_face(cr, "DejaVu Sans Mono", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+    cnn_text(cr, ROWS_MARGIN + 1, rows_top(row) + 2, 14, 0, 0, 0, 0xd5d5d5, title ? title : "");
+    cairo_restore(cr);
+    cnn_set_rgb(cr, 0xffffff);
+    cairo_rectangle(cr, ROWS_MARGIN, rows_top(row) + ROWS_TITLE, width - ROWS_MARGIN - ROWS_RIGHT,
+                    ROWS_BAND_H);
+    cairo_fill(cr);
     size_t size = (size_t)h * (size_t)w * (size_t)c;
-    double cell = ceil((h > w ? h : w) * scale) + 20;
-    for (int i = 0; i < n; i++)
-        cnn_draw_channel(cr, images + (size_t)i * size, h, w, c, 0, MARGIN + i * cell, y + 26, scale,
-                         cnn_cmap_gray_r);
+    double scale = (double)CNN_ROWS_TILE / (h > w ? h : w), x, y;
+    for (int i = 0; i < n; i++) {
+        cnn_image_rows_origin(row, i, &x, &y);
+        cnn_draw_channel(cr, images + (size_t)i * size, h, w, c, 0, x, y, scale, cnn_cmap_gray_r);
+    }
 }
 
 int cnn_plot_image_rows(const float *const *rows, int nrows, int n, int h, int w, int c,
@@ -91,12 +122,15 @@ int cnn_plot_image_rows(const float *const *rows, int nrows, int n, int h, int w
     if (!rows || !path || nrows < 1 || nrows > 16 || n < 1 || n > 32 || h < 1 || w < 1 || c < 1)
         return cnn_fail(CNN_ERR_INVALID, "%s: cannot show %d rows of %d images of %d x %d",
                         path ? path : "images", nrows, n, h, w);
-    double scale = 112.0 / (h > w ? h : w), cell = 112 + 20, row_h = 112 + 50;
+    int width, height;
+    cnn_image_rows_size(nrows, n, &width, &height);
     cnn_canvas cv;
-    int rc = cnn_canvas_open_for(&cv, (int)(2 * MARGIN + n * cell - 20), (int)(nrows * row_h + 10), path);
+    int rc = cnn_canvas_open_for(&cv, width, height, path);
     if (rc) return rc;
+    cnn_set_rgb(cv.cr, 0x383838);
+    cairo_paint(cv.cr);
     for (int r = 0; r < nrows; r++)
-        if (rows[r]) image_strip(cv.cr, rows[r], n, h, w, c, 8 + r * row_h, scale, titles ? titles[r] : NULL);
+        if (rows[r]) image_strip(cv.cr, rows[r], n, h, w, c, r, width, titles ? titles[r] : NULL);
     rc = cnn_canvas_save(&cv, path);
     cnn_canvas_close(&cv);
     return rc;

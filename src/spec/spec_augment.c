@@ -179,3 +179,60 @@ int cnn_model_set_weights_from(cnn_model *dst, cnn_model *src)
     }
     return CNN_OK;
 }
+
+/* The batch that holds the augmented versions of training images 0 .. B-1 (original batch 0), unshuffled:
+ * the study's first augmented batch H (batch 0 itself when all batches are augmented), or the random
+ * augmentation's first batch. */
+static int sample_batch(const spec_augment *cfg, const cnn_source *src)
+{
+    return cfg->kind == AUG_STUDY && !cfg->augmented_only ? src->batches / 2 : 0;
+}
+
+static int sample_check(const cnn_spec *s, const cnn_dataset *train, const cnn_spec_fit *f, int first, int n,
+                        const float *out)
+{
+    int last = train ? (f->batch_size < train->n ? f->batch_size : train->n) : 0; /* images of batch 0 */
+    if (!train || !out || first < 0 || n < 1 || first > last - n)
+        return cnn_fail(CNN_ERR_INVALID,
+                        "%s: cannot show augmented images %d .. %d: the first batch holds images 0 .. %d "
+                        "(batch_size %d, %d training images)",
+                        s->origin, first, first + n - 1, last - 1, f->batch_size, train ? train->n : 0);
+    return CNN_OK;
+}
+
+/* Samples first .. first+n-1 of the source's batch `batch` in epoch 0 into out. */
+static int fill_part(cnn_source *src, int batch, int first, int n, float *out)
+{
+    size_t sample = (size_t)src->h * (size_t)src->w * (size_t)src->c;
+    float *x = malloc(sizeof *x * sample * (size_t)src->batch_size);
+    int32_t *y = malloc(sizeof *y * (size_t)src->batch_size);
+    int got = 0;
+    int rc = x && y ? CNN_OK : cnn_fail(CNN_ERR_NOMEM, "%s: out of memory for a batch", src->name);
+    if (!rc && src->begin_epoch) rc = src->begin_epoch(src, 0);
+    if (!rc) rc = src->fill(src, 0, batch, x, y, &got);
+    if (!rc) memcpy(out, x + sample * (size_t)first, sizeof *x * sample * (size_t)n);
+    free(x), free(y);
+    return rc;
+}
+
+int cnn_spec_augment_sample(const cnn_spec *s, const cnn_dataset *train, const cnn_spec_fit *f, int first,
+                            int n, float *out, int *study)
+{
+    spec_augment cfg;
+    int rc = augment_config(s, &cfg);
+    if (!rc && cfg.kind == AUG_NONE)
+        rc = cnn_fail(CNN_ERR_INVALID, "%s: the spec has no augment: section, so nothing is augmented",
+                      s->origin);
+    if (!rc) rc = sample_check(s, train, f, first, n, out);
+    if (rc) return rc;
+    /* Unshuffled, batch b holds images bB .. bB + B - 1 in order; the augmentation's draws depend on the
+     * image and the batch or epoch, not on the order, so these are the images training sees. */
+    cnn_spec_fit in_order = *f;
+    in_order.shuffle = 0;
+    cnn_source *src;
+    if ((rc = cnn_spec_train_source(s, train, &in_order, &src))) return rc;
+    rc = fill_part(src, sample_batch(&cfg, src), first, n, out);
+    if (study) *study = cfg.kind == AUG_STUDY;
+    cnn_source_free(src);
+    return rc;
+}
