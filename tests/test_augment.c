@@ -665,6 +665,86 @@ static void test_spec_errors(void **state)
     cnn_spec_free(s);
 }
 
+/* cnnlab augment's sample is what training sees: the study generator's first augmented batch (batch H, from
+ * original batch 0) or the random augmentation's draws of epoch 0, for any first image. */
+static void test_spec_augment_sample(void **state)
+{
+    (void)state;
+    cnn_dataset ds = synthetic_set();
+    enum { FIRST = 7, N = 5 };
+    float got[784 * N], want[784 * N];
+    cnn_spec *s = spec_with("augment:\n    StudyGenerator()\n");
+    cnn_spec_fit f;
+    cnn_spec_fit_settings(s, &f);
+    int study = 0;
+    assert_int_equal(cnn_spec_augment_sample(s, &ds, &f, FIRST, N, got, &study), 0);
+    assert_int_equal(study, 1);
+    for (int i = 0; i < N; i++) {
+        double sc;
+        int tx, ty, angle;
+        cnn_augment_study_draw(3, GH, FIRST + i, &sc, &tx, &ty, &angle);
+        assert_int_equal(
+            cnn_augment_study(ds.x + 784 * (FIRST + i), want + 784 * i, 28, 28, sc, tx, ty, angle), 0);
+    }
+    assert_memory_equal(got, want, sizeof got);
+    /* The bounds: the images must lie in the first batch of 96. */
+    tu_assert_error(cnn_spec_augment_sample(s, &ds, &f, 92, N, got, NULL), CNN_ERR_INVALID,
+                    "the first batch holds images 0 .. 95");
+    tu_assert_error(cnn_spec_augment_sample(s, &ds, &f, 0, 0, got, NULL), CNN_ERR_INVALID, "images 0 .. -1");
+    cnn_spec_free(s);
+    s = spec_with("augment:\n    ImageDataGenerator(rotation_range=30, fill_mode=\"wrap\")\n"
+                  "    RandomErasing(p=0.7)\n");
+    cnn_spec_fit_settings(s, &f);
+    f.seed = 12;
+    assert_int_equal(cnn_spec_augment_sample(s, &ds, &f, FIRST, N, got, &study), 0);
+    assert_int_equal(study, 0);
+    cnn_augment a = cnn_augment_default();
+    a.rotation_range = 30, a.fill_mode = CNN_FILL_WRAP, a.erasing_p = 0.7;
+    cnn_transform t = cnn_augment_transform(&a);
+    for (int i = 0; i < N; i++)
+        t.apply(t.ctx, ds.x + 784 * (FIRST + i), 28, 28, 1, want + 784 * i, 12, 0, FIRST + i);
+    assert_memory_equal(got, want, sizeof got);
+    cnn_spec_free(s);
+    s = spec_with("");
+    tu_assert_error(cnn_spec_augment_sample(s, &ds, &f, 0, N, got, NULL), CNN_ERR_INVALID,
+                    "aug.spec: the spec has no augment: section");
+    cnn_spec_free(s);
+    free(ds.x);
+    free(ds.y);
+}
+
+/* Random augmentation with every option on gives the same batches on 1 and 2 threads. */
+static void test_random_threads(void **state)
+{
+    (void)state;
+    cnn_dataset ds = synthetic_set();
+    cnn_augment a = cnn_augment_default();
+    a.rotation_range = 15, a.width_shift_range = 0.1, a.height_shift_range = 2, a.shear_range = 8;
+    a.zoom_range[0] = 0.8, a.zoom_range[1] = 1.1, a.horizontal_flip = a.vertical_flip = 1;
+    a.fill_mode = CNN_FILL_REFLECT, a.crop_padding = 3, a.erasing_p = 0.5;
+    cnn_transform t = cnn_augment_transform(&a);
+    int nb = (GN + GB - 1) / GB, saved = cnn_get_threads();
+    float *x[2];
+    int32_t y[2][GN];
+    for (int k = 0; k < 2; k++) {
+        cnn_set_threads(k + 1);
+        cnn_source *s = cnn_source_transform(&ds, GB, 1, 21, &t);
+        assert_non_null(s);
+        x[k] = malloc(sizeof(float) * 784 * GN);
+        assert_non_null(x[k]);
+        for (int b = 0, n; b < nb; b++)
+            assert_int_equal(s->fill(s, 1, b, x[k] + (size_t)784 * GB * b, y[k] + GB * b, &n), 0);
+        cnn_source_free(s);
+    }
+    cnn_set_threads(saved);
+    assert_memory_equal(y[0], y[1], sizeof y[0]);
+    assert_memory_equal(x[0], x[1], sizeof(float) * 784 * GN);
+    free(x[0]);
+    free(x[1]);
+    free(ds.x);
+    free(ds.y);
+}
+
 static void test_set_weights_from(void **state)
 {
     (void)state;
@@ -747,6 +827,8 @@ int main(void)
         cmocka_unit_test(test_spec_study_generator),
         cmocka_unit_test(test_spec_random_augmentation),
         cmocka_unit_test(test_spec_errors),
+        cmocka_unit_test(test_spec_augment_sample),
+        cmocka_unit_test(test_random_threads),
         cmocka_unit_test(test_set_weights_from),
         cmocka_unit_test(test_seed_specs),
     };

@@ -226,13 +226,30 @@ static void test_image_rows(void **state)
     const char *titles[2] = {"Original images of 1/2 dataset", "Transformed images of 2/2 dataset"};
     const char *path = out_path("image_genarator.png");
     assert_int_equal(cnn_plot_image_rows(rows, 2, 10, 28, 28, 1, titles, path), 0);
-    /* 10 cells of 132 px; rows of 162 px. */
-    cairo_surface_t *s = load_png(path, 2 * 30 + 10 * 132 - 20, 2 * 162 + 10);
-    /* The second row's image is the first one's, 4 image pixels (16 px) to the right. */
+    /* The study's screenshot scaled to 112-pixel tiles: 1353 x 316. */
+    int w, h;
+    cnn_image_rows_size(2, 10, &w, &h);
+    assert_int_equal(w, 1353);
+    assert_int_equal(h, 316);
+    cairo_surface_t *s = load_png(path, w, h);
+    /* The notebook's gray around white bands; the titles in its light text. */
+    assert_int_equal(pixel(s, 2, 2), 0x383838);
+    assert_int_equal(pixel(s, w - 3, h - 3), 0x383838);
+    int light = 0;
+    for (int y = 0; y < 20; y++)
+        for (int x = 12; x < 200; x++) light += (pixel(s, x, y) & 255) > 150;
+    assert_true(light > 50);
+    /* Every tile in gray_r; the second row's image is the first one's, 4 image pixels (16 px) to the
+     * right. */
+    double x0, y0, x1, y1;
+    cnn_image_rows_origin(0, 3, &x0, &y0);
+    cnn_image_rows_origin(1, 3, &x1, &y1);
+    assert_true(x1 == x0 && y1 > y0 + 112);
+    assert_int_equal(pixel(s, (int)x0 - 4, (int)y0 + 50), 0xffffff); /* the band between tiles */
     int same = 0, total = 0;
-    for (int y = 34; y < 34 + 112; y += 5)
-        for (int x = 30 + 16; x < 30 + 112; x += 5, total++)
-            same += pixel(s, x, y) == pixel(s, x + 16, y + 162);
+    for (int y = 0; y < 112; y += 5)
+        for (int x = 16; x < 112; x += 5, total++)
+            same += pixel(s, (int)x0 + x - 16, (int)y0 + y) == pixel(s, (int)x1 + x, (int)y1 + y);
     assert_true(same > total * 9 / 10);
     cairo_surface_destroy(s);
     free(moved);
