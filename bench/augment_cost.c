@@ -14,7 +14,10 @@
  *   make && cc -O2 -fopenmp -Iinclude bench/augment_cost.c build/libcnnlab.a \
  *       -L/usr/lib/x86_64-linux-gnu/openblas-openmp -Wl,-rpath,/usr/lib/x86_64-linux-gnu/openblas-openmp \
  *       -lopenblas -lhdf5_serial -lz -lm -lcairo -lfontconfig -lzip -lprotobuf-c -o build/augment_cost
- *   build/augment_cost [threads (2)] [repeats (3)]
+ *   build/augment_cost [threads (2)] [repeats (3)] [images (60000)]
+ *
+ * images < 60000 trains on the first images only (whole batches of 512): the per-batch figures hold, in a
+ * fraction of the time, when the machine is too loaded for whole epochs.
  *
  * Prints one RUN line per epoch and, at the end, MEDIAN lines and the augmentation's share of the training
  * time ((augmented epoch - plain epoch) / plain epoch, per batch for the generator). */
@@ -84,6 +87,8 @@ static sample epoch_on(cnn_model *m, cnn_source *src)
     }
     sample s = {omp_get_wtime() - t0, t.fill_s, src->batches};
     cnn_history_free(&h);
+    printf("EPOCH batches=%d epoch_s=%.3f fill_s=%.3f\n", s.batches, s.epoch_s, s.fill_s);
+    fflush(stdout);
     return s;
 }
 
@@ -166,17 +171,22 @@ static void summarise(sample s[][VARIANTS], int repeats, int threads)
 int main(int argc, char **argv)
 {
     int threads = argc > 1 ? atoi(argv[1]) : 2, repeats = argc > 2 ? atoi(argv[2]) : 3;
-    if (threads < 1 || repeats < 1 || repeats > MAX_REPEATS)
-        return fprintf(stderr, "usage: augment_cost [threads >= 1] [repeats 1..%d]\n", MAX_REPEATS), 2;
-    cnn_dataset train, test;
+    int images = argc > 3 ? atoi(argv[3]) : 60000;
+    if (threads < 1 || repeats < 1 || repeats > MAX_REPEATS || images < 2 * B)
+        return fprintf(stderr, "usage: augment_cost [threads >= 1] [repeats 1..%d] [images >= %d]\n",
+                       MAX_REPEATS, 2 * B),
+               2;
+    cnn_dataset all, train, test;
     cnn_spec *spec = cnn_spec_load("models/seed/Model_2_s2.spec");
-    if (!spec || cnn_dataset_load_dir(CNN_FASHION_MNIST_DIR, &train, &test))
+    if (!spec || cnn_dataset_load_dir(CNN_FASHION_MNIST_DIR, &all, &test) ||
+        cnn_dataset_slice(&all, 0, images < all.n ? images : all.n, &train))
         return fprintf(stderr, "%s\n", cnn_errmsg()), 1;
+    cnn_dataset_free(&all);
     cnn_set_threads(threads);
     cnn_model *m = cnn_spec_build_model(spec, 1);
     if (!m) return fprintf(stderr, "%s\n", cnn_errmsg()), 1;
-    printf("augment_cost: Model_2_s2, batch %d, %d threads, %d repeats, kernels %s\n", B, threads, repeats,
-           cnn_isa_name());
+    printf("augment_cost: Model_2_s2, batch %d, %d threads, %d repeats, %d training images, kernels %s\n", B,
+           threads, repeats, train.n, cnn_isa_name());
     sample s[MAX_REPEATS][VARIANTS];
     for (int r = 0; r < repeats; r++) repeat(m, &train, r, s[r]);
     summarise(s, repeats, threads);
