@@ -205,9 +205,18 @@ typedef struct axis_taps {
     double wt[2];
 } axis_taps;
 
-/* The two taps of order-1 interpolation along one axis; 0 when the point takes the constant value. */
-static int axis_taps_at(double x, long len, cnn_fill_mode mode, axis_taps *t)
+/* The two taps of order-1 interpolation along one axis; 0 when the point takes the constant value. A point
+ * inside the image, the common case, skips the modes: its taps are what they give it (the second tap clamped
+ * at the last pixel, as every mode's edge_index does there). */
+static inline int axis_taps_at(double x, long len, cnn_fill_mode mode, axis_taps *t)
 {
+    if (x >= 0 && x <= len - 1) {
+        double f = floor(x);
+        t->i[0] = (long)f, t->i[1] = (long)f + 1 < len ? (long)f + 1 : len - 1;
+        t->wt[0] = 1.0 - (x - f);
+        t->wt[1] = 1.0 - t->wt[0];
+        return 1;
+    }
     double cc = map_coordinate(x, len, mode);
     if (!(cc > -1.0)) return 0;
     long start = (long)floor(cc);
@@ -258,11 +267,110 @@ static void erase(const cnn_augment *a, const cnn_augment_params *p, int w, int 
             }
 }
 
+/* One-channel images, the common case, resample a row in two passes: the taps of up to ROW_CHUNK points, then
+ * a branch-free blend of them, the same operations in the same order per pixel as resample() (so the same
+ * bits) but free of the per-pixel branches and calls, so the compiler vectorises it and the CPU overlaps
+ * pixels. */
+enum { ROW_CHUNK = 64 };
+typedef struct row_taps {
+    double v[4][ROW_CHUNK];  /* the four input values, in the order resample() sums them */
+    double wr[2][ROW_CHUNK]; /* row weights */
+    double wc[2][ROW_CHUNK]; /* column weights */
+    int fill[ROW_CHUNK];     /* the point takes the constant value */
+} row_taps;
+
+/* The taps of input point (ir, ic) into slot k. */
+static void row_tap(const cnn_augment *a, const float *in, int h, int w, double ir, double ic, row_taps *t,
+                    int k)
+{
+    axis_taps tr, tc;
+    t->fill[k] = !axis_taps_at(ir, h, a->fill_mode, &tr) || !axis_taps_at(ic, w, a->fill_mode, &tc);
+    if (t->fill[k]) tr = tc = (axis_taps){{0, 0}, {0, 0}};
+    for (int i = 0; i < 2; i++) {
+        t->wr[i][k] = tr.wt[i], t->wc[i][k] = tc.wt[i];
+        for (int j = 0; j < 2; j++) t->v[2 * i + j][k] = in[(size_t)tr.i[i] * w + (size_t)tc.i[j]];
+    }
+}
+
+static void row_blend(const row_taps *t, int n, float cval, float *out, int stride)
+{
+    for (int k = 0; k < n; k++) {
+        double sum = 0.0;
+        for (int q = 0; q < 4; q++) {
+            double coeff = t->v[q][k];
+            coeff *= t->wr[q >> 1][k];
+            coeff *= t->wc[q & 1][k];
+            sum += coeff;
+        }
+        out[k * stride] = t->fill[k] ? cval : (float)sum;
+    }
+}
+
+/* Output row r of a one-channel image at input row rr, columns cols[0..n) of the transformed image (-1: the
+ * crop's zero padding). */
+static void resample_row1(const cnn_augment *a, const affine *f, const float *in, int h, int w, int rr,
+                          const int *cols, int n, float *out)
+{
+    row_taps t;
+    for (int k = 0; k < n; k++) {
+        int cc = cols[k] < 0 ? 0 : cols[k];
+        double ir = 0.0, ic = 0.0;
+        ir += rr * f->m[0][0], ir += cc * f->m[0][1], ir += f->off[0];
+        ic += rr * f->m[1][0], ic += cc * f->m[1][1], ic += f->off[1];
+        row_tap(a, in, h, w, ir, ic, &t, k);
+    }
+    row_blend(&t, n, (float)a->cval, out, 1);
+    for (int k = 0; k < n; k++)
+        if (cols[k] < 0) out[k] = 0;
+}
+
+/* The source column of each output column: the crop's shift, then the horizontal flip; -1 outside. */
+static void source_columns(const cnn_augment_params *p, int pad, int w, int first, int n, int *cols)
+{
+    for (int k = 0; k < n; k++) {
+        int cc = first + k + p->crop_x - pad;
+        cols[k] = cc < 0 || cc >= w ? -1 : p->flip_horizontal ? w - 1 - cc : cc;
+    }
+}
+
+static void apply_one_channel(const cnn_augment *a, const cnn_augment_params *p, const affine *f,
+                              const float *in, int h, int w, float *out)
+{
+    int pad = a->crop_padding, cols[ROW_CHUNK];
+    for (int r = 0; r < h; r++) {
+        int rr = r + p->crop_y - pad;
+        if (rr < 0 || rr >= h) {
+            memset(out + (size_t)r * w, 0, sizeof *out * (size_t)w);
+            continue;
+        }
+        if (p->flip_vertical) rr = h - 1 - rr;
+        for (int c0 = 0; c0 < w; c0 += ROW_CHUNK) {
+            int n = w - c0 < ROW_CHUNK ? w - c0 : ROW_CHUNK;
+            source_columns(p, pad, w, c0, n, cols);
+            resample_row1(a, f, in, h, w, rr, cols, n, out + (size_t)r * w + c0);
+        }
+    }
+}
+
+/* A training sample is a random one of a large set, so it is rarely in cache, and the resampling reads it out
+ * of order: asking for all of its cache lines at once lets the memory system fetch them in parallel instead
+ * of one miss at a time (measured: a third of the time of a 28 x 28 sample). */
+static void prefetch_sample(const float *in, size_t n)
+{
+    for (size_t i = 0; i < n; i += 64 / sizeof *in) __builtin_prefetch(in + i);
+}
+
 void cnn_augment_apply(const cnn_augment *a, const cnn_augment_params *p, const float *in, int h, int w,
                        int c, float *out)
 {
+    prefetch_sample(in, (size_t)h * (size_t)w * (size_t)c);
     affine f = keras_affine(p, h, w);
     int pad = a->crop_padding;
+    if (c == 1 && !f.identity) {
+        apply_one_channel(a, p, &f, in, h, w, out);
+        if (p->erase_h > 0) erase(a, p, w, c, out);
+        return;
+    }
     for (int r = 0; r < h; r++)
         for (int col = 0; col < w; col++) {
             float *o = out + ((size_t)r * w + col) * c;
