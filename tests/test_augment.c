@@ -322,6 +322,35 @@ static void test_transform_hook(void **state)
     assert_memory_equal(a1, b, sizeof b);
 }
 
+/* One-channel images take a row-wise path; others the per-pixel one. A gray image copied into two channels
+ * must give its one-channel result in both, bit for bit, whatever the options. */
+static void test_row_path_matches_pixel_path(void **state)
+{
+    (void)state;
+    enum { H = 28, W = 23 };
+    float in[H * W], in2[H * W * 2], out[H * W], out2[H * W * 2];
+    for (int i = 0; i < H * W; i++) in[i] = in2[2 * i] = in2[2 * i + 1] = (float)((i * 7919) % 101) / 100;
+    for (int cfg = 0; cfg < 64; cfg++) {
+        cnn_augment a = cnn_augment_default();
+        a.rotation_range = cfg & 1 ? 45 : 5, a.width_shift_range = cfg & 2 ? 0.4 : 3,
+        a.height_shift_range = 0.3;
+        a.shear_range = cfg & 4 ? 25 : 0, a.zoom_range[0] = 0.6, a.zoom_range[1] = cfg & 8 ? 1.5 : 1;
+        a.horizontal_flip = a.vertical_flip = 1, a.fill_mode = (cnn_fill_mode)(cfg % 4), a.cval = 0.25;
+        a.crop_padding = cfg % 3, a.erasing_p = 0.5, a.erasing_value = 0.5;
+        for (int i = 0; i < 20; i++) {
+            cnn_augment_params p;
+            cnn_augment_draw(&a, H, W, 17, cfg, i, &p);
+            cnn_augment_apply(&a, &p, in, H, W, 1, out);
+            cnn_augment_apply(&a, &p, in2, H, W, 2, out2);
+            for (int q = 0; q < H * W; q++)
+                if (memcmp(&out[q], &out2[2 * q], sizeof *out) ||
+                    memcmp(&out[q], &out2[2 * q + 1], sizeof *out))
+                    fail_msg("config %d, sample %d, pixel %d: %.9g (one channel) != %.9g, %.9g", cfg, i, q,
+                             out[q], out2[2 * q], out2[2 * q + 1]);
+        }
+    }
+}
+
 static void test_check(void **state)
 {
     (void)state;
@@ -818,6 +847,7 @@ int main(void)
         cmocka_unit_test(test_pad_crop_and_flip),
         cmocka_unit_test(test_erasing),
         cmocka_unit_test(test_transform_hook),
+        cmocka_unit_test(test_row_path_matches_pixel_path),
         cmocka_unit_test(test_check),
         cmocka_unit_test(test_generator_batches),
         cmocka_unit_test(test_generator_study_sizes),

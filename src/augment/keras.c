@@ -292,18 +292,19 @@ static void row_tap(const cnn_augment *a, const float *in, int h, int w, double 
     }
 }
 
-static void row_blend(const row_taps *t, int n, float cval, float *out, int stride)
+static void row_blend(const row_taps *t, int n, float cval, float *out)
 {
+#pragma omp simd
     for (int k = 0; k < n; k++) {
-        double sum = 0.0;
-        for (int q = 0; q < 4; q++) {
-            double coeff = t->v[q][k];
-            coeff *= t->wr[q >> 1][k];
-            coeff *= t->wc[q & 1][k];
-            sum += coeff;
-        }
-        out[k * stride] = t->fill[k] ? cval : (float)sum;
+        double sum = 0.0, q;
+        q = t->v[0][k], q *= t->wr[0][k], q *= t->wc[0][k], sum += q;
+        q = t->v[1][k], q *= t->wr[0][k], q *= t->wc[1][k], sum += q;
+        q = t->v[2][k], q *= t->wr[1][k], q *= t->wc[0][k], sum += q;
+        q = t->v[3][k], q *= t->wr[1][k], q *= t->wc[1][k], sum += q;
+        out[k] = (float)sum;
     }
+    for (int k = 0; k < n; k++)
+        if (t->fill[k]) out[k] = cval;
 }
 
 /* Output row r of a one-channel image at input row rr, columns cols[0..n) of the transformed image (-1: the
@@ -319,7 +320,7 @@ static void resample_row1(const cnn_augment *a, const affine *f, const float *in
         ic += rr * f->m[1][0], ic += cc * f->m[1][1], ic += f->off[1];
         row_tap(a, in, h, w, ir, ic, &t, k);
     }
-    row_blend(&t, n, (float)a->cval, out, 1);
+    row_blend(&t, n, (float)a->cval, out);
     for (int k = 0; k < n; k++)
         if (cols[k] < 0) out[k] = 0;
 }
