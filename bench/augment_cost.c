@@ -11,17 +11,15 @@
  * load of a shared machine hits them alike. Each source is wrapped to time its fill calls: fill time is what
  * the batches cost to make (augmentation + copies); the rest of the epoch is training.
  *
- *   make && cc -O2 -fopenmp -Iinclude bench/augment_cost.c build/libcnnlab.a \
- *       -L/usr/lib/x86_64-linux-gnu/openblas-openmp -Wl,-rpath,/usr/lib/x86_64-linux-gnu/openblas-openmp \
- *       -lopenblas -L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5 -lz -lm -lcairo -lfontconfig -lfreetype \
- *       -lzip -lprotobuf-c -o build/augment_cost
- *   build/augment_cost [threads (2)] [repeats (3)] [images (60000)]
+ *   make && build/bench/augment_cost [threads (2)] [repeats (3)] [images (60000)]
  *
  * images < 60000 trains on the first images only (whole batches of 512): the per-batch figures hold, in a
  * fraction of the time, when the machine is too loaded for whole epochs.
  *
- * Prints one RUN line per epoch and, at the end, MEDIAN lines and the augmentation's share of the training
- * time ((augmented epoch - plain epoch) / plain epoch, per batch for the generator). */
+ * Prints an EPOCH line as each epoch ends, a RUN line per variant and repeat, then MEDIAN lines (per batch,
+ * wall and process CPU time) and the shares: each variant's time per batch against the plain epoch's, the
+ * augmentation's own cost (its fill time over the plain fill, against a plain batch) and the generator's
+ * one-off making of its augmented set. */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
