@@ -13,6 +13,8 @@
  *
  *   make && build/bench/augment_cost [threads (2)] [repeats (3)] [images (60000)]
  *
+ * It first prints each transform's CPU cost per sample on one thread (SAMPLE); repeats 0 stops there.
+ *
  * images < 60000 trains on the first images only (whole batches of 512): the per-batch figures hold, in a
  * fraction of the time, when the machine is too loaded for whole epochs.
  *
@@ -206,12 +208,48 @@ static void summarise(sample s[][VARIANTS], int repeats, int threads)
            100 * (m[4].fill_cpu - m[0].fill_cpu) / m[0].epoch_cpu);
 }
 
+/* The thread CPU time of the calling thread: a per-sample cost that other processes' load hardly moves. */
+static double thread_cpu(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Microseconds of one thread's CPU per sample of each transform, over `count` training images in a scattered
+ * order (a shuffled epoch reads them so: rarely in cache). */
+static void per_sample_costs(const cnn_dataset *train, int count)
+{
+    static cnn_augment keras, m11;
+    keras = keras_style(), m11 = model_11_aug();
+    cnn_transform t[2] = {cnn_augment_transform(&keras), cnn_augment_transform(&m11)};
+    float out[784];
+    double us[3];
+    for (int k = 0; k < 3; k++) {
+        double c0 = thread_cpu();
+        for (int i = 0; i < count; i++) {
+            int idx = (int)((i * 7919L) % train->n);
+            const float *x = train->x + 784 * (size_t)idx;
+            double sc;
+            int tx, ty, angle;
+            if (k < 2) t[k].apply(t[k].ctx, x, 28, 28, 1, out, 1, 0, idx);
+            if (k == 2) cnn_augment_study_draw(1, 0, idx, &sc, &tx, &ty, &angle);
+            if (k == 2) cnn_augment_study(x, out, 28, 28, sc, tx, ty, angle);
+        }
+        us[k] = 1e6 * (thread_cpu() - c0) / count;
+    }
+    printf("SAMPLE one thread's CPU per sample (%d scattered images): keras %.2f us, m11aug %.2f us, study "
+           "transform %.2f us; per batch of %d: %.2f, %.2f, %.2f CPU-ms\n",
+           count, us[0], us[1], us[2], B, us[0] * B / 1e3, us[1] * B / 1e3, us[2] * B / 1e3);
+    fflush(stdout);
+}
+
 int main(int argc, char **argv)
 {
     int threads = argc > 1 ? atoi(argv[1]) : 2, repeats = argc > 2 ? atoi(argv[2]) : 3;
     int images = argc > 3 ? atoi(argv[3]) : 60000;
-    if (threads < 1 || repeats < 1 || repeats > MAX_REPEATS || images < 2 * B)
-        return fprintf(stderr, "usage: augment_cost [threads >= 1] [repeats 1..%d] [images >= %d]\n",
+    if (threads < 1 || repeats < 0 || repeats > MAX_REPEATS || images < 2 * B)
+        return fprintf(stderr, "usage: augment_cost [threads >= 1] [repeats 0..%d] [images >= %d]\n",
                        MAX_REPEATS, 2 * B),
                2;
     cnn_dataset all, train, test;
@@ -225,9 +263,10 @@ int main(int argc, char **argv)
     if (!m) return fprintf(stderr, "%s\n", cnn_errmsg()), 1;
     printf("augment_cost: Model_2_s2, batch %d, %d threads, %d repeats, %d training images, kernels %s\n", B,
            threads, repeats, train.n, cnn_isa_name());
+    per_sample_costs(&train, train.n < 20000 ? train.n : 20000);
     sample s[MAX_REPEATS][VARIANTS];
     for (int r = 0; r < repeats; r++) repeat(m, &train, r, s[r]);
-    summarise(s, repeats, threads);
+    if (repeats) summarise(s, repeats, threads);
     cnn_model_free(m);
     cnn_spec_free(spec);
     cnn_dataset_free(&train);

@@ -32,17 +32,29 @@ static float bilinear_f32(const float *img, int h, int w, float r, float c)
     return (float)((1 - dr) * top + dr * bottom);
 }
 
+/* fminf and fmaxf as comparisons (a NaN operand gives the other; equal operands give b), which the compiler
+ * keeps inline: as calls they took a third of the transform's time. */
+static float min_f(float a, float b)
+{
+    return a < b || b != b ? a : b;
+}
+
+static float max_f(float a, float b)
+{
+    return a > b || b != b ? a : b;
+}
+
 /* warp(..., clip=True): the output is clipped to the input's range, widened to include the fill value 0 when
  * the input's range lacks it but the output uses it. */
 static void clip_to_input(const float *in, float *out, int n)
 {
     float lo = in[0], hi = in[0], olo = out[0], ohi = out[0];
     for (int i = 1; i < n; i++) {
-        lo = fminf(lo, in[i]), hi = fmaxf(hi, in[i]);
-        olo = fminf(olo, out[i]), ohi = fmaxf(ohi, out[i]);
+        lo = min_f(lo, in[i]), hi = max_f(hi, in[i]);
+        olo = min_f(olo, out[i]), ohi = max_f(ohi, out[i]);
     }
-    if (!(lo <= 0 && 0 <= hi) && olo <= 0 && 0 <= ohi) lo = fminf(lo, 0), hi = fmaxf(hi, 0);
-    for (int i = 0; i < n; i++) out[i] = fminf(fmaxf(out[i], lo), hi);
+    if (!(lo <= 0 && 0 <= hi) && olo <= 0 && 0 <= ohi) lo = min_f(lo, 0), hi = max_f(hi, 0);
+    for (int i = 0; i < n; i++) out[i] = min_f(max_f(out[i], lo), hi);
 }
 
 /* warp with the float32 matrix H (row-major 2 x 3, x = column, y = row). */
