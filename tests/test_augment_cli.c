@@ -229,6 +229,12 @@ static void test_errors(void **state)
     struct stat st;
     assert_true(stat(dir, &st) == 0 && S_ISDIR(st.st_mode));
     expect("--help", 0, "usage: cnnlab augment [SPEC]");
+    /* cnnlab --help lists the command. */
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "'%s' --help >'%s'", g_bin, tu_path("help.txt"));
+    assert_int_equal(system(cmd), 0);
+    read_start(tu_path("help.txt"), g_out, sizeof g_out);
+    assert_non_null(strstr(g_out, "  augment   draw the augmentation sample"));
 }
 
 int main(int argc, char **argv)
