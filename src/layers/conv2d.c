@@ -30,6 +30,7 @@
 #include "kernels/loops.h"
 #include "layers/activation.h"
 #include "layers/conv_common.h"
+#include "layers/conv_pool.h"
 #include "layers/layer.h"
 
 typedef struct conv2d_cfg {
@@ -75,13 +76,6 @@ static int conv2d_build(cnn_layer *l)
     return CNN_OK;
 }
 
-static size_t conv2d_workspace(const cnn_layer *l, int n)
-{
-    const conv2d_cfg *c = l->cfg;
-    const cnn_conv_plan p = cnn_conv_plan_for(&c->g, c->filters, n);
-    return cnn_conv_plan_floats(&p);
-}
-
 /* ---------------------------------------------------------------- thin kernels */
 
 /* The thin path's largest K (its loops are in kernels/loops.h). */
@@ -92,6 +86,16 @@ static int thin(const cnn_layer *l)
     const conv2d_cfg *c = l->cfg;
     return cnn_conv_k(&c->g) <= SMALL_K && !l->scratch &&
            (l->act_run == CNN_ACT_RELU || l->act_run == CNN_ACT_LINEAR);
+}
+
+/* The plan's workspace, then on the thin path one convolved image per unit for the pass fused with pooling
+ * (conv_pool.h). */
+static size_t conv2d_workspace(const cnn_layer *l, int n)
+{
+    const conv2d_cfg *c = l->cfg;
+    const cnn_conv_plan p = cnn_conv_plan_for(&c->g, c->filters, n);
+    const size_t image = thin(l) ? cnn_conv_pixels(&c->g) * c->filters : 0;
+    return cnn_conv_plan_floats(&p) + (size_t)p.units * image;
 }
 
 /* ---------------------------------------------------------------- forward and backward */
@@ -263,6 +267,15 @@ static void transpose_kernel(const float *w, int K, int F, float *wt)
         for (int k = 0; k < K; k++) wt[(size_t)f * K + k] = w[(size_t)k * F + f];
 }
 
+/* dW and db from the units' partial sums, added in unit order. */
+static void sum_partials(const cnn_layer *l, const cnn_conv_plan *p, float *work)
+{
+    const conv2d_cfg *c = l->cfg;
+    const unit_ws w0 = unit_slices(l, p, work, 0);
+    cnn_conv_sum_partials(w0.pw, p->partial, p->units, cnn_conv_k(&c->g) * c->filters, cnn_layer_grad(l, 0));
+    if (c->use_bias) cnn_conv_sum_partials(w0.pb, p->partial, p->units, c->filters, cnn_layer_grad(l, 1));
+}
+
 static void conv2d_backward(cnn_layer *l, const cnn_ctx *ctx, const float *x, const float *y, float *dy,
                             float *dx, int n)
 {
@@ -270,7 +283,6 @@ static void conv2d_backward(cnn_layer *l, const cnn_ctx *ctx, const float *x, co
     const cnn_conv_geom *g = &c->g;
     const size_t in_img = (size_t)g->ih * g->iw * g->cin, out_img = cnn_conv_pixels(g) * c->filters;
     const cnn_conv_plan p = cnn_conv_plan_for(g, c->filters, n);
-    const size_t kf = cnn_conv_k(g) * c->filters;
     prepare(l, &p, ctx->work);
     if (ctx->need_dx)
         transpose_kernel(cnn_layer_param(l, 0), (int)cnn_conv_k(g), c->filters,
@@ -296,11 +308,104 @@ static void conv2d_backward(cnn_layer *l, const cnn_ctx *ctx, const float *x, co
             backward_chunk(l, &w, &io);
         }
     }
-    if (l->trainable) {
-        const unit_ws w0 = unit_slices(l, &p, ctx->work, 0);
-        cnn_conv_sum_partials(w0.pw, p.partial, p.units, kf, cnn_layer_grad(l, 0));
-        if (c->use_bias) cnn_conv_sum_partials(w0.pb, p.partial, p.units, c->filters, cnn_layer_grad(l, 1));
+    if (l->trainable) sum_partials(l, &p, ctx->work);
+}
+
+/* ---------------------------------------------------------------- fused with the max pooling after it */
+
+extern const cnn_layer_ops cnn_conv2d_ops;
+
+int cnn_conv_pool_fusable(const cnn_layer *conv, const cnn_layer *pool)
+{
+    int kh, kw;
+    return conv->ops == &cnn_conv2d_ops && thin(conv) && cnn_max_pool_tiles(pool, &kh, &kw);
+}
+
+/* Unit u's convolved image (P, F), after the plan's workspace (conv2d_workspace). */
+static float *unit_image(const cnn_layer *l, const cnn_conv_plan *p, float *work, int u)
+{
+    const conv2d_cfg *c = l->cfg;
+    return work + cnn_conv_plan_floats(p) + (size_t)u * cnn_conv_pixels(&c->g) * c->filters;
+}
+
+void cnn_conv_pool_forward(cnn_layer *conv, cnn_layer *pool, const cnn_ctx *ctx, const float *x, float *y,
+                           int n)
+{
+    const conv2d_cfg *c = conv->cfg;
+    const cnn_conv_geom *g = &c->g;
+    const int F = c->filters, K = (int)cnn_conv_k(g), P = (int)cnn_conv_pixels(g),
+              relu = conv->act_run == CNN_ACT_RELU;
+    const size_t in_img = (size_t)g->ih * g->iw * g->cin, out_img = cnn_shape_size(pool->out);
+    const size_t out_row = (size_t)pool->out.w * F;
+    const float *k = cnn_layer_param(conv, 0), *b = c->use_bias ? cnn_layer_param(conv, 1) : NULL;
+    const cnn_conv_plan p = cnn_conv_plan_for(g, F, n);
+    const cnn_loops *loops = cnn_loops_current();
+    int32_t *arg = (int32_t *)pool->scratch;
+    int kh, kw;
+    cnn_max_pool_tiles(pool, &kh, &kw);
+#pragma omp parallel for schedule(dynamic) if (p.units > 1)
+    for (int u = 0; u < p.units; u++) {
+        const unit_ws w = unit_slices(conv, &p, ctx->work, u);
+        float *img = unit_image(conv, &p, ctx->work, u);
+        int first, count;
+        cnn_conv_unit_range(&p, u, n, &first, &count);
+        for (int s = first; s < first + count; s++) {
+            cnn_im2col(g, x + (size_t)s * in_img, 1, w.cols);
+            loops->thin_forward(P, K, F, w.cols, k, b, relu, img);
+            for (int r = 0; r < pool->out.h; r++) {
+                const size_t o = (size_t)s * out_img + (size_t)r * out_row;
+                loops->max_row(img, g->ow, F, r * kh, r * kh + kh, pool->out.w, kw, kw, 0, y + o, arg + o);
+            }
+        }
     }
+}
+
+/* dW and db partials of one image from its pooled output y, gradient dy and argmax table: each window's
+ * gradient (zero where relu cut the maximum) times the patch of its maximum, in the order the unfused pass
+ * adds them: row by row of the convolution's output, each row's windows left to right. */
+static void pooled_grads(const cnn_layer *l, const cnn_layer *pool, int kh, const float *cols, const float *y,
+                         const float *dy, const int32_t *arg, const unit_ws *w)
+{
+    const conv2d_cfg *c = l->cfg;
+    const int F = c->filters, K = (int)cnn_conv_k(&c->g), relu = l->act_run == CNN_ACT_RELU;
+    const int32_t conv_row = c->g.ow * F; /* one row of the convolution's output */
+    const size_t out_row = (size_t)pool->out.w * F;
+    for (int r = 0; r < pool->out.h; r++)
+        for (int h = r * kh; h < r * kh + kh; h++)
+            for (size_t o = r * out_row; o < (r + 1) * out_row; o++) {
+                if (arg[o] / conv_row != h) continue;
+                const int f = (int)(o % (size_t)F);
+                const float d = relu && !(y[o] > 0.0f) ? 0.0f : dy[o];
+                const float *a = cols + (size_t)(arg[o] / F) * K;
+                if (w->pb) w->pb[f] += d;
+                for (int t = 0; t < K; t++) w->pw[(size_t)t * F + f] += a[t] * d;
+            }
+}
+
+void cnn_conv_pool_backward(cnn_layer *conv, const cnn_layer *pool, const cnn_ctx *ctx, const float *x,
+                            const float *y, const float *dy, int n)
+{
+    const conv2d_cfg *c = conv->cfg;
+    const cnn_conv_geom *g = &c->g;
+    if (!conv->trainable) return;
+    const size_t in_img = (size_t)g->ih * g->iw * g->cin, out_img = cnn_shape_size(pool->out);
+    const cnn_conv_plan p = cnn_conv_plan_for(g, c->filters, n);
+    const int32_t *arg = (const int32_t *)pool->scratch;
+    int kh, kw;
+    cnn_max_pool_tiles(pool, &kh, &kw);
+#pragma omp parallel for schedule(dynamic) if (p.units > 1)
+    for (int u = 0; u < p.units; u++) {
+        const unit_ws w = unit_slices(conv, &p, ctx->work, u);
+        memset(w.pw, 0, sizeof(float) * p.partial);
+        int first, count;
+        cnn_conv_unit_range(&p, u, n, &first, &count);
+        for (int s = first; s < first + count; s++) {
+            const size_t o = (size_t)s * out_img;
+            cnn_im2col(g, x + (size_t)s * in_img, 1, w.cols);
+            pooled_grads(conv, pool, kh, w.cols, y + o, dy + o, arg + o, &w);
+        }
+    }
+    sum_partials(conv, &p, ctx->work);
 }
 
 /* The lowered GEMM of the forward pass: (n*P, filters, K). */
