@@ -335,35 +335,42 @@ static float *unit_image(const cnn_layer *l, const cnn_conv_plan *p, float *work
     return work + fused_offset(p) + (size_t)u * ((cnn_conv_pixels(&c->g) * c->filters + 15) / 16 * 16);
 }
 
+/* Images [first, first + count) of x convolved one by one into img (in cache) and pooled from there into y
+ * and the argmax table. */
+static void forward_pooled(const cnn_layer *conv, const cnn_layer *pool, const unit_ws *w, float *img,
+                           const float *x, int first, int count, float *y, int32_t *arg)
+{
+    const conv2d_cfg *c = conv->cfg;
+    const cnn_conv_geom *g = &c->g;
+    const int F = c->filters, relu = conv->act_run == CNN_ACT_RELU;
+    const size_t in_img = (size_t)g->ih * g->iw * g->cin, out_img = cnn_shape_size(pool->out);
+    const size_t out_row = (size_t)pool->out.w * F;
+    const float *k = cnn_layer_param(conv, 0), *b = c->use_bias ? cnn_layer_param(conv, 1) : NULL;
+    const cnn_loops *loops = cnn_loops_current();
+    int kh, kw;
+    cnn_max_pool_tiles(pool, &kh, &kw);
+    for (int s = first; s < first + count; s++) {
+        cnn_im2col(g, x + (size_t)s * in_img, 1, w->cols);
+        loops->thin_forward((int)cnn_conv_pixels(g), (int)cnn_conv_k(g), F, w->cols, k, b, relu, img);
+        for (int r = 0; r < pool->out.h; r++) {
+            const size_t o = (size_t)s * out_img + (size_t)r * out_row;
+            loops->max_row(img, g->ow, F, r * kh, r * kh + kh, pool->out.w, kw, kw, 0, y + o, arg + o);
+        }
+    }
+}
+
 void cnn_conv_pool_forward(cnn_layer *conv, cnn_layer *pool, const cnn_ctx *ctx, const float *x, float *y,
                            int n)
 {
     const conv2d_cfg *c = conv->cfg;
-    const cnn_conv_geom *g = &c->g;
-    const int F = c->filters, K = (int)cnn_conv_k(g), P = (int)cnn_conv_pixels(g),
-              relu = conv->act_run == CNN_ACT_RELU;
-    const size_t in_img = (size_t)g->ih * g->iw * g->cin, out_img = cnn_shape_size(pool->out);
-    const size_t out_row = (size_t)pool->out.w * F;
-    const float *k = cnn_layer_param(conv, 0), *b = c->use_bias ? cnn_layer_param(conv, 1) : NULL;
-    const cnn_conv_plan p = cnn_conv_plan_for(g, F, n);
-    const cnn_loops *loops = cnn_loops_current();
-    int32_t *arg = (int32_t *)pool->scratch;
-    int kh, kw;
-    cnn_max_pool_tiles(pool, &kh, &kw);
+    const cnn_conv_plan p = cnn_conv_plan_for(&c->g, c->filters, n);
 #pragma omp parallel for schedule(dynamic) if (p.units > 1)
     for (int u = 0; u < p.units; u++) {
         const unit_ws w = unit_slices(conv, &p, ctx->work, u);
-        float *img = unit_image(conv, &p, ctx->work, u);
         int first, count;
         cnn_conv_unit_range(&p, u, n, &first, &count);
-        for (int s = first; s < first + count; s++) {
-            cnn_im2col(g, x + (size_t)s * in_img, 1, w.cols);
-            loops->thin_forward(P, K, F, w.cols, k, b, relu, img);
-            for (int r = 0; r < pool->out.h; r++) {
-                const size_t o = (size_t)s * out_img + (size_t)r * out_row;
-                loops->max_row(img, g->ow, F, r * kh, r * kh + kh, pool->out.w, kw, kw, 0, y + o, arg + o);
-            }
-        }
+        forward_pooled(conv, pool, &w, unit_image(conv, &p, ctx->work, u), x, first, count, y,
+                       (int32_t *)pool->scratch);
     }
 }
 

@@ -1,11 +1,10 @@
 /* A thin convolution (few taps, e.g. 3x3 on a gray image: the first layer of the study's CNNs) fused with the
  * MaxPooling2D after it. The convolution's output is the largest tensor of such a model and memory-bound to
  * write, pool, scatter gradients into and read back; fused, each image is convolved into a per-thread
- * buffer that stays in cache, pooled from there, and backward reads only the pooled gradient: a window's
- * gradient reaches the patch of its maximum alone, so the weight gradient sums one patch per window instead
- * of every patch. Results are bit-identical to the two layers run one after the other: every sum adds its
- * nonzero terms in the same order (the unfused path only adds zeros besides, which change nothing), and the
- * units of images and their partial sums are the convolution's own.
+ * buffer that stays in cache and pooled from there, and backward rebuilds each image's output gradient in
+ * that buffer from the pooled gradient and the argmax table. Results are bit-identical to the two layers run
+ * one after the other: the same loops add the same terms in the same order, and the units of images and
+ * their partial sums are the convolution's own.
  *
  * The model (model/step.c) fuses a pair only where the convolution is its first layer (no gradient for the
  * input is ever needed) and runs the two layers' forward and backward through these calls; the convolution's
