@@ -222,8 +222,7 @@ void cnn_model_backward_planned(cnn_model *m, const int32_t *y, double *loss, in
         float *dx = dy == x->dbuf[0] ? x->dbuf[1] : x->dbuf[0];
         ctx.need_dx = i > first;
         double t0 = x->prof_seconds ? cnn_now() : 0;
-        /* the fused pair's forward left layer i - 1's output unwritten: its gradients come from the pooling's
-         */
+        /* a fused pair left layer i - 1's output unwritten: both layers' backward run as one */
         const int pair = i - 1 == first && cnn_model_fused(m, i - 1);
         if (pair)
             cnn_conv_pool_backward(&m->layers[i - 1], l, &ctx, x->acts[i - 1], x->acts[i + 1], dy, n);
