@@ -20,6 +20,7 @@
 #
 # Environment:
 #   CNNLAB        cnnlab binary (default build/cnnlab)
+#   OMP_WAIT_POLICY  passed to cnnlab's runs (default PASSIVE, as bench/torch_ref.py sets for PyTorch)
 #   TORCH_PYTHON  interpreter with torch (default /usr/bin/python3); it runs bench/torch_ref.py
 #   BLAS_LIB      the OpenBLAS cnnlab links, for blas_core (see scripts/machine_info.sh)
 #   KERAS_PYTHON  interpreter with tensorflow (default bench/.venv/bin/python, else python3 if it has tensorflow)
@@ -78,6 +79,10 @@ done
 cnnlab_name() { echo "$1" | sed 's/^model/Model/'; }
 
 CNNLAB="${CNNLAB:-build/cnnlab}"
+# OpenMP threads that spin while they wait lose their core's time slices on a shared machine: on 2 cores at load
+# 25, Model_1's training pass took 25.9 s spinning and 1.9 s passive (measured 2026-12-01). bench/torch_ref.py
+# sets PASSIVE for PyTorch itself; cnnlab gets the same unless OMP_WAIT_POLICY says otherwise.
+CNNLAB_WAIT="${OMP_WAIT_POLICY:-PASSIVE}"
 TORCH_PY="${TORCH_PYTHON:-/usr/bin/python3}"
 TORCH_REF=bench/torch_ref.py
 
@@ -130,7 +135,7 @@ fail() {  # fw model repeat log why
 run_cnnlab() {  # model repeat
     log="$W/$1.cnnlab.$2.log" out="$W/run"
     rm -rf "$out"
-    "$CNNLAB" train --model "$(cnnlab_name "$1")" --epochs "$EPOCHS" --batch "$BATCH" --threads "$THREADS" \
+    OMP_WAIT_POLICY="$CNNLAB_WAIT" "$CNNLAB" train --model "$(cnnlab_name "$1")" --epochs "$EPOCHS" --batch "$BATCH" --threads "$THREADS" \
         --seed "$2" --out "$out" --quiet >"$log" 2>&1
     rc=$?
     if [ $rc -ne 0 ]; then fail cnnlab "$1" "$2" "$log" "exit status $rc"; CNNLAB_FAILED=1; return; fi
@@ -174,7 +179,7 @@ run_ref() {  # fw model repeat
 
 # ---- the runs, interleaved -----------------------------------------------------------------------------------
 echo "bench: models$MODEL_LIST, threads $THREADS, batch $BATCH, $REPEATS repeats x $EPOCHS epoch(s), interleaved"
-echo "bench: cnnlab=$CNNLAB  pytorch=$TORCH_PY $TORCH_REF  keras=$KERAS_PY bench/keras_ref.py"
+echo "bench: cnnlab=$CNNLAB (OMP_WAIT_POLICY=$CNNLAB_WAIT)  pytorch=$TORCH_PY $TORCH_REF  keras=$KERAS_PY bench/keras_ref.py"
 echo "bench: $MACHINE commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 for m in $MODEL_LIST; do
     echo "== $m"

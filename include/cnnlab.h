@@ -57,8 +57,9 @@ CNN_API int cnn_physical_cores(void);
 
 /* The instruction-set path of cnnlab's kernels: "avx512", "avx2" or "generic" (portable C). One binary
  * carries all three; the first use picks the best this CPU has (cpuid), unless the environment variable
- * CNNLAB_ISA names one (avx512, avx2, generic or auto). Each path's results are bit-identical for any thread
- * count; paths differ from each other only by rounding. */
+ * CNNLAB_ISA names one (avx512, avx2, generic or auto). Results are bit-identical for any thread count and on
+ * every path (the portable path emulates the vector paths' fused multiply-adds exactly, at a fraction of
+ * their speed). */
 CNN_API const char *cnn_isa_name(void);
 /* Selects a path by name (NULL: CNNLAB_ISA as above). Fails with CNN_ERR_INVALID for an unknown name or a
  * path this CPU lacks, naming what it lacks; the path in use is then unchanged. Call it between training

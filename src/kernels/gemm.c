@@ -103,7 +103,7 @@ double cnn_fma_peak_gflops(void)
 {
     typedef float (*peak_fn)(long steps);
     static const peak_fn PEAKS[CNN_ISA_COUNT] = {cnn_peak_generic, cnn_peak_avx2, cnn_peak_avx512};
-    static const int LANES[CNN_ISA_COUNT] = {4, 8, 16};
+    static const int LANES[CNN_ISA_COUNT] = {2, 8, 16};
     const cnn_isa isa = cnn_isa_current();
     double best = 0.0;
     for (int r = 0; r < PEAK_REPEATS; r++) {

@@ -6,11 +6,11 @@
  * a transposed B needs a transposed copy of it.
  *
  * The kernels are cnnlab's own, one per instruction-set path (kernels/isa.h): AVX-512 (6 x 64 tiles), AVX2
- * with FMA (6 x 16) and portable C (6 x 8), all register-blocked and reading A and B in place without
- * packing. Every C element sums its P products in the same fixed order on every path (p in even blocks of at
- * most 512, ascending inside a block), so a path's results depend on the shapes alone, never on the thread
- * count or on which rows a call covers. Paths differ only in rounding: the vector kernels fuse each
- * multiply-add. */
+ * with FMA (6 x 16) and portable C (6 x 4), all register-blocked and reading A in place. Every C element sums
+ * its P products in the same fixed order on every path (p in even blocks of at most 512, ascending inside a
+ * block), each multiply-add rounded once (FMA instructions, or their exact emulation in the portable
+ * kernel), so results depend on the shapes alone: never on the path, the thread count or on which rows a
+ * call covers. */
 #ifndef CNN_KERNELS_GEMM_H
 #define CNN_KERNELS_GEMM_H
 

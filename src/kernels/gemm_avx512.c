@@ -110,7 +110,13 @@ void cnn_gemm_block_avx512(const cnn_gemm_args *g)
 float cnn_peak_avx512(long steps)
 {
     const __m512 x = _mm512_set1_ps(0.999f), y = _mm512_set1_ps(1e-3f);
-    __m512 v0 = y, v1 = y, v2 = y, v3 = y, v4 = y, v5 = y, v6 = y, v7 = y, v8 = y, v9 = y, v10 = y, v11 = y;
+    /* different starting values: equal chains would be computed once (they were: one FMA a round) */
+    __m512 v0 = _mm512_set1_ps(1e-3f), v1 = _mm512_set1_ps(2e-3f), v2 = _mm512_set1_ps(3e-3f),
+           v3 = _mm512_set1_ps(4e-3f);
+    __m512 v4 = _mm512_set1_ps(5e-3f), v5 = _mm512_set1_ps(6e-3f), v6 = _mm512_set1_ps(7e-3f),
+           v7 = _mm512_set1_ps(8e-3f);
+    __m512 v8 = _mm512_set1_ps(9e-3f), v9 = _mm512_set1_ps(1e-2f), v10 = _mm512_set1_ps(1.1e-2f),
+           v11 = _mm512_set1_ps(1.2e-2f);
     for (long s = 0; s < steps; s++) CNN_PEAK_STEP(_mm512_fmadd_ps);
     const __m512 t = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(v0, v1), _mm512_add_ps(v2, v3)),
                                    _mm512_add_ps(_mm512_add_ps(v4, v5), _mm512_add_ps(v6, v7)));

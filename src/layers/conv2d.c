@@ -30,6 +30,7 @@
 #include "kernels/loops.h"
 #include "layers/activation.h"
 #include "layers/conv_common.h"
+#include "layers/conv_pool.h"
 #include "layers/layer.h"
 
 typedef struct conv2d_cfg {
@@ -75,13 +76,6 @@ static int conv2d_build(cnn_layer *l)
     return CNN_OK;
 }
 
-static size_t conv2d_workspace(const cnn_layer *l, int n)
-{
-    const conv2d_cfg *c = l->cfg;
-    const cnn_conv_plan p = cnn_conv_plan_for(&c->g, c->filters, n);
-    return cnn_conv_plan_floats(&p);
-}
-
 /* ---------------------------------------------------------------- thin kernels */
 
 /* The thin path's largest K (its loops are in kernels/loops.h). */
@@ -92,6 +86,23 @@ static int thin(const cnn_layer *l)
     const conv2d_cfg *c = l->cfg;
     return cnn_conv_k(&c->g) <= SMALL_K && !l->scratch &&
            (l->act_run == CNN_ACT_RELU || l->act_run == CNN_ACT_LINEAR);
+}
+
+/* Where the fused pass's images start in the workspace: after the plan's, on a cache line (a misaligned
+ * image made its loops 1.5x slower). */
+static size_t fused_offset(const cnn_conv_plan *p)
+{
+    return (cnn_conv_plan_floats(p) + 15) / 16 * 16;
+}
+
+/* The plan's workspace, then on the thin path one convolved image per unit for the pass fused with pooling
+ * (conv_pool.h), each on cache lines. */
+static size_t conv2d_workspace(const cnn_layer *l, int n)
+{
+    const conv2d_cfg *c = l->cfg;
+    const cnn_conv_plan p = cnn_conv_plan_for(&c->g, c->filters, n);
+    const size_t image = thin(l) ? (cnn_conv_pixels(&c->g) * c->filters + 15) / 16 * 16 : 0;
+    return fused_offset(&p) + (size_t)p.units * image;
 }
 
 /* ---------------------------------------------------------------- forward and backward */
@@ -263,6 +274,15 @@ static void transpose_kernel(const float *w, int K, int F, float *wt)
         for (int k = 0; k < K; k++) wt[(size_t)f * K + k] = w[(size_t)k * F + f];
 }
 
+/* dW and db from the units' partial sums, added in unit order. */
+static void sum_partials(const cnn_layer *l, const cnn_conv_plan *p, float *work)
+{
+    const conv2d_cfg *c = l->cfg;
+    const unit_ws w0 = unit_slices(l, p, work, 0);
+    cnn_conv_sum_partials(w0.pw, p->partial, p->units, cnn_conv_k(&c->g) * c->filters, cnn_layer_grad(l, 0));
+    if (c->use_bias) cnn_conv_sum_partials(w0.pb, p->partial, p->units, c->filters, cnn_layer_grad(l, 1));
+}
+
 static void conv2d_backward(cnn_layer *l, const cnn_ctx *ctx, const float *x, const float *y, float *dy,
                             float *dx, int n)
 {
@@ -270,7 +290,6 @@ static void conv2d_backward(cnn_layer *l, const cnn_ctx *ctx, const float *x, co
     const cnn_conv_geom *g = &c->g;
     const size_t in_img = (size_t)g->ih * g->iw * g->cin, out_img = cnn_conv_pixels(g) * c->filters;
     const cnn_conv_plan p = cnn_conv_plan_for(g, c->filters, n);
-    const size_t kf = cnn_conv_k(g) * c->filters;
     prepare(l, &p, ctx->work);
     if (ctx->need_dx)
         transpose_kernel(cnn_layer_param(l, 0), (int)cnn_conv_k(g), c->filters,
@@ -296,11 +315,106 @@ static void conv2d_backward(cnn_layer *l, const cnn_ctx *ctx, const float *x, co
             backward_chunk(l, &w, &io);
         }
     }
-    if (l->trainable) {
-        const unit_ws w0 = unit_slices(l, &p, ctx->work, 0);
-        cnn_conv_sum_partials(w0.pw, p.partial, p.units, kf, cnn_layer_grad(l, 0));
-        if (c->use_bias) cnn_conv_sum_partials(w0.pb, p.partial, p.units, c->filters, cnn_layer_grad(l, 1));
+    if (l->trainable) sum_partials(l, &p, ctx->work);
+}
+
+/* ---------------------------------------------------------------- fused with the max pooling after it */
+
+extern const cnn_layer_ops cnn_conv2d_ops;
+
+int cnn_conv_pool_fusable(const cnn_layer *conv, const cnn_layer *pool)
+{
+    int kh, kw;
+    return conv->ops == &cnn_conv2d_ops && thin(conv) && cnn_max_pool_tiles(pool, &kh, &kw);
+}
+
+/* Unit u's convolved image (P, F), after the plan's workspace (conv2d_workspace). */
+static float *unit_image(const cnn_layer *l, const cnn_conv_plan *p, float *work, int u)
+{
+    const conv2d_cfg *c = l->cfg;
+    return work + fused_offset(p) + (size_t)u * ((cnn_conv_pixels(&c->g) * c->filters + 15) / 16 * 16);
+}
+
+/* Images [first, first + count) of x convolved one by one into img (in cache) and pooled from there into y
+ * and the argmax table. */
+static void forward_pooled(const cnn_layer *conv, const cnn_layer *pool, const unit_ws *w, float *img,
+                           const float *x, int first, int count, float *y, int32_t *arg)
+{
+    const conv2d_cfg *c = conv->cfg;
+    const cnn_conv_geom *g = &c->g;
+    const int F = c->filters, relu = conv->act_run == CNN_ACT_RELU;
+    const size_t in_img = (size_t)g->ih * g->iw * g->cin, out_img = cnn_shape_size(pool->out);
+    const size_t out_row = (size_t)pool->out.w * F;
+    const float *k = cnn_layer_param(conv, 0), *b = c->use_bias ? cnn_layer_param(conv, 1) : NULL;
+    const cnn_loops *loops = cnn_loops_current();
+    int kh, kw;
+    cnn_max_pool_tiles(pool, &kh, &kw);
+    for (int s = first; s < first + count; s++) {
+        cnn_im2col(g, x + (size_t)s * in_img, 1, w->cols);
+        loops->thin_forward((int)cnn_conv_pixels(g), (int)cnn_conv_k(g), F, w->cols, k, b, relu, img);
+        for (int r = 0; r < pool->out.h; r++) {
+            const size_t o = (size_t)s * out_img + (size_t)r * out_row;
+            loops->max_row(img, g->ow, F, r * kh, r * kh + kh, pool->out.w, kw, kw, 0, y + o, arg + o);
+        }
     }
+}
+
+void cnn_conv_pool_forward(cnn_layer *conv, cnn_layer *pool, const cnn_ctx *ctx, const float *x, float *y,
+                           int n)
+{
+    const conv2d_cfg *c = conv->cfg;
+    const cnn_conv_plan p = cnn_conv_plan_for(&c->g, c->filters, n);
+#pragma omp parallel for schedule(dynamic) if (p.units > 1)
+    for (int u = 0; u < p.units; u++) {
+        const unit_ws w = unit_slices(conv, &p, ctx->work, u);
+        int first, count;
+        cnn_conv_unit_range(&p, u, n, &first, &count);
+        forward_pooled(conv, pool, &w, unit_image(conv, &p, ctx->work, u), x, first, count, y,
+                       (int32_t *)pool->scratch);
+    }
+}
+
+/* dW and db partials of one image from its pooled output y, gradient dy and argmax table: the gradient of
+ * the convolution's output is rebuilt in dimg (in cache: a window's gradient at its maximum, zero where relu
+ * cut it, zeros elsewhere) and goes through the thin backward loop, so every sum adds the same terms in the
+ * same order as the unfused pass, which reads it from the gradient the pooling scattered into memory. */
+static void pooled_grads(const cnn_layer *l, const cnn_layer *pool, const float *cols, const float *y,
+                         const float *dy, const int32_t *arg, const unit_ws *w, float *dimg)
+{
+    const conv2d_cfg *c = l->cfg;
+    const int F = c->filters, K = (int)cnn_conv_k(&c->g), P = (int)cnn_conv_pixels(&c->g);
+    const size_t pooled = cnn_shape_size(pool->out);
+    memset(dimg, 0, sizeof(float) * (size_t)P * F);
+    if (l->act_run == CNN_ACT_RELU)
+        for (size_t o = 0; o < pooled; o++) dimg[arg[o]] = y[o] > 0.0f ? dy[o] : 0.0f;
+    else
+        for (size_t o = 0; o < pooled; o++) dimg[arg[o]] = dy[o];
+    cnn_loops_current()->thin_backward(P, K, F, cols, dimg, dimg, 0, 0, w->pw, w->pb);
+}
+
+void cnn_conv_pool_backward(cnn_layer *conv, const cnn_layer *pool, const cnn_ctx *ctx, const float *x,
+                            const float *y, const float *dy, int n)
+{
+    const conv2d_cfg *c = conv->cfg;
+    const cnn_conv_geom *g = &c->g;
+    if (!conv->trainable) return;
+    const size_t in_img = (size_t)g->ih * g->iw * g->cin, out_img = cnn_shape_size(pool->out);
+    const cnn_conv_plan p = cnn_conv_plan_for(g, c->filters, n);
+    const int32_t *arg = (const int32_t *)pool->scratch;
+#pragma omp parallel for schedule(dynamic) if (p.units > 1)
+    for (int u = 0; u < p.units; u++) {
+        const unit_ws w = unit_slices(conv, &p, ctx->work, u);
+        float *dimg = unit_image(conv, &p, ctx->work, u);
+        memset(w.pw, 0, sizeof(float) * p.partial);
+        int first, count;
+        cnn_conv_unit_range(&p, u, n, &first, &count);
+        for (int s = first; s < first + count; s++) {
+            const size_t o = (size_t)s * out_img;
+            cnn_im2col(g, x + (size_t)s * in_img, 1, w.cols);
+            pooled_grads(conv, pool, w.cols, y + o, dy + o, arg + o, &w, dimg);
+        }
+    }
+    sum_partials(conv, &p, ctx->work);
 }
 
 /* The lowered GEMM of the forward pass: (n*P, filters, K). */

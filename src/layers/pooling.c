@@ -17,6 +17,7 @@
 
 #include "core/error.h"
 #include "kernels/loops.h"
+#include "layers/conv_pool.h"
 #include "layers/layer.h"
 
 typedef struct pool_cfg {
@@ -100,6 +101,16 @@ static void window(const cnn_layer *l, int i, int j, int *h0, int *h1, int *w0, 
     *w0 = b > 0 ? b : 0;
     *h1 = a + c->k[0] < l->in.h ? a + c->k[0] : l->in.h;
     *w1 = b + c->k[1] < l->in.w ? b + c->k[1] : l->in.w;
+}
+
+extern const cnn_layer_ops cnn_max_pooling2d_ops;
+
+int cnn_max_pool_tiles(const cnn_layer *l, int *kh, int *kw)
+{
+    const pool_cfg *c = l->cfg;
+    if (l->ops != &cnn_max_pooling2d_ops || c->same || c->s[0] != c->k[0] || c->s[1] != c->k[1]) return 0;
+    *kh = c->k[0], *kw = c->k[1];
+    return 1;
 }
 
 static int worth_threads(const cnn_layer *l, int n)

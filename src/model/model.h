@@ -35,6 +35,7 @@ typedef struct cnn_exec {
     /* per-layer timing, when profiling: seconds[2*i] forward, seconds[2*i+1] backward */
     double *prof_seconds;
     long prof_forward, prof_backward; /* passes timed */
+    int unfused; /* run every layer on its own (tests compare it with the fused pairs of cnn_model_fused) */
 } cnn_exec;
 
 struct cnn_model {
@@ -62,6 +63,9 @@ int cnn_model_plan(cnn_model *m, int n);
 void cnn_model_forward_from(cnn_model *m, int first, int n, int training);
 /* Runs layers first..through over acts[first]; the output is acts[through + 1]. */
 void cnn_model_forward_range(cnn_model *m, int first, int through, int n, int training);
+/* 1 when layer i and the next one run as one pass (layers/conv_pool.h: the first convolution and the max
+ * pooling after it); layer i's own output is then not written. */
+int cnn_model_fused(const cnn_model *m, int i);
 /* Loss and correct count of the last forward pass against labels y; fills the gradients. */
 void cnn_model_backward_planned(cnn_model *m, const int32_t *y, double *loss, int *correct);
 /* Adds the loss sum and correct count of the last forward pass to *loss_sum and *correct (no gradients). */

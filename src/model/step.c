@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "layers/activation.h"
+#include "layers/conv_pool.h"
 #include "loss/xent.h"
 #include "model/model.h"
 #include "model/progress.h"
@@ -92,6 +93,12 @@ long cnn_model_iterations(const cnn_model *m)
     return m->x.opt.t;
 }
 
+/* Only the model's first layer: it never needs an input gradient, which the fused backward does not give. */
+int cnn_model_fused(const cnn_model *m, int i)
+{
+    return i == 0 && m->nlayers > 1 && !m->x.unfused && cnn_conv_pool_fusable(&m->layers[0], &m->layers[1]);
+}
+
 void cnn_model_forward_range(cnn_model *m, int first, int through, int n, int training)
 {
     cnn_exec *x = &m->x;
@@ -104,8 +111,12 @@ void cnn_model_forward_range(cnn_model *m, int first, int through, int n, int tr
     for (int i = first; i <= through; i++) {
         cnn_layer *l = &m->layers[i];
         double t0 = x->prof_seconds ? cnn_now() : 0;
-        if (!l->alias) l->ops->forward(l, &ctx, x->acts[i], x->acts[i + 1], n);
+        if (i < through && cnn_model_fused(m, i)) /* the pair's time counts as the first layer's */
+            cnn_conv_pool_forward(l, &m->layers[i + 1], &ctx, x->acts[i], x->acts[i + 2], n);
+        else if (!l->alias)
+            l->ops->forward(l, &ctx, x->acts[i], x->acts[i + 1], n);
         if (x->prof_seconds) x->prof_seconds[2 * i] += cnn_now() - t0;
+        if (i < through && cnn_model_fused(m, i)) i++;
     }
 }
 
@@ -211,8 +222,14 @@ void cnn_model_backward_planned(cnn_model *m, const int32_t *y, double *loss, in
         float *dx = dy == x->dbuf[0] ? x->dbuf[1] : x->dbuf[0];
         ctx.need_dx = i > first;
         double t0 = x->prof_seconds ? cnn_now() : 0;
-        l->ops->backward(l, &ctx, x->acts[i], x->acts[i + 1], dy, dx, n);
-        if (x->prof_seconds) x->prof_seconds[2 * i + 1] += cnn_now() - t0;
+        /* a fused pair left layer i - 1's output unwritten: both layers' backward run as one */
+        const int pair = i - 1 == first && cnn_model_fused(m, i - 1);
+        if (pair)
+            cnn_conv_pool_backward(&m->layers[i - 1], l, &ctx, x->acts[i - 1], x->acts[i + 1], dy, n);
+        else
+            l->ops->backward(l, &ctx, x->acts[i], x->acts[i + 1], dy, dx, n);
+        if (x->prof_seconds) x->prof_seconds[2 * (i - pair) + 1] += cnn_now() - t0;
+        if (pair) break;
         dy = dx;
     }
     x->prof_backward++;

@@ -105,6 +105,7 @@ int cnn_model_explain_nonfinite(const cnn_model *m, int first, int n, char *buf,
 {
     for (int i = first; i < m->nlayers; i++) {
         const cnn_layer *l = &m->layers[i];
+        if (cnn_model_fused(m, i)) continue; /* its output was not written */
         if (first_nonfinite(m->x.acts[i + 1], cnn_shape_size(l->out) * (size_t)n) >= 0)
             return snprintf(buf, cap, "the output of layer '%s' (%s) is the first that is not finite",
                             l->name, l->ops->type);
