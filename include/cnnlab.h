@@ -241,8 +241,10 @@ CNN_API int cnn_model_train_step(cnn_model *m, const float *x, const int32_t *y,
 CNN_API int cnn_model_profile(cnn_model *m, int on);
 /* Prints per layer: forward and backward milliseconds per pass, forward GFLOP and the GFLOP/s reached;
  * gemm_gflops (may be NULL) gives, per layer, the rate of a bare sgemm of that layer's GEMM shape measured
- * by the caller, so each layer's share of it is shown. */
-CNN_API void cnn_model_profile_print(const cnn_model *m, const double *gemm_gflops, FILE *out);
+ * by the caller, so each layer's share of it is shown; peak_gflops (> 0, e.g. cnn_fma_peak_gflops()) adds
+ * each layer's forward and backward share of the multiply-add peak (0 leaves those columns out). */
+CNN_API void cnn_model_profile_print(const cnn_model *m, const double *gemm_gflops, double peak_gflops,
+                                     FILE *out);
 /* The (M, N, K) of layer i's forward GEMM for a batch of n; 0 when the layer has none. */
 CNN_API int cnn_model_layer_gemm(const cnn_model *m, int i, int n, int mnk[3]);
 
