@@ -1,10 +1,11 @@
 #!/bin/sh
 # Runs every test binary of the given build folders, the export check of each folder's shared library
 # (tests/check_exports.sh) and the man page check of its binary (tests/check_manpage.sh), the install check
-# (tests/check_install.sh: make install, the README's example built against it) on the first folder, and ends with one line: "N passed, N failed, N skipped". Each binary is a cmocka
-# group; its own output shows which tests failed or were skipped and why. A binary that exits non-zero
-# without reporting a failed test, or that prints no cmocka summary at all (it crashed before the end, or is
-# not a cmocka group), counts as one failed test: no outcome is silent.
+# (tests/check_install.sh: make install, the README's example built against it) on the first folder, and
+# ends with one line: "N passed, N failed, N skipped". Each binary is a cmocka group; its own output shows
+# which tests failed or were skipped and why. A binary that exits non-zero without reporting a failed test,
+# or that prints no cmocka summary at all (it crashed before the end, or is not a cmocka group), counts as
+# one failed test: no outcome is silent.
 set -u
 passed=0
 failed=0
