@@ -51,13 +51,13 @@ int main(int argc, char **argv)
         return fprintf(stderr, "%s\n", cnn_errmsg()), 1;
     cnn_set_threads(threads);
     cnn_model *m = cnn_spec_build_model(spec, 1);
-    float *out = malloc(sizeof(float) * 784 * B);
-    if (!m || !out || batches < 3 || batches * B > train.n) return fprintf(stderr, "setup failed\n"), 1;
+    float *out = malloc(sizeof(float) * 784 * B), *x = malloc(sizeof(float) * 784 * B);
+    if (!m || !out || !x || batches < 3 || batches * B > train.n) return fprintf(stderr, "setup failed\n"), 1;
     cnn_augment a = all_options();
     cnn_transform t = cnn_augment_transform(&a);
     double keras = 0, study = 0, step = 0;
     for (int b = 0; b < batches; b++) {
-        const float *x = train.x + 784 * (size_t)B * b;
+        cnn_dataset_images(&train, B * b, B, x);
         double t0 = omp_get_wtime();
         keras_batch(&t, x, out, b * B);
         double t1 = omp_get_wtime();
@@ -74,6 +74,7 @@ int main(int argc, char **argv)
            B, threads, n, 1e3 * keras / n, 100 * keras / step, 1e3 * study / n, 100 * study / step,
            1e3 * step / n);
     free(out);
+    free(x);
     cnn_model_free(m);
     cnn_spec_free(spec);
     cnn_dataset_free(&train);

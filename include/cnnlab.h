@@ -71,17 +71,23 @@ CNN_API double cnn_fma_peak_gflops(void);
 
 /* ---------------------------------------------------------------- data */
 
-/* A labelled image set: x holds n images of h*w*c float32 in [0,1] (NHWC), y the n labels. */
+/* A labelled image set: n images of h*w*c values (NHWC) and their n labels y. The values are held in one of
+ * two forms: bytes (x NULL), value i being the float32 (float)bytes[i] / divisor, converted a batch at a time
+ * as the model reads it (the IDX readers keep pixels so, divisor 255: a quarter of the memory of floats, the
+ * same bits as Keras's x.astype('float32') / 255); or x, float32 values used as they are (bytes NULL). */
 typedef struct cnn_dataset {
     float *x;
+    uint8_t *bytes;
+    float divisor;
     int32_t *y;
     int n, h, w, c;
     int num_classes; /* 1 + the largest label */
 } cnn_dataset;
 
 /* Reads an IDX image file and an IDX label file (plain or gzip-compressed, detected by content).
- * Validates magic numbers, dimensions, counts and sizes; pixels are scaled by 1/255. labels_path may be
- * NULL: images to predict, whose labels are all -1 (unknown) and num_classes 0. */
+ * Validates magic numbers, dimensions, counts and sizes; pixels are kept as bytes with divisor 255 (values in
+ * [0, 1]). labels_path may be NULL: images to predict, whose labels are all -1 (unknown) and num_classes 0.
+ */
 CNN_API int cnn_dataset_load_idx(cnn_dataset *ds, const char *images_path, const char *labels_path);
 /* Loads the four standard files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz],
  * t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]) from dir. train may be NULL: then only the two
@@ -89,8 +95,11 @@ CNN_API int cnn_dataset_load_idx(cnn_dataset *ds, const char *images_path, const
 CNN_API int cnn_dataset_load_dir(const char *dir, cnn_dataset *train, cnn_dataset *test);
 /* Splits off the last fraction of src into val (Keras's validation_split: the tail, before shuffling). */
 CNN_API int cnn_dataset_split(const cnn_dataset *src, double fraction, cnn_dataset *train, cnn_dataset *val);
-/* Copies images [start, start+count) of src into dst. */
+/* Copies images [start, start+count) of src into dst, in src's form (bytes stay bytes). */
 CNN_API int cnn_dataset_slice(const cnn_dataset *src, int start, int count, cnn_dataset *dst);
+/* Writes images [start, start+count) of ds as float32 values into out (count*h*w*c floats), whichever form
+ * ds holds them in. */
+CNN_API int cnn_dataset_images(const cnn_dataset *ds, int start, int count, float *out);
 CNN_API void cnn_dataset_free(cnn_dataset *ds);
 
 /* Debian's Fashion-MNIST location, the default data. */

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "data/dataset.h"
 #include "model/model.h"
 #include "model/progress.h"
 #include "model/source.h"
@@ -33,10 +34,10 @@ static int run_prefix(cnn_model *m, int through, const cnn_dataset *ds, int batc
 {
     int rc = cnn_model_plan(m, batch);
     if (rc) return rc;
-    size_t in = cnn_shape_size(m->input), out = cnn_shape_size(m->layers[through].out);
+    size_t out = cnn_shape_size(m->layers[through].out);
     for (int s = 0; s < ds->n; s += batch) {
         int n = ds->n - s < batch ? ds->n - s : batch;
-        memcpy(m->x.acts[0], ds->x + in * s, sizeof(float) * in * n);
+        cnn_dataset_images(ds, s, n, m->x.acts[0]);
         cnn_model_forward_range(m, 0, through, n, 0);
         memcpy(feats + out * s, m->x.acts[through + 1], sizeof(float) * out * n);
     }
@@ -66,7 +67,7 @@ cnn_source *cnn_source_features(cnn_model *m, int through, const cnn_dataset *ds
                                 uint64_t seed, double *seconds)
 {
     int rc = check_prefix(m, through);
-    if (!rc && (!ds || ds->n < 1 || !ds->x || !ds->y || batch_size < 1))
+    if (!rc && (!ds || ds->n < 1 || !cnn_dataset_has_pixels(ds) || !ds->y || batch_size < 1))
         rc = cnn_fail(CNN_ERR_INVALID, "cached features: the dataset is empty or batch_size %d < 1",
                       batch_size);
     if (!rc && (size_t)ds->h * ds->w * ds->c != cnn_shape_size(m->input))
