@@ -40,7 +40,7 @@ mkdir -p "$logs"
 
 # peak LOG: the maximum resident set size of a `time -v` log, in MB (10^6 bytes).
 peak() {
-    sed -n 's/.*Maximum resident set size (kbytes): \([0-9]*\)/\1/p' "$1" | awk '{printf "%.1f", $1 * 1024 / 1e6}'
+    sed -n 's/.*Maximum resident set size (kbytes): \([0-9]*\)/\1/p' "$1" | awk '{printf "%.1f\n", $1 * 1024 / 1e6}'
 }
 median() {
     sort -n | awk '{v[NR] = $1} END {print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'

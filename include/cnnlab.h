@@ -7,7 +7,8 @@
  *    then available from cnn_errmsg() (per thread) as one line naming the file, offset, layer or option
  *    concerned and what was expected. The library never prints errors itself and never calls exit().
  *  - Objects come in create/free pairs; free functions accept NULL.
- *  - Images are float32, laid out NHWC (Keras's channels_last), so a Keras user's shapes read the same.
+ *  - Images are float32, laid out NHWC (Keras's channels_last), so a Keras user's shapes read the same; a
+ *    data set may keep them as bytes, converted as batches are filled (cnn_dataset).
  */
 #ifndef CNNLAB_H
 #define CNNLAB_H
