@@ -27,8 +27,7 @@ static int fill(cnn_dataset *ds, cnn_idx *img, const cnn_idx *lab)
     if (!y)
         return cnn_fail(CNN_ERR_NOMEM, "out of memory for the labels of %d images of %d x %d", img->dims[0],
                         img->dims[1], img->dims[2]);
-    /* The dataset takes the reader's buffer over, trimmed to the payload (a gzip read grows it by doubling).
-     */
+    /* The dataset takes the reader's buffer over, trimmed to the payload (gzip reads grow it by doubling). */
     uint8_t *bytes = img->data, *trimmed = realloc(bytes, img->size);
     if (trimmed) bytes = trimmed;
     img->data = NULL;
