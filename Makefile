@@ -4,6 +4,8 @@
 #   make bench   cnnlab vs PyTorch vs Keras, side by side (see docs/benchmarks.md)
 #   make san     the sanitizer build only (in build-san/)
 #   make fuzz    the libFuzzer harnesses of fuzz/ (clang, ASan+UBSan, in build-fuzz/), each FUZZ_SECONDS long
+#   make install PREFIX=/usr/local [DESTDIR=...]   the binary, both libraries, the header, cnnlab.pc, the man
+#                page; `make uninstall` (same PREFIX and DESTDIR) removes exactly those files
 CC      ?= cc
 NPROC   := $(shell nproc 2>/dev/null || echo 2)
 # OpenBLAS built on OpenMP shares cnnlab's thread pool: BLAS calls and OpenMP loops take turns on the same
@@ -61,7 +63,13 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_UTIL := $(BUILD)/tests/util.o $(BUILD)/tests/gradcheck.o $(BUILD)/tests/probe.o \
              $(BUILD)/tests/report_fixture.o
 
-.PHONY: all lib test test-build san run bench deps clean format fuzz fuzz-build fuzz-bins
+# The shared library's version is the API's (CNN_VERSION); its soname carries the major number, which
+# changes when the ABI breaks.
+VERSION := $(shell sed -n 's/^\#define CNN_VERSION "\(.*\)"/\1/p' include/cnnlab.h)
+SONAME  := libcnnlab.so.$(firstword $(subst ., ,$(VERSION)))
+SO_REAL := libcnnlab.so.$(VERSION)
+
+.PHONY: all lib test test-build san run bench deps clean format fuzz fuzz-build fuzz-bins install uninstall
 all: lib $(BUILD)/cnnlab $(BENCH_BIN)
 lib: $(BUILD)/libcnnlab.a $(BUILD)/libcnnlab.so
 
@@ -100,11 +108,19 @@ $(BUILD)/libcnnlab.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/libcnnlab.so: $(LIB_OBJ)
-	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/$(SO_REAL): $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,$(SONAME) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The run-time name (the soname) and the link-time name, as installed.
+$(BUILD)/libcnnlab.so: $(BUILD)/$(SO_REAL)
+	ln -sf $(SO_REAL) $(BUILD)/$(SONAME)
+	ln -sf $(SONAME) $@
 
 $(BUILD)/src/cli/%.o: CFLAGS += $(MPI_CFLAGS)
 
+# The binary links the static library: one file that runs from the build tree, from its install prefix or
+# copied to any folder or machine (the ISA check copies it), with no library path to set and no mismatch
+# between a binary and an older libcnnlab.so; the shared library is for programs that use the API.
 $(BUILD)/cnnlab: $(CLI_OBJ) $(BUILD)/libcnnlab.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(MPI_LIBS)
 
@@ -120,6 +136,40 @@ $(BUILD)/compare_weights: $(BUILD)/scripts/compare_weights.o $(BUILD)/libcnnlab.
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 test-build: all $(TEST_BIN)
+
+# Installation, GNU layout: PREFIX is where the files will live (written into cnnlab.pc), DESTDIR a staging
+# root prepended to every path (packaging).
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR     ?= $(PREFIX)/share/man
+PCDIR      ?= $(LIBDIR)/pkgconfig
+# What a program linking libcnnlab.a needs besides it (cnnlab.pc's Libs.private and Requires.private):
+# OpenBLAS is found by path (Debian's OpenMP build has no pkg-config file on the default path), the other
+# libraries by their own pkg-config files.
+PC_REQUIRES := hdf5 $(REPORT_PKGS)
+PC_PRIVATE  := -fopenmp -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lz -lm
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PCDIR) \
+	    $(DESTDIR)$(MANDIR)/man1
+	install -m 755 $(BUILD)/cnnlab $(DESTDIR)$(BINDIR)/cnnlab
+	install -m 644 $(BUILD)/libcnnlab.a $(DESTDIR)$(LIBDIR)/libcnnlab.a
+	install -m 755 $(BUILD)/$(SO_REAL) $(DESTDIR)$(LIBDIR)/$(SO_REAL)
+	ln -sf $(SO_REAL) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libcnnlab.so
+	install -m 644 include/cnnlab.h $(DESTDIR)$(INCLUDEDIR)/cnnlab.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' -e 's|@REQUIRES@|$(PC_REQUIRES)|' -e 's|@PRIVATE@|$(PC_PRIVATE)|' \
+	    scripts/cnnlab.pc.in > $(DESTDIR)$(PCDIR)/cnnlab.pc
+	chmod 644 $(DESTDIR)$(PCDIR)/cnnlab.pc
+	install -m 644 docs/cnnlab.1 $(DESTDIR)$(MANDIR)/man1/cnnlab.1
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/cnnlab $(DESTDIR)$(LIBDIR)/libcnnlab.a $(DESTDIR)$(LIBDIR)/$(SO_REAL) \
+	    $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libcnnlab.so $(DESTDIR)$(INCLUDEDIR)/cnnlab.h \
+	    $(DESTDIR)$(PCDIR)/cnnlab.pc $(DESTDIR)$(MANDIR)/man1/cnnlab.1
 
 deps:
 	@scripts/deps.sh

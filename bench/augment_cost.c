@@ -223,13 +223,18 @@ static void per_sample_costs(const cnn_dataset *train, int count)
     static cnn_augment keras, m11;
     keras = keras_style(), m11 = model_11_aug();
     cnn_transform t[2] = {cnn_augment_transform(&keras), cnn_augment_transform(&m11)};
-    float out[784];
+    float out[784], *all = malloc(sizeof(float) * 784 * (size_t)train->n);
+    if (!all || cnn_dataset_images(train, 0, train->n, all)) {
+        fprintf(stderr, "per_sample_costs: %s\n", all ? cnn_errmsg() : "out of memory");
+        free(all);
+        return;
+    }
     double us[3];
     for (int k = 0; k < 3; k++) {
         double c0 = thread_cpu();
         for (int i = 0; i < count; i++) {
             int idx = (int)((i * 7919L) % train->n);
-            const float *x = train->x + 784 * (size_t)idx;
+            const float *x = all + 784 * (size_t)idx;
             double sc;
             int tx, ty, angle;
             if (k < 2) t[k].apply(t[k].ctx, x, 28, 28, 1, out, 1, 0, idx);
@@ -242,6 +247,7 @@ static void per_sample_costs(const cnn_dataset *train, int count)
            "transform %.2f us; per batch of %d: %.2f, %.2f, %.2f CPU-ms\n",
            count, us[0], us[1], us[2], B, us[0] * B / 1e3, us[1] * B / 1e3, us[2] * B / 1e3);
     fflush(stdout);
+    free(all);
 }
 
 int main(int argc, char **argv)

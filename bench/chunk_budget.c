@@ -22,16 +22,18 @@ enum { NB = sizeof budgets_kib / sizeof budgets_kib[0] };
 static double epoch_seconds(const cnn_spec *spec, const cnn_dataset *train, int batches)
 {
     cnn_model *m = cnn_spec_build_model(spec, 1);
-    if (!m) return -1;
-    double loss, t0 = 0;
-    int correct;
-    for (int b = 0; b <= batches; b++) {
+    float *x = malloc(sizeof(float) * 784 * B); /* one batch as floats (the set holds bytes) */
+    if (!m || !x) return cnn_model_free(m), free(x), -1;
+    double loss, t0 = 0, s = -1;
+    int correct, rc = 0;
+    for (int b = 0; !rc && b <= batches; b++) {
+        rc = cnn_dataset_images(train, B * b, B, x);
         if (b == 1) t0 = omp_get_wtime(); /* the first step plans and warms up */
-        if (cnn_model_train_step(m, train->x + 784 * (size_t)B * b, train->y + B * b, B, &loss, &correct))
-            return cnn_model_free(m), -1;
+        if (!rc) rc = cnn_model_train_step(m, x, train->y + B * b, B, &loss, &correct);
     }
-    double s = (omp_get_wtime() - t0) * EPOCH_BATCHES / batches;
+    if (!rc) s = (omp_get_wtime() - t0) * EPOCH_BATCHES / batches;
     cnn_model_free(m);
+    free(x);
     return s;
 }
 

@@ -7,7 +7,8 @@
  *    then available from cnn_errmsg() (per thread) as one line naming the file, offset, layer or option
  *    concerned and what was expected. The library never prints errors itself and never calls exit().
  *  - Objects come in create/free pairs; free functions accept NULL.
- *  - Images are float32, laid out NHWC (Keras's channels_last), so a Keras user's shapes read the same.
+ *  - Images are float32, laid out NHWC (Keras's channels_last), so a Keras user's shapes read the same; a
+ *    data set may keep them as bytes, converted as batches are filled (cnn_dataset).
  */
 #ifndef CNNLAB_H
 #define CNNLAB_H
@@ -72,17 +73,23 @@ CNN_API double cnn_fma_peak_gflops(void);
 
 /* ---------------------------------------------------------------- data */
 
-/* A labelled image set: x holds n images of h*w*c float32 in [0,1] (NHWC), y the n labels. */
+/* A labelled image set: n images of h*w*c values (NHWC) and their n labels y. The values are held in one of
+ * two forms: bytes (x NULL), value i being the float32 (float)bytes[i] / divisor, converted a batch at a time
+ * as the model reads it (the IDX readers keep pixels so, divisor 255: a quarter of the memory of floats, the
+ * same bits as Keras's x.astype('float32') / 255); or x, float32 values used as they are (bytes NULL). */
 typedef struct cnn_dataset {
     float *x;
+    uint8_t *bytes;
+    float divisor;
     int32_t *y;
     int n, h, w, c;
     int num_classes; /* 1 + the largest label */
 } cnn_dataset;
 
 /* Reads an IDX image file and an IDX label file (plain or gzip-compressed, detected by content).
- * Validates magic numbers, dimensions, counts and sizes; pixels are scaled by 1/255. labels_path may be
- * NULL: images to predict, whose labels are all -1 (unknown) and num_classes 0. */
+ * Validates magic numbers, dimensions, counts and sizes; pixels are kept as bytes with divisor 255 (values in
+ * [0, 1]). labels_path may be NULL: images to predict, whose labels are all -1 (unknown) and num_classes 0.
+ */
 CNN_API int cnn_dataset_load_idx(cnn_dataset *ds, const char *images_path, const char *labels_path);
 /* Loads the four standard files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz],
  * t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]) from dir. train may be NULL: then only the two
@@ -90,8 +97,11 @@ CNN_API int cnn_dataset_load_idx(cnn_dataset *ds, const char *images_path, const
 CNN_API int cnn_dataset_load_dir(const char *dir, cnn_dataset *train, cnn_dataset *test);
 /* Splits off the last fraction of src into val (Keras's validation_split: the tail, before shuffling). */
 CNN_API int cnn_dataset_split(const cnn_dataset *src, double fraction, cnn_dataset *train, cnn_dataset *val);
-/* Copies images [start, start+count) of src into dst. */
+/* Copies images [start, start+count) of src into dst, in src's form (bytes stay bytes). */
 CNN_API int cnn_dataset_slice(const cnn_dataset *src, int start, int count, cnn_dataset *dst);
+/* Writes images [start, start+count) of ds as float32 values into out (count*h*w*c floats), whichever form
+ * ds holds them in. */
+CNN_API int cnn_dataset_images(const cnn_dataset *ds, int start, int count, float *out);
 CNN_API void cnn_dataset_free(cnn_dataset *ds);
 
 /* Debian's Fashion-MNIST location, the default data. */
@@ -242,8 +252,10 @@ CNN_API int cnn_model_train_step(cnn_model *m, const float *x, const int32_t *y,
 CNN_API int cnn_model_profile(cnn_model *m, int on);
 /* Prints per layer: forward and backward milliseconds per pass, forward GFLOP and the GFLOP/s reached;
  * gemm_gflops (may be NULL) gives, per layer, the rate of a bare sgemm of that layer's GEMM shape measured
- * by the caller, so each layer's share of it is shown. */
-CNN_API void cnn_model_profile_print(const cnn_model *m, const double *gemm_gflops, FILE *out);
+ * by the caller, so each layer's share of it is shown; peak_gflops (> 0, e.g. cnn_fma_peak_gflops()) adds
+ * each layer's forward and backward share of the multiply-add peak (0 leaves those columns out). */
+CNN_API void cnn_model_profile_print(const cnn_model *m, const double *gemm_gflops, double peak_gflops,
+                                     FILE *out);
 /* The (M, N, K) of layer i's forward GEMM for a batch of n; 0 when the layer has none. */
 CNN_API int cnn_model_layer_gemm(const cnn_model *m, int i, int n, int mnk[3]);
 

@@ -11,6 +11,7 @@
 #include "util.h"
 
 static cnn_dataset g_train, g_test;
+static float *g_test_x; /* g_test's images as floats, as the transforms take them */
 static int g_have_data;
 
 static int setup(void **state)
@@ -19,6 +20,10 @@ static int setup(void **state)
     struct stat st;
     g_have_data = stat(CNN_FASHION_MNIST_DIR, &st) == 0 &&
                   cnn_dataset_load_dir(CNN_FASHION_MNIST_DIR, &g_train, &g_test) == 0;
+    if (g_have_data) {
+        g_test_x = malloc(sizeof(float) * 784 * (size_t)g_test.n);
+        g_have_data = g_test_x && cnn_dataset_images(&g_test, 0, g_test.n, g_test_x) == 0;
+    }
     return 0;
 }
 
@@ -27,6 +32,7 @@ static int teardown(void **state)
     (void)state;
     cnn_dataset_free(&g_train);
     cnn_dataset_free(&g_test);
+    free(g_test_x);
     return 0;
 }
 
@@ -103,7 +109,7 @@ static void test_study_matches_skimage(void **state)
         double s;
         assert_int_equal(sscanf(line, "%d %lf %d %d %d", &img, &s, &tx, &ty, &angle), 5);
         read_floats(gz, ref, 28 * 28);
-        assert_int_equal(cnn_augment_study(g_test.x + 784 * img, out, 28, 28, s, tx, ty, angle), 0);
+        assert_int_equal(cnn_augment_study(g_test_x + 784 * img, out, 28, 28, s, tx, ty, angle), 0);
         double d = max_abs_diff(out, ref, 784);
         if (d > 1e-5)
             fail_msg("image %d (s %g, tx %d, ty %d, angle %d): max |diff| %g", img, s, tx, ty, angle, d);
@@ -197,7 +203,7 @@ static void test_keras_matches_apply_transform(void **state)
         for (int r = 0; r < 28; r++)
             for (int x = 0; x < width; x++)
                 for (int k = 0; k < c; k++)
-                    in[(r * width + x) * c + k] = g_test.x[784 * (first + k) + r * 28 + col0 + x];
+                    in[(r * width + x) * c + k] = g_test_x[784 * (first + k) + r * 28 + col0 + x];
         int n = 28 * width * c;
         read_floats(gz, ref, n);
         cnn_augment_apply(&a, &p, in, 28, width, c, out);

@@ -142,6 +142,9 @@ static void test_help_and_dispatch(void **state)
     setenv("CNNLAB_ISA", "generic", 1);
     expect("--version", 0, "kernels: generic (", 1);
     expect("profile Model_1 --batch 8 --steps 1 --threads 1", 0, "kernels generic", 1);
+    /* the header carries the peak every %peak is taken of, measured on the forced path and thread count */
+    assert_non_null(strstr(g_out, "multiply-add peak (generic, 1 threads): "));
+    assert_non_null(strstr(g_out, ", CPU "));
     setenv("CNNLAB_ISA", "avx3", 1);
     expect("--version", 2,
            "cnnlab: CNNLAB_ISA=avx3: unknown kernel path 'avx3' (expected auto, avx512, avx2 or "
@@ -167,6 +170,12 @@ static void test_summary(void **state)
     expect("profile --model Nope", 2, "profile: unknown model 'Nope'", 0);
     expect("profile --bogus", 2, "profile: unexpected argument '--bogus'", 0);
     expect("profile Model_1 --batch 8 --steps 1 --threads 1", 0, "Hidden_Layer_1", 1);
+    /* every GEMM layer's row ends in its share of the sgemm and of the forward and backward peak */
+    assert_non_null(strstr(g_out, "%sgemm  fwd%pk  bwd%pk\n"));
+    const char *row = strstr(g_out, "Hidden_Layer_1");
+    int shares = 0;
+    for (const char *p = row; *p && *p != '\n'; p++) shares += *p == '%';
+    assert_int_equal(shares, 3);
 }
 
 static void test_train_usage_errors(void **state)

@@ -213,8 +213,8 @@ static void test_dataset_folder_shapes(void **state)
     tu_assert_error(cnn_dataset_load_dir(dir, &train, &test), CNN_ERR_FORMAT,
                     "the t10k images are 14x14, the training images 28x28");
     assert_non_null(strstr(cnn_errmsg(), dir));
-    assert_null(train.x);
-    assert_null(test.x);
+    assert_null(train.bytes);
+    assert_null(test.bytes);
 }
 
 /* ------------------------------------------------------------------ model names */

@@ -75,6 +75,7 @@ static void write_pair(const char *images, int images_gz, const char *labels, in
 static void assert_zeroed(const cnn_dataset *ds)
 {
     assert_null(ds->x);
+    assert_null(ds->bytes);
     assert_null(ds->y);
     assert_int_equal(ds->n, 0);
     assert_int_equal(ds->h, 0);
@@ -95,6 +96,15 @@ static void expect_load_error(const char *images, const char *labels, int code, 
     assert_zeroed(&ds);
 }
 
+/* Every image of ds as floats (freed by the caller). */
+static float *images_of(const cnn_dataset *ds)
+{
+    float *x = malloc(sizeof(float) * (size_t)ds->n * ds->h * ds->w * ds->c);
+    assert_non_null(x);
+    assert_int_equal(cnn_dataset_images(ds, 0, ds->n, x), 0);
+    return x;
+}
+
 static void check_synthetic(const cnn_dataset *ds)
 {
     assert_int_equal(ds->n, N_IMG);
@@ -103,7 +113,15 @@ static void check_synthetic(const cnn_dataset *ds)
     assert_int_equal(ds->c, 1);
     assert_int_equal(ds->num_classes, 10);
     for (int i = 0; i < N_IMG; i++) assert_int_equal(ds->y[i], k_labels[i]);
-    for (int i = 0; i < PIX; i++) assert_true(ds->x[i] == (float)pixel(i) / 255.0f);
+    /* the pixels stay bytes (a quarter of the memory) and read as Keras's x / 255 */
+    assert_null(ds->x);
+    assert_true(ds->divisor == 255.0f);
+    float *x = images_of(ds);
+    for (int i = 0; i < PIX; i++) {
+        assert_int_equal(ds->bytes[i], pixel(i));
+        assert_true(x[i] == (float)pixel(i) / 255.0f);
+    }
+    free(x);
 }
 
 static void round_trip(int images_gz, int labels_gz)
@@ -167,9 +185,11 @@ static void test_pixel_scaling_exact(void **state)
     tu_write(lab, buf, make_idx(buf, 0x801, ldims, 1, &label, 1));
     cnn_dataset ds;
     assert_int_equal(cnn_dataset_load_idx(&ds, img, lab), 0);
+    float *x = images_of(&ds);
     for (int i = 0; i < 6; i++) {
-        if (ds.x[i] != want[i]) fail_msg("pixel %u: got %a, expected %a", px[i], ds.x[i], want[i]);
+        if (x[i] != want[i]) fail_msg("pixel %u: got %a, expected %a", px[i], x[i], want[i]);
     }
+    free(x);
     assert_int_equal(ds.num_classes, 5);
     cnn_dataset_free(&ds);
 }
@@ -582,6 +602,40 @@ static void test_slice(void **state)
     cnn_dataset_free(&src);
 }
 
+/* A set held as bytes: slices stay bytes with the same divisor, images read as bytes / divisor, and a set
+ * with both forms, or bytes with a divisor that is not a finite number > 0, is refused. */
+static void test_byte_pixels(void **state)
+{
+    (void)state;
+    uint8_t bytes[4 * 3] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 255};
+    int32_t y[4] = {0, 1, 2, 1};
+    cnn_dataset src = {
+        .bytes = bytes, .divisor = 5.0f, .y = y, .n = 4, .h = 1, .w = 3, .c = 1, .num_classes = 3};
+    cnn_dataset dst;
+    assert_int_equal(cnn_dataset_slice(&src, 1, 2, &dst), 0);
+    assert_null(dst.x);
+    assert_true(dst.divisor == 5.0f);
+    assert_memory_equal(dst.bytes, bytes + 3, 6);
+    assert_int_equal(dst.y[1], 2);
+    float x[6];
+    assert_int_equal(cnn_dataset_images(&dst, 0, 2, x), 0);
+    for (int i = 0; i < 6; i++) assert_true(x[i] == (float)(3 + i) / 5.0f);
+    cnn_dataset_free(&dst);
+    assert_int_equal(cnn_dataset_images(&src, 3, 1, x), 0);
+    assert_true(x[2] == 51.0f);
+    tu_assert_error(cnn_dataset_images(&src, 3, 2, x), CNN_ERR_INVALID, "expected a range within [0, 4)");
+    tu_assert_error(cnn_dataset_images(&src, 0, 1, NULL), CNN_ERR_INVALID, "NULL");
+    const float bad[] = {0.0f, -1.0f, NAN, INFINITY};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        src.divisor = bad[i];
+        tu_assert_error(cnn_dataset_images(&src, 0, 1, x), CNN_ERR_INVALID, "malformed");
+        tu_assert_error(cnn_dataset_slice(&src, 0, 1, &dst), CNN_ERR_INVALID, "malformed");
+    }
+    src.divisor = 255.0f;
+    src.x = x;
+    tu_assert_error(cnn_dataset_slice(&src, 0, 1, &dst), CNN_ERR_INVALID, "malformed");
+}
+
 static void test_class_names(void **state)
 {
     (void)state;
@@ -606,8 +660,16 @@ static void check_fashion(const cnn_dataset *ds, int n)
         seen[ds->y[i]]++;
     }
     for (int k = 0; k < 10; k++) assert_int_equal(seen[k], n / 10); /* Fashion-MNIST is balanced */
-    for (size_t i = 0; i < (size_t)n * 28 * 28; i++)
-        if (!(ds->x[i] >= 0.0f && ds->x[i] <= 1.0f)) fail_msg("pixel %zu = %g", i, ds->x[i]);
+    /* bytes over 255: the last image reads back in [0, 1], and not blank */
+    assert_null(ds->x);
+    assert_true(ds->divisor == 255.0f);
+    float x[28 * 28], sum = 0;
+    assert_int_equal(cnn_dataset_images(ds, n - 1, 1, x), 0);
+    for (int i = 0; i < 28 * 28; i++) {
+        if (!(x[i] >= 0.0f && x[i] <= 1.0f)) fail_msg("pixel %d = %g", i, x[i]);
+        sum += x[i];
+    }
+    assert_true(sum > 1.0f);
 }
 
 static void test_real_fashion_mnist(void **state)
@@ -654,6 +716,7 @@ int main(void)
         cmocka_unit_test(test_split),
         cmocka_unit_test(test_split_bad_fraction),
         cmocka_unit_test(test_slice),
+        cmocka_unit_test(test_byte_pixels),
         cmocka_unit_test(test_class_names),
         cmocka_unit_test(test_real_fashion_mnist),
     };

@@ -217,12 +217,13 @@ static void test_image_rows(void **state)
     cnn_dataset test;
     rf_model_2_s2(&r, &test, NULL);
     /* The second row is the first one shifted right by 4 pixels (a stand-in for an augmentation). */
-    float *moved = calloc(10 * 784, sizeof(float));
-    assert_non_null(moved);
+    float *moved = calloc(10 * 784, sizeof(float)), *orig = malloc(sizeof(float) * 10 * 784);
+    assert_true(moved && orig);
+    assert_int_equal(cnn_dataset_images(&test, 0, 10, orig), 0);
     for (int i = 0; i < 10; i++)
         for (int y = 0; y < 28; y++)
-            for (int x = 4; x < 28; x++) moved[i * 784 + y * 28 + x] = test.x[i * 784 + y * 28 + x - 4];
-    const float *rows[2] = {test.x, moved};
+            for (int x = 4; x < 28; x++) moved[i * 784 + y * 28 + x] = orig[i * 784 + y * 28 + x - 4];
+    const float *rows[2] = {orig, moved};
     const char *titles[2] = {"Original images of 1/2 dataset", "Transformed images of 2/2 dataset"};
     const char *path = out_path("image_genarator.png");
     assert_int_equal(cnn_plot_image_rows(rows, 2, 10, 28, 28, 1, titles, path), 0);
@@ -252,6 +253,7 @@ static void test_image_rows(void **state)
             same += pixel(s, (int)x0 + x - 16, (int)y0 + y) == pixel(s, (int)x1 + x, (int)y1 + y);
     assert_true(same > total * 9 / 10);
     cairo_surface_destroy(s);
+    free(orig);
     free(moved);
     cnn_dataset_free(&test);
     rf_free(&r);

@@ -6,6 +6,7 @@
 
 #include "augment/augment.h"
 #include "core/error.h"
+#include "data/dataset.h"
 
 typedef struct study_gen {
     const cnn_dataset *ds;
@@ -14,20 +15,21 @@ typedef struct study_gen {
 } study_gen;
 
 /* Augments count images from src into dst, in parallel; image i of batch j draws from (seed, j, first + i).
- */
+ * Each image gets two slots of scratch: its pixels as floats, and the transform's own. */
 static int augment_batch(const study_gen *g, int batch, int first, int count, float *dst)
 {
     const cnn_dataset *ds = g->ds;
     size_t px = (size_t)ds->h * (size_t)ds->w;
-    float *scratch = malloc(sizeof(float) * px * (size_t)count);
+    float *scratch = malloc(sizeof(float) * 2 * px * (size_t)count);
     if (!scratch) return cnn_fail(CNN_ERR_NOMEM, "study generator: no memory to augment batch %d", batch);
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < count; i++) {
         double s;
         int tx, ty, angle;
+        float *in = scratch + 2 * px * (size_t)i;
         cnn_augment_study_draw(g->seed, batch, first + i, &s, &tx, &ty, &angle);
-        aug_study_transform(ds->x + px * (size_t)(first + i), dst + px * (size_t)i, scratch + px * (size_t)i,
-                            ds->h, ds->w, s, tx, ty, angle);
+        cnn_dataset_sample(ds, (size_t)(first + i), in);
+        aug_study_transform(in, dst + px * (size_t)i, in + px, ds->h, ds->w, s, tx, ty, angle);
     }
     free(scratch);
     return CNN_OK;
@@ -40,12 +42,10 @@ static int study_batch(void *ctx, int index, float *x, int32_t *y, int *n)
     int augmented = g->augmented_only || index >= g->half;
     int first = (index % g->half) * g->batch_size;
     int count = g->ds->n - first < g->batch_size ? g->ds->n - first : g->batch_size;
-    size_t px = (size_t)g->ds->h * (size_t)g->ds->w;
     memcpy(y, g->ds->y + first, sizeof *y * (size_t)count);
     *n = count;
     if (augmented) return augment_batch(g, index, first, count, x);
-    memcpy(x, g->ds->x + px * (size_t)first, sizeof *x * px * (size_t)count);
-    return CNN_OK;
+    return cnn_dataset_images(g->ds, first, count, x);
 }
 
 /* The owning wrapper: forwards every call to the inner source. */
@@ -100,7 +100,7 @@ cnn_source *aug_source_owning(cnn_source *inner, void *owned)
 
 static int check_args(const cnn_dataset *ds, int batch_size)
 {
-    if (!ds || !ds->x || !ds->y || ds->n < 1)
+    if (!ds || !cnn_dataset_has_pixels(ds) || !ds->y || ds->n < 1)
         return cnn_fail(CNN_ERR_INVALID, "study generator: no training images");
     if (ds->c != 1)
         return cnn_fail(CNN_ERR_INVALID, "study generator: expected one-channel images, got %d channels",

@@ -77,17 +77,21 @@ static int draw(const cnn_spec *s, const cnn_spec_fit *f, const cnn_dataset *tra
     int n = (int)a->count, study = 0;
     size_t sample = (size_t)train->h * (size_t)train->w * (size_t)train->c;
     float *augmented = malloc(sizeof *augmented * sample * (size_t)n);
-    if (!augmented) return cli_error("augment: out of memory"), -1;
+    float *originals = malloc(sizeof *originals * sample * (size_t)n);
+    if (!augmented || !originals)
+        return free(augmented), free(originals), cli_error("augment: out of memory"), -1;
     int rc = cnn_spec_augment_sample(s, train, f, (int)a->first, n, augmented, &study);
+    if (!rc) rc = cnn_dataset_images(train, (int)a->first, n, originals);
     char title[2][160];
     snprintf(title[0], sizeof title[0], "%s", study ? "Original images of 1/2 dataset" : "Original images");
     snprintf(title[1], sizeof title[1],
              study ? "Transformed images of 2/2 dataset" : "Augmented images, epoch 1");
-    const float *rows[2] = {train->x + sample * (size_t)a->first, augmented};
+    const float *rows[2] = {originals, augmented};
     const char *titles[2] = {title[0], title[1]};
     if (!rc) rc = cnn_plot_image_rows(rows, 2, n, train->h, train->w, train->c, titles, a->out);
     if (rc) cli_error("augment: %s", cnn_errmsg());
     free(augmented);
+    free(originals);
     return rc ? -1 : 0;
 }
 

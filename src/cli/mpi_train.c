@@ -338,7 +338,7 @@ int cli_mpi_evaluate(cnn_run *run, cnn_model *m, const cnn_dataset *test, int ba
     if (!probs) cli_mpi_abort("test evaluation: out of memory");
     int rc = cnn_dataset_slice(test, lo, hi - lo, &part);
     if (!rc) rc = cnn_model_evaluate(m, &part, batch_size, &loss, &acc);
-    if (!rc) rc = cnn_model_predict(m, part.x, part.n, batch_size, probs);
+    if (!rc) rc = cnn_model_predict_dataset(m, &part, batch_size, probs);
     if (cli_par->any(rc != 0)) cli_mpi_abort(rc ? cnn_errmsg() : "test evaluation failed on another rank");
     /* The mean loss of each block already holds the regularisation term once per sample. */
     double sums[3] = {loss * part.n, round(acc * part.n), part.n};

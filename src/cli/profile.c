@@ -1,5 +1,6 @@
 /* cnnlab profile: per-layer forward and backward times of a model's training step, each GEMM layer's
- * FLOP rate, and its share of a bare sgemm of the same shape measured in the same run. */
+ * FLOP rate, its share of a bare sgemm of the same shape and of the multiply-add peak, both measured in the
+ * same run. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,21 @@ static int run_steps(cnn_model *m, const float *x, const int32_t *y, int n, int 
     return 0;
 }
 
+/* The header names what every share is taken of: the multiply-add peak of the kernels in use on this run's
+ * threads (measured here, after the timed steps, so that it runs on the same warm threads), the CPU and
+ * the instruction-set path. */
+static void print_profile(const cnn_model *m, int n, const double *gemm)
+{
+    char cpu[128];
+    cli_cpu_name(cpu, sizeof cpu);
+    const double peak = cnn_fma_peak_gflops();
+    printf("%s: batch %d, %d threads, kernels %s, CPU %s\n", cnn_model_name(m), n, cnn_get_threads(),
+           cnn_isa_name(), cpu);
+    printf("multiply-add peak (%s, %d threads): %.1f GFLOP/s; bare sgemm 2048x2048x2048: %.1f GFLOP/s\n",
+           cnn_isa_name(), cnn_get_threads(), peak, cnn_sgemm_gflops(2048, 2048, 2048, 3));
+    cnn_model_profile_print(m, gemm, peak, stdout);
+}
+
 static int profile(cnn_model *m, int n, int steps, const int in_size)
 {
     float *x = malloc(sizeof(float) * (size_t)n * in_size);
@@ -63,16 +79,7 @@ static int profile(cnn_model *m, int n, int steps, const int in_size)
         int mnk[3];
         if (cnn_model_layer_gemm(m, i, n, mnk)) gemm[i] = cnn_sgemm_gflops(mnk[0], mnk[1], mnk[2], 5);
     }
-    if (!rc) {
-        char cpu[128];
-        cli_cpu_name(cpu, sizeof cpu);
-        printf("%s: batch %d, %d threads, kernels %s (%s)\n", cnn_model_name(m), n, cnn_get_threads(),
-               cnn_isa_name(), cpu);
-        cnn_model_profile_print(m, gemm, stdout);
-        printf("bare sgemm 2048x2048x2048: %.1f GFLOP/s\n", cnn_sgemm_gflops(2048, 2048, 2048, 3));
-        printf("multiply-add peak (%s, %d threads): %.1f GFLOP/s\n", cnn_isa_name(), cnn_get_threads(),
-               cnn_fma_peak_gflops());
-    }
+    if (!rc) print_profile(m, n, gemm);
     free(x), free(y), free(gemm);
     return rc;
 }

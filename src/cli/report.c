@@ -192,13 +192,13 @@ static int draw_predict(cli_report_set *s, const cli_report_options *o)
                -1;
     s->predict = k;
     if (k < 0) return 0;
-    cnn_dataset train = {0}, test = {0};
+    cnn_dataset test = {0};
     char path[4200];
     snprintf(path, sizeof path, "%s/predict.png", s->root);
-    int rc = cnn_dataset_load_dir(o->data, &train, &test) ||
+    /* Only the test set: at the end of a training run the training set is still in memory. */
+    int rc = cnn_dataset_load_dir(o->data, NULL, &test) ||
              cnn_plot_predictions(&s->e[k].run, &test, o->seed, o->labels, path);
     if (rc) cli_error("report: predict.png: %s (--data DIR, or --no-predict)", cnn_errmsg());
-    cnn_dataset_free(&train);
     cnn_dataset_free(&test);
     return rc ? -1 : 0;
 }

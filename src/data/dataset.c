@@ -7,6 +7,7 @@
 
 #include "cnnlab.h"
 #include "core/error.h"
+#include "data/dataset.h"
 #include "data/idx.h"
 
 static int check_counts(const cnn_idx *img, const cnn_idx *lab, const char *images_path,
@@ -17,35 +18,68 @@ static int check_counts(const cnn_idx *img, const cnn_idx *lab, const char *imag
                     labels_path, lab->gzip ? " (decompressed)" : "", lab->dims[0], img->dims[0], images_path);
 }
 
-/* lab may be NULL: images without labels (every label -1, "unknown"). */
-static int fill(cnn_dataset *ds, const cnn_idx *img, const cnn_idx *lab)
+/* lab may be NULL: images without labels (every label -1, "unknown"). The pixels are kept as the file's
+ * bytes: cnn_dataset_sample converts them, one sample at a time, as batches are filled. */
+static int fill(cnn_dataset *ds, cnn_idx *img, const cnn_idx *lab)
 {
     size_t n = (size_t)img->dims[0];
-    float *x = img->size <= SIZE_MAX / sizeof *x ? malloc(img->size * sizeof *x) : NULL;
     int32_t *y = malloc(n * sizeof *y);
-    if (!x || !y) {
-        free(x);
-        free(y);
-        return cnn_fail(CNN_ERR_NOMEM, "out of memory for %d images of %d x %d", img->dims[0], img->dims[1],
-                        img->dims[2]);
-    }
-    /* Division, not multiplication by 1/255, so that pixels equal Keras's x.astype('float32') / 255 bit for
-     * bit; a table keeps it cheap. */
-    float scale[256];
-    for (int i = 0; i < 256; i++) scale[i] = (float)i / 255.0f;
-    for (size_t i = 0; i < img->size; i++) x[i] = scale[img->data[i]];
+    if (!y)
+        return cnn_fail(CNN_ERR_NOMEM, "out of memory for the labels of %d images of %d x %d", img->dims[0],
+                        img->dims[1], img->dims[2]);
+    /* The dataset takes the reader's buffer over, trimmed to the payload (gzip reads grow it by doubling). */
+    uint8_t *bytes = img->data, *trimmed = realloc(bytes, img->size);
+    if (trimmed) bytes = trimmed;
+    img->data = NULL;
     int32_t top = -1;
     for (size_t i = 0; i < n; i++) {
         y[i] = lab ? lab->data[i] : -1;
         if (y[i] > top) top = y[i];
     }
-    *ds = (cnn_dataset){.x = x,
+    *ds = (cnn_dataset){.bytes = bytes,
+                        .divisor = 255.0f,
                         .y = y,
                         .n = img->dims[0],
                         .h = img->dims[1],
                         .w = img->dims[2],
                         .c = 1,
                         .num_classes = top + 1};
+    return 0;
+}
+
+int cnn_dataset_has_pixels(const cnn_dataset *ds)
+{
+    if (ds->x) return !ds->bytes;
+    return ds->bytes && isfinite(ds->divisor) && ds->divisor > 0.0f;
+}
+
+void cnn_dataset_sample(const cnn_dataset *ds, size_t i, float *out)
+{
+    const size_t size = cnn_dataset_sample_size(ds);
+    if (ds->x) {
+        memcpy(out, ds->x + size * i, sizeof(float) * size);
+        return;
+    }
+    /* Division, not multiplication by 1/divisor, so that pixels equal Keras's x.astype('float32') / 255 bit
+     * for bit. */
+    const uint8_t *b = ds->bytes + size * i;
+    const float d = ds->divisor;
+    for (size_t j = 0; j < size; j++) out[j] = (float)b[j] / d;
+}
+
+int cnn_dataset_images(const cnn_dataset *ds, int start, int count, float *out)
+{
+    if (!ds || !out) return cnn_fail(CNN_ERR_INVALID, "dataset images: the dataset or out is NULL");
+    if (!cnn_dataset_has_pixels(ds) || ds->n < 1 || ds->h < 1 || ds->w < 1 || ds->c < 1)
+        return cnn_fail(CNN_ERR_INVALID,
+                        "dataset images: the dataset is empty or malformed (n %d, %d x %d x %d)", ds->n,
+                        ds->h, ds->w, ds->c);
+    if (start < 0 || count < 1 || start > ds->n - count)
+        return cnn_fail(CNN_ERR_INVALID,
+                        "dataset images: %d images from index %d, expected a range within [0, %d)", count,
+                        start, ds->n);
+    const size_t size = cnn_dataset_sample_size(ds);
+    for (int i = 0; i < count; i++) cnn_dataset_sample(ds, (size_t)(start + i), out + size * (size_t)i);
     return 0;
 }
 
@@ -137,7 +171,7 @@ int cnn_dataset_load_dir(const char *dir, cnn_dataset *train, cnn_dataset *test)
 static int check_dataset(const cnn_dataset *ds, const char *fn)
 {
     if (!ds) return cnn_fail(CNN_ERR_INVALID, "%s: source dataset is NULL", fn);
-    if (!ds->x || !ds->y || ds->n < 1 || ds->h < 1 || ds->w < 1 || ds->c < 1)
+    if (!cnn_dataset_has_pixels(ds) || !ds->y || ds->n < 1 || ds->h < 1 || ds->w < 1 || ds->c < 1)
         return cnn_fail(CNN_ERR_INVALID, "%s: source dataset is empty or malformed (n %d, %d x %d x %d)", fn,
                         ds->n, ds->h, ds->w, ds->c);
     return 0;
@@ -154,18 +188,21 @@ int cnn_dataset_slice(const cnn_dataset *src, int start, int count, cnn_dataset 
         return cnn_fail(CNN_ERR_INVALID,
                         "dataset slice: %d samples from index %d, expected a non-empty range within [0, %d)",
                         count, start, src->n);
-    size_t per = (size_t)src->h * (size_t)src->w * (size_t)src->c;
-    float *x = malloc((size_t)count * per * sizeof *x);
+    size_t per = cnn_dataset_sample_size(src), from = (size_t)start * per, len = (size_t)count * per;
+    float *x = src->x ? malloc(len * sizeof *x) : NULL;
+    uint8_t *bytes = src->x ? NULL : malloc(len);
     int32_t *y = malloc((size_t)count * sizeof *y);
-    if (!x || !y) {
+    if ((!x && !bytes) || !y) {
         free(x);
+        free(bytes);
         free(y);
         return cnn_fail(CNN_ERR_NOMEM, "dataset slice: out of memory for %d samples", count);
     }
-    memcpy(x, src->x + (size_t)start * per, (size_t)count * per * sizeof *x);
+    if (x) memcpy(x, src->x + from, len * sizeof *x);
+    if (bytes) memcpy(bytes, src->bytes + from, len);
     memcpy(y, src->y + start, (size_t)count * sizeof *y);
-    *dst = (cnn_dataset){
-        .x = x, .y = y, .n = count, .h = src->h, .w = src->w, .c = src->c, .num_classes = src->num_classes};
+    *dst = *src;
+    dst->x = x, dst->bytes = bytes, dst->y = y, dst->n = count;
     return 0;
 }
 
@@ -199,6 +236,7 @@ void cnn_dataset_free(cnn_dataset *ds)
 {
     if (!ds) return;
     free(ds->x);
+    free(ds->bytes);
     free(ds->y);
     memset(ds, 0, sizeof *ds);
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "data/dataset.h"
 #include "model/model.h"
 #include "model/progress.h"
 #include "model/source.h"
@@ -28,17 +29,19 @@ static int check_prefix(const cnn_model *m, int through)
         m->layers[through].name);
 }
 
-/* Runs layers 0..through over ds in chunks of the planned batch, into feats (n x feature size). */
-static int run_prefix(cnn_model *m, int through, const cnn_dataset *ds, int batch, float *feats)
+/* Runs layers 0..through over samples [lo, hi) of ds in chunks of the planned batch, into feats (the outputs
+ * of sample lo onwards, feature size each). */
+static int run_prefix(cnn_model *m, int through, const cnn_dataset *ds, int lo, int hi, int batch,
+                      float *feats)
 {
     int rc = cnn_model_plan(m, batch);
     if (rc) return rc;
-    size_t in = cnn_shape_size(m->input), out = cnn_shape_size(m->layers[through].out);
-    for (int s = 0; s < ds->n; s += batch) {
-        int n = ds->n - s < batch ? ds->n - s : batch;
-        memcpy(m->x.acts[0], ds->x + in * s, sizeof(float) * in * n);
+    size_t out = cnn_shape_size(m->layers[through].out);
+    for (int s = lo; s < hi; s += batch) {
+        int n = hi - s < batch ? hi - s : batch;
+        cnn_dataset_images(ds, s, n, m->x.acts[0]);
         cnn_model_forward_range(m, 0, through, n, 0);
-        memcpy(feats + out * s, m->x.acts[through + 1], sizeof(float) * out * n);
+        memcpy(feats + out * (size_t)(s - lo), m->x.acts[through + 1], sizeof(float) * out * n);
     }
     return CNN_OK;
 }
@@ -47,14 +50,11 @@ static int run_prefix(cnn_model *m, int through, const cnn_dataset *ds, int batc
 static int run_share(cnn_model *m, int through, const cnn_dataset *ds, int batch, const cnn_feature_share *sh,
                      float *feats)
 {
-    if (!sh) return run_prefix(m, through, ds, batch, feats);
+    if (!sh) return run_prefix(m, through, ds, 0, ds->n, batch, feats);
     const int lo = (int)((long)ds->n * sh->rank / sh->ranks),
               hi = (int)((long)ds->n * (sh->rank + 1) / sh->ranks);
     const size_t out = cnn_shape_size(m->layers[through].out);
-    /* A view of the block: run_prefix reads only x and n. */
-    cnn_dataset block = *ds;
-    block.x = ds->x + cnn_shape_size(m->input) * (size_t)lo, block.n = hi - lo;
-    int rc = hi > lo ? run_prefix(m, through, &block, batch, feats + out * lo) : CNN_OK;
+    int rc = hi > lo ? run_prefix(m, through, ds, lo, hi, batch, feats + out * lo) : CNN_OK;
     return rc ? rc : sh->gather(sh->ctx, feats, out, ds->n);
 }
 
@@ -82,7 +82,7 @@ static cnn_source *features(cnn_model *m, int through, const cnn_dataset *ds, in
                             uint64_t seed, const cnn_feature_share *sh, double *seconds)
 {
     int rc = check_prefix(m, through);
-    if (!rc && (!ds || ds->n < 1 || !ds->x || !ds->y || batch_size < 1))
+    if (!rc && (!ds || ds->n < 1 || !cnn_dataset_has_pixels(ds) || !ds->y || batch_size < 1))
         rc = cnn_fail(CNN_ERR_INVALID, "cached features: the dataset is empty or batch_size %d < 1",
                       batch_size);
     if (!rc && (size_t)ds->h * ds->w * ds->c != cnn_shape_size(m->input))

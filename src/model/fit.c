@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "data/dataset.h"
 #include "model/backup.h"
 #include "model/model.h"
 #include "model/progress.h"
@@ -19,8 +20,9 @@ cnn_fit_config cnn_fit_default(void)
 
 static int check_data(const cnn_model *m, const cnn_dataset *ds, const char *what)
 {
-    if (!ds || ds->n < 1 || !ds->x || !ds->y) return cnn_fail(CNN_ERR_INVALID, "%s data is empty", what);
-    size_t sample = (size_t)ds->h * ds->w * ds->c;
+    if (!ds || ds->n < 1 || !cnn_dataset_has_pixels(ds) || !ds->y)
+        return cnn_fail(CNN_ERR_INVALID, "%s data is empty", what);
+    size_t sample = cnn_dataset_sample_size(ds);
     if (sample != cnn_shape_size(m->input))
         return cnn_fail(CNN_ERR_SHAPE, "%s data has samples of %dx%dx%d = %zu values; model '%s' expects %zu",
                         what, ds->h, ds->w, ds->c, sample, m->name, cnn_shape_size(m->input));
@@ -126,23 +128,6 @@ int cnn_model_evaluate(cnn_model *m, const cnn_dataset *ds, int batch_size, doub
     rc = cnn_model_evaluate_source(m, s, loss, accuracy);
     cnn_source_free(s);
     return rc;
-}
-
-int cnn_model_predict(cnn_model *m, const float *x, int n, int batch_size, float *out)
-{
-    if (n < 1 || batch_size < 1) return cnn_fail(CNN_ERR_INVALID, "predict: n and batch_size must be >= 1");
-    if (!x || !out) return cnn_fail(CNN_ERR_INVALID, "predict: x and out must not be NULL");
-    int b = batch_size < n ? batch_size : n;
-    int rc = cnn_model_plan(m, b);
-    if (rc) return rc;
-    size_t sample = cnn_shape_size(m->input), k = (size_t)m->outputs;
-    for (int s = 0; s < n; s += b) {
-        int cnt = n - s < b ? n - s : b;
-        memcpy(m->x.acts[0], x + sample * s, sizeof(float) * sample * cnt);
-        cnn_model_forward_from(m, 0, cnt, 0);
-        memcpy(out + k * s, cnn_model_output(m), sizeof(float) * k * cnt);
-    }
-    return CNN_OK;
 }
 
 int cnn_model_predict_source(cnn_model *m, cnn_source *src, float *out)

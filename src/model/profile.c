@@ -33,7 +33,22 @@ static double backward_flops(const cnn_model *m, int i, double fwd)
     return (i > first ? 2.0 : 1.0) * fwd;
 }
 
-void cnn_model_profile_print(const cnn_model *m, const double *gemm_gflops, FILE *out)
+/* The rate columns of a GEMM layer: forward GFLOP, forward and backward GFLOP/s, the forward's share of the
+ * same-shape sgemm, and each pass's share of the multiply-add peak. */
+static void print_rates(const cnn_model *m, int i, double gf, const double ms[2], const double *gemm,
+                        double peak, FILE *out)
+{
+    double bgf = backward_flops(m, i, gf);
+    double rate = ms[0] > 0 ? gf / (ms[0] * 1e-3) : 0, brate = ms[1] > 0 ? bgf / (ms[1] * 1e-3) : 0;
+    fprintf(out, " %9.3f %8.1f %8.1f", gf, rate, brate);
+    if (gemm && gemm[i] > 0)
+        fprintf(out, " %6.0f%%", 100 * rate / gemm[i]);
+    else
+        fprintf(out, " %7s", "");
+    if (peak > 0) fprintf(out, " %6.0f%% %6.0f%%", 100 * rate / peak, 100 * brate / peak);
+}
+
+void cnn_model_profile_print(const cnn_model *m, const double *gemm_gflops, double peak_gflops, FILE *out)
 {
     if (!m->x.prof_seconds || !m->x.prof_forward) {
         fprintf(out, "no profile recorded\n");
@@ -41,21 +56,17 @@ void cnn_model_profile_print(const cnn_model *m, const double *gemm_gflops, FILE
     }
     int n = m->x.last_n;
     double tf = 0, tb = 0;
-    fprintf(out, "%-24s %-20s %9s %9s %9s %8s %8s %7s\n", "layer", "type", "fwd ms", "bwd ms", "GFLOP",
+    fprintf(out, "%-24s %-20s %9s %9s %9s %8s %8s %7s", "layer", "type", "fwd ms", "bwd ms", "GFLOP",
             "fwd GF/s", "bwd GF/s", "%sgemm");
+    fprintf(out, peak_gflops > 0 ? " %7s %7s\n" : "\n", "fwd%pk", "bwd%pk");
     for (int i = 0; i < m->nlayers; i++) {
         const cnn_layer *l = &m->layers[i];
-        double f = 1e3 * m->x.prof_seconds[2 * i] / m->x.prof_forward;
-        double b = m->x.prof_backward ? 1e3 * m->x.prof_seconds[2 * i + 1] / m->x.prof_backward : 0;
+        double ms[2] = {1e3 * m->x.prof_seconds[2 * i] / m->x.prof_forward,
+                        m->x.prof_backward ? 1e3 * m->x.prof_seconds[2 * i + 1] / m->x.prof_backward : 0};
         double gf = l->ops->flops ? l->ops->flops(l, n) * 1e-9 : 0;
-        tf += f, tb += b;
-        fprintf(out, "%-24.24s %-20.20s %9.3f %9.3f", l->name, l->ops->type, f, b);
-        if (gf > 0) {
-            double bgf = backward_flops(m, i, gf);
-            double rate = f > 0 ? gf / (f * 1e-3) : 0, brate = b > 0 ? bgf / (b * 1e-3) : 0;
-            fprintf(out, " %9.3f %8.1f %8.1f", gf, rate, brate);
-            if (gemm_gflops && gemm_gflops[i] > 0) fprintf(out, " %6.0f%%", 100 * rate / gemm_gflops[i]);
-        }
+        tf += ms[0], tb += ms[1];
+        fprintf(out, "%-24.24s %-20.20s %9.3f %9.3f", l->name, l->ops->type, ms[0], ms[1]);
+        if (gf > 0) print_rates(m, i, gf, ms, gemm_gflops, peak_gflops, out);
         fputc('\n', out);
     }
     fprintf(out, "%-45s %9.3f %9.3f   (batch %d; %ld forward, %ld backward passes)\n", "total", tf, tb, n,

@@ -90,7 +90,7 @@ int cnn_run_evaluate(cnn_run *r, cnn_model *m, const cnn_dataset *test, int batc
     int k = cnn_model_num_outputs(m), n = test ? test->n : 0;
     int rc = cnn_model_evaluate(m, test, batch_size, &r->test_loss, &r->test_accuracy);
     if (!rc) rc = alloc_test(r, n, k);
-    if (!rc) rc = cnn_model_predict(m, test->x, n, batch_size, r->probs);
+    if (!rc) rc = cnn_model_predict_dataset(m, test, batch_size, r->probs);
     return rc ? (free_test(r), rc) : finish_test(r, test->y, n, k);
 }
 

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "data/dataset.h"
 #include "model/source.h"
 
 void cnn_source_free(cnn_source *s)
@@ -29,6 +30,7 @@ typedef struct dataset_state {
     int order_epoch;   /* -1: none yet */
     cnn_transform t;   /* apply NULL: plain copies */
     cnn_dataset owned; /* freed with the source (cached features) */
+    float *in;         /* a transform's float input, one sample per batch slot (for a set held as bytes) */
     int rank, ranks, global_batch; /* data-parallel share of every batch (ranks 0: the whole batch) */
 } dataset_state;
 
@@ -36,6 +38,7 @@ static void dataset_destroy(cnn_source *s)
 {
     dataset_state *d = s->state;
     free(d->order);
+    free(d->in);
     cnn_dataset_free(&d->owned);
     free(d);
 }
@@ -53,21 +56,25 @@ static void dataset_order(dataset_state *d, int epoch)
 static void gather(const dataset_state *d, const int32_t *idx, int n, float *x, int32_t *y)
 {
     const cnn_dataset *ds = d->ds;
-    size_t sample = (size_t)ds->h * ds->w * ds->c;
+    size_t sample = cnn_dataset_sample_size(ds);
 #pragma omp parallel for schedule(static) if (n * sample > 65536)
-    for (int i = 0; i < n; i++) memcpy(x + sample * i, ds->x + sample * idx[i], sizeof(float) * sample);
+    for (int i = 0; i < n; i++) cnn_dataset_sample(ds, (size_t)idx[i], x + sample * i);
     for (int i = 0; i < n; i++) y[i] = ds->y[idx[i]];
 }
 
-/* Every sample through the transform, in parallel: each draw depends on (seed, epoch, index) only. */
+/* Every sample through the transform, in parallel: each draw depends on (seed, epoch, index) only. A set held
+ * as bytes is converted sample by sample into the source's input slots first. */
 static void transform(const dataset_state *d, int epoch, const int32_t *idx, int n, float *x, int32_t *y)
 {
     const cnn_dataset *ds = d->ds;
     const cnn_source *s = &d->base;
-    size_t in = (size_t)ds->h * ds->w * ds->c, out = (size_t)s->h * s->w * s->c;
+    size_t in = cnn_dataset_sample_size(ds), out = (size_t)s->h * s->w * s->c;
 #pragma omp parallel for schedule(static)
-    for (int i = 0; i < n; i++)
-        d->t.apply(d->t.ctx, ds->x + in * idx[i], ds->h, ds->w, ds->c, x + out * i, d->seed, epoch, idx[i]);
+    for (int i = 0; i < n; i++) {
+        const float *src = ds->x ? ds->x + in * idx[i] : d->in + in * i;
+        if (!ds->x) cnn_dataset_sample(ds, (size_t)idx[i], d->in + in * i);
+        d->t.apply(d->t.ctx, src, ds->h, ds->w, ds->c, x + out * i, d->seed, epoch, idx[i]);
+    }
     for (int i = 0; i < n; i++) y[i] = ds->y[idx[i]];
 }
 
@@ -91,7 +98,7 @@ static int dataset_fill(cnn_source *s, int epoch, int batch, float *x, int32_t *
 
 static int check_dataset(const cnn_dataset *ds, int batch_size, const char *what)
 {
-    if (!ds || ds->n < 1 || !ds->x || !ds->y || ds->h < 1 || ds->w < 1 || ds->c < 1)
+    if (!ds || ds->n < 1 || !cnn_dataset_has_pixels(ds) || !ds->y || ds->h < 1 || ds->w < 1 || ds->c < 1)
         return cnn_fail(CNN_ERR_INVALID, "%s: the dataset is empty or has no images or labels", what);
     if (batch_size < 1) return cnn_fail(CNN_ERR_INVALID, "%s: batch_size %d must be >= 1", what, batch_size);
     return CNN_OK;
@@ -101,9 +108,12 @@ cnn_source *cnn_source_dataset_make(const cnn_dataset *ds, int batch_size, int s
                                     const cnn_transform *t, const char *name)
 {
     if (check_dataset(ds, batch_size, name)) return NULL;
+    int slots = batch_size < ds->n ? batch_size : ds->n;
     dataset_state *d = calloc(1, sizeof *d);
     if (d) d->order = malloc(sizeof *d->order * (size_t)ds->n);
-    if (!d || !d->order) {
+    if (d && t && !ds->x) d->in = malloc(sizeof(float) * cnn_dataset_sample_size(ds) * (size_t)slots);
+    if (!d || !d->order || (t && !ds->x && !d->in)) {
+        if (d) free(d->order);
         free(d);
         cnn_fail(CNN_ERR_NOMEM, "%s: out of memory for %d samples", name, ds->n);
         return NULL;
@@ -115,7 +125,7 @@ cnn_source *cnn_source_dataset_make(const cnn_dataset *ds, int batch_size, int s
     s->h = t && t->out_h ? t->out_h : ds->h;
     s->w = t && t->out_w ? t->out_w : ds->w;
     s->c = t && t->out_c ? t->out_c : ds->c;
-    s->batch_size = batch_size < ds->n ? batch_size : ds->n;
+    s->batch_size = slots;
     s->batches = (ds->n + s->batch_size - 1) / s->batch_size;
     s->samples = ds->n;
     s->fill = dataset_fill;

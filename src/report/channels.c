@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "data/dataset.h"
 #include "report/canvas.h"
 
 enum { PANEL = 200, GAP_X = 74, GAP_Y = 42, MARGIN = 30 };
@@ -17,18 +18,18 @@ static void frame(cairo_t *cr, double x, double y, double w, double h)
 }
 
 /* One row per image, one column per channel; a gray image is copied to three channels first, as the study's
- * NumPy preparation did. */
-static void rgb_grid(cairo_t *cr, const cnn_dataset *ds, int n)
+ * NumPy preparation did. pixels: room for one image, as floats. */
+static void rgb_grid(cairo_t *cr, const cnn_dataset *ds, int n, float *pixels)
 {
     static const char rgb[3] = {'R', 'G', 'B'};
     int cols = ds->c == 1 ? 3 : ds->c;
-    size_t size = (size_t)ds->h * (size_t)ds->w * (size_t)ds->c;
     double scale = (double)PANEL / (ds->h > ds->w ? ds->h : ds->w);
     for (int i = 0; i < n; i++)
         for (int ch = 0; ch < cols; ch++) {
             double x = MARGIN + ch * (PANEL + GAP_X), y = 10 + i * (PANEL + GAP_Y);
-            cnn_draw_channel(cr, ds->x + (size_t)i * size, ds->h, ds->w, ds->c, ds->c == 1 ? 0 : ch, x, y,
-                             scale, cnn_cmap_gray_r);
+            cnn_dataset_sample(ds, (size_t)i, pixels);
+            cnn_draw_channel(cr, pixels, ds->h, ds->w, ds->c, ds->c == 1 ? 0 : ch, x, y, scale,
+                             cnn_cmap_gray_r);
             frame(cr, x, y, ds->w * scale, ds->h * scale);
             char text[64];
             snprintf(text, sizeof text, "Image %d, label: %d", i, ds->y ? ds->y[i] : -1);
@@ -40,13 +41,17 @@ static void rgb_grid(cairo_t *cr, const cnn_dataset *ds, int n)
 
 int cnn_plot_rgb_channels(const cnn_dataset *ds, int n, const char *path)
 {
-    if (!ds || !ds->x || !path || n < 1 || n > ds->n || n > 64 || (ds->c != 1 && ds->c != 3))
+    if (!ds || !cnn_dataset_has_pixels(ds) || !path || n < 1 || n > ds->n || n > 64 ||
+        (ds->c != 1 && ds->c != 3))
         return cnn_fail(CNN_ERR_INVALID, "%s: cannot show %d images of %d with %d channels (1 or 3)",
                         path ? path : "rgb_data.png", n, ds ? ds->n : 0, ds ? ds->c : 0);
+    float *pixels = malloc(sizeof(float) * cnn_dataset_sample_size(ds));
+    if (!pixels) return cnn_fail(CNN_ERR_NOMEM, "%s: out of memory for one image", path);
     cnn_canvas c;
     int rc = cnn_canvas_open_for(&c, 2 * MARGIN + 3 * PANEL + 2 * GAP_X, 10 + n * (PANEL + GAP_Y), path);
-    if (rc) return rc;
-    rgb_grid(c.cr, ds, n);
+    if (rc) return free(pixels), rc;
+    rgb_grid(c.cr, ds, n, pixels);
+    free(pixels);
     rc = cnn_canvas_save(&c, path);
     cnn_canvas_close(&c);
     return rc;

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "data/dataset.h"
 #include "report/canvas.h"
 
 /* A stream of its own, so the sample does not move when other uses of the seed change. */
@@ -38,7 +39,9 @@ int cnn_predict_sample(int n_test, uint64_t seed, int32_t *idx, int n)
     return CNN_OK;
 }
 
-static void draw_tile(cairo_t *cr, const cnn_run *r, const cnn_dataset *test, int k, int i, cnn_labels lang)
+/* pixels: room for one image, as floats. */
+static void draw_tile(cairo_t *cr, const cnn_run *r, const cnn_dataset *test, int k, int i, cnn_labels lang,
+                      float *pixels)
 {
     double x, y;
     cnn_predict_tile_origin(k / CNN_PRED_COLS, k % CNN_PRED_COLS, &x, &y);
@@ -49,8 +52,8 @@ static void draw_tile(cairo_t *cr, const cnn_run *r, const cnn_dataset *test, in
     snprintf(pn, sizeof pn, "%d", r->y_pred[i]);
     int wrong = r->y_true[i] != r->y_pred[i];
     double scale = 28.0 * CNN_PRED_SCALE / (test->h > test->w ? test->h : test->w);
-    size_t size = (size_t)test->h * (size_t)test->w * (size_t)test->c;
-    cnn_draw_channel(cr, test->x + (size_t)i * size, test->h, test->w, test->c, 0, x, y, scale,
+    cnn_dataset_sample(test, (size_t)i, pixels);
+    cnn_draw_channel(cr, pixels, test->h, test->w, test->c, 0, x, y, scale,
                      wrong ? cnn_cmap_reds : cnn_cmap_gray_r);
     if (wrong)
         snprintf(text, sizeof text, "%s\n[%s]", t ? t : tn, p ? p : pn);
@@ -63,7 +66,7 @@ static int check_match(const cnn_run *r, const cnn_dataset *test, const char *pa
 {
     if (!r->evaluated || !r->y_true || !r->y_pred)
         return cnn_fail(CNN_ERR_INVALID, "%s: run '%s' has no test predictions", path, r->model);
-    if (!test || !test->x || test->n != r->n_test)
+    if (!test || !cnn_dataset_has_pixels(test) || test->n != r->n_test)
         return cnn_fail(CNN_ERR_INVALID, "%s: the test set has %d images, run '%s' was evaluated on %d", path,
                         test ? test->n : 0, r->model, r->n_test);
     for (int i = 0; i < test->n; i++)
@@ -81,14 +84,17 @@ int cnn_plot_predictions(const cnn_run *r, const cnn_dataset *test, uint64_t see
     int32_t idx[CNN_PRED_N];
     int rc = check_match(r, test, path);
     if (!rc) rc = cnn_predict_sample(r->n_test, seed, idx, CNN_PRED_N);
+    float *pixels = rc ? NULL : malloc(sizeof(float) * cnn_dataset_sample_size(test));
+    if (!rc && !pixels) rc = cnn_fail(CNN_ERR_NOMEM, "%s: out of memory for one test image", path);
     cnn_canvas c;
     if (!rc) rc = cnn_canvas_open_for(&c, CNN_PRED_W, CNN_PRED_H, path);
-    if (rc) return rc;
+    if (rc) return free(pixels), rc;
     int right = 0;
     for (int k = 0; k < CNN_PRED_N; k++) {
-        draw_tile(c.cr, r, test, k, idx[k], lang);
+        draw_tile(c.cr, r, test, k, idx[k], lang, pixels);
         right += r->y_true[idx[k]] == r->y_pred[idx[k]];
     }
+    free(pixels);
     char title[200];
     snprintf(title, sizeof title, "Accuracy of %d selections: %.2f%%, Accuracy of test dataset: %.2f%% [%s]",
              CNN_PRED_N, 100.0 * right / CNN_PRED_N, 100 * r->test_accuracy, r->model);
