@@ -19,6 +19,18 @@ This script picks no interpreter: bench/run.sh runs it with bench/.venv/bin/pyth
 scripts/deps.sh --bench) or $KERAS_PYTHON.
 The last line is machine-readable:
     RESULT framework=keras model=... threads=T batch=B epoch_s_median=... epoch_s_min=... test_acc=...
+
+    PYTHON keras_ref.py vgg16 --mode forward|train --size S [--batch B] [--steps N] [--threads T]
+
+vgg16 (bench/run.sh --vgg): images per second of keras.applications.VGG16(weights=None, include_top=False),
+Keras's own initialisation, on fixed pseudo-random inputs, the network of bench/vgg/{forward,train}_S.spec:
+  * forward: the base alone on (B, S, S, 3), predict_on_batch (its traced predict function);
+  * train: as Model_10_VGG16_AL trains it: Dense(3, relu) on the one-channel input (the study's gray->RGB),
+    the base with every layer before block5_conv1 frozen (input gradients still flow through them), Flatten,
+    Dense(10, softmax), sparse_categorical_crossentropy, Adam(1e-5); one step = train_on_batch.
+One untimed warm-up step (it traces the graph), then N timed steps; the median step gives images_s:
+    RESULT framework=keras mode=M size=S batch=B steps=N images_s=... images_s_max=... images_cpu_s=... threads=T
+(images_cpu_s: images per CPU second of the process, all threads; less moved by other processes)
 """
 import argparse
 import gzip
@@ -29,7 +41,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # no INFO/WARNING chatter from the C++ runtime
 
 DATA = os.environ.get("FMNIST_DIR", "/usr/share/datasets/fashion-mnist")
-MODELS = ("model_1", "model_2", "model_2_s2")
+MODELS = ("model_1", "model_2", "model_2_s2", "vgg16")
 
 
 def parse():
@@ -38,6 +50,9 @@ def parse():
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--batch", type=int, default=None)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--mode", choices=("forward", "train"), default="forward", help="vgg16 only")
+    ap.add_argument("--size", type=int, choices=(32, 56), default=32, help="vgg16 only: input height and width")
+    ap.add_argument("--steps", type=int, default=3, help="vgg16 only: timed steps")
     ap.add_argument("--no-warmup", action="store_true",
                     help="leave the graph tracing of the train step in the first timed epoch")
     return ap.parse_args()
@@ -142,7 +157,55 @@ def warmup(model, xtr, ytr, batch):
     return time.perf_counter() - t0
 
 
+def vgg16_net(mode, size):
+    """The vgg16 benchmark's network, compiled; see the module's docstring."""
+    base = keras.applications.VGG16(weights=None, include_top=False, input_shape=(size, size, 3))
+    if mode == "forward":
+        return base, 3
+    frozen = True
+    for layer in base.layers:
+        frozen = frozen and layer.name != "block5_conv1"
+        layer.trainable = not frozen
+    model = keras.Sequential([keras.Input(shape=(size, size, 1)), layers.Dense(3, activation="relu"), base,
+                              layers.Flatten(), layers.Dense(10, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-5, epsilon=1e-7),
+                  loss="sparse_categorical_crossentropy")
+    return model, 1
+
+
+def vgg16_main():
+    tf.keras.utils.set_random_seed(1)
+    batch = a.batch or 64
+    model, channels = vgg16_net(a.mode, a.size)
+    x = (np.arange(batch * a.size * a.size * channels, dtype=np.int64) * 2654435761 % 1000).astype(np.float32)
+    x = (x / 1000).reshape(batch, a.size, a.size, channels)
+    y = np.arange(batch) % 10
+
+    def step():
+        if a.mode == "forward":
+            model.predict_on_batch(x)
+        else:
+            model.train_on_batch(x, y)
+
+    trainable = int(sum(np.prod(v.shape) for v in model.trainable_weights))
+    print(f"tensorflow {tf.__version__} intra_op={tf.config.threading.get_intra_op_parallelism_threads()} "
+          f"vgg16 mode={a.mode} size={a.size} batch={batch} trainable_params={trainable}", flush=True)
+    step()
+    times, cpu0 = [], time.process_time()
+    for _ in range(a.steps):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    cpu = time.process_time() - cpu0
+    print(f"RESULT framework=keras mode={a.mode} size={a.size} batch={batch} steps={a.steps} "
+          f"images_s={batch / float(np.median(times)):.2f} images_s_max={batch / min(times):.2f} "
+          f"images_cpu_s={batch * a.steps / cpu:.2f} threads={a.threads}")
+    return 0
+
+
 def main():
+    if a.model == "vgg16":
+        return vgg16_main()
     batch = a.batch or 512
     build, lr, expect = RECIPES[a.model]
     tf.keras.utils.set_random_seed(0)

@@ -3,6 +3,7 @@
 #
 #   bench/run.sh [--models model_1,model_2,model_2_s2] [--threads T] [--repeats R] [--epochs E] [--batch B]
 #                [--coretype NAME] [--logs DIR]
+#   bench/run.sh --vgg [...]    VGG16 base forward and training speed instead (bench/vgg.sh --help)
 #
 # Defaults: --models model_1 --threads 2 --repeats 3 --epochs 1 --batch 512.
 # --coretype NAME sets OPENBLAS_CORETYPE=NAME for every run (OpenBLAS picks its kernels by it, so it moves the
@@ -39,6 +40,8 @@ REPEATS=3
 EPOCHS=1
 BATCH=512
 LOGS=""
+
+for a in "$@"; do [ "$a" = --vgg ] && exec bench/vgg.sh "$@"; done
 
 usage() { sed -n '2,/^set -u/p' "$0" | sed -e '/^set -u/d' -e 's/^# \{0,1\}//'; }
 

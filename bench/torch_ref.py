@@ -6,6 +6,19 @@
 MODEL: model_1 | model_2 | model_2_s2 (spec 4.1-4.3). Same command line and RESULT line as bench/keras_ref.py:
     RESULT framework=pytorch model=... threads=T batch=B epoch_s_median=... epoch_s_min=... test_acc=...
 
+    /usr/bin/python3 bench/torch_ref.py vgg16 --mode forward|train --size S [--batch B] [--steps N] [--threads T]
+
+vgg16 (bench/run.sh --vgg): images per second of torchvision's vgg16().features, its own initialisation, on
+fixed pseudo-random inputs, the network of bench/vgg/{forward,train}_S.spec and bench/vgg_speed.c:
+  * forward: the base alone on (B, 3, S, S), eval mode under torch.inference_mode();
+  * train: as Model_10_VGG16_AL trains it: a trainable 1x1 convolution 1 -> 3 with ReLU (the study's gray->RGB
+    Dense(3)) in front of the base, blocks 1-4 frozen (requires_grad False, so no weight gradients, but the
+    input gradient flows through them to the 1x1 layer), block5 trainable, Flatten, Linear -> 10 classes,
+    cross-entropy, Adam(lr 1e-5); one step = forward, backward, update.
+One untimed warm-up step, then N timed steps; the median step gives images_s:
+    RESULT framework=pytorch mode=M size=S batch=B steps=N images_s=... images_s_max=... images_cpu_s=... threads=T
+(images_cpu_s: images per CPU second of the process, all threads; less moved by other processes)
+
 What makes the comparison fair, and why:
   * OMP_WAIT_POLICY=PASSIVE before torch is imported. Debian's torch runs its Linear layers on OpenBLAS
     (pthreads) next to GNU OpenMP; with OpenMP's default busy-waiting the two pools spin against each other on
@@ -97,14 +110,71 @@ def accuracy(model, x, y):
     return hits / len(x)
 
 
+def vgg16_net(mode, size):
+    """(network, input shape) for the vgg16 benchmark; see the module's docstring."""
+    from torchvision.models import vgg16  # only this benchmark needs torchvision
+
+    base = vgg16(weights=None).features  # 13 convolutions and 5 max-pools; features[24] is block5_conv1
+    if mode == "forward":
+        return base.eval(), (3, size, size)
+    for layer in list(base)[:24]:
+        for p in layer.parameters():
+            p.requires_grad_(False)
+    side = size // 32
+    net = nn.Sequential(nn.Conv2d(1, 3, 1), nn.ReLU(), base, nn.Flatten(), nn.Linear(512 * side * side, 10))
+    return net.train(), (1, size, size)
+
+
+def vgg16_main(a):
+    torch.set_num_threads(a.threads)
+    torch.set_num_interop_threads(1)
+    torch.manual_seed(a.seed)
+    net, shape = vgg16_net(a.mode, a.size)
+    n = a.batch
+    x = (torch.arange(n * shape[0] * shape[1] * shape[2], dtype=torch.int64) * 2654435761 % 1000).float() / 1000
+    x = x.reshape(n, *shape)
+    y = torch.arange(n) % 10
+    trainable = [p for p in net.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(trainable, lr=1e-5, eps=1e-7) if a.mode == "train" else None
+    loss_fn = nn.CrossEntropyLoss()
+
+    def step():
+        if opt is None:
+            with torch.inference_mode():
+                net(x)
+            return
+        opt.zero_grad(set_to_none=True)
+        loss_fn(net(x), y).backward()
+        opt.step()
+
+    print(f"pytorch {torch.__version__} threads={torch.get_num_threads()} vgg16 mode={a.mode} size={a.size} "
+          f"batch={n} trainable_params={sum(p.numel() for p in trainable)}", flush=True)
+    step()
+    times, cpu0 = [], time.process_time()
+    for _ in range(a.steps):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    cpu = time.process_time() - cpu0
+    print(f"RESULT framework=pytorch mode={a.mode} size={a.size} batch={n} steps={a.steps} "
+          f"images_s={n / statistics.median(times):.2f} images_s_max={n / min(times):.2f} "
+          f"images_cpu_s={n * a.steps / cpu:.2f} "
+          f"threads={torch.get_num_threads()}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("model", choices=sorted(MODELS))
+    ap.add_argument("model", choices=sorted(MODELS) + ["vgg16"])
+    ap.add_argument("--mode", choices=("forward", "train"), default="forward", help="vgg16 only")
+    ap.add_argument("--size", type=int, choices=(32, 56), default=32, help="vgg16 only: input height and width")
+    ap.add_argument("--steps", type=int, default=3, help="vgg16 only: timed steps")
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--batch", type=int, default=512)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args()
+    if a.model == "vgg16":
+        return vgg16_main(a)
 
     torch.set_num_threads(a.threads)
     torch.set_num_interop_threads(1)
