@@ -687,6 +687,11 @@ CNN_API int cnn_run_load(cnn_run *r, const char *path);
 CNN_API int cnn_run_save_metrics(const cnn_run *r, const char *path);
 /* The stop reason as a person reads it: the callbacks that stopped training, or "reached the last epoch". */
 CNN_API const char *cnn_run_stop_reason(const cnn_run *r);
+/* The label every table and chart puts after the model's name when its VGG16 base started from Keras's
+ * random initialisation instead of ImageNet weights (weights saying CNN_RUN_RANDOM_BASE), else "": such
+ * results must never pass for ImageNet ones. */
+#define CNN_RUN_RANDOM_BASE "random (NOT ImageNet)"
+CNN_API const char *cnn_run_base_label(const cnn_run *r);
 
 /* ---------------------------------------------------------------- saved models */
 

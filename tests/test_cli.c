@@ -353,6 +353,34 @@ static void check_from_zip(const char *specs, const char *data, const char *out)
     expect(args, 1, "--from-zip: /nonexistent.zip", 0);
 }
 
+/* A VGG16 base from Keras's random initialisation (--vgg-weights none) is labelled as such in the study's
+ * table and results.csv: such a result must never pass for an ImageNet one. */
+static void test_study_random_base(void **state)
+{
+    (void)state;
+    const char *data = tiny_data();
+    char dir[512], out[512], args[2400], path[700];
+    snprintf(dir, sizeof dir, "%s", tu_path("vgg_specs"));
+    snprintf(out, sizeof out, "%s", tu_path("vgg_study"));
+    assert_int_equal(mkdir(dir, 0777), 0);
+    const char *text = "model: V\ninput: (28, 28, 1)\nlayers:\n    ZeroPadding2D(2)\n    GrayscaleToRGB()\n"
+                       "    VGG16(include_top=False, trainable=False)\n    Flatten()\n"
+                       "    Dense(10, activation=\"softmax\")\nfit: batch_size=8, epochs=1\n";
+    snprintf(path, sizeof path, "%s/V.spec", dir);
+    tu_write(path, text, strlen(text));
+    snprintf(args, sizeof args,
+             "study '%s' --data '%s' --threads 1 --limit 8 --vgg-weights none --quiet --out '%s'", dir, data,
+             out);
+    expect(args, 0, "NOT from ImageNet weights", 1);
+    assert_non_null(strstr(g_out, "[random base, NOT ImageNet]"));
+    snprintf(path, sizeof path, "%s/results.csv", out);
+    char *csv = slurp(path);
+    assert_non_null(csv);
+    assert_non_null(strstr(csv, ",stop_reason,weights\n"));
+    assert_non_null(strstr(csv, "\"seed 1, VGG16 base random (NOT ImageNet)\"\n"));
+    free(csv);
+}
+
 /* A study trains every spec of a folder, writes one table sorted by accuracy, reuses unchanged runs, and
  * retrains a model whose spec changed or when asked to. */
 static void test_study(void **state)
@@ -504,8 +532,8 @@ static void test_tiny_training_run(void **state)
 /* ------------------------------------------------------------------ hostile use (issue 11) */
 
 /* n images of h x w (all pixels 7), IDX, plain. */
-/* A frozen convolution in front: train caches its outputs once, trains the head on them and evaluates the test
- * set from the cached features; `eval` through the whole network must give the same figures. */
+/* A frozen convolution in front: train caches its outputs once, trains the head on them and evaluates the
+ * test set from the cached features; `eval` through the whole network must give the same figures. */
 static void test_cached_prefix_run(void **state)
 {
     (void)state;
@@ -770,13 +798,20 @@ int main(int argc, char **argv)
         return 1;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_help_and_dispatch),   cmocka_unit_test(test_summary),
-        cmocka_unit_test(test_train_usage_errors),  cmocka_unit_test(test_train_missing_data),
-        cmocka_unit_test(test_eval_errors),         cmocka_unit_test(test_tiny_training_run),
+        cmocka_unit_test(test_help_and_dispatch),
+        cmocka_unit_test(test_summary),
+        cmocka_unit_test(test_train_usage_errors),
+        cmocka_unit_test(test_train_missing_data),
+        cmocka_unit_test(test_eval_errors),
+        cmocka_unit_test(test_tiny_training_run),
         cmocka_unit_test(test_cached_prefix_run),
-        cmocka_unit_test(test_fashion_mnist_run),   cmocka_unit_test(test_study),
-        cmocka_unit_test(test_resume_after_kill),   cmocka_unit_test(test_predict_other_shapes),
-        cmocka_unit_test(test_predict_out_targets), cmocka_unit_test(test_eval_needs_only_test_files),
+        cmocka_unit_test(test_fashion_mnist_run),
+        cmocka_unit_test(test_study),
+        cmocka_unit_test(test_study_random_base),
+        cmocka_unit_test(test_resume_after_kill),
+        cmocka_unit_test(test_predict_other_shapes),
+        cmocka_unit_test(test_predict_out_targets),
+        cmocka_unit_test(test_eval_needs_only_test_files),
         cmocka_unit_test(test_failed_run_folder),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -26,7 +26,7 @@ void cli_label_pretrained(const cnn_spec *s, cnn_run *run)
     if (!cnn_spec_pretrained(s, what, sizeof what)) return;
     /* A weights file's path is cut to what the record holds; its name is what matters there. */
     const char *base =
-        strcmp(what, "none") ? (strrchr(what, '/') ? strrchr(what, '/') + 1 : what) : "random (NOT ImageNet)";
+        strcmp(what, "none") ? (strrchr(what, '/') ? strrchr(what, '/') + 1 : what) : CNN_RUN_RANDOM_BASE;
     int n =
         snprintf(run->weights, sizeof run->weights, "seed %llu, VGG16 base ", (unsigned long long)run->seed);
     if (n > 0 && (size_t)n < sizeof run->weights)

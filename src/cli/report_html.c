@@ -71,7 +71,9 @@ static void table_row(FILE *f, const cli_report_entry *e, int rank, int id)
     const cnn_run *r = &e->run;
     fprintf(f, "<tr><td class=n>%d</td><td><a href=\"#run-%d\">", rank, id);
     esc(f, r->model);
-    fputs("</a></td>", f);
+    fputs("</a>", f);
+    esc(f, cnn_run_base_label(r));
+    fputs("</td>", f);
     num(f, "%.2f", r->evaluated ? 100 * r->test_accuracy : NAN);
     num(f, "%.4f", r->evaluated ? r->roc_auc_ovo : NAN);
     num(f, "%.0f", r->history.count);
@@ -157,6 +159,7 @@ static void name_acc(FILE *f, const cli_report_entry *e)
 {
     fputs("<b>", f);
     esc(f, e->run.model);
+    esc(f, cnn_run_base_label(&e->run));
     fprintf(f, "</b> (%.2f%%)", 100 * e->run.test_accuracy);
 }
 

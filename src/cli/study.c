@@ -244,21 +244,31 @@ static void print_table(const study_row *rows, int n, const char *validation, FI
             "epochs", "best", "s/epoch", "total s");
     for (int i = 0; i < n; i++) {
         const cnn_run *r = &rows[i].run;
-        fprintf(out, "%-28s %8.2f%% %8.4f %7d %5d %8.2f %9.1f%s\n", r->model, 100 * r->test_accuracy,
+        fprintf(out, "%-28s %8.2f%% %8.4f %7d %5d %8.2f %9.1f%s%s\n", r->model, 100 * r->test_accuracy,
                 r->roc_auc_ovo, r->history.count, r->best_epoch + 1, r->seconds_per_epoch, r->total_seconds,
-                rows[i].reused ? "  (reused)" : "");
+                rows[i].reused ? "  (reused)" : "", cnn_run_base_label(r));
     }
     fprintf(out, "Validation = %s. ROC-AUC: one-vs-one macro; best: 1-based epoch.\n", validation);
 }
 
-/* One CSV row; the stop reason is quoted with its quotes doubled, as CSV wants. */
+/* A quoted CSV field, its quotes doubled. */
+static void csv_quoted(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const char *c = s; *c; c++) fprintf(f, *c == '"' ? "\"\"" : "%c", *c);
+    fputc('"', f);
+}
+
+/* One CSV row; weights says where the model started (a random VGG16 base says NOT ImageNet there). */
 static void csv_row(FILE *f, const cnn_run *r)
 {
-    fprintf(f, "%s,%.6f,%.6f,%.6f,%.6f,%d,%d,%.3f,%.1f,\"", r->model, r->test_accuracy, r->test_loss,
+    fprintf(f, "%s,%.6f,%.6f,%.6f,%.6f,%d,%d,%.3f,%.1f,", r->model, r->test_accuracy, r->test_loss,
             r->roc_auc_ovo, r->roc_auc_ovr, r->history.count, r->best_epoch + 1, r->seconds_per_epoch,
             r->total_seconds);
-    for (const char *c = cnn_run_stop_reason(r); *c; c++) fprintf(f, *c == '"' ? "\"\"" : "%c", *c);
-    fprintf(f, "\"\n");
+    csv_quoted(f, cnn_run_stop_reason(r));
+    fputc(',', f);
+    csv_quoted(f, r->weights);
+    fputc('\n', f);
 }
 
 static int write_csv(const char *out, const study_row *rows, int n)
@@ -269,7 +279,7 @@ static int write_csv(const char *out, const study_row *rows, int n)
     if (!f) return cli_error("out of memory"), -1;
     fprintf(f,
             "model,accuracy,loss,roc_auc_ovo,roc_auc_ovr,epochs,best_epoch,seconds_per_epoch,total_seconds,"
-            "stop_reason\n");
+            "stop_reason,weights\n");
     for (int i = 0; i < n; i++) csv_row(f, &rows[i].run);
     int rc = fclose(f) ? -1 : 0;
     snprintf(path, sizeof path, "%s/results.csv", out);

@@ -168,6 +168,11 @@ const char *cnn_run_stop_reason(const cnn_run *r)
     return r->history.stop_reason[0] ? r->history.stop_reason : "reached the last epoch";
 }
 
+const char *cnn_run_base_label(const cnn_run *r)
+{
+    return strstr(r->weights, CNN_RUN_RANDOM_BASE) ? " [random base, NOT ImageNet]" : "";
+}
+
 int cnn_run_save_metrics(const cnn_run *r, const char *path)
 {
     cnn_strbuf b = {0};

@@ -12,7 +12,8 @@ enum { VA_W = 1307, VA_H = 780 };
 
 typedef struct bar {
     const cnn_run *run;
-    int order; /* place in the study, which picks the colour */
+    int order;     /* place in the study, which picks the colour */
+    char name[96]; /* the model's name, and the label of a random VGG16 base */
 } bar;
 
 static int by_accuracy(const void *a, const void *b)
@@ -75,9 +76,11 @@ static void draw_bars(cairo_t *cr, const bar *bars, int n, int sorted)
     y_range(bars, n, &a.ymin, &a.ymax);
     double xt[512];
     const char *names[512];
+    int random_base = 0;
     for (int i = 0; i < n; i++) {
         xt[i] = i;
-        names[i] = bars[i].run->model;
+        names[i] = bars[i].name;
+        random_base |= *cnn_run_base_label(bars[i].run) != 0;
     }
     y_axis(cr, &a, xt, n);
     cnn_axes_clip(cr, &a);
@@ -85,8 +88,10 @@ static void draw_bars(cairo_t *cr, const bar *bars, int n, int sorted)
     cairo_restore(cr);
     cnn_axes_frame(cr, &a);
     cnn_axes_xlabels(cr, &a, xt, n, names, 13, 80);
-    const char *title =
-        sorted ? "Ordered, validated accuracy of the models" : "Validated accuracy of the models";
+    char title[160];
+    snprintf(title, sizeof title, "%s%s",
+             sorted ? "Ordered, validated accuracy of the models" : "Validated accuracy of the models",
+             random_base ? " (random base: a VGG16 base NOT from ImageNet weights)" : "");
     cnn_text(cr, (a.x0 + a.x1) / 2, a.y0 - 8, 15, 0.5, 1, 0, 0, title);
 }
 
@@ -107,7 +112,11 @@ int cnn_plot_accuracy_bars(const cnn_run *const *runs, int n, int sorted, const 
     if (rc) return rc;
     bar *bars = malloc((size_t)n * sizeof *bars);
     if (!bars) return cnn_fail(CNN_ERR_NOMEM, "%s: out of memory", path);
-    for (int i = 0; i < n; i++) bars[i] = (bar){runs[i], i};
+    for (int i = 0; i < n; i++) {
+        bars[i] = (bar){.run = runs[i], .order = i};
+        snprintf(bars[i].name, sizeof bars[i].name, "%s%s", runs[i]->model,
+                 *cnn_run_base_label(runs[i]) ? " (random base)" : "");
+    }
     if (sorted) qsort(bars, (size_t)n, sizeof *bars, by_accuracy);
     cnn_canvas c;
     rc = cnn_canvas_open_for(&c, VA_W, VA_H, path);
