@@ -135,10 +135,6 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libcnnlab.a
 $(BUILD)/compare_weights: $(BUILD)/scripts/compare_weights.o $(BUILD)/libcnnlab.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-# bench/run.sh --vgg: cnnlab's images per second on a VGG16 base (bench/vgg_speed.c).
-$(BUILD)/vgg_speed: $(BUILD)/bench/vgg_speed.o $(BUILD)/libcnnlab.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-
 test-build: all $(TEST_BIN)
 
 # Installation, GNU layout: PREFIX is where the files will live (written into cnnlab.pc), DESTDIR a staging

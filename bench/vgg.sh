@@ -19,7 +19,7 @@
 # (images/s; cpu_*: images per CPU second of the process, all threads, which other processes on a shared
 # machine move much less than the wall time; x_pytorch_<isa> = cnnlab's images/s / PyTorch's: above 1 means
 # cnnlab is faster, x_pytorch_cpu_<isa> the same per CPU second; met: every path reaches the goal in images/s). Environment as bench/run.sh (KERAS_PYTHON, else PYTHON, names the Keras interpreter; CNNLAB is the cnnlab binary, for the kernel path and
-# machine line; VGG_SPEED the benchmark binary, default build/vgg_speed, made by `make build/vgg_speed`).
+# machine line; VGG_SPEED the benchmark binary, default build/bench/vgg_speed, which `make` builds).
 set -u
 
 cd "$(dirname "$0")/.." || exit 2
@@ -48,14 +48,14 @@ for v in $(echo "$MODES,$SIZES,$BATCHES" | tr ',' ' '); do
 done
 
 CNNLAB="${CNNLAB:-build/cnnlab}"
-SPEED="${VGG_SPEED:-build/vgg_speed}"
+SPEED="${VGG_SPEED:-build/bench/vgg_speed}"
 TORCH_PY="${TORCH_PYTHON:-/usr/bin/python3}"
 if [ -n "${KERAS_PYTHON:-}" ]; then KERAS_PY="$KERAS_PYTHON"
 elif [ -n "${PYTHON:-}" ]; then KERAS_PY="$PYTHON"
 elif [ -x bench/.venv/bin/python ]; then KERAS_PY=bench/.venv/bin/python
 else KERAS_PY=python3; fi
 
-if [ ! -x "$SPEED" ]; then echo "vgg.sh: $SPEED not found (make build/vgg_speed)" >&2; exit 1; fi
+if [ ! -x "$SPEED" ]; then echo "vgg.sh: $SPEED not found (make builds it)" >&2; exit 1; fi
 FWS=""
 if [ -z "$ISAS" ]; then  # every path this CPU has, best first
     grep -qw avx512f /proc/cpuinfo && ISAS=avx512

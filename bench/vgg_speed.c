@@ -1,7 +1,7 @@
 /* cnnlab's side of bench/run.sh --vgg: images per second of a VGG16 base, forward (inference) or one
  * training step, on fixed pseudo-random inputs, through the public API only.
  *
- *   build/vgg_speed SPEC forward|train BATCH STEPS THREADS
+ *   make && build/bench/vgg_speed SPEC forward|train BATCH STEPS THREADS
  *
  * SPEC is one of the bench/vgg/ specs (the same network bench/torch_ref.py and bench/keras_ref.py build). One
  * untimed warm-up step (the first touch of the buffers), then STEPS timed steps; the result is
