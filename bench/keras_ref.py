@@ -190,16 +190,10 @@ def vgg16_main():
     trainable = int(sum(np.prod(v.shape) for v in model.trainable_weights))
     print(f"tensorflow {tf.__version__} intra_op={tf.config.threading.get_intra_op_parallelism_threads()} "
           f"vgg16 mode={a.mode} size={a.size} batch={batch} trainable_params={trainable}", flush=True)
-    step()
-    times, cpu0 = [], time.process_time()
-    for _ in range(a.steps):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    cpu = time.process_time() - cpu0
+    from steprate import rate_fields  # bench/steprate.py, beside this script
+
     print(f"RESULT framework=keras mode={a.mode} size={a.size} batch={batch} steps={a.steps} "
-          f"images_s={batch / float(np.median(times)):.2f} images_s_max={batch / min(times):.2f} "
-          f"images_cpu_s={batch * a.steps / cpu:.2f} threads={a.threads}")
+          f"{rate_fields(step, batch, a.steps)} threads={a.threads}")
     return 0
 
 

@@ -149,17 +149,10 @@ def vgg16_main(a):
 
     print(f"pytorch {torch.__version__} threads={torch.get_num_threads()} vgg16 mode={a.mode} size={a.size} "
           f"batch={n} trainable_params={sum(p.numel() for p in trainable)}", flush=True)
-    step()
-    times, cpu0 = [], time.process_time()
-    for _ in range(a.steps):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    cpu = time.process_time() - cpu0
+    from steprate import rate_fields  # bench/steprate.py, beside this script
+
     print(f"RESULT framework=pytorch mode={a.mode} size={a.size} batch={n} steps={a.steps} "
-          f"images_s={n / statistics.median(times):.2f} images_s_max={n / min(times):.2f} "
-          f"images_cpu_s={n * a.steps / cpu:.2f} "
-          f"threads={torch.get_num_threads()}")
+          f"{rate_fields(step, n, a.steps)} threads={torch.get_num_threads()}")
 
 
 def main():
