@@ -105,21 +105,9 @@ size_t cnn_conv_get_budget(void)
 cnn_conv_plan cnn_conv_plan_for(const cnn_conv_geom *g, int filters, int n)
 {
     /* A chunk's patches and its output are both read back right after they are written: budget both. */
-    int hp, wp;
-    cnn_conv_padded_size(g, &hp, &wp);
-    const size_t P = cnn_conv_pixels(g), K = cnn_conv_k(g), per_image = P * K, in_cache = P * (K + filters);
-    size_t fit = g_budget / (sizeof(float) * in_cache);
-    if (fit * P < CNN_CONV_MIN_ROWS) {
-        /* Deep layers (VGG16's block4 and block5: 512 channels on a few pixels) would get GEMMs of a few
-         * dozen rows, each streaming the whole kernel (up to 2.4M floats) for them. Their patches are read in
-         * place from the padded images (the input gradient writes them once and col2im reads them once), so
-         * the budget holds the padded images and the output: chunks of CNN_CONV_MIN_ROWS rows where it fits.
-         */
-        const size_t want = (CNN_CONV_MIN_ROWS + P - 1) / P,
-                     room = g_budget / (sizeof(float) * ((size_t)hp * wp * g->cin + P * filters));
-        fit = want < room ? want : room;
-    }
-    if (fit < 1) fit = 1;
+    const size_t K = cnn_conv_k(g), per_image = cnn_conv_pixels(g) * K,
+                 in_cache = cnn_conv_pixels(g) * (K + filters);
+    const size_t fit_raw = g_budget / (sizeof(float) * in_cache), fit = fit_raw ? fit_raw : 1;
     cnn_conv_plan p = {.partial = K * filters + filters, .shared = K * filters};
     /* Fewer units when their partial sums or (with images too large for the budget) their lowering buffers
      * would take too much memory together. */
@@ -130,18 +118,14 @@ cnn_conv_plan cnn_conv_plan_for(const cnn_conv_geom *g, int filters, int n)
                                : CNN_CONV_COLS_BUDGET / (sizeof(float) * fit * per_image);
     if (by_partial < units) units = by_partial;
     if (by_cols < units) units = by_cols;
-    /* The same for units: with few pixels per image (VGG16's block5 at 32x32: 4), 32 units of a batch of 64
-     * would be GEMMs of 8 rows. A unit gets at least CNN_CONV_MIN_ROWS rows where the batch allows (this
-     * depends on n and the geometry only); ceil(n / images) keeps the plan non-decreasing in n. */
-    const size_t min_images = (CNN_CONV_MIN_ROWS + P - 1) / P,
-                 by_rows = ((size_t)n + min_images - 1) / min_images;
-    if (by_rows < units) units = by_rows;
     if (units < 1) units = 1;
-    p.units = (int)units;
+    p.units = (size_t)n < units ? n : (int)units;
     const size_t per_unit = ((size_t)n + p.units - 1) / p.units;
     p.chunk = (int)(fit < per_unit ? fit : per_unit);
     p.cols = cnn_conv_is_pointwise(g) ? 0 : (size_t)p.chunk * per_image;
     if (!cnn_conv_is_pointwise(g)) {
+        int hp, wp;
+        cnn_conv_padded_size(g, &hp, &wp);
         p.pad = cnn_conv_needs_padding(g) ? (size_t)p.chunk * hp * wp * g->cin : 0;
         p.tables = (size_t)p.chunk * cnn_conv_pixels(g) + K;
     }

@@ -75,8 +75,7 @@ typedef struct cnn_conv_plan {
     size_t tables;  /* slots shared by all units: the gather tables, chunk * P + K ints */
 } cnn_conv_plan;
 
-#define CNN_CONV_UNITS          32  /* at most; fewer for small batches or huge layers */
-#define CNN_CONV_MIN_ROWS       128 /* GEMM rows (images x pixels) a unit gets, batch allowing */
+#define CNN_CONV_UNITS          32                /* at most; fewer for small batches or huge layers */
 #define CNN_CONV_BUDGET         ((size_t)1 << 20) /* bytes of one unit's chunk: patches + output (about an L2) */
 #define CNN_CONV_PARTIAL_BUDGET ((size_t)128 << 20) /* bytes of all units' gradient partials together */
 #define CNN_CONV_COLS_BUDGET    ((size_t)64 << 20)  /* bytes of all units' lowering buffers together */
