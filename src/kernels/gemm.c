@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cnnlab.h"
+#include "kernels/gemm_bf16.h"
 #include "kernels/gemm_kernels.h"
 #include "kernels/isa.h"
 
@@ -24,6 +25,10 @@ static void gemm_run(cnn_gemm_args g)
     const int P = g.P, blocks = (P + KC - 1) / KC, kc = blocks ? (P + blocks - 1) / blocks : 0;
     if (P == 0 && !g.accumulate)
         for (int i = 0; i < g.M; i++) memset(g.c + (long)i * g.ldc, 0, sizeof(float) * (size_t)g.N);
+    if (cnn_gemm_bf16_on()) { /* --precision bf16: it splits p itself (pairs) */
+        if (P) cnn_gemm_bf16_avx512(&g);
+        return;
+    }
     const float *a = g.a, *b = g.b;
     const int *po = g.po;
     const int accumulate = g.accumulate;
