@@ -172,7 +172,8 @@ static int prepare(const cnn_spec *s, const cnn_spec_fit *f, const cli_data *d, 
     if (!r->model || cnn_spec_callbacks(s, dir, &r->callbacks, &r->ncallbacks))
         return cli_error("%s", cnn_errmsg()), -1;
     if (start_weights(s, o, dir, r->model)) return -1;
-    if (o->precision && cnn_model_set_precision(r->model, o->precision)) return cli_error("%s", cnn_errmsg()), -1;
+    if (o->precision && cnn_model_set_precision(r->model, o->precision))
+        return cli_error("%s", cnn_errmsg()), -1;
     r->train_set = &d->train;
     if (!strcmp(f->validation, "split")) {
         if (cnn_dataset_split(&d->train, f->validation_split, &r->train, &r->val))
@@ -261,12 +262,13 @@ static int fit(const cnn_spec *s, const cnn_spec_fit *f, const cli_data *d, cons
     fc.callbacks = all;
     fc.num_callbacks = n;
     if (!o->quiet)
-        printf("Training %s: %d images, batch %d, up to %d epochs, %d threads, precision %s; validation: %s\n",
-               cnn_model_name(r->model), r->train_set->n, fc.batch_size, fc.epochs, cnn_get_threads(),
-               cnn_model_precision(r->model),
-               fc.validation == &d->test  ? "the test set (as in the study)"
-               : fc.validation == &r->val ? "split off the training data"
-                                          : "none");
+        printf(
+            "Training %s: %d images, batch %d, up to %d epochs, %d threads, precision %s; validation: %s\n",
+            cnn_model_name(r->model), r->train_set->n, fc.batch_size, fc.epochs, cnn_get_threads(),
+            cnn_model_precision(r->model),
+            fc.validation == &d->test  ? "the test set (as in the study)"
+            : fc.validation == &r->val ? "split off the training data"
+                                       : "none");
     run->seed = f->seed, run->threads = cnn_get_threads(), run->batch_size = f->batch_size;
     run->train_images = r->train_set->n;
     snprintf(run->precision, sizeof run->precision, "%s", cnn_model_precision(r->model));

@@ -1,6 +1,6 @@
-/* The BF16 GEMM (kernels/gemm_bf16.h), compiled with the Makefile's ISA_AVX512 flags plus -mavx512bf16 and run
- * only where the CPU has AVX512_BF16. vdpbf16ps multiplies 32 pairs of BF16 values and adds each pair's two
- * products to one FP32 lane: per instruction twice the multiply-adds of an FP32 vfmadd, at the same
+/* The BF16 GEMM (kernels/gemm_bf16.h), compiled with the Makefile's ISA_AVX512 flags plus -mavx512bf16 and
+ * run only where the CPU has AVX512_BF16. vdpbf16ps multiplies 32 pairs of BF16 values and adds each pair's
+ * two products to one FP32 lane: per instruction twice the multiply-adds of an FP32 vfmadd, at the same
  * throughput.
  *
  * It needs its operands as pairs of BF16 values in 32-bit words, (A_2k, A_2k+1) for a row of A and
@@ -31,8 +31,8 @@ static inline __mmask16 first_n(int n)
 static inline __m512i pairs16(__m512 x0, __m512 x1)
 {
     /* cvtne2ps puts x0 in bf16 lanes 0..15 and x1 in 16..31; the permutation interleaves them. */
-    const __m512i mix = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22,
-                                         6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i mix = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7,
+                                         22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     return _mm512_permutexvar_epi16(mix, (__m512i)_mm512_cvtne2ps_pbh(x1, x0));
 }
 
@@ -45,31 +45,19 @@ static inline int consecutive(const int *t, int n)
     return _mm512_mask_cmpeq_epi32_mask(m, d, iota) == m;
 }
 
-/* A_p[i .. i+n-1] (n <= 16, the rest zero): one load where the values are adjacent, else one by one. */
-static inline __m512 a_column(const cnn_gemm_args *g, int i, int n, int p)
-{
-    const __mmask16 m = first_n(n);
-    if (!g->ri) {
-        if (g->sai == 1) return _mm512_maskz_loadu_ps(m, g->a + (long)p * g->sap + i);
-    } else if (consecutive(g->ri + i, n)) {
-        return _mm512_maskz_loadu_ps(m, g->a + g->ri[i] + g->po[p]);
-    }
-    float v[16] = {0};
-    for (int k = 0; k < n; k++) v[k] = g->a[g->ri ? g->ri[i + k] + g->po[p] : (i + k) * g->sai + (long)p * g->sap];
-    return _mm512_loadu_ps(v);
-}
+/* How A's values lie in memory along one index (p for a packing by rows, i for one by pairs of p), in
+ * groups of 16: runs[r] = 1 when group r is one vector load away, at stride 1. The tables are the same for
+ * every row (or pair) of a block, so they are checked once per block. */
+enum { GROUPS = (MB > KC ? MB : KC) / 16 };
 
-/* A_p .. A_p+n-1 of row i (n <= 16, the rest zero), the same way. */
-static inline __m512 a_row(const cnn_gemm_args *g, int i, int p, int n)
+/* Group r's 16 values (n of them, the rest zero) of A at base offset o along a table t (or stride s where
+ * t is NULL); run: the group is adjacent in memory. */
+static inline __m512 a_group(const float *a, long o, const int *t, long s, int n, int run)
 {
     const __mmask16 m = first_n(n);
-    if (!g->ri) {
-        if (g->sap == 1) return _mm512_maskz_loadu_ps(m, g->a + (long)i * g->sai + p);
-    } else if (consecutive(g->po + p, n)) {
-        return _mm512_maskz_loadu_ps(m, g->a + g->ri[i] + g->po[p]);
-    }
+    if (run) return _mm512_maskz_loadu_ps(m, a + o + (t ? t[0] : 0));
     float v[16] = {0};
-    for (int k = 0; k < n; k++) v[k] = g->a[g->ri ? g->ri[i] + g->po[p + k] : (long)i * g->sai + (p + k) * g->sap];
+    for (int k = 0; k < n; k++) v[k] = a[o + (t ? t[k] : k * s)];
     return _mm512_loadu_ps(v);
 }
 
@@ -88,30 +76,63 @@ static int pack_by_rows(const cnn_gemm_args *g)
     return g->P < 2 || g->po[1] == g->po[0] + 1;
 }
 
-/* Rows i0 .. i0+mb-1 of A, p in [p0, p0 + pc), into words (pc rounded up to even, the pad zero). */
-static a_pack pack_a(const cnn_gemm_args *g, int i0, int mb, int p0, int pc, uint32_t *buf)
+/* runs[] for count values along table t (stride s where NULL). */
+static void find_runs(const int *t, long s, int count, int *runs)
+{
+    for (int r = 0; 16 * r < count; r++) {
+        const int n = count - 16 * r < 16 ? count - 16 * r : 16;
+        runs[r] = t ? consecutive(t + 16 * r, n) : s == 1;
+    }
+}
+
+/* Rows i0 .. i0+mb-1 of A, p in [p0, p0 + pc), as BF16 pairs, row by row: 16 values of p make 8 words. */
+static a_pack pack_rows(const cnn_gemm_args *g, int i0, int mb, int p0, int pc, uint32_t *buf)
 {
     const int kp = (pc + 1) / 2;
-    if (pack_by_rows(g)) {
-        /* 16 values of p make 8 words: half a vector. */
-        for (int i = 0; i < mb; i++)
-            for (int p = 0; p < pc; p += 16) {
-                const int n = pc - p < 16 ? pc - p : 16;
-                const __m256i w = (__m256i)_mm512_cvtneps_pbh(a_row(g, i0 + i, p0 + p, n));
+    const int *po = g->ri ? g->po + p0 : NULL;
+    int runs[GROUPS];
+    find_runs(po, g->sap, pc, runs);
+    for (int i = 0; i < mb; i++) {
+        const long o = g->ri ? g->ri[i0 + i] : (long)(i0 + i) * g->sai + (long)p0 * g->sap;
+        for (int p = 0, r = 0; p < pc; p += 16, r++) {
+            const int n = pc - p < 16 ? pc - p : 16;
+            const __m512 x = a_group(g->a, o + (po ? 0 : p * g->sap), po ? po + p : NULL, g->sap, n, runs[r]);
+            const __m256i w = (__m256i)_mm512_cvtneps_pbh(x);
+            if (n == 16)
+                _mm256_storeu_si256((__m256i *)(buf + (long)i * kp + p / 2), w);
+            else
                 _mm256_mask_storeu_epi32(buf + (long)i * kp + p / 2, (__mmask8)((1u << (n + 1) / 2) - 1), w);
-            }
-        return (a_pack){buf, kp, 1};
+        }
     }
+    return (a_pack){buf, kp, 1};
+}
+
+/* The same pair by pair: the values of 16 rows at p and p + 1 make 16 words. */
+static a_pack pack_pairs(const cnn_gemm_args *g, int i0, int mb, int p0, int pc, uint32_t *buf)
+{
+    const int kp = (pc + 1) / 2;
+    const int *ri = g->ri ? g->ri + i0 : NULL;
+    int runs[GROUPS];
+    find_runs(ri, g->sai, mb, runs);
     for (int k = 0; k < kp; k++) {
         const int p = p0 + 2 * k, has1 = 2 * k + 1 < pc;
-        for (int i = 0; i < mb; i += 16) {
+        const long o0 = ri ? g->po[p] : (long)i0 * g->sai + (long)p * g->sap;
+        const long o1 = !has1 ? 0 : ri ? g->po[p + 1] : o0 + g->sap;
+        for (int i = 0, r = 0; i < mb; i += 16, r++) {
             const int n = mb - i < 16 ? mb - i : 16;
-            const __m512 x0 = a_column(g, i0 + i, n, p);
-            const __m512 x1 = has1 ? a_column(g, i0 + i, n, p + 1) : _mm512_setzero_ps();
+            const int *t = ri ? ri + i : NULL;
+            const long di = ri ? 0 : i * g->sai;
+            const __m512 x0 = a_group(g->a, o0 + di, t, g->sai, n, runs[r]);
+            const __m512 x1 = has1 ? a_group(g->a, o1 + di, t, g->sai, n, runs[r]) : _mm512_setzero_ps();
             _mm512_mask_storeu_epi32(buf + (long)k * MB + i, first_n(n), pairs16(x0, x1));
         }
     }
     return (a_pack){buf, 1, MB};
+}
+
+static a_pack pack_a(const cnn_gemm_args *g, int i0, int mb, int p0, int pc, uint32_t *buf)
+{
+    return pack_by_rows(g) ? pack_rows(g, i0, mb, p0, pc, buf) : pack_pairs(g, i0, mb, p0, pc, buf);
 }
 
 /* B's rows p0 .. p0+pc-1, columns j0 .. j0+w-1 (w <= NR), into pair words: word (k, j) at buf[k * NR + j]. */
@@ -131,8 +152,8 @@ static void pack_b(const cnn_gemm_args *g, int p0, int pc, int j0, int w, uint32
 
 /* ---------------------------------------------------------------- the tile */
 
-/* One tile as in gemm_avx512.c, over kp pair words: rows [0, mr) x vectors [0, nv) of C, the last vector masked
- * by last. Row i's word k is a_i[k * sk]; B's is bp[k * NR + 16 v]. */
+/* One tile as in gemm_avx512.c, over kp pair words: rows [0, mr) x vectors [0, nv) of C, the last vector
+ * masked by last. Row i's word k is a_i[k * sk]; B's is bp[k * NR + 16 v]. */
 #define TILE_DOT(i)                                                                                          \
     do {                                                                                                     \
         const __m512bh x = (__m512bh)_mm512_set1_epi32((int)a##i[q]);                                        \
@@ -178,7 +199,8 @@ static inline __attribute__((always_inline)) void bf16_tile(int nv, int mr, int 
 }
 
 /* The tiles of mb packed rows against one packed panel of w columns. */
-static void panel(const a_pack *ap, int mb, int kp, const uint32_t *bp, int w, float *c, long ldc, int accumulate)
+static void panel(const a_pack *ap, int mb, int kp, const uint32_t *bp, int w, float *c, long ldc,
+                  int accumulate)
 {
     const int nv = (w + 15) / 16;
     const __mmask16 last = (__mmask16)(0xffffu >> (16 * nv - w));

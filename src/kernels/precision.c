@@ -20,9 +20,10 @@ int cnn_bf16_supported(void)
 int cnn_bf16_check(void)
 {
     if (!cnn_bf16_supported())
-        return cnn_fail(CNN_ERR_INVALID,
-                        "precision 'bf16' needs a CPU with AVX512_BF16 (AMD Zen 4 or later, Intel Cooper Lake or "
-                        "Sapphire Rapids or later); this one lacks it: use precision 'fp32'");
+        return cnn_fail(
+            CNN_ERR_INVALID,
+            "precision 'bf16' needs a CPU with AVX512_BF16 (AMD Zen 4 or later, Intel Cooper Lake or "
+            "Sapphire Rapids or later); this one lacks it: use precision 'fp32'");
     int rc = cnn_isa_check();
     if (rc) return rc;
     if (cnn_isa_current() != CNN_ISA_AVX512)
