@@ -14,6 +14,7 @@
 
 #include "kernels/gemm_bf16.h"
 #include "kernels/gemm_kernels.h"
+#include "kernels/tile_avx512.h"
 
 /* Tile rows, tile columns, the most p values per block (even: a block holds whole pairs), rows of A packed at
  * once (a multiple of MR; 96 rows keep the repacking of B's panel, once per block of rows, near 5% of the
@@ -162,22 +163,6 @@ static void pack_b(const cnn_gemm_args *g, int p0, int pc, int j0, int w, uint32
         if (nv > 2) c##i##2 = _mm512_dpbf16_ps(c##i##2, x, b2);                                              \
         if (nv > 3) c##i##3 = _mm512_dpbf16_ps(c##i##3, x, b3);                                              \
     } while (0)
-#define TILE_STORE1(i, j, m)                                                                                 \
-    do {                                                                                                     \
-        float *cp = c + (i)*ldc + 16 * (j);                                                                  \
-        if (accumulate) c##i##j = _mm512_add_ps(c##i##j, _mm512_maskz_loadu_ps(m, cp));                      \
-        _mm512_mask_storeu_ps(cp, m, c##i##j);                                                               \
-    } while (0)
-#define TILE_STORE(i)                                                                                        \
-    do {                                                                                                     \
-        if (i < mr) {                                                                                        \
-            TILE_STORE1(i, 0, nv == 1 ? last : 0xffff);                                                      \
-            if (nv > 1) TILE_STORE1(i, 1, nv == 2 ? last : 0xffff);                                          \
-            if (nv > 2) TILE_STORE1(i, 2, nv == 3 ? last : 0xffff);                                          \
-            if (nv > 3) TILE_STORE1(i, 3, last);                                                             \
-        }                                                                                                    \
-    } while (0)
-
 static inline __attribute__((always_inline)) void bf16_tile(int nv, int mr, int kp, const uint32_t *const *r,
                                                             long sk, const uint32_t *bp, __mmask16 last,
                                                             float *c, long ldc, int accumulate)
