@@ -774,12 +774,13 @@ CNN_API int cnn_spec_check_pretrained(const cnn_spec *s);
 CNN_API int cnn_spec_layer_groups(const cnn_spec *s, cnn_layer_group *groups, int cap);
 
 /* The spec's training settings. validation is "test", "split" (validation_split holds the fraction) or
- * "none". */
+ * "none"; precision "fp32" or "bf16" (for cnn_model_set_precision). */
 typedef struct cnn_spec_fit {
     int epochs, batch_size, shuffle;
     uint64_t seed;
     char validation[16];
     double validation_split;
+    char precision[8];
 } cnn_spec_fit;
 CNN_API void cnn_spec_fit_settings(const cnn_spec *s, cnn_spec_fit *out);
 

@@ -342,12 +342,38 @@ static void test_run_record(void **state)
     cnn_run_free(&r);
 }
 
+/* A spec's fit: precision= (fp32 when absent; another name is refused when the spec is read). */
+static void test_spec_option(void **state)
+{
+    (void)state;
+    static const char *const HEAD =
+        "model: m\ninput: (4, 4, 1)\nlayers:\n    Flatten()\n    Dense(2, activation=\"softmax\")\n";
+    char text[256];
+    cnn_spec_fit f;
+    snprintf(text, sizeof text, "%sfit: epochs=2, precision=\"bf16\"\n", HEAD);
+    cnn_spec *s = cnn_spec_parse(text, "bf16.spec");
+    assert_non_null(s);
+    cnn_spec_fit_settings(s, &f);
+    assert_string_equal(f.precision, "bf16");
+    cnn_spec_free(s);
+    snprintf(text, sizeof text, "%sfit: epochs=2\n", HEAD);
+    assert_non_null(s = cnn_spec_parse(text, "fp32.spec"));
+    cnn_spec_fit_settings(s, &f);
+    assert_string_equal(f.precision, "fp32");
+    cnn_spec_free(s);
+    snprintf(text, sizeof text, "%sfit: precision=\"fp16\"\n", HEAD);
+    assert_null(cnn_spec_parse(text, "fp16.spec"));
+    assert_non_null(strstr(cnn_errmsg(), "precision"));
+    print_message("  %s\n", cnn_errmsg());
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gemm_strided),  cmocka_unit_test(test_gemm_gathered),
         cmocka_unit_test(test_model_threads), cmocka_unit_test(test_training_close),
         cmocka_unit_test(test_refusals),      cmocka_unit_test(test_run_record),
+        cmocka_unit_test(test_spec_option), /* one per line */
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -81,6 +81,7 @@ static cnn_spec_fit effective_fit(const cnn_spec *s, const cli_run_options *o)
     if (o->epochs >= 0) f.epochs = (int)o->epochs;
     if (o->batch > 0) f.batch_size = (int)o->batch;
     if (o->seed >= 0) f.seed = (uint64_t)o->seed;
+    if (o->precision) snprintf(f.precision, sizeof f.precision, "%s", o->precision);
     if (o->val_split > 0) {
         snprintf(f.validation, sizeof f.validation, "split");
         f.validation_split = o->val_split;
@@ -172,8 +173,7 @@ static int prepare(const cnn_spec *s, const cnn_spec_fit *f, const cli_data *d, 
     if (!r->model || cnn_spec_callbacks(s, dir, &r->callbacks, &r->ncallbacks))
         return cli_error("%s", cnn_errmsg()), -1;
     if (start_weights(s, o, dir, r->model)) return -1;
-    if (o->precision && cnn_model_set_precision(r->model, o->precision))
-        return cli_error("%s", cnn_errmsg()), -1;
+    if (cnn_model_set_precision(r->model, f->precision)) return cli_error("%s", cnn_errmsg()), -1;
     r->train_set = &d->train;
     if (!strcmp(f->validation, "split")) {
         if (cnn_dataset_split(&d->train, f->validation_split, &r->train, &r->val))
