@@ -3,8 +3,7 @@
  * dy x W^T), interleaved, best of R runs each (the machine may be shared: the best run is the least
  * disturbed). Prints each shape's GFLOP/s in both precisions and the ratio.
  *
- *   make && cc -O2 -fopenmp -Iinclude -Isrc bench/bf16_gemm.c build/libcnnlab.a \
- *       -L/usr/lib/x86_64-linux-gnu/openblas-openmp -lopenblas -lm -o build/bf16_gemm && build/bf16_gemm [R]
+ *   make && OMP_NUM_THREADS=1 build/bench/bf16_gemm [R]
  */
 #include <omp.h>
 #include <stdio.h>
