@@ -82,6 +82,8 @@ $(BUILD)/%.o: %.c Makefile
 # The kernel files of each instruction-set path (also in the sanitizer build, whose OPT has no -march).
 $(BUILD)/src/kernels/%_avx2.o: CFLAGS += $(ISA_AVX2)
 $(BUILD)/src/kernels/%_avx512.o: CFLAGS += $(ISA_AVX512)
+# The BF16 kernels (--precision bf16) need AVX512_BF16 on top: run only where cpuid shows it.
+$(BUILD)/src/kernels/%_bf16_avx512.o: CFLAGS += -mavx512bf16
 
 # The study's spec files, compiled into the binary.
 $(BUILD)/gen/seed_specs.c: $(SEED_SPECS) scripts/embed_specs.sh

@@ -230,6 +230,16 @@ CNN_API double cnn_model_learning_rate(const cnn_model *m);
 CNN_API void cnn_model_set_learning_rate(cnn_model *m, double lr);
 CNN_API long cnn_model_iterations(const cnn_model *m);
 
+/* The precision of the model's convolutions and Dense products: "fp32" (the default) or "bf16", where each
+ * product rounds both of its inputs to BF16 (round to nearest even) and accumulates in FP32 (vdpbf16ps);
+ * the weights, the optimizer and everything else stay FP32, and results stay bit-identical for any thread
+ * count. bf16 needs a CPU with AVX512_BF16 and the avx512 kernel path: elsewhere (or with CNNLAB_ISA=avx2 or
+ * generic) the call fails with CNN_ERR_INVALID saying what is missing, and the precision is unchanged.
+ * cnn_precision_check answers the same question without a model. */
+CNN_API int cnn_precision_check(const char *precision);
+CNN_API int cnn_model_set_precision(cnn_model *m, const char *precision);
+CNN_API const char *cnn_model_precision(const cnn_model *m);
+
 /* ---------------------------------------------------------------- low-level step API */
 
 /* Sets the number of threads used by cnnlab's loops and by BLAS (default: physical cores). */
@@ -656,6 +666,7 @@ typedef struct cnn_run {
     int best_epoch;              /* the study's rule (spec 3.8), 0-based; -1 with no validation */
     int best_val_loss_epoch;     /* last epoch with the lowest val_loss, -1 when none */
     int best_val_accuracy_epoch; /* last epoch with the highest val_accuracy, -1 when none */
+    char precision[8];           /* "fp32" or "bf16" (cnn_model_set_precision); "fp32" in older records */
     double seconds_per_epoch;    /* mean training-pass time */
     double images_per_second;    /* training images per second of training pass */
     double total_seconds;        /* all epochs, validation included */
@@ -768,12 +779,13 @@ CNN_API int cnn_spec_check_pretrained(const cnn_spec *s);
 CNN_API int cnn_spec_layer_groups(const cnn_spec *s, cnn_layer_group *groups, int cap);
 
 /* The spec's training settings. validation is "test", "split" (validation_split holds the fraction) or
- * "none". */
+ * "none"; precision "fp32" or "bf16" (for cnn_model_set_precision). */
 typedef struct cnn_spec_fit {
     int epochs, batch_size, shuffle;
     uint64_t seed;
     char validation[16];
     double validation_split;
+    char precision[8];
 } cnn_spec_fit;
 CNN_API void cnn_spec_fit_settings(const cnn_spec *s, cnn_spec_fit *out);
 

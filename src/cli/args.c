@@ -76,3 +76,13 @@ void cli_cpu_name(char *buf, size_t cap)
     }
     if (f) fclose(f);
 }
+
+int cli_precision(const char *opt, const char *val, const char **out)
+{
+    if (cnn_precision_check(val)) {
+        cli_error("%s %s: %s", opt, val ? val : "", cnn_errmsg());
+        return -1;
+    }
+    *out = val;
+    return 0;
+}

@@ -11,6 +11,8 @@ enum { EXIT_OK = 0, EXIT_FAILURE_RUN = 1, EXIT_USAGE = 2 };
 
 /* Parses an integer option value in [min, max]; prints a usage error and returns -1 otherwise. */
 int cli_int(const char *opt, const char *val, long min, long max, long *out);
+/* --precision's value (fp32, bf16) into *out, or a usage error saying why this machine cannot run it. */
+int cli_precision(const char *opt, const char *val, const char **out);
 int cli_double(const char *opt, const char *val, double min, double max, double *out);
 /* Prints "cnnlab: <msg>" to stderr (and the library's message when lib is set). */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -44,6 +46,7 @@ typedef struct cli_run_options {
         *vgg_weights; /* --vgg-weights: none, imagenet or a file for every VGG16 base (NULL: the spec's) */
     const char
         *initial_weights; /* --initial-weights FILE for a spec's initial_weights (NULL: OUT/NAME/model.cnn) */
+    const char *precision; /* --precision fp32|bf16 (checked when parsed; NULL: fp32) */
 } cli_run_options;
 
 /* The defaults: the study's data, everything else from the spec. */

@@ -5,14 +5,15 @@
 #include "cli/cli.h"
 
 static const char *const EVAL_HELP =
-    "usage: cnnlab eval MODEL_FILE [--data DIR] [--batch N] [--threads N]\n"
+    "usage: cnnlab eval MODEL_FILE [--data DIR] [--batch N] [--threads N] [--precision fp32|bf16]\n"
     "\n"
     "Evaluates a saved model (model.cnn of a run folder) on the test set of DIR\n"
-    "(default " CNN_FASHION_MNIST_DIR ") and prints its loss and accuracy.\n";
+    "(default " CNN_FASHION_MNIST_DIR ") and prints its loss and accuracy; --precision bf16\n"
+    "runs the convolutions' and Dense products in BF16 (CPUs with AVX512_BF16).\n";
 
 int cli_eval(int argc, char **argv)
 {
-    const char *file = NULL, *data = CNN_FASHION_MNIST_DIR;
+    const char *file = NULL, *data = CNN_FASHION_MNIST_DIR, *precision = "fp32";
     long batch = 512, threads = 0;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -25,6 +26,9 @@ int cli_eval(int argc, char **argv)
         } else if (!strcmp(o, "--threads")) {
             if (cli_int(o, v, 1, 1024, &threads)) return EXIT_USAGE;
             i++;
+        } else if (!strcmp(o, "--precision")) {
+            if (cli_precision(o, v, &precision)) return EXIT_USAGE;
+            i++;
         } else if (o[0] != '-' && !file)
             file = o;
         else
@@ -35,14 +39,14 @@ int cli_eval(int argc, char **argv)
     cnn_model *m = cnn_model_load(file);
     cnn_dataset test = {0};
     double loss, acc;
-    int fail = !m || cnn_dataset_load_dir(data, NULL, &test);
+    int fail = !m || cnn_model_set_precision(m, precision) || cnn_dataset_load_dir(data, NULL, &test);
     if (fail) cli_error("%s", cnn_errmsg());
     /* The library's message names the model, not the files: say which test set did not fit. */
     else if ((fail = cnn_model_evaluate(m, &test, (int)batch, &loss, &acc) != 0))
         cli_error("%s (the test set of %s)", cnn_errmsg(), data);
     else
-        printf("%s: test loss %.4f, test accuracy %.2f%% (%d images)\n", cnn_model_name(m), loss, 100 * acc,
-               test.n);
+        printf("%s: test loss %.4f, test accuracy %.2f%% (%d images, precision %s)\n", cnn_model_name(m),
+               loss, 100 * acc, test.n, precision);
     cnn_model_free(m);
     cnn_dataset_free(&test);
     return fail ? EXIT_FAILURE_RUN : EXIT_OK;

@@ -9,11 +9,14 @@
 
 static const char *const HELP =
     "usage: cnnlab profile [SPEC | --model NAME] [--batch N] [--steps N] [--threads N]\n"
+    "                      [--precision fp32|bf16]\n"
     "\n"
     "Times SPEC's training step per layer on random inputs (default: the spec's batch,\n"
-    "10 timed steps after 2 warm-up steps).\n";
+    "10 timed steps after 2 warm-up steps), in FP32 or with the convolutions' and Dense\n"
+    "products in BF16 (--precision bf16, CPUs with AVX512_BF16).\n";
 
-static int parse(int argc, char **argv, const char **name, long *batch, long *steps, long *threads)
+static int parse(int argc, char **argv, const char **name, long *batch, long *steps, long *threads,
+                 const char **precision)
 {
     int positional = 0;
     for (int i = 1; i < argc; i++) {
@@ -29,6 +32,9 @@ static int parse(int argc, char **argv, const char **name, long *batch, long *st
             i++;
         } else if (!strcmp(o, "--threads")) {
             if (cli_int(o, v, 1, 1024, threads)) return EXIT_USAGE;
+            i++;
+        } else if (!strcmp(o, "--precision")) {
+            if (cli_precision(o, v, precision)) return EXIT_USAGE;
             i++;
         } else if (o[0] != '-' && !positional)
             *name = o, positional = 1;
@@ -56,8 +62,8 @@ static void print_profile(const cnn_model *m, int n, const double *gemm)
     char cpu[128];
     cli_cpu_name(cpu, sizeof cpu);
     const double peak = cnn_fma_peak_gflops();
-    printf("%s: batch %d, %d threads, kernels %s, CPU %s\n", cnn_model_name(m), n, cnn_get_threads(),
-           cnn_isa_name(), cpu);
+    printf("%s: batch %d, %d threads, kernels %s, precision %s, CPU %s\n", cnn_model_name(m), n,
+           cnn_get_threads(), cnn_isa_name(), cnn_model_precision(m), cpu);
     printf("multiply-add peak (%s, %d threads): %.1f GFLOP/s; bare sgemm 2048x2048x2048: %.1f GFLOP/s\n",
            cnn_isa_name(), cnn_get_threads(), peak, cnn_sgemm_gflops(2048, 2048, 2048, 3));
     cnn_model_profile_print(m, gemm, peak, stdout);
@@ -87,8 +93,9 @@ static int profile(cnn_model *m, int n, int steps, const int in_size)
 int cli_profile(int argc, char **argv)
 {
     const char *name = "Model_2_s2";
+    const char *precision = "fp32";
     long batch = 0, steps = 10, threads = 0;
-    int rc = parse(argc, argv, &name, &batch, &steps, &threads), usage;
+    int rc = parse(argc, argv, &name, &batch, &steps, &threads, &precision), usage;
     if (rc) return rc < 0 ? EXIT_OK : rc;
     cnn_spec *s = cli_spec_resolve(name, &usage);
     if (!s) return usage ? (cli_error("profile: unknown model '%s'", name), EXIT_USAGE) : EXIT_FAILURE_RUN;
@@ -96,6 +103,7 @@ int cli_profile(int argc, char **argv)
     cnn_spec_fit f;
     cnn_spec_fit_settings(s, &f);
     cnn_model *m = cnn_spec_build_model(s, 1);
+    if (m && cnn_model_set_precision(m, precision)) cnn_model_free(m), m = NULL;
     if (!m) cli_error("%s", cnn_errmsg());
     int h = 0, w = 0, c = 0;
     if (m) cnn_spec_input_shape(s, &h, &w, &c);

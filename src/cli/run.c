@@ -41,6 +41,8 @@ int cli_run_option(const char *o, const char *v, cli_run_options *r, long *threa
         r->initial_weights = v;
     else if (!strcmp(o, "--vgg-weights"))
         r->vgg_weights = v;
+    else if (!strcmp(o, "--precision"))
+        *bad = cli_precision(o, v, &r->precision);
     else if (!strcmp(o, "--backup-minutes"))
         *bad = cli_double(o, v, 0, 1e6, &r->backup_minutes);
     else if (!strcmp(o, "--sync-batchnorm"))
@@ -79,6 +81,7 @@ static cnn_spec_fit effective_fit(const cnn_spec *s, const cli_run_options *o)
     if (o->epochs >= 0) f.epochs = (int)o->epochs;
     if (o->batch > 0) f.batch_size = (int)o->batch;
     if (o->seed >= 0) f.seed = (uint64_t)o->seed;
+    if (o->precision) snprintf(f.precision, sizeof f.precision, "%s", o->precision);
     if (o->val_split > 0) {
         snprintf(f.validation, sizeof f.validation, "split");
         f.validation_split = o->val_split;
@@ -170,6 +173,7 @@ static int prepare(const cnn_spec *s, const cnn_spec_fit *f, const cli_data *d, 
     if (!r->model || cnn_spec_callbacks(s, dir, &r->callbacks, &r->ncallbacks))
         return cli_error("%s", cnn_errmsg()), -1;
     if (start_weights(s, o, dir, r->model)) return -1;
+    if (cnn_model_set_precision(r->model, f->precision)) return cli_error("%s", cnn_errmsg()), -1;
     r->train_set = &d->train;
     if (!strcmp(f->validation, "split")) {
         if (cnn_dataset_split(&d->train, f->validation_split, &r->train, &r->val))
@@ -258,13 +262,17 @@ static int fit(const cnn_spec *s, const cnn_spec_fit *f, const cli_data *d, cons
     fc.callbacks = all;
     fc.num_callbacks = n;
     if (!o->quiet)
-        printf("Training %s: %d images, batch %d, up to %d epochs, %d threads; validation: %s\n",
-               cnn_model_name(r->model), r->train_set->n, fc.batch_size, fc.epochs, cnn_get_threads(),
-               fc.validation == &d->test  ? "the test set (as in the study)"
-               : fc.validation == &r->val ? "split off the training data"
-                                          : "none");
+        printf(
+            "Training %s: %d images, batch %d, up to %d epochs, %d threads, precision %s; validation: %s\n",
+            cnn_model_name(r->model), r->train_set->n, fc.batch_size, fc.epochs, cnn_get_threads(),
+            cnn_model_precision(r->model),
+            fc.validation == &d->test  ? "the test set (as in the study)"
+            : fc.validation == &r->val ? "split off the training data"
+                                       : "none");
     run->seed = f->seed, run->threads = cnn_get_threads(), run->batch_size = f->batch_size;
     run->train_images = r->train_set->n;
+    snprintf(run->precision, sizeof run->precision, "%s", cnn_model_precision(r->model));
+    fprintf(r->log, "precision: %s (kernels: %s)\n", run->precision, cnn_isa_name());
     snprintf(run->weights, sizeof run->weights, "initialised from seed %llu", (unsigned long long)f->seed);
     char backup[4200];
     snprintf(backup, sizeof backup, "%s/backup.cnn", r->dir);

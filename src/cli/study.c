@@ -26,6 +26,8 @@ static const char *const HELP =
     "  --from-zip F   first unpack F (a <study>_models.zip of `cnnlab report --zip`) into OUT, so that its\n"
     "                 models are reused instead of trained again, as the study restored its archive\n"
     "  --threads N    threads (default: the number of physical cores)\n"
+    "  --precision P  fp32 (default) or bf16: convolutions and Dense products with BF16\n"
+    "                 inputs, FP32 sums and weights (CPUs with AVX512_BF16)\n"
     "  --seed N       seed for every model (default: each spec's)\n"
     "  --batch N      batch size for every model (default: each spec's)\n"
     "  --validation-split F  validate on the last fraction F of the training data, not the test set\n"

@@ -24,6 +24,8 @@ static const char *const HELP =
     "  --epochs N              epochs (default: the model's recipe)\n"
     "  --batch N               batch size (default: the model's recipe)\n"
     "  --threads N             threads (default: the number of physical cores)\n"
+    "  --precision P           fp32 (default) or bf16: convolutions and Dense products with BF16\n"
+    "                          inputs, FP32 sums and weights (CPUs with AVX512_BF16)\n"
     "  --seed N                seed of initialisation and shuffling (default: the spec's, else 1)\n"
     "  --validation-split F    validate on the last fraction F of the training data, not the test set\n"
     "  --limit N               train on the first N training images only\n"

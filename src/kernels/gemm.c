@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cnnlab.h"
+#include "kernels/gemm_bf16.h"
 #include "kernels/gemm_kernels.h"
 #include "kernels/isa.h"
 
@@ -24,6 +25,10 @@ static void gemm_run(cnn_gemm_args g)
     const int P = g.P, blocks = (P + KC - 1) / KC, kc = blocks ? (P + blocks - 1) / blocks : 0;
     if (P == 0 && !g.accumulate)
         for (int i = 0; i < g.M; i++) memset(g.c + (long)i * g.ldc, 0, sizeof(float) * (size_t)g.N);
+    if (cnn_gemm_bf16_on()) { /* --precision bf16: it splits p itself (pairs) */
+        if (P) cnn_gemm_bf16_avx512(&g);
+        return;
+    }
     const float *a = g.a, *b = g.b;
     const int *po = g.po;
     const int accumulate = g.accumulate;
@@ -53,10 +58,14 @@ void cnn_gemm_gather(int M, int N, int P, const float *a, const int *ri, const i
  * least a few microseconds of work. At Model_1's shapes (batch 512) blocks of 6 to 96 rows all ran within a
  * few percent of each other on 2 threads. */
 enum { PARALLEL_MIN_MACS = 1 << 18, BLOCK_ROWS = 24, BLOCK_MIN_MACS = 1 << 16, BLOCK_MAX_ROWS = 1 << 24 };
+enum { BF16_BLOCK_ROWS = 96 };
 
 int cnn_gemm_block_rows(int N, int P)
 {
     const double per_row = (double)N * P;
+    /* The BF16 kernel packs all of B once per call: 96 rows keep that near 5% of the work (its results do
+     * not depend on the blocks either). */
+    if (cnn_gemm_bf16_on() && per_row * BF16_BLOCK_ROWS >= BLOCK_MIN_MACS) return BF16_BLOCK_ROWS;
     if (per_row * BLOCK_ROWS >= BLOCK_MIN_MACS) return BLOCK_ROWS;
     const double need = per_row > 0 ? BLOCK_MIN_MACS / per_row : BLOCK_MIN_MACS;
     const int rows = need < BLOCK_MAX_ROWS ? (int)need : BLOCK_MAX_ROWS;

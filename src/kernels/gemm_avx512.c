@@ -5,6 +5,7 @@
 #include <immintrin.h>
 
 #include "kernels/gemm_kernels.h"
+#include "kernels/tile_avx512.h"
 
 enum { MR = CNN_GEMM_MR, NR = 64 }; /* tile rows, tile columns (4 vectors) */
 
@@ -20,22 +21,6 @@ enum { MR = CNN_GEMM_MR, NR = 64 }; /* tile rows, tile columns (4 vectors) */
         if (nv > 2) c##i##2 = _mm512_fmadd_ps(x, b2, c##i##2);                                               \
         if (nv > 3) c##i##3 = _mm512_fmadd_ps(x, b3, c##i##3);                                               \
     } while (0)
-#define TILE_STORE1(i, j, m)                                                                                 \
-    do {                                                                                                     \
-        float *cp = c + (i)*ldc + 16 * (j);                                                                  \
-        if (accumulate) c##i##j = _mm512_add_ps(c##i##j, _mm512_maskz_loadu_ps(m, cp));                      \
-        _mm512_mask_storeu_ps(cp, m, c##i##j);                                                               \
-    } while (0)
-#define TILE_STORE(i)                                                                                        \
-    do {                                                                                                     \
-        if (i < mr) {                                                                                        \
-            TILE_STORE1(i, 0, nv == 1 ? last : 0xffff);                                                      \
-            if (nv > 1) TILE_STORE1(i, 1, nv == 2 ? last : 0xffff);                                          \
-            if (nv > 2) TILE_STORE1(i, 2, nv == 3 ? last : 0xffff);                                          \
-            if (nv > 3) TILE_STORE1(i, 3, last);                                                             \
-        }                                                                                                    \
-    } while (0)
-
 static inline __attribute__((always_inline)) void gemm_tile(int nv, int gathered, int mr, int P,
                                                             const float *const *r, long sap, const int *po,
                                                             const float *b, long ldb, __mmask16 last,

@@ -53,6 +53,7 @@ struct cnn_model {
 
     int outputs;       /* values per sample of the last layer's output */
     int fused_softmax; /* the last layer's softmax runs in the model, over kept logits */
+    int bf16;          /* cnn_model_set_precision "bf16": the layers' products run on the BF16 kernels */
 
     cnn_exec x;
 };

@@ -14,6 +14,7 @@ void cnn_run_init(cnn_run *r, const char *model)
     memset(r, 0, sizeof *r);
     snprintf(r->model, sizeof r->model, "%s", model ? model : "");
     r->history.stopped_epoch = -1;
+    snprintf(r->precision, sizeof r->precision, "fp32");
     r->best_epoch = r->best_val_loss_epoch = r->best_val_accuracy_epoch = -1;
     r->test_loss = r->test_accuracy = r->roc_auc_ovo = r->roc_auc_ovr = NAN;
 }
@@ -146,6 +147,7 @@ int cnn_run_save(const cnn_run *r, const char *path)
     cnn_jw_int(&w, "threads", r->threads);
     cnn_jw_int(&w, "batch_size", r->batch_size);
     cnn_jw_int(&w, "train_images", r->train_images);
+    cnn_jw_string(&w, "precision", r->precision);
     cnn_jw_object(&w, "history");
     cnn_history_write(&w, &r->history, 1);
     cnn_jw_end(&w);
@@ -274,6 +276,16 @@ static void read_test(reader *rd, cnn_run *r)
     r->n_test = n, r->classes = k, r->evaluated = 1;
 }
 
+/* "precision": fp32 or bf16; records written before it existed are fp32. */
+static void read_precision(reader *rd, cnn_run *r)
+{
+    if (rd->rc || !cnn_json_get(rd->obj, "precision")) return;
+    get_str(rd, "precision", r->precision, sizeof r->precision);
+    if (!rd->rc && strcmp(r->precision, "fp32") && strcmp(r->precision, "bf16"))
+        rd->rc = cnn_fail(CNN_ERR_FORMAT, "%s: field 'precision' is '%s'; expected fp32 or bf16", rd->path,
+                          r->precision);
+}
+
 static void read_run(reader *rd, cnn_run *r)
 {
     char format[32];
@@ -287,6 +299,7 @@ static void read_run(reader *rd, cnn_run *r)
     r->threads = get_int(rd, "threads", 0, 1 << 20);
     r->batch_size = get_int(rd, "batch_size", 0, 1 << 30);
     r->train_images = get_int(rd, "train_images", 0, 2147483647.0);
+    read_precision(rd, r);
     const cnn_json *h = field(rd, "history", CNN_JSON_OBJECT);
     if (h && (rd->rc = cnn_history_read(h, &r->history, rd->path))) return;
     int last = r->history.count - 1;

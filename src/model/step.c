@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "kernels/gemm_bf16.h"
 #include "layers/activation.h"
 #include "layers/conv_pool.h"
 #include "loss/xent.h"
@@ -108,6 +109,8 @@ void cnn_model_forward_range(cnn_model *m, int first, int through, int n, int tr
                    .sample = x->rng_sample,
                    .sync = training && x->sync.reduce ? &x->sync : NULL,
                    .work = x->work};
+    const int was_bf16 = cnn_gemm_bf16_on(); /* the kernels' switch is process-wide: set for this model */
+    cnn_gemm_bf16_set(m->bf16);
     for (int i = first; i <= through; i++) {
         cnn_layer *l = &m->layers[i];
         double t0 = x->prof_seconds ? cnn_now() : 0;
@@ -118,6 +121,7 @@ void cnn_model_forward_range(cnn_model *m, int first, int through, int n, int tr
         if (x->prof_seconds) x->prof_seconds[2 * i] += cnn_now() - t0;
         if (i < through && cnn_model_fused(m, i)) i++;
     }
+    cnn_gemm_bf16_set(was_bf16);
 }
 
 void cnn_model_forward_from(cnn_model *m, int first, int n, int training)
@@ -216,6 +220,8 @@ void cnn_model_backward_planned(cnn_model *m, const int32_t *y, double *loss, in
                    .sample = x->rng_sample,
                    .sync = x->sync.reduce ? &x->sync : NULL,
                    .work = x->work};
+    const int was_bf16 = cnn_gemm_bf16_on();
+    cnn_gemm_bf16_set(m->bf16);
     for (int i = m->nlayers - 1; i >= first; i--) {
         cnn_layer *l = &m->layers[i];
         if (l->alias) continue; /* the gradient passes through unchanged */
@@ -232,6 +238,7 @@ void cnn_model_backward_planned(cnn_model *m, const int32_t *y, double *loss, in
         if (pair) break;
         dy = dx;
     }
+    cnn_gemm_bf16_set(was_bf16);
     x->prof_backward++;
     /* Once per global batch: the process holding its first sample adds the regularisation gradient. */
     if (x->rng_sample == 0) add_regularization_grads(m);

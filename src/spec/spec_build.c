@@ -141,9 +141,9 @@ int cnn_spec_layer_groups(const cnn_spec *s, cnn_layer_group *groups, int cap)
 
 static int fit_options(const cnn_spec *s, cnn_spec_fit *f)
 {
-    static const char *const modes[] = {"test", "split", "none"};
+    static const char *const modes[] = {"test", "split", "none"}, *const precisions[] = {"fp32", "bf16"};
     cnn_opts o;
-    int mode = 0, seed = 1;
+    int mode = 0, seed = 1, precision = 0;
     int rc = cnn_opts_parse(&o, s->has_fit ? s->fit.args : "", "fit");
     if (!rc) rc = cnn_opts_int(&o, "epochs", 1, 0, 1000000, &f->epochs);
     if (!rc) rc = cnn_opts_int(&o, "batch_size", 32, 1, 1 << 20, &f->batch_size);
@@ -153,8 +153,10 @@ static int fit_options(const cnn_spec *s, cnn_spec_fit *f)
     if (!rc) rc = cnn_opts_enum(&o, "validation", modes, 3, f->validation_split > 0 ? 1 : 0, &mode);
     if (!rc && mode == 1 && !(f->validation_split > 0))
         rc = cnn_fail(CNN_ERR_INVALID, "fit: validation=\"split\" needs validation_split=F with 0 < F < 1");
+    if (!rc) rc = cnn_opts_enum(&o, "precision", precisions, 2, 0, &precision);
     if (!rc) rc = cnn_opts_finish(&o);
     f->seed = (uint64_t)seed;
+    snprintf(f->precision, sizeof f->precision, "%s", precisions[precision]);
     snprintf(f->validation, sizeof f->validation, "%s", modes[mode]);
     return rc;
 }

@@ -1,0 +1,253 @@
+/* The BF16 GEMM (kernels/gemm_bf16.h), compiled with the Makefile's ISA_AVX512 flags plus -mavx512bf16 and
+ * run only where the CPU has AVX512_BF16. vdpbf16ps multiplies 32 pairs of BF16 values and adds each pair's
+ * two products to one FP32 lane: per instruction twice the multiply-adds of an FP32 vfmadd, at the same
+ * throughput.
+ *
+ * It needs its operands as pairs of BF16 values in 32-bit words, (A_2k, A_2k+1) for a row of A and
+ * (B_2k[j], B_2k+1[j]) for a column of B, so each call packs them on its stack: a panel of B (up to KC values
+ * of p x 64 columns, interleaved by pairs) and a block of up to MB rows of A, converted with vcvtneps2bf16
+ * (round to nearest even). The tile is the FP32 kernel's: 6 rows x 64 columns, 24 FP32 accumulators, one
+ * broadcast word of A per row and four words-vectors of B per pair of p. */
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kernels/gemm_bf16.h"
+#include "kernels/gemm_kernels.h"
+#include "kernels/tile_avx512.h"
+
+/* Tile rows, tile columns, the most p values per block (even: a block holds whole pairs), rows of A packed at
+ * once (a multiple of MR; 96 rows keep the repacking of B's panel, once per block of rows, near 5% of the
+ * work). The two packs take 160 KiB of stack. */
+enum { MR = CNN_GEMM_MR, NR = 64, KC = CNN_GEMM_KC, KP = KC / 2, MB = 96 };
+
+/* ---------------------------------------------------------------- conversion */
+
+static inline __mmask16 first_n(int n)
+{
+    return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
+}
+
+/* x0[j], x1[j] (j < 16) rounded to BF16, as 16 words (x0[j], x1[j]): the pair layout of both operands. */
+static inline __m512i pairs16(__m512 x0, __m512 x1)
+{
+    /* cvtne2ps puts x0 in bf16 lanes 0..15 and x1 in 16..31; the permutation interleaves them. */
+    const __m512i mix = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7,
+                                         22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    return _mm512_permutexvar_epi16(mix, (__m512i)_mm512_cvtne2ps_pbh(x1, x0));
+}
+
+/* 1 when the n ints at t are t[0], t[0] + 1, ...: 16 values read by one vector load. */
+static inline int consecutive(const int *t, int n)
+{
+    const __m512i iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    const __mmask16 m = first_n(n);
+    const __m512i d = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(m, t), _mm512_set1_epi32(t[0]));
+    return _mm512_mask_cmpeq_epi32_mask(m, d, iota) == m;
+}
+
+/* How A's values lie in memory along one index (p for a packing by rows, i for one by pairs of p), in
+ * groups of 16: runs[r] = 1 when group r is one vector load away, at stride 1. The tables are the same for
+ * every row (or pair) of a block, so they are checked once per block. */
+enum { GROUPS = (MB > KC ? MB : KC) / 16 };
+
+/* Group r's 16 values (n of them, the rest zero) of A at base offset o along a table t (or stride s where
+ * t is NULL); run: the group is adjacent in memory. */
+static inline __m512 a_group(const float *a, long o, const int *t, long s, int n, int run)
+{
+    const __mmask16 m = first_n(n);
+    if (run) return _mm512_maskz_loadu_ps(m, a + o + (t ? t[0] : 0));
+    float v[16] = {0};
+    for (int k = 0; k < n; k++) v[k] = a[o + (t ? t[k] : k * s)];
+    return _mm512_loadu_ps(v);
+}
+
+/* Where word k of packed row i lies: w[i * si + k * sk]. */
+typedef struct a_pack {
+    uint32_t *w;
+    long si, sk;
+} a_pack;
+
+/* A's values run along p in memory (row-major A, or a gather whose p table is made of runs, as the patches
+ * of a convolution's forward pass): pack row by row. Else (A read transposed, or the patches^T of a weight
+ * gradient) they run along i: pack pair by pair. */
+static int pack_by_rows(const cnn_gemm_args *g)
+{
+    if (!g->ri) return g->sap == 1;
+    return g->P < 2 || g->po[1] == g->po[0] + 1;
+}
+
+/* runs[] for count values along table t (stride s where NULL). */
+static void find_runs(const int *t, long s, int count, int *runs)
+{
+    for (int r = 0; 16 * r < count; r++) {
+        const int n = count - 16 * r < 16 ? count - 16 * r : 16;
+        runs[r] = t ? consecutive(t + 16 * r, n) : s == 1;
+    }
+}
+
+/* Rows i0 .. i0+mb-1 of A, p in [p0, p0 + pc), as BF16 pairs, row by row: 16 values of p make 8 words. */
+static a_pack pack_rows(const cnn_gemm_args *g, int i0, int mb, int p0, int pc, uint32_t *buf)
+{
+    const int kp = (pc + 1) / 2;
+    const int *po = g->ri ? g->po + p0 : NULL;
+    int runs[GROUPS];
+    find_runs(po, g->sap, pc, runs);
+    for (int i = 0; i < mb; i++) {
+        const long o = g->ri ? g->ri[i0 + i] : (long)(i0 + i) * g->sai + (long)p0 * g->sap;
+        for (int p = 0, r = 0; p < pc; p += 16, r++) {
+            const int n = pc - p < 16 ? pc - p : 16;
+            const __m512 x = a_group(g->a, o + (po ? 0 : p * g->sap), po ? po + p : NULL, g->sap, n, runs[r]);
+            const __m256i w = (__m256i)_mm512_cvtneps_pbh(x);
+            if (n == 16)
+                _mm256_storeu_si256((__m256i *)(buf + (long)i * kp + p / 2), w);
+            else
+                _mm256_mask_storeu_epi32(buf + (long)i * kp + p / 2, (__mmask8)((1u << (n + 1) / 2) - 1), w);
+        }
+    }
+    return (a_pack){buf, kp, 1};
+}
+
+/* The same pair by pair: the values of 16 rows at p and p + 1 make 16 words. */
+static a_pack pack_pairs(const cnn_gemm_args *g, int i0, int mb, int p0, int pc, uint32_t *buf)
+{
+    const int kp = (pc + 1) / 2;
+    const int *ri = g->ri ? g->ri + i0 : NULL;
+    int runs[GROUPS];
+    find_runs(ri, g->sai, mb, runs);
+    for (int k = 0; k < kp; k++) {
+        const int p = p0 + 2 * k, has1 = 2 * k + 1 < pc;
+        const long o0 = ri ? g->po[p] : (long)i0 * g->sai + (long)p * g->sap;
+        const long o1 = !has1 ? 0 : ri ? g->po[p + 1] : o0 + g->sap;
+        for (int i = 0, r = 0; i < mb; i += 16, r++) {
+            const int n = mb - i < 16 ? mb - i : 16;
+            const int *t = ri ? ri + i : NULL;
+            const long di = ri ? 0 : i * g->sai;
+            const __m512 x0 = a_group(g->a, o0 + di, t, g->sai, n, runs[r]);
+            const __m512 x1 = has1 ? a_group(g->a, o1 + di, t, g->sai, n, runs[r]) : _mm512_setzero_ps();
+            _mm512_mask_storeu_epi32(buf + (long)k * MB + i, first_n(n), pairs16(x0, x1));
+        }
+    }
+    return (a_pack){buf, 1, MB};
+}
+
+static a_pack pack_a(const cnn_gemm_args *g, int i0, int mb, int p0, int pc, uint32_t *buf)
+{
+    return pack_by_rows(g) ? pack_rows(g, i0, mb, p0, pc, buf) : pack_pairs(g, i0, mb, p0, pc, buf);
+}
+
+/* B's rows p0 .. p0+pc-1, columns j0 .. j0+w-1 (w <= NR), into pair words: word (k, j) at buf[k * NR + j]. */
+static void pack_b(const cnn_gemm_args *g, int p0, int pc, int j0, int w, uint32_t *buf)
+{
+    for (int k = 0; 2 * k < pc; k++) {
+        const float *r0 = g->b + (long)(p0 + 2 * k) * g->ldb + j0, *r1 = r0 + g->ldb;
+        const int has1 = 2 * k + 1 < pc;
+        for (int j = 0; j < w; j += 16) {
+            const __mmask16 m = first_n(w - j);
+            const __m512 x0 = _mm512_maskz_loadu_ps(m, r0 + j);
+            const __m512 x1 = has1 ? _mm512_maskz_loadu_ps(m, r1 + j) : _mm512_setzero_ps();
+            _mm512_storeu_si512(buf + (long)k * NR + j, pairs16(x0, x1));
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- the tile */
+
+/* One tile as in gemm_avx512.c, over kp pair words: rows [0, mr) x vectors [0, nv) of C, the last vector
+ * masked by last. Row i's word k is a_i[k * sk]; B's is bp[k * NR + 16 v]. */
+#define TILE_DOT(i)                                                                                          \
+    do {                                                                                                     \
+        const __m512bh x = (__m512bh)_mm512_set1_epi32((int)a##i[q]);                                        \
+        c##i##0 = _mm512_dpbf16_ps(c##i##0, x, b0);                                                          \
+        if (nv > 1) c##i##1 = _mm512_dpbf16_ps(c##i##1, x, b1);                                              \
+        if (nv > 2) c##i##2 = _mm512_dpbf16_ps(c##i##2, x, b2);                                              \
+        if (nv > 3) c##i##3 = _mm512_dpbf16_ps(c##i##3, x, b3);                                              \
+    } while (0)
+static inline __attribute__((always_inline)) void bf16_tile(int nv, int mr, int kp, const uint32_t *const *r,
+                                                            long sk, const uint32_t *bp, __mmask16 last,
+                                                            float *c, long ldc, int accumulate)
+{
+    const __m512 z = _mm512_setzero_ps();
+    __m512 c00 = z, c01 = z, c02 = z, c03 = z, c10 = z, c11 = z, c12 = z, c13 = z, c20 = z, c21 = z, c22 = z,
+           c23 = z, c30 = z, c31 = z, c32 = z, c33 = z, c40 = z, c41 = z, c42 = z, c43 = z, c50 = z, c51 = z,
+           c52 = z, c53 = z;
+    const uint32_t *a0 = r[0], *a1 = r[1], *a2 = r[2], *a3 = r[3], *a4 = r[4], *a5 = r[5];
+    for (long k = 0, q = 0; k < kp; k++, q += sk) {
+        const uint32_t *b = bp + k * NR;
+        const __m512bh b0 = (__m512bh)_mm512_loadu_si512(b);
+        const __m512bh b1 = (__m512bh)(nv > 1 ? _mm512_loadu_si512(b + 16) : _mm512_setzero_si512());
+        const __m512bh b2 = (__m512bh)(nv > 2 ? _mm512_loadu_si512(b + 32) : _mm512_setzero_si512());
+        const __m512bh b3 = (__m512bh)(nv > 3 ? _mm512_loadu_si512(b + 48) : _mm512_setzero_si512());
+        CNN_TILE_EACH_ROW(TILE_DOT);
+    }
+    CNN_TILE_EACH_ROW(TILE_STORE);
+}
+
+/* The tiles of mb packed rows against one packed panel of w columns. */
+static void panel(const a_pack *ap, int mb, int kp, const uint32_t *bp, int w, float *c, long ldc,
+                  int accumulate)
+{
+    const int nv = (w + 15) / 16;
+    const __mmask16 last = (__mmask16)(0xffffu >> (16 * nv - w));
+    for (int i0 = 0; i0 < mb; i0 += MR) {
+        const int mr = mb - i0 < MR ? mb - i0 : MR;
+        const uint32_t *r[MR];
+        for (int i = 0; i < MR; i++) r[i] = ap->w + (i0 + (i < mr ? i : mr - 1)) * ap->si;
+        float *ct = c + (long)i0 * ldc;
+        switch (nv) {
+        case 1:
+            bf16_tile(1, mr, kp, r, ap->sk, bp, last, ct, ldc, accumulate);
+            break;
+        case 2:
+            bf16_tile(2, mr, kp, r, ap->sk, bp, last, ct, ldc, accumulate);
+            break;
+        case 3:
+            bf16_tile(3, mr, kp, r, ap->sk, bp, last, ct, ldc, accumulate);
+            break;
+        default:
+            bf16_tile(4, mr, kp, r, ap->sk, bp, last, ct, ldc, accumulate);
+            break;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- the driver */
+
+/* One p block: rows in blocks of MB packed once each; B's panels packed once when there is only one, else
+ * once per block of rows. */
+static void p_block(const cnn_gemm_args *g, int p0, int pc, int accumulate, uint32_t *abuf, uint32_t *bbuf)
+{
+    const int kp = (pc + 1) / 2, one_panel = g->N <= NR;
+    if (one_panel) pack_b(g, p0, pc, 0, g->N, bbuf);
+    for (int i0 = 0; i0 < g->M; i0 += MB) {
+        const int mb = g->M - i0 < MB ? g->M - i0 : MB;
+        const a_pack ap = pack_a(g, i0, mb, p0, pc, abuf);
+        for (int j0 = 0; j0 < g->N; j0 += NR) {
+            const int w = g->N - j0 < NR ? g->N - j0 : NR;
+            if (!one_panel) pack_b(g, p0, pc, j0, w, bbuf);
+            panel(&ap, mb, kp, bbuf, w, g->c + (long)i0 * g->ldc + j0, g->ldc, accumulate);
+        }
+    }
+}
+
+void cnn_gemm_bf16_avx512(const cnn_gemm_args *g)
+{
+    _Alignas(64) uint32_t abuf[MB * KP];
+    _Alignas(64) uint32_t bbuf[KP * NR];
+    const int P = g->P, blocks = (P + KC - 1) / KC;
+    const int kc = blocks ? ((P + blocks - 1) / blocks + 1) / 2 * 2 : 0;
+    for (int p0 = 0; p0 < P; p0 += kc)
+        p_block(g, p0, P - p0 < kc ? P - p0 : kc, g->accumulate || p0 > 0, abuf, bbuf);
+}
+
+float cnn_peak_bf16_avx512(long steps)
+{
+    const __m512bh x = (__m512bh)_mm512_set1_epi32(0x3f7f3f7f), y = (__m512bh)_mm512_set1_epi32(0x3a833a83);
+    const __m512 z = _mm512_set1_ps(1e-3f);
+    __m512 v0 = z, v1 = z, v2 = z, v3 = z, v4 = z, v5 = z, v6 = z, v7 = z, v8 = z, v9 = z, v10 = z, v11 = z;
+    for (long s = 0; s < steps; s++) CNN_PEAK_STEP(_mm512_dpbf16_ps);
+    const __m512 t = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(v0, v1), _mm512_add_ps(v2, v3)),
+                                   _mm512_add_ps(_mm512_add_ps(v4, v5), _mm512_add_ps(v6, v7)));
+    return _mm512_reduce_add_ps(
+        _mm512_add_ps(t, _mm512_add_ps(_mm512_add_ps(v8, v9), _mm512_add_ps(v10, v11))));
+}
