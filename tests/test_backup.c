@@ -53,6 +53,8 @@ static cnn_dataset make_data(int n, uint32_t s)
 typedef struct kill_at {
     int epoch, batch;
     int every_batch; /* back up after every batch too (backup_minutes tiny) */
+    int fifo_epoch; /* after this epoch's callbacks, the checkpoint's epoch file becomes a FIFO (-1: never) */
+    const char *fifo;
 } kill_at;
 
 static int kill_batch(cnn_callback *cb, cnn_model *m, const cnn_batch_log *log, int *stop)
@@ -68,6 +70,7 @@ static int kill_epoch(cnn_callback *cb, cnn_model *m, const cnn_epoch_log *log, 
     (void)m, (void)stop;
     const kill_at *k = cb->state;
     if (log->epoch == k->epoch && k->batch < 0) raise(SIGKILL);
+    if (log->epoch == k->fifo_epoch && (unlink(k->fifo) || mkfifo(k->fifo, 0600))) return -1;
     return 0;
 }
 
@@ -146,11 +149,12 @@ static void test_kill_and_resume(void **state)
 {
     (void)state;
     static outcome want, got;
-    kill_at never = {-1, -1, 0};
+    kill_at never = {-1, -1, 0, -1, NULL};
     assert_int_equal(run_fit(tu_path("through"), &never, &want), 0);
     /* Inside an epoch with only epoch backups (the epoch is redone), right after a checkpoint was written and
      * the epoch backed up, inside epochs backed up after every batch (resumed mid-epoch). */
-    static const kill_at moments[] = {{0, 2, 0}, {2, -1, 0}, {1, 4, 1}, {3, 2, 1}, {1, 5, 0}, {3, -1, 0}};
+    static const kill_at moments[] = {{0, 2, 0, -1, NULL}, {2, -1, 0, -1, NULL}, {1, 4, 1, -1, NULL},
+                                      {3, 2, 1, -1, NULL}, {1, 5, 0, -1, NULL},  {3, -1, 0, -1, NULL}};
     for (size_t i = 0; i < sizeof moments / sizeof moments[0]; i++) {
         char name[32];
         snprintf(name, sizeof name, "killed%zu", i);
@@ -158,7 +162,7 @@ static void test_kill_and_resume(void **state)
         assert_int_equal(mkdir(dir, 0777), 0);
         if (killed_child(dir, moments[i]) != SIGKILL) fail_msg("moment %zu: the child was not killed", i);
         /* Resume (the same killer would strike again at the same moment, so it is off now). */
-        kill_at resume = {-1, -1, moments[i].every_batch};
+        kill_at resume = {-1, -1, moments[i].every_batch, -1, NULL};
         assert_int_equal(run_fit(dir, &resume, &got), 0);
         assert_int_equal(got.nparams, want.nparams);
         assert_int_equal(got.epochs, want.epochs);
@@ -171,16 +175,74 @@ static void test_kill_and_resume(void **state)
     }
 }
 
+static uint8_t *slurp(const char *path, size_t *len)
+{
+    char *data = NULL;
+    if (cnn_read_file(path, &data, len, 1 << 24)) fail_msg("%s", cnn_errmsg());
+    return (uint8_t *)data;
+}
+
+/* The second epoch whose val_loss is a new best: ModelCheckpoint(save_best_only) saves there. */
+static int second_save(const outcome *o)
+{
+    double best = INFINITY;
+    int saves = 0;
+    for (int e = 0; e < o->epochs; e++)
+        if (o->logs[e][2] < best && (best = o->logs[e][2], ++saves == 2)) return e;
+    fail_msg("the fit saved its checkpoint fewer than twice");
+    return -1;
+}
+
+/* A checkpoint's epoch rides in its model file: a fit that stops between the model file and its epoch file
+ * (here the epoch file became a FIFO, which the atomic writer refuses, just as a kill there would stop it)
+ * leaves a checkpoint that still names its own epoch, and the resumed fit reads the record from the file
+ * and ends with the checkpoint, epoch file and record of the fit that ran through, byte for byte. */
+static void test_kill_between_checkpoint_writes(void **state)
+{
+    (void)state;
+    static outcome want, got;
+    kill_at never = {-1, -1, 0, -1, NULL};
+    assert_int_equal(run_fit(tu_path("ck_through"), &never, &want), 0);
+    int k = second_save(&want);
+    const char *dir = tu_path("ck_stopped");
+    assert_int_equal(mkdir(dir, 0777), 0);
+    char ckpt[600], copy[600];
+    snprintf(ckpt, sizeof ckpt, "%s/resume_best_model_loss.cnn", dir);
+    snprintf(copy, sizeof copy, "%s/resume_best_model_loss.epoch", dir);
+    kill_at stop = {-1, -1, 0, k - 1, copy};
+    assert_int_not_equal(run_fit(dir, &stop, NULL), 0);
+    cnn_checkpoint_info rec;
+    assert_int_equal(cnn_checkpoint_read(ckpt, &rec), 0);
+    assert_int_equal(rec.saved_epoch, k); /* the weights' epoch, though the epoch file could not follow */
+    assert_int_equal(rec.epoch_file, k);
+    assert_int_equal(unlink(copy), 0);
+    assert_int_equal(run_fit(dir, &never, &got), 0);
+    assert_memory_equal(got.params, want.params, sizeof(float) * want.nparams);
+    assert_memory_equal(got.logs, want.logs, sizeof want.logs);
+    const char *const files[] = {"resume_best_model_loss.cnn", "resume_best_model_loss.epoch"};
+    for (int i = 0; i < 2; i++) {
+        char a[600], b[600];
+        snprintf(a, sizeof a, "%s/%s", tu_path("ck_through"), files[i]);
+        snprintf(b, sizeof b, "%s/%s", dir, files[i]);
+        size_t la, lb;
+        uint8_t *x = slurp(a, &la), *y = slurp(b, &lb);
+        assert_int_equal(la, lb);
+        if (memcmp(x, y, la)) fail_msg("%s differs from the uninterrupted fit's", files[i]);
+        free(x), free(y);
+    }
+}
+
 int main(int argc, char **argv)
 {
     g_self = argv[0];
     if (argc == 6 && !strcmp(argv[1], "child")) {
-        kill_at k = {atoi(argv[3]), atoi(argv[4]), atoi(argv[5])};
+        kill_at k = {atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), -1, NULL};
         cnn_set_threads(2);
         return run_fit(argv[2], &k, NULL) ? 1 : 0;
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kill_and_resume),
+        cmocka_unit_test(test_kill_between_checkpoint_writes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
