@@ -577,6 +577,11 @@ typedef struct cnn_fit_config {
     int batch_slices;
 } cnn_fit_config;
 
+/* The checks cnn_model_fit and cnn_model_evaluate make of a dataset before using it: not empty, samples of
+ * the model's input size, every label in [0, outputs). what names the data in messages ("training"). A
+ * caller that knows where the data came from runs it first, to name the files when it fails. */
+CNN_API int cnn_model_check_dataset(const cnn_model *m, const cnn_dataset *ds, const char *what);
+
 CNN_API cnn_fit_config cnn_fit_default(void);
 /* fit fills *hist afresh (free an earlier history first); on failure it holds the epochs that finished.
  * Training stops with CNN_ERR_NONFINITE at the first NaN or infinite loss or gradient, naming the epoch, the
