@@ -12,6 +12,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "io/model_file.h"
+#include "model/backup.h"
 #include "util.h"
 
 enum { SIDE = 6, N = 96, EPOCHS = 9 };
@@ -232,6 +234,63 @@ static void test_kill_between_checkpoint_writes(void **state)
     }
 }
 
+/* A backup is a file a resume reads, hence hostile input: its fit state cut at any length (every length
+ * through the progress, history and callback headers, then every 97th byte), or with an absurd history
+ * length, is refused with a message naming the file, never read past its end. */
+static void test_damaged_fit_state(void **state)
+{
+    (void)state;
+    const char *dir = tu_path("damaged");
+    assert_int_equal(mkdir(dir, 0777), 0);
+    if (killed_child(dir, (kill_at){2, -1, 0, -1, NULL}) != SIGKILL) fail_msg("the child was not killed");
+    char backup[600], damaged[600];
+    snprintf(backup, sizeof backup, "%s/backup.cnn", dir);
+    snprintf(damaged, sizeof damaged, "%s/damaged.cnn", dir);
+    cnn_model_extra x = {.tag = "FITS"};
+    cnn_model *saved = cnn_model_load_extra(backup, &x);
+    assert_true(saved && x.data && x.len > 300);
+    cnn_spec *s = cnn_spec_parse(SPEC, "resume.spec");
+    cnn_model *m = s ? cnn_spec_build_model(s, 4) : NULL;
+    cnn_callback **cbs = NULL, *all[16], killer = {.name = "killer"};
+    int ncb = 0;
+    assert_true(m && !cnn_spec_callbacks(s, dir, &cbs, &ncb));
+    memcpy(all, cbs, sizeof *cbs * (size_t)ncb);
+    all[ncb] = &killer;
+    for (int i = 0; i < ncb; i++) /* as a fit does before it restores */
+        if (cbs[i]->on_train_begin) assert_int_equal(cbs[i]->on_train_begin(cbs[i], m), 0);
+    cnn_fit_config c = cnn_fit_default();
+    c.callbacks = all, c.num_callbacks = ncb + 1, c.backup_path = damaged;
+    uint8_t *bytes = malloc(x.len);
+    assert_non_null(bytes);
+    for (size_t len = 0; len <= x.len; len += len < 300 ? 1 : 97) {
+        memcpy(bytes, x.data, x.len);
+        if (len == x.len) memset(bytes + 4 + 40, 0x7f, 3); /* whole, but a history of ~2^30 epochs */
+        cnn_model_extra cut = {"FITS", bytes, len};
+        assert_int_equal(cnn_model_save_extra(saved, damaged, CNN_SAVE_OPTIMIZER, &cut), 0);
+        cnn_history h = {0};
+        cnn_fit_progress p;
+        if (cnn_backup_restore(m, &c, &h, &p) >= 0)
+            fail_msg("a fit state of %zu of %zu bytes was accepted", len, x.len);
+        if (!strstr(cnn_errmsg(), damaged)) fail_msg("cut to %zu bytes: %s", len, cnn_errmsg());
+        cnn_history_free(&h);
+    }
+    cnn_model_extra whole = {"FITS", x.data, x.len};
+    assert_int_equal(cnn_model_save_extra(saved, damaged, CNN_SAVE_OPTIMIZER, &whole), 0);
+    cnn_history h = {0};
+    cnn_fit_progress p;
+    if (cnn_backup_restore(m, &c, &h, &p) != 1) fail_msg("the whole fit state: %s", cnn_errmsg());
+    assert_int_equal(p.epoch, 2); /* killed after epoch 2's callbacks, before its backup */
+    assert_int_equal(h.count, 2);
+    cnn_history_free(&h);
+    free(bytes);
+    free(x.data);
+    for (int i = 0; i < ncb; i++) cnn_callback_free(cbs[i]);
+    free(cbs);
+    cnn_model_free(saved);
+    cnn_model_free(m);
+    cnn_spec_free(s);
+}
+
 int main(int argc, char **argv)
 {
     g_self = argv[0];
@@ -243,6 +302,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kill_and_resume),
         cmocka_unit_test(test_kill_between_checkpoint_writes),
+        cmocka_unit_test(test_damaged_fit_state),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
