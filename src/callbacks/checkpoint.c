@@ -191,35 +191,39 @@ static int read_options(void *state, cnn_opts *o)
  * one read back. The file may be one epoch ahead (killed after the checkpoint, before the epoch's backup):
  * that epoch is redone, and its save is then not counted again. */
 
-typedef struct ckpt_saved {
-    double best;
-    int32_t saved_epoch, saves, copy_epoch, last_epoch;
-} ckpt_saved;
+/* The state block: the record as of the backup, and the last epoch seen. */
+static cnn_state_fields ckpt_fields(ckpt_state *s)
+{
+    return (cnn_state_fields){.d = {&s->r.best},
+                              .nd = 1,
+                              .i = {&s->r.saved_epoch, &s->r.saves, &s->r.copy_epoch, &s->last_epoch},
+                              .ni = 4};
+}
 
 static size_t ckpt_state_size(const cnn_callback *cb, const cnn_model *m)
 {
-    (void)cb, (void)m;
-    return sizeof(ckpt_saved);
+    (void)m;
+    cnn_state_fields f = ckpt_fields((ckpt_state *)cb);
+    return cnn_state_block_size(&f);
 }
 
 static void ckpt_state_save(const cnn_callback *cb, const cnn_model *m, void *buf)
 {
     (void)m;
-    const ckpt_state *s = (const ckpt_state *)cb;
-    ckpt_saved v = {s->r.best, s->r.saved_epoch, s->r.saves, s->r.copy_epoch, s->last_epoch};
-    memcpy(buf, &v, sizeof v);
+    cnn_state_fields f = ckpt_fields((ckpt_state *)cb);
+    cnn_state_block_save(&f, buf);
 }
 
 /* The checkpoint file's own record, checked against what the backup knew (v): the same save, or one made in
  * the epoch that is about to be redone. */
-static int adopt_file_record(ckpt_state *s, const ckpt_saved *v)
+static int adopt_file_record(ckpt_state *s, const ckpt_record *v)
 {
     int monitor;
     ckpt_record r;
     cnn_model *held = load_checkpoint(s->filepath, &monitor, &r);
     if (!held) return cnn_fail_context("ModelCheckpoint: resuming: ");
     cnn_model_free(held);
-    int ahead = r.saved_epoch == v->last_epoch + 1;
+    int ahead = r.saved_epoch == s->last_epoch + 1;
     if (monitor != s->monitor || (r.saved_epoch != v->saved_epoch && !ahead)) {
         char known[48] = "none";
         if (v->saved_epoch >= 0) snprintf(known, sizeof known, "epoch %d", v->saved_epoch);
@@ -227,7 +231,7 @@ static int adopt_file_record(ckpt_state *s, const ckpt_saved *v)
                         "ModelCheckpoint: %s holds a %s checkpoint of epoch %d, but the backup recorded %s "
                         "(of %s; the fit resumes after epoch %d): a file of another run?",
                         s->filepath, cnn_monitor_names[monitor], r.saved_epoch, known,
-                        cnn_monitor_names[s->monitor], v->last_epoch);
+                        cnn_monitor_names[s->monitor], s->last_epoch);
     }
     s->r = r;
     s->redo_epoch = r.saved_epoch != v->saved_epoch ? r.saved_epoch : -1;
@@ -238,18 +242,13 @@ static int ckpt_state_load(cnn_callback *cb, cnn_model *m, const void *buf, size
 {
     (void)m;
     ckpt_state *s = (ckpt_state *)cb;
-    ckpt_saved v;
-    if (len != sizeof v)
-        return cnn_fail(CNN_ERR_FORMAT, "ModelCheckpoint: saved state of %zu bytes; expected %zu", len,
-                        sizeof v);
-    memcpy(&v, buf, sizeof v);
-    s->r = (ckpt_record){
-        .saved_epoch = v.saved_epoch, .copy_epoch = v.copy_epoch, .saves = v.saves, .best = v.best};
-    s->last_epoch = v.last_epoch, s->redo_epoch = -1;
+    cnn_state_fields f = ckpt_fields(s);
+    if (cnn_state_block_load(&f, buf, len, "ModelCheckpoint")) return cnn_errcode();
+    const ckpt_record known = s->r; /* what the backup recorded */
+    s->redo_epoch = -1;
     struct stat st;
-    int present = stat(s->filepath, &st) == 0;
-    if (v.saved_epoch < 0 && !present) return CNN_OK; /* nothing saved yet */
-    int rc = adopt_file_record(s, &v);
+    if (known.saved_epoch < 0 && stat(s->filepath, &st)) return CNN_OK; /* nothing saved yet */
+    int rc = adopt_file_record(s, &known);
     /* The copy may lag the record (killed between the two writes): bring it up to date now. */
     if (!rc && s->epoch_path && s->r.copy_epoch >= 0) rc = write_epoch_copy(s, s->r.copy_epoch);
     return rc;
