@@ -408,9 +408,12 @@ CNN_API int cnn_reduce_lr_get_info(const cnn_callback *cb, cnn_reduce_lr_info *i
  * created): every epoch, or with save_best_only only on a strict improvement (current < best, max: >). The
  * best value is kept across fits, as Keras keeps it for the life of the callback. cnnlab has one model
  * format, so save_weights_only writes the same file (the architecture it adds is a few hundred bytes).
- * filepath is used as given (no Keras {epoch} formatting). If epoch_path is not NULL, the epoch number is
- * then written there as text whenever current <= best (max: >=), so an exact tie with the best rewrites it
- * without saving the model. */
+ * filepath is used as given (no Keras {epoch} formatting). The file carries its own record (the epoch of its
+ * weights, the best value, the epoch-file number; cnn_checkpoint_read), written in the same atomic step as
+ * the weights. If epoch_path is not NULL, the epoch number is then written there as text whenever
+ * current <= best (max: >=), so an exact tie with the best rewrites it without saving new weights (the model
+ * file is rewritten with its own weights and the new number). The epoch file is a copy of the record, for
+ * people and scripts; cnnlab never reads it back (a resume takes the record from the model file). */
 CNN_API cnn_callback *cnn_callback_model_checkpoint(const char *filepath, const char *epoch_path,
                                                     const char *options);
 
@@ -421,6 +424,9 @@ typedef struct cnn_checkpoint_info {
     int epoch_file;  /* last epoch written to the epoch file, -1 if none */
 } cnn_checkpoint_info;
 CNN_API int cnn_checkpoint_get_info(const cnn_callback *cb, cnn_checkpoint_info *info);
+/* The record a checkpoint file written by ModelCheckpoint carries (saves: the callback's count when the file
+ * was written). Fails with the reason for a damaged file or a model file that is not a checkpoint. */
+CNN_API int cnn_checkpoint_read(const char *path, cnn_checkpoint_info *info);
 
 /* More schedules for cnn_callback_lr_scheduler. They compute the lr from the epoch alone (the lr argument is
  * ignored); invalid parameters give NaN, which LearningRateScheduler reports as an error. */
@@ -580,6 +586,11 @@ typedef struct cnn_fit_config {
      * of every slice itself. */
     int batch_slices;
 } cnn_fit_config;
+
+/* The checks cnn_model_fit and cnn_model_evaluate make of a dataset before using it: not empty, samples of
+ * the model's input size, every label in [0, outputs). what names the data in messages ("training"). A
+ * caller that knows where the data came from runs it first, to name the files when it fails. */
+CNN_API int cnn_model_check_dataset(const cnn_model *m, const cnn_dataset *ds, const char *what);
 
 CNN_API cnn_fit_config cnn_fit_default(void);
 /* fit fills *hist afresh (free an earlier history first); on failure it holds the epochs that finished.

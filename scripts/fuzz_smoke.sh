@@ -1,7 +1,7 @@
 #!/bin/sh
 # Runs every libFuzzer harness of build-fuzz/fuzz/ for SECONDS each (default 30: the CI smoke run; `make fuzz`
-# passes FUZZ_SECONDS) on its seed corpus fuzz/corpus/NAME/ (and dictionary fuzz/NAME.dict, if any), keeping
-# new inputs in build-fuzz/corpus/NAME/.
+# passes FUZZ_SECONDS) on its seed corpus fuzz/corpus/NAME/ (and dictionary fuzz/NAME.dict and extra flags
+# fuzz/NAME.options, if any), keeping new inputs in build-fuzz/corpus/NAME/.
 # Builds the harnesses first. Prints each harness's executions; exits non-zero at the first crash, leak,
 # timeout or out-of-memory, whose input is left as build-fuzz/crash-NAME-* (replay: build-fuzz/fuzz/NAME FILE).
 set -eu
@@ -18,8 +18,10 @@ for bin in build-fuzz/fuzz/fuzz_*; do
     log="build-fuzz/$name.log"
     dict=""
     [ -f "fuzz/$name.dict" ] && dict="-dict=fuzz/$name.dict"
+    options=""
+    [ -f "fuzz/$name.options" ] && options=$(cat "fuzz/$name.options")
     # -rss_limit_mb: a harness may build a large (legal) model, but a few bytes must not take gigabytes.
-    if "$bin" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=3072 -print_final_stats=1 $dict \
+    if "$bin" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=3072 -print_final_stats=1 $dict $options \
         -artifact_prefix="build-fuzz/crash-$name-" "$work" "fuzz/corpus/$name" >"$log" 2>&1; then
         runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
         echo "$name: ${runs:-?} executions in ${seconds} s, no crash"

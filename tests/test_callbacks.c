@@ -238,6 +238,12 @@ static void test_study_val_loss_stop(void **state)
     assert_int_equal(ca.epoch_file, 9);
     assert_int_equal(read_int_file(tu_path("A_best_model_acc.epoch")), 9);
     assert_int_equal(file_marker(tu_path("A_best_model_acc.keras")), 8);
+    cnn_checkpoint_info rec; /* the file's own record: its weights' epoch and the (tie) epoch of its copy */
+    assert_int_equal(cnn_checkpoint_read(tu_path("A_best_model_acc.keras"), &rec), 0);
+    assert_int_equal(rec.saved_epoch, 8);
+    assert_int_equal(rec.epoch_file, 9);
+    assert_int_equal(rec.saves, 7);
+    assert_float_equal(rec.best, 0.68, 0);
     assert_int_equal(cl.saves, 2);
     assert_int_equal(cl.epoch_file, 1);
     assert_int_equal(read_int_file(tu_path("A_best_model_loss.epoch")), 1);
@@ -572,6 +578,15 @@ static void test_checkpoint_ties_and_best(void **state)
     drive(m, &cb, 1, vl, va, 3);
     assert_int_equal(read_int_file(ef), 2);
     assert_int_equal(file_marker(f), 1);
+    cnn_checkpoint_info rec; /* the tie rewrote the file's record (and kept its weights) */
+    assert_int_equal(cnn_checkpoint_read(f, &rec), 0);
+    assert_int_equal(rec.saved_epoch, 1);
+    assert_int_equal(rec.epoch_file, 2);
+    assert_float_equal(rec.best, 0.8, 0);
+    assert_int_not_equal(cnn_checkpoint_read(tu_path("no-such.cnn"), &rec), 0);
+    assert_int_equal(cnn_model_save(m, tu_path("plain.cnn")), 0);
+    assert_int_equal(cnn_checkpoint_read(tu_path("plain.cnn"), &rec), CNN_ERR_FORMAT);
+    assert_non_null(strstr(cnn_errmsg(), "without a checkpoint record"));
     cnn_checkpoint_info info = ck_info(cb);
     assert_int_equal(info.saves, 2);
     assert_int_equal(info.saved_epoch, 1);

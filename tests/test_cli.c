@@ -674,6 +674,7 @@ static void test_failed_run_folder(void **state)
     assert_false(exists(out));
     assert_int_equal(mkdir(out, 0777), 0);
     expect(args, 1, "outside [0, 2)", 0);
+    assert_non_null(strstr(g_err, tiny_data())); /* the message names the data folder */
     assert_null(strstr(g_err, "removed"));
     assert_true(exists(out));
 }

@@ -68,6 +68,42 @@ static void test_divergence_stops(void **state)
     cnn_dataset_free(&ds);
 }
 
+/* Issue 11: divergent training used to write a NaN checkpoint. A checkpoint written by a good fit stays
+ * byte for byte when a diverging fit with the same ModelCheckpoint stops, and still loads. */
+static void test_divergence_keeps_checkpoint(void **state)
+{
+    (void)state;
+    cnn_dataset ds = make_data();
+    const char *ck = tu_path("ck.cnn");
+    cnn_fit_config c = cnn_fit_default();
+    c.epochs = 2, c.batch_size = 16, c.verbose = CNN_VERBOSE_SILENT;
+    cnn_history h;
+    for (int wild = 0; wild < 2; wild++) {
+        cnn_model *m = make_model(wild ? 1e30 : 0.1);
+        cnn_callback *cb = cnn_callback_model_checkpoint(ck, NULL, "monitor=loss");
+        assert_non_null(cb);
+        c.callbacks = &cb, c.num_callbacks = 1;
+        char *before = NULL, *after = NULL;
+        size_t n0 = 0, n1 = 0;
+        if (wild) assert_int_equal(cnn_read_file(ck, &before, &n0, 1 << 20), 0);
+        int rc = cnn_model_fit(m, &ds, &c, &h);
+        assert_int_equal(rc, wild ? CNN_ERR_NONFINITE : 0);
+        if (wild) {
+            assert_int_equal(cnn_read_file(ck, &after, &n1, 1 << 20), 0);
+            assert_true(n0 == n1 && !memcmp(before, after, n0));
+        }
+        cnn_model *loaded = cnn_model_load(ck);
+        assert_non_null(loaded);
+        assert_true(all_finite(loaded));
+        free(before), free(after);
+        cnn_model_free(loaded);
+        cnn_history_free(&h);
+        cnn_callback_free(cb);
+        cnn_model_free(m);
+    }
+    cnn_dataset_free(&ds);
+}
+
 /* A NaN written into a weight cannot be saved, and a file carrying one (checksum intact) is refused. */
 static void test_nonfinite_files(void **state)
 {
@@ -102,6 +138,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_divergence_stops),
+        cmocka_unit_test(test_divergence_keeps_checkpoint),
         cmocka_unit_test(test_nonfinite_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -165,6 +165,40 @@ static void test_predict_dataset_shapes(void **state)
     cnn_model_free(m);
 }
 
+/* Issue 11: a spec that `summary` accepted (a Dense layer on an image, no Flatten) trained to the end and
+ * then failed in the classification report ("the report needs 36939 bytes; buf holds 8192"). The loss now
+ * needs one value per class, so the spec is refused when it is read, at the layer's line. */
+static void test_dense_on_image_refused_when_read(void **state)
+{
+    (void)state;
+    const char *text = "model: Pixels\ninput: (28, 28, 1)\nlayers:\n    Dense(10, activation=\"softmax\")\n"
+                       "fit: batch_size=32, epochs=1\n";
+    assert_null(cnn_spec_parse(text, "t.spec"));
+    tu_assert_error(cnn_errcode(), CNN_ERR_SHAPE, "t.spec:4:5: ");
+    assert_non_null(strstr(cnn_errmsg(), "outputs (28, 28, 10) per sample"));
+}
+
+/* ... and no legal model overflows a fixed buffer in the report: 2000 classes give a report of more than
+ * 8192 bytes, which is sized by a first call and written whole by the second. */
+static void test_report_of_many_classes(void **state)
+{
+    (void)state;
+    enum { K = 2000 };
+    int32_t *y = malloc(sizeof *y * K);
+    assert_non_null(y);
+    for (int i = 0; i < K; i++) y[i] = (int32_t)i;
+    size_t len = 0;
+    assert_int_equal(cnn_classification_report(y, y, K, K, NULL, 2, NULL, 0, &len), 0);
+    assert_true(len > 8192);
+    char *text = malloc(len + 1);
+    assert_non_null(text);
+    assert_int_equal(cnn_classification_report(y, y, K, K, NULL, 2, text, len + 1, NULL), 0);
+    assert_int_equal(strlen(text), len);
+    assert_non_null(strstr(text, "1999"));
+    free(text);
+    free(y);
+}
+
 /* A bad score is reported in words, not by an internal function's name. */
 static void test_messages_without_function_names(void **state)
 {
@@ -318,6 +352,8 @@ int main(void)
         cmocka_unit_test(test_spec_load_refuses_fifo),
         cmocka_unit_test(test_messages_without_function_names),
         cmocka_unit_test(test_dataset_folder_shapes),
+        cmocka_unit_test(test_dense_on_image_refused_when_read),
+        cmocka_unit_test(test_report_of_many_classes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/rng.h"
+#include "spec/spec.h"
 #include "util.h"
 
 static const char *const BASE =
@@ -185,6 +186,49 @@ static void test_seed_specs(void **state)
     }
 }
 
+/* cnn_spec_parse_budget (the fuzz harness's parser, which checks large models unbuilt) gives text the same
+ * verdict and message as cnn_spec_parse, which builds every model. */
+static void expect_same_verdict(const char *text, const char *origin)
+{
+    cnn_spec *built = cnn_spec_parse(text, origin);
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", built ? "" : cnn_errmsg());
+    cnn_spec *unbuilt = cnn_spec_parse_budget(text, origin, 1); /* 1 parameter: nothing is built */
+    if (!built != !unbuilt || (!built && strcmp(msg, cnn_errmsg())))
+        fail_msg("%s: built: %s; unbuilt: %s", origin, built ? "parsed" : msg,
+                 unbuilt ? "parsed" : cnn_errmsg());
+    cnn_spec_free(built);
+    cnn_spec_free(unbuilt);
+}
+
+static void test_unbuilt_check_same_verdict(void **state)
+{
+    (void)state;
+    static const char *const edits[][2] = {
+        {"learning_rate=0.005", "learning_rate=0"},                    /* the optimizer's check */
+        {"activation=\"softmax\"", "activation=\"relu\""},             /* the loss's check */
+        {"Dense(10,", "Dense(1,"},                                     /* one output: no classes */
+        {"(28, 28, 1)", "(2, 2, 1)"},                                  /* an empty convolution output */
+        {"MaxPooling2D(2)", "VGG16(weights=None, include_top=False)"}, /* a base on 4 channels */
+        {"MaxPooling2D(2)", "BatchNormalization()"},                   /* builds */
+    };
+    expect_same_verdict(BASE, "base.spec");
+    for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
+        char *text = replace(BASE, edits[i][0], edits[i][1]);
+        expect_same_verdict(text, "edit.spec");
+        free(text);
+    }
+    static const char *const seeds[] = {"Model_1", "Model_5_VGG16", "Model_9_VGG16_SC", "Model_11_igen"};
+    for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
+        char path[256], *text = NULL;
+        size_t len;
+        snprintf(path, sizeof path, "models/seed/%s.spec", seeds[i]);
+        if (cnn_read_file(path, &text, &len, 1 << 20)) fail_msg("%s", cnn_errmsg());
+        expect_same_verdict(text, path);
+        free(text);
+    }
+}
+
 /* Random edits of a valid spec: the parser must answer with a spec or an error, never crash or hang. */
 static void test_mutation_fuzz(void **state)
 {
@@ -212,6 +256,7 @@ static void test_mutation_fuzz(void **state)
                 memmove(buf + at + 1, buf + at, n - at + 1), buf[at] = c, n++; /* insert */
             }
         }
+        if (round % 10 == 0) expect_same_verdict(buf, "fuzz.spec");
         cnn_spec *s = cnn_spec_parse(buf, "fuzz.spec");
         if (s)
             parsed++;
@@ -232,6 +277,7 @@ int main(void)
         cmocka_unit_test(test_missing_parts),
         cmocka_unit_test(test_files),
         cmocka_unit_test(test_seed_specs),
+        cmocka_unit_test(test_unbuilt_check_same_verdict),
         cmocka_unit_test(test_mutation_fuzz),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -136,42 +136,51 @@ static int read_options(void *state, cnn_opts *o)
 
 /* ---- resume: the per-fit state, and the best weights when restore_best_weights holds a copy */
 
-typedef struct es_saved {
-    double best;
-    int32_t wait, best_epoch, stopped_epoch, restored_epoch, snapshot_epoch;
-} es_saved;
+static cnn_state_fields es_fields(es_state *s)
+{
+    return (cnn_state_fields){
+        .d = {&s->best},
+        .nd = 1,
+        .i = {&s->wait, &s->best_epoch, &s->stopped_epoch, &s->restored_epoch, &s->snapshot_epoch},
+        .ni = 5};
+}
 
+/* The block, then the copy of the best weights when one was taken (float32 as the host holds them: little-
+ * endian, as in model files). */
 static size_t es_state_size(const cnn_callback *cb, const cnn_model *m)
 {
     (void)m;
-    const es_state *s = (const es_state *)cb;
-    return sizeof(es_saved) + (s->snapshot_epoch >= 0 ? sizeof(float) * s->nsnapshot : 0);
+    es_state *s = (es_state *)cb;
+    cnn_state_fields f = es_fields(s);
+    return cnn_state_block_size(&f) + (s->snapshot_epoch >= 0 ? sizeof(float) * s->nsnapshot : 0);
 }
 
 static void es_state_save(const cnn_callback *cb, const cnn_model *m, void *buf)
 {
     (void)m;
-    const es_state *s = (const es_state *)cb;
-    es_saved v = {s->best, s->wait, s->best_epoch, s->stopped_epoch, s->restored_epoch, s->snapshot_epoch};
-    memcpy(buf, &v, sizeof v);
-    if (s->snapshot_epoch >= 0) memcpy((char *)buf + sizeof v, s->snapshot, sizeof(float) * s->nsnapshot);
+    es_state *s = (es_state *)cb;
+    cnn_state_fields f = es_fields(s);
+    cnn_state_block_save(&f, buf);
+    if (s->snapshot_epoch >= 0)
+        memcpy((char *)buf + cnn_state_block_size(&f), s->snapshot, sizeof(float) * s->nsnapshot);
 }
 
 static int es_state_load(cnn_callback *cb, cnn_model *m, const void *buf, size_t len)
 {
     (void)m;
-    es_state *s = (es_state *)cb;
-    es_saved v;
-    if (len < sizeof v)
-        return cnn_fail(CNN_ERR_FORMAT, "EarlyStopping: saved state of %zu bytes is too short", len);
-    memcpy(&v, buf, sizeof v);
-    size_t copy = v.snapshot_epoch >= 0 ? sizeof(float) * s->nsnapshot : 0;
-    if (len != sizeof v + copy || (copy && !s->snapshot))
-        return cnn_fail(CNN_ERR_FORMAT, "EarlyStopping: saved state of %zu bytes; expected %zu", len,
-                        sizeof v + copy);
-    s->best = v.best, s->wait = v.wait, s->best_epoch = v.best_epoch, s->stopped_epoch = v.stopped_epoch;
-    s->restored_epoch = v.restored_epoch, s->snapshot_epoch = v.snapshot_epoch;
-    if (copy) memcpy(s->snapshot, (const char *)buf + sizeof v, copy);
+    es_state *s = (es_state *)cb, saved = *s;
+    cnn_state_fields f = es_fields(s);
+    size_t head = cnn_state_block_size(&f);
+    int rc = cnn_state_block_load(&f, buf, len < head ? len : head, "EarlyStopping");
+    size_t copy = s->snapshot_epoch >= 0 ? sizeof(float) * s->nsnapshot : 0;
+    if (!rc && (len != head + copy || (copy && !s->snapshot)))
+        rc = cnn_fail(CNN_ERR_FORMAT, "EarlyStopping: saved state of %zu bytes; expected %zu", len,
+                      head + copy);
+    if (rc) {
+        *s = saved; /* nothing changes when the state is refused */
+        return rc;
+    }
+    if (copy) memcpy(s->snapshot, (const char *)buf + head, copy);
     set_label(s);
     return CNN_OK;
 }

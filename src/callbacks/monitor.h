@@ -63,4 +63,18 @@ typedef int (*cnn_epoch_end_fn)(cnn_callback *cb, cnn_model *m, const cnn_epoch_
  * CNN_ERR_INVALID "callback '<name>' is not <what>" (what: "an EarlyStopping"). */
 const void *cnn_monitor_state(const cnn_callback *cb, cnn_epoch_end_fn epoch_end, const char *what);
 
+/* A monitoring callback's resumable state as one fixed-size block (its state_size/state_save/state_load):
+ * the doubles, then the ints (as int32), little-endian. Each callback lists pointers to its fields. */
+typedef struct cnn_state_fields {
+    double *d[4];
+    int *i[8];
+    int nd, ni;
+} cnn_state_fields;
+
+size_t cnn_state_block_size(const cnn_state_fields *f);
+void cnn_state_block_save(const cnn_state_fields *f, void *buf);
+/* Sets the fields from buf, which must hold exactly cnn_state_block_size bytes; fails, changing nothing,
+ * otherwise (type names the callback in the message). */
+int cnn_state_block_load(const cnn_state_fields *f, const void *buf, size_t len, const char *type);
+
 #endif

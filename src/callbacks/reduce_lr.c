@@ -91,37 +91,33 @@ static int read_options(void *state, cnn_opts *o)
 
 /* ---- resume */
 
-typedef struct rlr_saved {
-    double best, last_lr;
-    int32_t wait, cooldown_counter, reductions, last_epoch;
-} rlr_saved;
+static cnn_state_fields rlr_fields(rlr_state *s)
+{
+    return (cnn_state_fields){.d = {&s->best, &s->last_lr},
+                              .nd = 2,
+                              .i = {&s->wait, &s->cooldown_counter, &s->reductions, &s->last_epoch},
+                              .ni = 4};
+}
 
 static size_t rlr_state_size(const cnn_callback *cb, const cnn_model *m)
 {
-    (void)cb, (void)m;
-    return sizeof(rlr_saved);
+    (void)m;
+    cnn_state_fields f = rlr_fields((rlr_state *)cb);
+    return cnn_state_block_size(&f);
 }
 
 static void rlr_state_save(const cnn_callback *cb, const cnn_model *m, void *buf)
 {
     (void)m;
-    const rlr_state *s = (const rlr_state *)cb;
-    rlr_saved v = {s->best, s->last_lr, s->wait, s->cooldown_counter, s->reductions, s->last_epoch};
-    memcpy(buf, &v, sizeof v);
+    cnn_state_fields f = rlr_fields((rlr_state *)cb);
+    cnn_state_block_save(&f, buf);
 }
 
 static int rlr_state_load(cnn_callback *cb, cnn_model *m, const void *buf, size_t len)
 {
     (void)m;
-    rlr_state *s = (rlr_state *)cb;
-    rlr_saved v;
-    if (len != sizeof v)
-        return cnn_fail(CNN_ERR_FORMAT, "ReduceLROnPlateau: saved state of %zu bytes; expected %zu", len,
-                        sizeof v);
-    memcpy(&v, buf, sizeof v);
-    s->best = v.best, s->last_lr = v.last_lr, s->wait = v.wait, s->cooldown_counter = v.cooldown_counter;
-    s->reductions = v.reductions, s->last_epoch = v.last_epoch;
-    return CNN_OK;
+    cnn_state_fields f = rlr_fields((rlr_state *)cb);
+    return cnn_state_block_load(&f, buf, len, "ReduceLROnPlateau");
 }
 
 cnn_callback *cnn_callback_reduce_lr_on_plateau(const char *options)

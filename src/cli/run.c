@@ -235,9 +235,24 @@ static int fit_with_cache(run_state *r, cnn_fit_config *fc, const cnn_dataset *t
     return rc;
 }
 
+/* The fit's own data checks, made first so that a failure names the data folder, which the library does
+ * not know (a label of 7 for a 2-class model used to be reported without any file). */
+static int check_run_data(const cnn_model *m, const cnn_dataset *train, const cnn_dataset *val,
+                          const char *dir)
+{
+    if (cnn_model_check_dataset(m, train, "training") ||
+        (val && cnn_model_check_dataset(m, val, "validation")))
+        return cli_error("data folder %s: %s", dir, cnn_errmsg()), -1;
+    return 0;
+}
+
 static int fit(const cnn_spec *s, const cnn_spec_fit *f, const cli_data *d, const cli_run_options *o,
                run_state *r, cnn_run *run)
 {
+    const cnn_dataset *val = !strcmp(f->validation, "test")    ? &d->test
+                             : !strcmp(f->validation, "split") ? &r->val
+                                                               : NULL;
+    if (check_run_data(r->model, r->train_set, val, o->data)) return -1;
     cnn_callback logger = {.name = "log", .state = r->log, .on_epoch_end = log_epoch};
     cnn_callback **all = calloc((size_t)r->ncallbacks + 2, sizeof *all);
     if (!all) return cli_error("out of memory"), -1;
@@ -255,9 +270,7 @@ static int fit(const cnn_spec *s, const cnn_spec_fit *f, const cli_data *d, cons
     fc.batch_size = f->batch_size;
     fc.shuffle = f->shuffle;
     fc.seed = f->seed;
-    fc.validation = !strcmp(f->validation, "test")    ? &d->test
-                    : !strcmp(f->validation, "split") ? &r->val
-                                                      : NULL;
+    fc.validation = val;
     fc.verbose = o->quiet ? CNN_VERBOSE_SILENT : CNN_VERBOSE_AUTO;
     fc.callbacks = all;
     fc.num_callbacks = n;

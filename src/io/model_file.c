@@ -17,6 +17,7 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "core/bytes.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "core/strbuf.h"
@@ -35,13 +36,6 @@ static uint32_t tag(const char s[4])
 static void put_u8(cnn_strbuf *b, uint8_t v)
 {
     cnn_strbuf_append(b, &v, 1);
-}
-
-static void put_le(cnn_strbuf *b, uint64_t v, int bytes)
-{
-    uint8_t buf[8];
-    for (int i = 0; i < bytes; i++) buf[i] = (uint8_t)(v >> (8 * i));
-    cnn_strbuf_append(b, buf, (size_t)bytes);
 }
 
 /* Options text without name= and trainable=, which the file states itself. */
@@ -66,8 +60,8 @@ static void put_arch(const cnn_model *m, cnn_strbuf *b)
         canonical_options(&m->layers[i], &t);
         cnn_strbuf_printf(&t, "\n");
     }
-    put_le(b, tag("ARCH"), 4);
-    put_le(b, t.len, 8);
+    cnn_put_le(b, tag("ARCH"), 4);
+    cnn_put_le(b, t.len, 8);
     cnn_strbuf_append(b, t.data, t.len);
     b->failed |= t.failed;
     cnn_strbuf_free(&t);
@@ -78,26 +72,26 @@ static void put_tensors(const cnn_model *m, cnn_strbuf *b)
     cnn_strbuf t = {0};
     uint32_t count = 0;
     for (int i = 0; i < m->nlayers; i++) count += (uint32_t)m->layers[i].nparams;
-    put_le(&t, count, 4);
+    cnn_put_le(&t, count, 4);
     for (int i = 0; i < m->nlayers; i++)
         for (int j = 0; j < m->layers[i].nparams; j++) {
             const cnn_param *p = &m->layers[i].params[j];
             char name[128];
             int len = snprintf(name, sizeof name, "%s/%s", m->layers[i].name, p->name);
-            put_le(&t, (uint64_t)len, 2);
+            cnn_put_le(&t, (uint64_t)len, 2);
             cnn_strbuf_append(&t, name, (size_t)len);
             put_u8(&t, DTYPE_F32);
             put_u8(&t, (uint8_t)p->rank);
-            for (int d = 0; d < p->rank; d++) put_le(&t, (uint64_t)p->dim[d], 4);
+            for (int d = 0; d < p->rank; d++) cnn_put_le(&t, (uint64_t)p->dim[d], 4);
             const float *v = m->params + p->offset;
             for (size_t e = 0; e < p->size; e++) {
                 uint32_t bits;
                 memcpy(&bits, &v[e], 4);
-                put_le(&t, bits, 4);
+                cnn_put_le(&t, bits, 4);
             }
         }
-    put_le(b, tag("TENS"), 4);
-    put_le(b, t.len, 8);
+    cnn_put_le(b, tag("TENS"), 4);
+    cnn_put_le(b, t.len, 8);
     cnn_strbuf_append(b, t.data, t.len);
     b->failed |= t.failed;
     cnn_strbuf_free(&t);
@@ -105,8 +99,8 @@ static void put_tensors(const cnn_model *m, cnn_strbuf *b)
 
 static void put_section(cnn_strbuf *b, const char *t, const cnn_strbuf *payload)
 {
-    put_le(b, tag(t), 4);
-    put_le(b, payload->len, 8);
+    cnn_put_le(b, tag(t), 4);
+    cnn_put_le(b, payload->len, 8);
     cnn_strbuf_append(b, payload->data, payload->len);
     b->failed |= payload->failed;
 }
@@ -116,15 +110,8 @@ static void put_floats(cnn_strbuf *b, const float *v, size_t n)
     for (size_t e = 0; e < n; e++) {
         uint32_t bits;
         memcpy(&bits, &v[e], 4);
-        put_le(b, bits, 4);
+        cnn_put_le(b, bits, 4);
     }
-}
-
-static void put_double(cnn_strbuf *b, double v)
-{
-    uint64_t bits;
-    memcpy(&bits, &v, 8);
-    put_le(b, bits, 8);
 }
 
 /* SPEC: the spec text the model was built from, as given. */
@@ -144,14 +131,14 @@ static void put_optimizer(const cnn_model *m, cnn_strbuf *b)
 {
     const cnn_optimizer *o = &m->x.opt;
     cnn_strbuf t = {0};
-    put_le(&t, (uint64_t)o->cfg.kind, 4);
-    put_le(&t, (uint64_t)o->cfg.nesterov, 4);
+    cnn_put_le(&t, (uint64_t)o->cfg.kind, 4);
+    cnn_put_le(&t, (uint64_t)o->cfg.nesterov, 4);
     const double cfg[] = {o->cfg.learning_rate, o->cfg.beta_1, o->cfg.beta_2, o->cfg.epsilon,
                           o->cfg.momentum,      o->cfg.rho,    o->lr};
-    for (size_t i = 0; i < sizeof cfg / sizeof cfg[0]; i++) put_double(&t, cfg[i]);
-    put_le(&t, (uint64_t)o->t, 8);
-    put_le(&t, m->x.rng_step, 8);
-    put_le(&t, (o->m ? 1u : 0u) | (o->v ? 2u : 0u), 4);
+    for (size_t i = 0; i < sizeof cfg / sizeof cfg[0]; i++) cnn_put_f64(&t, cfg[i]);
+    cnn_put_le(&t, (uint64_t)o->t, 8);
+    cnn_put_le(&t, m->x.rng_step, 8);
+    cnn_put_le(&t, (o->m ? 1u : 0u) | (o->v ? 2u : 0u), 4);
     if (o->m) put_floats(&t, o->m, m->nparams);
     if (o->v) put_floats(&t, o->v, m->nparams);
     put_section(b, "OPTM", &t);
@@ -164,8 +151,8 @@ static void put_loss(const cnn_model *m, cnn_strbuf *b)
 {
     if (!m->x.loss.from_logits) return;
     cnn_strbuf t = {0};
-    put_le(&t, (uint64_t)m->x.loss.kind, 4);
-    put_le(&t, 1, 4);
+    cnn_put_le(&t, (uint64_t)m->x.loss.kind, 4);
+    cnn_put_le(&t, 1, 4);
     put_section(b, "LOSS", &t);
     cnn_strbuf_free(&t);
 }
@@ -191,17 +178,17 @@ int cnn_model_save_extra(const cnn_model *m, const char *path, unsigned flags, c
     if (cnn_model_check_finite(m, path)) return cnn_errcode();
     cnn_strbuf b = {0};
     cnn_strbuf_append(&b, MAGIC, 8);
-    put_le(&b, VERSION, 4);
+    cnn_put_le(&b, VERSION, 4);
     put_arch(m, &b);
     put_tensors(m, &b);
     put_spec(m, &b);
     put_loss(m, &b);
     if (flags & CNN_SAVE_OPTIMIZER) put_optimizer(m, &b);
     if (extra) put_section(&b, extra->tag, &(cnn_strbuf){.data = (char *)extra->data, .len = extra->len});
-    put_le(&b, tag("END!"), 4);
-    put_le(&b, 0, 8);
+    cnn_put_le(&b, tag("END!"), 4);
+    cnn_put_le(&b, 0, 8);
     uint32_t crc = b.failed ? 0 : (uint32_t)crc32(0L, (const Bytef *)b.data, (uInt)b.len);
-    put_le(&b, crc, 4);
+    cnn_put_le(&b, crc, 4);
     int rc = b.failed ? cnn_fail(CNN_ERR_NOMEM, "%s: out of memory", path)
                       : cnn_write_file_atomic(path, b.data, b.len);
     cnn_strbuf_free(&b);
@@ -231,15 +218,6 @@ static uint64_t get_le(reader *r, int bytes)
     for (int i = 0; i < bytes; i++) v |= (uint64_t)r->p[r->pos + (size_t)i] << (8 * i);
     r->pos += (size_t)bytes;
     return v;
-}
-
-/* Only a regular file (cnn_read_file): a FIFO named as the model would block the reader forever. */
-static int read_file(const char *path, uint8_t **data, size_t *len)
-{
-    char *text = NULL;
-    int rc = cnn_read_file(path, &text, len, MAX_FILE);
-    *data = (uint8_t *)text;
-    return rc;
 }
 
 /* A model or layer error met while rebuilding the architecture is a defect of the file: restate it as a
@@ -572,11 +550,12 @@ cnn_model *cnn_model_load(const char *path)
 
 cnn_model *cnn_model_load_extra(const char *path, cnn_model_extra *extra)
 {
-    uint8_t *data = NULL;
+    char *data = NULL;
     size_t len = 0;
     if (extra) extra->data = NULL, extra->len = 0;
-    if (read_file(path, &data, &len)) return NULL;
-    reader r = {data, len, 0, path};
+    /* Only a regular file (cnn_read_file): a FIFO named as the model would block the reader forever. */
+    if (cnn_read_file(path, &data, &len, MAX_FILE)) return NULL;
+    reader r = {(const uint8_t *)data, len, 0, path};
     cnn_model *m = NULL;
     if (!check_envelope(&r)) read_sections(&r, &m, extra);
     free(data);

@@ -18,7 +18,7 @@ cnn_fit_config cnn_fit_default(void)
         .epochs = 1, .batch_size = 32, .shuffle = 1, .seed = 0, .verbose = CNN_VERBOSE_AUTO};
 }
 
-static int check_data(const cnn_model *m, const cnn_dataset *ds, const char *what)
+int cnn_model_check_dataset(const cnn_model *m, const cnn_dataset *ds, const char *what)
 {
     if (!ds || ds->n < 1 || !cnn_dataset_has_pixels(ds) || !ds->y)
         return cnn_fail(CNN_ERR_INVALID, "%s data is empty", what);
@@ -121,7 +121,7 @@ int cnn_model_evaluate_source(cnn_model *m, cnn_source *src, double *loss, doubl
 int cnn_model_evaluate(cnn_model *m, const cnn_dataset *ds, int batch_size, double *loss, double *accuracy)
 {
     if (batch_size < 1) return cnn_fail(CNN_ERR_INVALID, "evaluate: batch_size %d must be >= 1", batch_size);
-    int rc = check_data(m, ds, "evaluation");
+    int rc = cnn_model_check_dataset(m, ds, "evaluation");
     if (rc) return rc;
     cnn_source *s = cnn_source_dataset_make(ds, batch_size, 0, 0, NULL, "evaluation data");
     if (!s) return cnn_errcode();
@@ -458,7 +458,7 @@ int cnn_model_fit_source(cnn_model *m, cnn_source *train, const cnn_fit_config *
     if (rc) return rc;
     cnn_source *own_val = NULL;
     if (!c.validation_source && c.validation) {
-        rc = check_data(m, c.validation, "validation");
+        rc = cnn_model_check_dataset(m, c.validation, "validation");
         /* Validation runs in batches of the training batch size, as Keras's validation_batch_size does. */
         if (!rc && !(own_val = cnn_source_dataset_make(c.validation, train->batch_size, 0, 0, NULL,
                                                        "validation data")))
@@ -481,8 +481,9 @@ int cnn_model_fit(cnn_model *m, const cnn_dataset *train, const cnn_fit_config *
     cnn_fit_config c = cfg ? *cfg : cnn_fit_default();
     if (!m->x.compiled) return cnn_fail(CNN_ERR_STATE, "model '%s': compile it before fit", m->name);
     if (c.batch_size < 1) return cnn_fail(CNN_ERR_INVALID, "fit: batch_size %d must be >= 1", c.batch_size);
-    int rc = check_data(m, train, "training");
-    if (!rc && c.validation && !c.validation_source) rc = check_data(m, c.validation, "validation");
+    int rc = cnn_model_check_dataset(m, train, "training");
+    if (!rc && c.validation && !c.validation_source)
+        rc = cnn_model_check_dataset(m, c.validation, "validation");
     if (rc) return rc;
     cnn_source *s = cnn_source_dataset_make(train, c.batch_size, c.shuffle, c.seed, NULL, "training data");
     if (!s) return cnn_errcode();

@@ -184,11 +184,23 @@ static int infer_shapes(cnn_model *m)
     return CNN_OK;
 }
 
+int cnn_model_infer(cnn_model *m)
+{
+    if (m->nlayers == 0) return cnn_fail(CNN_ERR_SHAPE, "model '%s' has no layers", m->name);
+    int rc = infer_shapes(m);
+    if (rc) return rc;
+    /* A softmax over a vector output runs in the model, which keeps the logits for a stable loss. */
+    cnn_layer *last = &m->layers[m->nlayers - 1];
+    m->fused_softmax = last->act == CNN_ACT_SOFTMAX && last->out.h == 1 && last->out.w == 1;
+    if (m->fused_softmax) last->act_run = CNN_ACT_LINEAR;
+    m->outputs = (int)cnn_shape_size(last->out);
+    return CNN_OK;
+}
+
 int cnn_model_build(cnn_model *m, uint64_t seed)
 {
     if (m->built) return cnn_fail(CNN_ERR_STATE, "model '%s' is already built", m->name);
-    if (m->nlayers == 0) return cnn_fail(CNN_ERR_SHAPE, "model '%s' has no layers", m->name);
-    int rc = infer_shapes(m);
+    int rc = cnn_model_infer(m);
     if (rc) return rc;
     size_t bytes = sizeof(float) * (m->nparams ? m->nparams : 1);
     m->params = calloc(1, bytes);
@@ -203,12 +215,7 @@ int cnn_model_build(cnn_model *m, uint64_t seed)
         for (int j = 0; j < l->nparams; j++)
             init_param(m->params + l->params[j].offset, &l->params[j], seed, tensor++);
     }
-    /* A softmax over a vector output runs in the model, which keeps the logits for a stable loss. */
-    cnn_layer *last = &m->layers[m->nlayers - 1];
-    m->fused_softmax = last->act == CNN_ACT_SOFTMAX && last->out.h == 1 && last->out.w == 1;
-    if (m->fused_softmax) last->act_run = CNN_ACT_LINEAR;
     m->seed = seed;
-    m->outputs = (int)cnn_shape_size(last->out);
     m->built = 1;
     return CNN_OK;
 }

@@ -89,5 +89,9 @@ int cnn_model_grads_finite(const cnn_model *m);
 int cnn_model_explain_nonfinite(const cnn_model *m, int first, int n, char *buf, size_t cap);
 /* Fails unless the model is compiled with a loss that fits its output. */
 int cnn_model_check_loss(const cnn_model *m, const cnn_loss_config *loss);
+/* What cnn_model_build decides without allocating anything: every layer's shapes and parameter offsets,
+ * nparams, outputs and the fused softmax (cnn_model_check_loss works after it). Build calls it first; alone
+ * it checks a model too large to build cheaply (the spec fuzz harness). */
+int cnn_model_infer(cnn_model *m);
 
 #endif

@@ -46,14 +46,20 @@ static int needs_m(const cnn_optimizer_config *c)
     return c->kind == CNN_OPT_ADAM || (c->kind == CNN_OPT_SGD && c->momentum != 0.0);
 }
 
-int cnn_optimizer_init(cnn_optimizer *o, const cnn_optimizer_config *cfg, size_t nparams)
+int cnn_optimizer_check(const cnn_optimizer_config *cfg)
 {
-    cnn_optimizer_free(o);
     if (!(cfg->learning_rate > 0) || cfg->momentum < 0 || cfg->momentum >= 1 || cfg->beta_1 < 0 ||
         cfg->beta_1 >= 1 || cfg->beta_2 < 0 || cfg->beta_2 >= 1 || cfg->rho < 0 || cfg->rho >= 1 ||
         !(cfg->epsilon >= 0))
         return cnn_fail(CNN_ERR_INVALID, "optimizer: learning_rate must be > 0 and momentum, beta_1, beta_2, "
                                          "rho in [0, 1)");
+    return CNN_OK;
+}
+
+int cnn_optimizer_init(cnn_optimizer *o, const cnn_optimizer_config *cfg, size_t nparams)
+{
+    cnn_optimizer_free(o);
+    if (cnn_optimizer_check(cfg)) return cnn_errcode();
     o->cfg = *cfg;
     o->lr = cfg->learning_rate;
     size_t bytes = sizeof(float) * (nparams ? nparams : 1);

@@ -38,6 +38,8 @@ const char *cnn_optimizer_types(void);
 int cnn_optimizer_read_lr(cnn_opts *o, double def, cnn_optimizer_config *cfg);
 
 int cnn_optimizer_init(cnn_optimizer *o, const cnn_optimizer_config *cfg, size_t nparams);
+/* The configuration check of cnn_optimizer_init, alone. */
+int cnn_optimizer_check(const cnn_optimizer_config *cfg);
 void cnn_optimizer_free(cnn_optimizer *o);
 /* Replaces the set of trainable ranges (after a trainable flag changes). */
 int cnn_optimizer_set_ranges(cnn_optimizer *o, const cnn_range *r, int n);

@@ -331,11 +331,15 @@ static int check_complete(const spec_parser *p, const cnn_spec *s, int lines)
 }
 
 /* Everything a later run would trip over, found now: the model builds, the fit and callbacks parse. */
-static int validate(const cnn_spec *s)
+static int validate(const cnn_spec *s, size_t max_params)
 {
-    cnn_model *m = cnn_spec_build(s, 0, 0);
-    if (!m) return cnn_errcode();
-    cnn_model_free(m);
+    size_t nparams = 0;
+    if (max_params && cnn_spec_check_unbuilt(s, &nparams)) return cnn_errcode();
+    if (nparams <= max_params || !max_params) {
+        cnn_model *m = cnn_spec_build(s, 0, 0);
+        if (!m) return cnn_errcode();
+        cnn_model_free(m);
+    }
     int rc = cnn_spec_fit_check(s);
     cnn_callback **cbs;
     int n;
@@ -350,6 +354,11 @@ static int validate(const cnn_spec *s)
 }
 
 cnn_spec *cnn_spec_parse(const char *text, const char *origin)
+{
+    return cnn_spec_parse_budget(text, origin, 0);
+}
+
+cnn_spec *cnn_spec_parse_budget(const char *text, const char *origin, size_t max_params)
 {
     cnn_spec *s = calloc(1, sizeof *s);
     spec_parser *p = calloc(1, sizeof *p);
@@ -371,7 +380,7 @@ cnn_spec *cnn_spec_parse(const char *text, const char *origin)
         rc = feed_line(p, s, cur, ++line);
     }
     if (!rc) rc = check_complete(p, s, line);
-    if (!rc) rc = validate(s);
+    if (!rc) rc = validate(s, max_params);
     if (rc) goto fail;
     free(copy);
     free(p);

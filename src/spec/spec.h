@@ -29,7 +29,7 @@ struct cnn_spec {
     int has_optimizer, has_fit, has_loss;
     spec_call callbacks[SPEC_MAX_CALLBACKS];
     int ncallbacks;
-    char pretrained[256]; /* cnn_spec_set_pretrained's override ("" none given) */
+    char pretrained[256];                /* cnn_spec_set_pretrained's override ("" none given) */
     spec_call augment[SPEC_MAX_AUGMENT]; /* the augment: section (spec_augment.c) */
     int naugment;
     char initial_weights[64]; /* initial_weights: the model whose trained weights it starts from, or "" */
@@ -65,5 +65,12 @@ int cnn_spec_vgg16_finish(const cnn_spec *s, const spec_call *c, cnn_model *m, i
 int cnn_spec_vgg16_group(const spec_call *c, int first, cnn_layer_group *g);
 /* Builds the model; load = 0 leaves pretrained bases at their random initialisation (checking a spec). */
 cnn_model *cnn_spec_build(const cnn_spec *s, uint64_t seed, int load);
+/* The checks of cnn_spec_build (layers, shapes, optimizer, loss, the VGG16 bases' inputs) without allocating
+ * or initialising a parameter; *nparams: the model's parameter count. */
+int cnn_spec_check_unbuilt(const cnn_spec *s, size_t *nparams);
+/* cnn_spec_parse, but a model of more than max_params parameters is checked unbuilt (cnn_spec_check_unbuilt)
+ * instead of built: building allocates and initialises every parameter, seconds for VGG16 under the
+ * sanitizers, which would make the spec fuzz harness spend its time in calloc. 0: build always. */
+cnn_spec *cnn_spec_parse_budget(const char *text, const char *origin, size_t max_params);
 
 #endif

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/opts.h"
+#include "model/model.h"
 #include "optim/optimizer.h"
 #include "spec/spec.h"
 
@@ -101,6 +102,30 @@ static int finish_bases(const cnn_spec *s, cnn_model *m, int load)
     return CNN_OK;
 }
 
+/* A build error restated at the spec line of the layer it names (or at the spec as a whole). */
+static int fail_in_spec(const cnn_spec *s, const cnn_model *m)
+{
+    const spec_call *c = layer_named_in_error(s, m);
+    if (c) return cnn_fail_context("%s:%d:%d: ", s->origin, c->line, c->col);
+    return cnn_fail_context("%s: ", s->origin);
+}
+
+int cnn_spec_check_unbuilt(const cnn_spec *s, size_t *nparams)
+{
+    cnn_optimizer_config opt;
+    cnn_loss_config loss;
+    if (optimizer_config(s, &opt) || loss_config(s, &loss)) return cnn_errcode();
+    cnn_model *m = cnn_model_create(s->name, s->h, s->w, s->c);
+    if (!m) return cnn_errcode();
+    int rc = add_layers(s, m);
+    if (!rc && (cnn_model_infer(m) || cnn_optimizer_check(&opt) || cnn_model_check_loss(m, &loss)))
+        rc = fail_in_spec(s, m);
+    if (!rc) rc = finish_bases(s, m, 0);
+    *nparams = m->nparams;
+    cnn_model_free(m);
+    return rc;
+}
+
 cnn_model *cnn_spec_build(const cnn_spec *s, uint64_t seed, int load)
 {
     cnn_optimizer_config opt;
@@ -111,11 +136,7 @@ cnn_model *cnn_spec_build(const cnn_spec *s, uint64_t seed, int load)
     if (add_layers(s, m)) goto fail;
     if (cnn_model_build(m, seed) || cnn_model_compile_loss(m, &opt, &loss) ||
         cnn_model_set_spec_text(m, s->text)) {
-        const spec_call *c = layer_named_in_error(s, m);
-        if (c)
-            cnn_fail_context("%s:%d:%d: ", s->origin, c->line, c->col);
-        else
-            cnn_fail_context("%s: ", s->origin);
+        fail_in_spec(s, m);
         goto fail;
     }
     if (finish_bases(s, m, load)) goto fail;

@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "core/opts.h"
 #include "io/keras_h5.h"
+#include "model/model.h"
 #include "spec/spec.h"
 
 enum { VGG_LAYERS = 18 };
@@ -212,8 +213,9 @@ static int weights_path(const cnn_spec *s, const vgg_args *a, char *path, size_t
 /* The base's input must be what VGG16 takes: 3 channels, and input_shape when given. */
 static int check_input(const cnn_model *m, int first, const vgg_args *a)
 {
-    int h, w, c;
-    cnn_model_layer_shape(m, first - 1, &h, &w, &c);
+    /* The shape inferred so far (the model may be checked without being built: cnn_model_infer). */
+    cnn_shape in = first > 0 ? m->layers[first - 1].out : m->input;
+    int h = in.h, w = in.w, c = in.c;
     if (c != 3 || (a->shape[0] && a->shape[0] != h) || (a->shape[1] && a->shape[1] != w))
         return cnn_fail(CNN_ERR_SHAPE, "VGG16: its input is (%d, %d, %d), expected %s", h, w, c,
                         a->shape[0] ? "its input_shape" : "3 channels (RGB)");
