@@ -219,7 +219,7 @@ static float *train(const char *p, int n, int steps, int threads, size_t *count,
         assert_int_equal(cnn_model_train_step(m, x, y, n, &loss, &correct), 0);
         assert_true(isfinite(loss));
     }
-    cnn_dataset test = {tx, ty, 500, 16, 16, 1, 10};
+    cnn_dataset test = {.x = tx, .y = ty, .n = 500, .h = 16, .w = 16, .c = 1, .num_classes = 10};
     double loss;
     assert_int_equal(cnn_model_evaluate(m, &test, 100, &loss, acc), 0);
     *count = cnn_model_num_params(m, 0);
