@@ -99,8 +99,7 @@ void rf_model_2_s2(cnn_run *r, cnn_dataset *test, int *real)
     cnn_dataset local;
     cnn_dataset *t = test ? test : &local;
     int dummy;
-    memset(r, 0, sizeof *r);
-    snprintf(r->model, sizeof r->model, "Model_2_s2");
+    cnn_run_init(r, "Model_2_s2");
     snprintf(r->weights, sizeof r->weights, "init seed 1");
     r->seed = 1, r->threads = 2, r->batch_size = 512, r->train_images = 60000;
     fill_history(r);
@@ -111,8 +110,7 @@ void rf_model_2_s2(cnn_run *r, cnn_dataset *test, int *real)
 
 void rf_small(cnn_run *r, const char *name, double accuracy, double roc_auc)
 {
-    memset(r, 0, sizeof *r);
-    snprintf(r->model, sizeof r->model, "%s", name);
+    cnn_run_init(r, name);
     r->evaluated = 1, r->classes = 10, r->best_epoch = -1;
     r->test_accuracy = accuracy, r->roc_auc_ovo = roc_auc;
 }

@@ -645,7 +645,7 @@ static void test_eval_needs_only_test_files(void **state)
     assert_int_equal(mkdir(dir, 0777), 0);
     write_split(dir, "t10k", 20, 0, 5);
     snprintf(args, sizeof args, "eval '%s' --data '%s' --threads 1", hostile_model(), dir);
-    expect(args, 0, "(20 images)", 1);
+    expect(args, 0, "(20 images, precision fp32)", 1);
     snprintf(args, sizeof args, "predict '%s' --data '%s' --threads 1", hostile_model(), dir);
     expect(args, 0, "20 images, 20 labelled", 0);
     /* A test set whose images do not fit the model: the message names the data folder. */

@@ -26,6 +26,7 @@ static int cli(const char *args)
     size_t n = f ? fread(g_err, 1, sizeof g_err - 1, f) : 0;
     g_err[n] = '\0';
     if (f) fclose(f);
+    if (WEXITSTATUS(rc)) fprintf(stderr, "cnnlab %s: exit %d: %s", args, WEXITSTATUS(rc), g_err);
     return WEXITSTATUS(rc);
 }
 
