@@ -1,7 +1,6 @@
 /* cnnlab augment, run as a program on a small IDX dataset: the picture's size, its bytes the same for a seed
  * on any thread count and different for another seed, spec sections of both kinds, and clear errors for bad
  * specs and options. The binary is dirname(dirname(argv[0]))/cnnlab, as in test_cli. */
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -240,13 +239,7 @@ static void test_errors(void **state)
 int main(int argc, char **argv)
 {
     (void)argc;
-    char self[1024];
-    snprintf(self, sizeof self, "%s", argv[0]);
-    snprintf(g_bin, sizeof g_bin, "%s/cnnlab", dirname(dirname(self)));
-    if (access(g_bin, X_OK) != 0) {
-        fprintf(stderr, "test_augment_cli: %s is not an executable (run from the repository root)\n", g_bin);
-        return 1;
-    }
+    if (tu_cnnlab_path(argv[0], g_bin, sizeof g_bin)) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_study_generator_picture),
         cmocka_unit_test(test_spec_pictures),

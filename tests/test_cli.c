@@ -5,7 +5,6 @@
  * build/cnnlab and build-san/tests/test_cli runs build-san/cnnlab (under the sanitizers, whose leak check
  * then also fails a run). Tests run from the repository root. */
 #include <dirent.h>
-#include <libgen.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -791,13 +790,7 @@ static void test_resume_after_kill(void **state)
 int main(int argc, char **argv)
 {
     (void)argc;
-    char self[1024];
-    snprintf(self, sizeof self, "%s", argv[0]);
-    snprintf(g_bin, sizeof g_bin, "%s/cnnlab", dirname(dirname(self)));
-    if (access(g_bin, X_OK) != 0) {
-        fprintf(stderr, "test_cli: %s is not an executable (run from the repository root)\n", g_bin);
-        return 1;
-    }
+    if (tu_cnnlab_path(argv[0], g_bin, sizeof g_bin)) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_help_and_dispatch),
         cmocka_unit_test(test_summary),

@@ -1,7 +1,6 @@
 /* cnnlab report, run as a program on run records saved with cnn_run_save: every picture and index.html are
  * written, every file the page references exists, and missing or corrupt run files get clear errors.
  * The binary is dirname(dirname(argv[0]))/cnnlab, as in test_cli. */
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,9 +203,7 @@ static void test_bad_inputs(void **state)
 int main(int argc, char **argv)
 {
     (void)argc;
-    char self[1024];
-    snprintf(self, sizeof self, "%s", argv[0]);
-    snprintf(g_bin, sizeof g_bin, "%s/cnnlab", dirname(dirname(self)));
+    if (tu_cnnlab_path(argv[0], g_bin, sizeof g_bin)) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_study_report),
         cmocka_unit_test(test_study_archives),

@@ -1,5 +1,6 @@
 #include "util.h"
 
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,4 +84,14 @@ char *tu_next_entry(FILE *f, char **line, size_t *cap, char **rest)
     *rest = sp ? sp + 1 : *line + len;
     if (sp) *sp = '\0';
     return *line;
+}
+
+int tu_cnnlab_path(const char *argv0, char *out, size_t cap)
+{
+    char self[1024];
+    snprintf(self, sizeof self, "%s", argv0);
+    snprintf(out, cap, "%s/cnnlab", dirname(dirname(self)));
+    if (access(out, X_OK) == 0) return 0;
+    fprintf(stderr, "%s: %s is not an executable (run from the repository root)\n", argv0, out);
+    return -1;
 }

@@ -29,4 +29,8 @@ FILE *tu_open_data(const char *name, const char *env, const char *script);
  * and *rest ("" when the line is the key alone); NULL at the end of the file. */
 char *tu_next_entry(FILE *f, char **line, size_t *cap, char **rest);
 
+/* The cnnlab binary of the build that holds this test program (BUILD/cnnlab for BUILD/tests/test_x, from
+ * argv0) into out; -1 with a message on stderr when it is not an executable there. */
+int tu_cnnlab_path(const char *argv0, char *out, size_t cap);
+
 #endif
