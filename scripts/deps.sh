@@ -6,10 +6,11 @@
 set -eu
 
 # clang with libFuzzer (clang, libclang-rt-14-dev): the fuzz harnesses (make fuzz, scripts/fuzz_smoke.sh).
+# groff-base: tests/check_install.sh renders the man page.
 # Open MPI (libopenmpi-dev, openmpi-bin): `mpirun -np N cnnlab train|study` and its test (tests/test_mpi.c).
 PKGS="build-essential pkg-config libopenblas-openmp-dev zlib1g-dev libcmocka-dev libhdf5-dev dataset-fashion-mnist libopenmpi-dev openmpi-bin
       libcairo2-dev libfontconfig-dev fonts-dejavu-core libzip-dev libprotobuf-c-dev protobuf-c-compiler
-      unzip python3-venv clang libclang-rt-14-dev"
+      unzip python3-venv clang libclang-rt-14-dev groff-base"
 if [ "${1:-}" = "--bench" ]; then
     PKGS="$PKGS python3-torch python3-numpy python3-pip python3-venv"
 fi
