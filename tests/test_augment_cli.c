@@ -83,33 +83,21 @@ static int same_bytes(const char *a, const char *b)
 
 /* ------------------------------------------------------------------ a small IDX dataset */
 
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
-}
-
 /* n 28x28 images: a bright square whose place depends on the class, on noise. */
 static void write_split(const char *prefix, int n, uint32_t seed)
 {
-    size_t img_len = 16 + (size_t)n * 784, lab_len = 8 + (size_t)n;
-    uint8_t *img = calloc(1, img_len), *lab = calloc(1, lab_len);
+    uint8_t *img = malloc((size_t)n * 784), *lab = malloc((size_t)n);
     assert_true(img && lab);
-    put_be32(img, 0x803), put_be32(img + 4, (uint32_t)n), put_be32(img + 8, 28), put_be32(img + 12, 28);
-    put_be32(lab, 0x801), put_be32(lab + 4, (uint32_t)n);
     for (int i = 0; i < n; i++) {
         int k = i % 10;
-        lab[8 + i] = (uint8_t)k;
+        lab[i] = (uint8_t)k;
         for (int p = 0; p < 784; p++) {
             seed = seed * 1664525u + 1013904223u;
             int r = p / 28, c = p % 28, in = r >= 4 + k && r < 14 + k && c >= 6 && c < 20;
-            img[16 + (size_t)i * 784 + p] = (uint8_t)(in ? 180 + (seed >> 26) : seed >> 27);
+            img[(size_t)i * 784 + p] = (uint8_t)(in ? 180 + (seed >> 26) : seed >> 27);
         }
     }
-    char path[600];
-    snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte", g_data, prefix);
-    tu_write(path, img, img_len);
-    snprintf(path, sizeof path, "%s/%s-labels-idx1-ubyte", g_data, prefix);
-    tu_write(path, lab, lab_len);
+    tu_write_idx(g_data, prefix, img, lab, n, 0);
     free(img);
     free(lab);
 }

@@ -84,33 +84,21 @@ static int exists(const char *path)
 
 /* ------------------------------------------------------------------ a tiny IDX dataset */
 
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
-}
-
 /* n 28x28 images whose class k (0..9) shows a bright bar on rows 4 + 2k and 5 + 2k; the test set gzipped. */
 static void write_split(const char *dir, const char *prefix, int n, int gz, uint32_t seed)
 {
-    size_t img_len = 16 + (size_t)n * 784, lab_len = 8 + (size_t)n;
-    uint8_t *img = calloc(1, img_len), *lab = calloc(1, lab_len);
+    uint8_t *img = malloc((size_t)n * 784), *lab = malloc((size_t)n);
     assert_true(img && lab);
-    put_be32(img, 0x803), put_be32(img + 4, (uint32_t)n), put_be32(img + 8, 28), put_be32(img + 12, 28);
-    put_be32(lab, 0x801), put_be32(lab + 4, (uint32_t)n);
     for (int i = 0; i < n; i++) {
         int k = i % 10;
-        lab[8 + i] = (uint8_t)k;
+        lab[i] = (uint8_t)k;
         for (int p = 0; p < 784; p++) {
             seed = seed * 1664525u + 1013904223u;
             int row = p / 28, bar = row == 4 + 2 * k || row == 5 + 2 * k;
-            img[16 + (size_t)i * 784 + p] = (uint8_t)(bar ? 200 + (seed >> 27) : seed >> 26);
+            img[(size_t)i * 784 + p] = (uint8_t)(bar ? 200 + (seed >> 27) : seed >> 26);
         }
     }
-    char path[600];
-    snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte%s", dir, prefix, gz ? ".gz" : "");
-    gz ? tu_write_gz(path, img, img_len) : tu_write(path, img, img_len);
-    snprintf(path, sizeof path, "%s/%s-labels-idx1-ubyte%s", dir, prefix, gz ? ".gz" : "");
-    gz ? tu_write_gz(path, lab, lab_len) : tu_write(path, lab, lab_len);
+    tu_write_idx(dir, prefix, img, lab, n, gz);
     free(img);
     free(lab);
 }
@@ -558,8 +546,8 @@ static void write_images(const char *path, int n, int h, int w)
     uint8_t *img = malloc(len);
     assert_non_null(img);
     memset(img, 7, len);
-    put_be32(img, 0x803), put_be32(img + 4, (uint32_t)n), put_be32(img + 8, (uint32_t)h);
-    put_be32(img + 12, (uint32_t)w);
+    tu_put_be32(img, 0x803), tu_put_be32(img + 4, (uint32_t)n), tu_put_be32(img + 8, (uint32_t)h);
+    tu_put_be32(img + 12, (uint32_t)w);
     tu_write(path, img, len);
     free(img);
 }

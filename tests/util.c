@@ -95,3 +95,33 @@ int tu_cnnlab_path(const char *argv0, char *out, size_t cap)
     fprintf(stderr, "%s: %s is not an executable (run from the repository root)\n", argv0, out);
     return -1;
 }
+
+void tu_put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
+}
+
+static void write_one(const char *path, const uint8_t *head, size_t head_len, const uint8_t *body, size_t len,
+                      int gz)
+{
+    uint8_t *all = malloc(head_len + len);
+    assert_non_null(all);
+    memcpy(all, head, head_len);
+    memcpy(all + head_len, body, len);
+    gz ? tu_write_gz(path, all, head_len + len) : tu_write(path, all, head_len + len);
+    free(all);
+}
+
+void tu_write_idx(const char *dir, const char *prefix, const uint8_t *pixels, const uint8_t *labels, int n,
+                  int gz)
+{
+    uint8_t img[16], lab[8];
+    tu_put_be32(img, 0x803), tu_put_be32(img + 4, (uint32_t)n), tu_put_be32(img + 8, 28),
+        tu_put_be32(img + 12, 28);
+    tu_put_be32(lab, 0x801), tu_put_be32(lab + 4, (uint32_t)n);
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte%s", dir, prefix, gz ? ".gz" : "");
+    write_one(path, img, sizeof img, pixels, (size_t)n * 784, gz);
+    snprintf(path, sizeof path, "%s/%s-labels-idx1-ubyte%s", dir, prefix, gz ? ".gz" : "");
+    write_one(path, lab, sizeof lab, labels, (size_t)n, gz);
+}

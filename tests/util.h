@@ -29,6 +29,12 @@ FILE *tu_open_data(const char *name, const char *env, const char *script);
  * and *rest ("" when the line is the key alone); NULL at the end of the file. */
 char *tu_next_entry(FILE *f, char **line, size_t *cap, char **rest);
 
+/* p[0..4) <- v, big-endian (IDX headers). */
+void tu_put_be32(uint8_t *p, uint32_t v);
+/* Writes DIR/PREFIX-images-idx3-ubyte and DIR/PREFIX-labels-idx1-ubyte (".gz" and gzipped with gz) for n
+ * 28x28 images: pixels (n*784 bytes) and labels (n bytes) behind the IDX headers. */
+void tu_write_idx(const char *dir, const char *prefix, const uint8_t *pixels, const uint8_t *labels, int n,
+                  int gz);
 /* The cnnlab binary of the build that holds this test program (BUILD/cnnlab for BUILD/tests/test_x, from
  * argv0) into out; -1 with a message on stderr when it is not an executable there. */
 int tu_cnnlab_path(const char *argv0, char *out, size_t cap);
