@@ -1,9 +1,10 @@
 #!/bin/sh
 # Runs every test binary of the given build folders, the export check of each folder's shared library
 # (tests/check_exports.sh) and the man page check of its binary (tests/check_manpage.sh), the install check
-# (tests/check_install.sh: make install, the README's example built against it) on the first folder, and
-# ends with one line: "N passed, N failed, N skipped". Each binary is a cmocka group; its own output shows
-# which tests failed or were skipped and why. A binary that exits non-zero without reporting a failed test,
+# (tests/check_install.sh: make install, the README's example built against it) and the check that every log
+# the docs cite is in the repository (scripts/check_doc_figures.sh) on the first folder, and ends with one
+# line: "N passed, N failed, N skipped". Each binary is a cmocka group; its own output shows which tests failed
+# or were skipped and why. A binary that exits non-zero without reporting a failed test,
 # or that prints no cmocka summary at all (it crashed before the end, or is not a cmocka group), counts as
 # one failed test: no outcome is silent.
 set -u
@@ -48,6 +49,7 @@ for dir in "$@"; do
     [ -f "$dir/libcnnlab.so" ] && run_one "$(dirname "$0")/check_exports.sh" "$dir"
     [ -x "$dir/cnnlab" ] && run_one "$(dirname "$0")/check_manpage.sh" "$dir"
     [ "$dir" = "$first" ] && [ -f "$dir/libcnnlab.so" ] && run_one "$(dirname "$0")/check_install.sh" "$dir"
+    [ "$dir" = "$first" ] && run_one "$(dirname "$0")/../scripts/check_doc_figures.sh"
 done
 [ -z "$broken" ] || echo "crashed, exited non-zero or printed no cmocka summary:$broken"
 echo "$passed passed, $failed failed, $skipped skipped"
