@@ -634,6 +634,14 @@ CNN_API int cnn_shard_range(int n, int batch_size, int batch, int rank, int rank
  * batch, when some batch has fewer samples than there are ranks (a rank would get none). */
 CNN_API cnn_source *cnn_source_dataset_shard(const cnn_dataset *ds, int batch_size, int shuffle,
                                              uint64_t seed, int rank, int ranks);
+/* Rank `rank` of `ranks`'s share of every batch of any source (a study generator, a sequence): each batch is
+ * made whole, in a buffer of inner->batch_size samples allocated here, and cut to the rank's slice
+ * (cnn_shard_range over inner->samples in batches of inner->batch_size), so every rank gets the slice it
+ * would get from cnn_source_dataset_shard. Every batch but the last must be full (fill fails naming the batch
+ * otherwise) and the last must hold a sample for every rank. Takes inner, which is freed with the result or
+ * when this fails. A dataset or transform source is better cut where it reads (cnn_source_dataset_shard,
+ * cnn_spec_train_source_shard): each rank then reads and transforms only its samples. */
+CNN_API cnn_source *cnn_source_shard(cnn_source *inner, int rank, int ranks);
 /* This process holds the samples [first, first + n) of a global batch of `total` samples; set before each
  * step (0, 0: one process with the whole batch). Random draws per sample (Dropout masks) then equal those one
  * process draws for the same samples; the loss gradient is scaled by 1 / total, so that the processes'
@@ -883,6 +891,10 @@ CNN_API cnn_transform cnn_augment_transform(const cnn_augment *a);
  * section: train on the dataset as usual. The caller frees the source. */
 CNN_API int cnn_spec_train_source(const cnn_spec *s, const cnn_dataset *train, const cnn_spec_fit *f,
                                   cnn_source **src);
+/* cnn_spec_train_source for rank `rank` of `ranks` data-parallel processes: the same batches, each cut to
+ * the rank's slice (cnn_shard_range); random augmentation transforms only the rank's samples. */
+CNN_API int cnn_spec_train_source_shard(const cnn_spec *s, const cnn_dataset *train, const cnn_spec_fit *f,
+                                        int rank, int ranks, cnn_source **src);
 /* What `cnnlab augment` draws: training images first .. first+n-1 as the spec's augment: section transforms
  * them for training with the fit settings f (batch size, seed) — with the study's generator, in its first
  * augmented batch (made from original batch 0; the pictures of spec §5), with random augmentation, with the

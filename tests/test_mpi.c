@@ -10,6 +10,7 @@
  *  - only rank 0 writes: the ranks run in folders of their own (mpirun --wdir) and rank 1's stays empty;
  *  - one process computing its batches in N slices (--batch-slices N) gives N ranks' weights bit for bit
  *    (N = 2 and 3 with Dropout, 2 with per-rank BatchNorm and with a cached frozen prefix);
+ *  - augmented training (the study's generator, random augmentation) on 2 ranks equals 2 slices bit for bit;
  *  - synchronised BatchNorm (--sync-batchnorm) matches one process within 1e-5, per-rank BatchNorm does not;
  *  - a 2-rank run stopped after its first fit backup and resumed ends with the uninterrupted run's model;
  *  - a study of three specs on 2 ranks, one of which cannot train: the other two results are in the table.
@@ -85,13 +86,9 @@ static void make_data(cnn_dataset *ds, int n)
     for (int i = 0; i < n; i++) ds->x[2 * i] = (float)i, ds->x[2 * i + 1] = -(float)i, ds->y[i] = i % 10;
 }
 
-/* Every batch of every epoch: the ranks' slices in rank order are the one-process batch. */
-static void check_shards(const cnn_dataset *ds, int batch, int ranks)
+/* Every batch of two epochs: the ranks' slices in rank order are the one-process batch (samples of 1 x 2). */
+static void assert_slices_whole(cnn_source *one, cnn_source *const *part, int ranks)
 {
-    cnn_source *one = cnn_source_dataset(ds, batch, 1, 7), *part[4];
-    assert_non_null(one);
-    for (int r = 0; r < ranks; r++)
-        assert_non_null(part[r] = cnn_source_dataset_shard(ds, batch, 1, 7, r, ranks));
     float x[2 * 64], xs[2 * 64];
     int32_t y[64], ys[64];
     for (int e = 0; e < 2; e++)
@@ -110,6 +107,15 @@ static void check_shards(const cnn_dataset *ds, int batch, int ranks)
         }
     cnn_source_free(one);
     for (int r = 0; r < ranks; r++) cnn_source_free(part[r]);
+}
+
+static void check_shards(const cnn_dataset *ds, int batch, int ranks)
+{
+    cnn_source *one = cnn_source_dataset(ds, batch, 1, 7), *part[4];
+    assert_non_null(one);
+    for (int r = 0; r < ranks; r++)
+        assert_non_null(part[r] = cnn_source_dataset_shard(ds, batch, 1, 7, r, ranks));
+    assert_slices_whole(one, part, ranks);
 }
 
 static void test_shard_source(void **state)
@@ -132,6 +138,65 @@ static void test_shard_source(void **state)
     assert_int_equal(total, 7);
     tu_assert_error(cnn_shard_range(103, 32, 4, 0, 2, &start, &count, NULL), CNN_ERR_INVALID, "batch 4");
     cnn_dataset_free(&ds);
+}
+
+/* A sequence of batches of batch_size samples (h 1, w 2) whose values name the batch and the position; batch
+ * short_batch (if >= 0) holds one sample fewer. */
+typedef struct seq_ctx {
+    int batch_size, short_batch;
+} seq_ctx;
+
+static int seq_get(void *ctx, int index, float *x, int32_t *y, int *n)
+{
+    const seq_ctx *q = ctx;
+    *n = q->batch_size - (index == q->short_batch);
+    for (int i = 0; i < *n; i++) x[2 * i] = (float)index, x[2 * i + 1] = (float)i, y[i] = (index + i) % 10;
+    return 0;
+}
+
+/* Any source cut after it fills (cnn_source_shard): the ranks' slices in rank order are the whole batches
+ * of every epoch, as for the dataset shard. */
+static void check_source_shards(seq_ctx *q, int batches, int ranks)
+{
+    cnn_source *one = cnn_source_sequence(batches, q->batch_size, 1, 2, 1, seq_get, q, 1, 7, 0), *part[4];
+    assert_non_null(one);
+    for (int r = 0; r < ranks; r++) {
+        part[r] = cnn_source_shard(cnn_source_sequence(batches, q->batch_size, 1, 2, 1, seq_get, q, 1, 7, 1),
+                                   r, ranks);
+        assert_non_null(part[r]);
+        assert_int_equal(part[r]->batch_size, (q->batch_size + ranks - 1) / ranks);
+    }
+    assert_slices_whole(one, part, ranks);
+}
+
+static void test_any_source_shard(void **state)
+{
+    (void)state;
+    seq_ctx q = {30, -1};
+    check_source_shards(&q, 5, 2);
+    check_source_shards(&q, 4, 3);
+    q.batch_size = 64;
+    check_source_shards(&q, 3, 4);
+    /* A batch short of the source's batch size would shift every later slice: refused, naming it. */
+    q = (seq_ctx){30, 2};
+    cnn_source *s = cnn_source_shard(cnn_source_sequence(4, 30, 1, 2, 1, seq_get, &q, 0, 7, 0), 1, 2);
+    assert_non_null(s);
+    float x[2 * 30];
+    int32_t y[30];
+    int n;
+    assert_int_equal(s->fill(s, 0, 1, x, y, &n), 0);
+    tu_assert_error(s->fill(s, 0, 2, x, y, &n), CNN_ERR_INVALID,
+                    "batch 3 of epoch 1 has 29 samples, expected 30");
+    cnn_source_free(s);
+    /* Ranks out of range, or more ranks than the last batch has samples: refused, the source freed. */
+    q = (seq_ctx){2, -1};
+    tu_assert_error(
+        cnn_source_shard(cnn_source_sequence(3, 2, 1, 2, 1, seq_get, &q, 0, 7, 0), 0, 3) ? 0 : cnn_errcode(),
+        CNN_ERR_INVALID, "the last batch has 2 samples, fewer than the 3 ranks");
+    tu_assert_error(
+        cnn_source_shard(cnn_source_sequence(3, 2, 1, 2, 1, seq_get, &q, 0, 7, 0), 2, 2) ? 0 : cnn_errcode(),
+        CNN_ERR_INVALID, "rank 2 of 2 ranks is out of range");
+    assert_null(cnn_source_shard(NULL, 0, 2));
 }
 
 /* ---------------------------------------------------------------- training on 2 ranks */
@@ -348,6 +413,41 @@ static void test_cached_prefix(void **state)
     assert_true(gap == 0.0);
 }
 
+/* Augmented training on 2 ranks: the study's generator (each rank makes the memoised batches whole and keeps
+ * its slice) and random augmentation (each rank transforms only its samples, with the draws one process
+ * makes for them) give, bit for bit, one process's weights in two slices. */
+static void test_augment_on_two_ranks(void **state)
+{
+    (void)state;
+    if (!mpi_ready()) skip();
+    static const char head[] =
+        "input: (28, 28, 1)\nlayers:\n    Conv2D(8, kernel_size=3, activation=\"relu\")\n"
+        "    MaxPooling2D(2)\n    Flatten()\n    Dropout(0.25)\n"
+        "    Dense(10, activation=\"softmax\")\n"
+        "optimizer: Adam(learning_rate=0.002)\n";
+    const struct {
+        const char *name, *rest;
+    } specs[] = {
+        {"Study_Aug", "fit: batch_size=500, epochs=1, validation=\"test\", seed=8\n"
+                      "augment:\n    StudyGenerator()\n"},
+        {"Random_Aug",
+         "fit: batch_size=64, epochs=1, validation=\"test\", seed=9\n"
+         "augment:\n    ImageDataGenerator(rotation_range=10, width_shift_range=0.1, zoom_range=0.1, "
+         "horizontal_flip=True)\n    PadAndCrop(padding=2)\n    RandomErasing(p=0.5)\n"},
+    };
+    for (size_t i = 0; i < sizeof specs / sizeof *specs; i++) {
+        char text[1024], path[600];
+        snprintf(text, sizeof text, "model: %s\n%s%s", specs[i].name, head, specs[i].rest);
+        write_spec("aug.spec", text, path, sizeof path);
+        train_opts(path, "--batch-slices 2 --overwrite", NULL, tu_path("aug1"));
+        train_opts(path, "--overwrite", "2", tu_path("aug2"));
+        double gap = weights_gap("aug1", "aug2");
+        print_message("%s: 1 process in 2 slices vs 2 ranks: weights differ by %.3g\n", specs[i].name, gap);
+        assert_true(gap == 0.0);
+        assert_true(test_accuracy(tu_path("aug1")) == test_accuracy(tu_path("aug2")));
+    }
+}
+
 /* ---------------------------------------------------------------- backup and resume on 2 ranks */
 
 /* Starts `mpirun -np 2 cnnlab train SPEC --epochs 3 ... --out OUT` in the background; returns mpirun's pid.
@@ -441,10 +541,16 @@ int main(int argc, char **argv)
         return 1;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_shard_source),         cmocka_unit_test(test_two_ranks_match_one_process),
-        cmocka_unit_test(test_frozen_layer_between), cmocka_unit_test(test_batch_slices_equal_ranks),
-        cmocka_unit_test(test_sync_batchnorm),       cmocka_unit_test(test_cached_prefix),
-        cmocka_unit_test(test_resume_on_two_ranks),  cmocka_unit_test(test_distributed_study),
+        cmocka_unit_test(test_shard_source),
+        cmocka_unit_test(test_any_source_shard),
+        cmocka_unit_test(test_two_ranks_match_one_process),
+        cmocka_unit_test(test_frozen_layer_between),
+        cmocka_unit_test(test_batch_slices_equal_ranks),
+        cmocka_unit_test(test_sync_batchnorm),
+        cmocka_unit_test(test_cached_prefix),
+        cmocka_unit_test(test_augment_on_two_ranks),
+        cmocka_unit_test(test_resume_on_two_ranks),
+        cmocka_unit_test(test_distributed_study),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -95,6 +95,7 @@ typedef struct cli_fit_job {
     int cached;  /* > 0: layers [0, cached) are a frozen prefix whose outputs are computed once and shared */
     FILE *log;   /* the run's train.log (/dev/null on ranks other than 0) */
     int quiet;
+    cnn_source *train; /* the rank's share of the spec's augmented batches, or NULL: the dataset's */
 } cli_fit_job;
 
 /* Says that layers [0, k) of m run once over the data (cached features), in log and, unless quiet, on the

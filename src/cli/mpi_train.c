@@ -11,10 +11,9 @@
 #include "cli/mpi.h"
 
 typedef struct dist_state {
-    const cnn_dataset *train;
-    int batch_size, batches, rank, ranks;
-    int started;                            /* the ranks were checked to start from the same step */
-    double wait_seconds, allreduce_seconds; /* waiting for the slowest rank; the allreduce itself */
+    int samples, batch_size, batches, rank, ranks; /* the global epoch: samples in batches of batch_size */
+    int started;                                   /* the ranks were checked to start from the same step */
+    double wait_seconds, allreduce_seconds;        /* waiting for the slowest rank; the allreduce itself */
     float *partials; /* more than 2 ranks: every rank's segment of a run (nparams + ranks floats) */
     int *counts;     /* more than 2 ranks: 4 x ranks message counts and displacements */
 } dist_state;
@@ -119,7 +118,7 @@ static int on_batch_begin(cnn_callback *cb, cnn_model *m, int epoch, int batch)
     (void)epoch;
     dist_state *d = cb->state;
     int start, local, total;
-    if (cnn_shard_range(d->train->n, d->batch_size, batch, d->rank, d->ranks, &start, &local, &total))
+    if (cnn_shard_range(d->samples, d->batch_size, batch, d->rank, d->ranks, &start, &local, &total))
         return cnn_errcode();
     cnn_model_set_batch_share(m, start - batch * d->batch_size, total);
     return d->started ? CNN_OK : same_start(d, m);
@@ -261,11 +260,16 @@ int cli_mpi_fit(cnn_model *m, const cnn_dataset *train, const cnn_fit_config *fc
 {
     const cli_parallel *p = cli_par;
     const int global = train->n < fc->batch_size ? train->n : fc->batch_size, cached = job->cached;
-    dist_state d = {.train = train, .batch_size = global, .rank = p->rank, .ranks = p->ranks};
-    double t_train = 0, t_val = 0;
     /* Rank 0 has cleaned the run folder (an old backup) before any rank looks for a backup to resume. */
     MPI_Barrier(MPI_COMM_WORLD);
-    cnn_source *tr = shard(m, train, global, fc->shuffle, fc->seed, cached, &t_train);
+    double t_train = 0, t_val = 0;
+    cnn_source *tr =
+        job->train ? job->train : shard(m, train, global, fc->shuffle, fc->seed, cached, &t_train);
+    /* An augmenting source's epoch is its own (the study's generator: twice the images). */
+    dist_state d = {.samples = job->train ? job->train->samples : train->n,
+                    .batch_size = global,
+                    .rank = p->rank,
+                    .ranks = p->ranks};
     cnn_source *val = NULL;
     int rc = tr ? CNN_OK : cnn_errcode();
     /* Validation in batches of the training batch size, as one process validates, split the same way. */
@@ -284,7 +288,7 @@ int cli_mpi_fit(cnn_model *m, const cnn_dataset *train, const cnn_fit_config *fc
         if (fit_sharded(m, fc, tr, val, &d, h)) cli_mpi_abort(cnn_errmsg());
         print_share(&d, h);
     }
-    cnn_source_free(tr);
+    if (tr != job->train) cnn_source_free(tr);
     cnn_source_free(val);
     free(d.partials);
     free(d.counts);

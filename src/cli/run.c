@@ -297,24 +297,23 @@ static int fit(const cnn_spec *s, const cnn_spec_fit *f, const cli_data *d, cons
     fc.batch_slices = (int)o->batch_slices;
     if (cnn_spec_initial_weights(s))
         snprintf(run->weights, sizeof run->weights, "trained weights of %s", cnn_spec_initial_weights(s));
-    cli_fit_job job = {o->sync_batchnorm, cached_prefix(r->model), r->log, o->quiet};
-    cnn_source *aug = NULL; /* the spec's augment: section, if any */
-    int rc = cnn_spec_train_source(s, r->train_set, f, &aug);
-    if (!rc && (aug || o->batch_slices > 1) && cli_par) {
-        if (aug)
-            cli_error("%s: augment: is not supported under mpirun yet", cnn_spec_name(s));
-        else
-            cli_error("--batch-slices makes one process compute its batches as that many ranks would; under "
-                      "mpirun every rank already holds one slice");
+    cnn_source *aug = NULL; /* the spec's augment: section, if any (this rank's share under mpirun) */
+    int rc = cnn_spec_train_source_shard(s, r->train_set, f, cli_par ? cli_par->rank : 0,
+                                         cli_par ? cli_par->ranks : 1, &aug);
+    if (!rc && o->batch_slices > 1 && cli_par) {
+        cli_error("--batch-slices makes one process compute its batches as that many ranks would; under "
+                  "mpirun every rank already holds one slice");
         cnn_source_free(aug);
         cnn_callback_free(tb);
         free(all);
         return -1;
     }
+    /* Augmented images change every epoch (or come from a generator): no prefix can be cached over them. */
+    cli_fit_job job = {o->sync_batchnorm, aug ? 0 : cached_prefix(r->model), r->log, o->quiet, aug};
     if (!rc)
-        rc = aug       ? cnn_model_fit_source(r->model, aug, &fc, &run->history)
-             : cli_par ? cli_par->fit(r->model, r->train_set, &fc, &job, &run->history)
-                       : fit_with_cache(r, &fc, &d->test, o->quiet, &run->history);
+        rc = cli_par ? cli_par->fit(r->model, r->train_set, &fc, &job, &run->history)
+             : aug   ? cnn_model_fit_source(r->model, aug, &fc, &run->history)
+                     : fit_with_cache(r, &fc, &d->test, o->quiet, &run->history);
     cnn_source_free(aug);
     if (!rc) cnn_run_summarize(run);
     if (!rc && cli_writer()) remove(backup); /* the run is complete: nothing to resume */

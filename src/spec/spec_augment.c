@@ -16,6 +16,7 @@
 #include "augment/augment.h"
 #include "core/error.h"
 #include "core/opts.h"
+#include "model/source.h"
 #include "spec/spec.h"
 
 typedef enum { AUG_NONE = 0, AUG_STUDY, AUG_RANDOM } aug_kind;
@@ -130,25 +131,43 @@ int cnn_spec_augment_check(const cnn_spec *s)
     return augment_config(s, &cfg);
 }
 
-int cnn_spec_train_source(const cnn_spec *s, const cnn_dataset *train, const cnn_spec_fit *f,
-                          cnn_source **src)
+/* The random augmentation's source, cut where it reads when ranks > 1: each rank transforms only its samples.
+ */
+static int keras_source(const char *origin, const spec_augment *cfg, const cnn_dataset *train,
+                        const cnn_spec_fit *f, int rank, int ranks, cnn_source **src)
 {
-    spec_augment cfg;
-    *src = NULL;
-    int rc = augment_config(s, &cfg);
-    if (rc || cfg.kind == AUG_NONE) return rc;
-    if (cfg.kind == AUG_STUDY) {
-        *src = cnn_source_study_augment(train, f->batch_size, f->shuffle, f->seed, cfg.augmented_only);
-        return *src ? CNN_OK : cnn_errcode();
-    }
     cnn_augment *a = malloc(sizeof *a);
-    if (!a) return cnn_fail(CNN_ERR_NOMEM, "%s: out of memory for the augmentation", s->origin);
-    *a = cfg.a;
+    if (!a) return cnn_fail(CNN_ERR_NOMEM, "%s: out of memory for the augmentation", origin);
+    *a = cfg->a;
     cnn_transform t = cnn_augment_transform(a);
     cnn_source *inner = cnn_source_transform(train, f->batch_size, f->shuffle, f->seed, &t);
+    if (inner && ranks > 1 && cnn_source_make_shard(inner, train->n, rank, ranks))
+        cnn_source_free(inner), inner = NULL;
     *src = inner ? aug_source_owning(inner, a) : NULL;
     if (!*src) free(a);
     return *src ? CNN_OK : cnn_errcode();
+}
+
+int cnn_spec_train_source_shard(const cnn_spec *s, const cnn_dataset *train, const cnn_spec_fit *f, int rank,
+                                int ranks, cnn_source **src)
+{
+    spec_augment cfg;
+    *src = NULL;
+    if (ranks < 1 || rank < 0 || rank >= ranks)
+        return cnn_fail(CNN_ERR_INVALID, "%s: rank %d of %d ranks is out of range", s->origin, rank, ranks);
+    int rc = augment_config(s, &cfg);
+    if (rc || cfg.kind == AUG_NONE) return rc;
+    if (cfg.kind != AUG_STUDY) return keras_source(s->origin, &cfg, train, f, rank, ranks, src);
+    /* The study's batches are made once and kept: every rank makes them whole and keeps its slice. */
+    *src = cnn_source_study_augment(train, f->batch_size, f->shuffle, f->seed, cfg.augmented_only);
+    if (*src && ranks > 1) *src = cnn_source_shard(*src, rank, ranks);
+    return *src ? CNN_OK : cnn_errcode();
+}
+
+int cnn_spec_train_source(const cnn_spec *s, const cnn_dataset *train, const cnn_spec_fit *f,
+                          cnn_source **src)
+{
+    return cnn_spec_train_source_shard(s, train, f, 0, 1, src);
 }
 
 const char *cnn_spec_initial_weights(const cnn_spec *s)
