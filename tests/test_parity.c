@@ -371,16 +371,25 @@ static void run_case(const char *name)
 
 /* ---------------------------------------------------------------- tests */
 
+/* The cases the tests below run: a case written into the reference but run by no test would check nothing. */
+static const char *const RUN_CASES[] = {"main", "gap", "gray"};
+
 static void test_parity_main(void **state)
 {
     (void)state;
-    run_case("main");
+    run_case(RUN_CASES[0]);
 }
 
 static void test_parity_gap(void **state)
 {
     (void)state;
-    run_case("gap");
+    run_case(RUN_CASES[1]);
+}
+
+static void test_parity_gray(void **state)
+{
+    (void)state;
+    run_case(RUN_CASES[2]);
 }
 
 /* The reference must keep up with the registry: every layer type (Dropout excepted: its masks cannot match
@@ -399,6 +408,14 @@ static void test_reference_covers_every_layer_and_activation(void **state)
             fail_msg("layer type %s has no parity case: add it to CASES in scripts/ref_torch_parity.py and "
                      "regenerate tests/data/torch_parity.txt",
                      t);
+    }
+    for (int i = 0; i < g_ncases; i++) {
+        int run = 0;
+        for (size_t k = 0; k < sizeof RUN_CASES / sizeof *RUN_CASES; k++)
+            run |= !strcmp(g_cases[i].name, RUN_CASES[k]);
+        if (!run)
+            fail_msg("parity case %s is in the reference but no test runs it: add it to tests/test_parity.c",
+                     g_cases[i].name);
     }
     for (int a = CNN_ACT_RELU; a <= CNN_ACT_GELU; a++) {
         char want[48];
@@ -428,6 +445,7 @@ int main(void)
         cmocka_unit_test(test_reference_covers_every_layer_and_activation),
         cmocka_unit_test(test_parity_main),
         cmocka_unit_test(test_parity_gap),
+        cmocka_unit_test(test_parity_gray),
     };
     return cmocka_run_group_tests(tests, NULL, free_reference);
 }
