@@ -709,7 +709,8 @@ CNN_API int cnn_run_evaluate(cnn_run *r, cnn_model *m, const cnn_dataset *test, 
  * test set's cached features of a frozen prefix, so that the prefix does not run again. */
 CNN_API int cnn_run_evaluate_source(cnn_run *r, cnn_model *m, cnn_source *test, const int32_t *labels, int n);
 /* Saves (atomically) and loads the whole record as JSON; a load checks every field and names the first
- * one that is missing or malformed. */
+ * one that is missing or malformed, and a save refuses a record that a load would refuse (a precision other
+ * than fp32 or bf16). */
 CNN_API int cnn_run_save(const cnn_run *r, const char *path);
 CNN_API int cnn_run_load(cnn_run *r, const char *path);
 /* The run's headline figures as a small JSON file (metrics.json): test accuracy, loss and ROC-AUC, epochs,

@@ -682,6 +682,12 @@ static void test_run_record(void **state)
     assert_int_equal(cnn_run_load(&back, path), 0);
     assert_same_run(&r, &back);
     cnn_run_free(&back);
+    /* A record the reader would refuse is not written (the old file stays). */
+    snprintf(r.precision, sizeof r.precision, "%s", "");
+    tu_assert_error(cnn_run_save(&r, path), CNN_ERR_INVALID, "precision '' is not fp32 or bf16");
+    snprintf(r.precision, sizeof r.precision, "%s", "fp32");
+    assert_int_equal(cnn_run_load(&back, path), 0);
+    cnn_run_free(&back);
 
     /* Damaged records are refused, naming the field. */
     FILE *f = fopen(path, "rb");

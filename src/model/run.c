@@ -133,8 +133,17 @@ static void write_test(cnn_json_writer *w, const cnn_run *r)
     cnn_jw_end(w);
 }
 
+static int known_precision(const char *p)
+{
+    return !strcmp(p, "fp32") || !strcmp(p, "bf16");
+}
+
 int cnn_run_save(const cnn_run *r, const char *path)
 {
+    /* A record its own reader would refuse must not be written (cnn_run_init sets fp32). */
+    if (!known_precision(r->precision))
+        return cnn_fail(CNN_ERR_INVALID, "%s: run record of '%s': precision '%s' is not fp32 or bf16", path,
+                        r->model, r->precision);
     cnn_strbuf b = {0};
     cnn_json_writer w;
     cnn_jw_init(&w, &b);
@@ -281,7 +290,7 @@ static void read_precision(reader *rd, cnn_run *r)
 {
     if (rd->rc || !cnn_json_get(rd->obj, "precision")) return;
     get_str(rd, "precision", r->precision, sizeof r->precision);
-    if (!rd->rc && strcmp(r->precision, "fp32") && strcmp(r->precision, "bf16"))
+    if (!rd->rc && !known_precision(r->precision))
         rd->rc = cnn_fail(CNN_ERR_FORMAT, "%s: field 'precision' is '%s'; expected fp32 or bf16", rd->path,
                           r->precision);
 }
