@@ -132,8 +132,8 @@ static int parse_args(int argc, char **argv, study_args *a)
     return 0;
 }
 
-/* What, besides the spec text, decides a run's result: the overrides, the data and the thread count (the
- * threaded BLAS paths sum in a thread-dependent order, and the seconds per epoch depend on it anyway). */
+/* What, besides the spec text, decides a run's record: the overrides, the data and the thread count (the
+ * weights do not depend on it, on any kernel path, but the recorded seconds per epoch do). */
 static void run_key(const study_args *a, char *buf, size_t cap)
 {
     snprintf(buf, cap, "epochs=%ld batch=%ld seed=%ld limit=%ld validation_split=%g threads=%d data=%s\n",
