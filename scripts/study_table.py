@@ -90,7 +90,12 @@ def main(folders):
         s = ref.get(model, {})
         acc = 100 * float(r["accuracy"])
         name = model + (" *(substitute)*" if s.get("code") == "unknown" else "")
-        print(f"| {name} | {s.get('accuracy', '—')} | {acc:.2f} | {fmt_delta(acc, s.get('accuracy'))} "
+        # A VGG16 base trained from random weights is not the study's ImageNet transfer: no difference shown.
+        random_base = "NOT ImageNet" in r.get("weights", "")
+        if random_base:
+            name += " **[random base, NOT ImageNet]**"
+        delta = "n/a" if random_base else fmt_delta(acc, s.get("accuracy"))
+        print(f"| {name} | {s.get('accuracy', '—')} | {acc:.2f} | {delta} "
               f"| {s.get('roc_auc') or '—'} | {float(r['roc_auc_ovo']):.4f} "
               f"| {s.get('epochs', '—')} / {r['epochs']} | {s.get('best_epoch', '—')} / {r['best_epoch']} "
               f"| {float(r['seconds_per_epoch']):.1f} | {r['stop_reason']} | `{os.path.relpath(folder, ROOT)}` |")
