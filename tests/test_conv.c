@@ -316,6 +316,15 @@ static void test_conv2d_gradients(void **state)
     gc_assert_layer("Conv2D", "filters=3, kernel_size=1, activation=relu", 3, 4, 20, 2, 1, TOL);
     gc_assert_layer("Conv2D", "filters=2, kernel_size=3, padding=same, activation=gelu", 5, 5, 2, 2, 1, TOL);
     gc_assert_layer("Conv2D", "filters=2, kernel_size=3, padding=same, activation=tanh", 5, 5, 2, 2, 1, TOL);
+    /* frozen: dx only, as a convolution of dy with the flipped kernel (32 or more input channels, stride 1)
+     * or by col2im (the others) */
+    gc_assert_layer("Conv2D", "filters=3, kernel_size=3, padding=same, activation=tanh, trainable=false", 5,
+                    5, 32, 2, 1, TOL);
+    gc_assert_layer("Conv2D", "filters=4, kernel_size=(3,2), activation=relu, trainable=false", 6, 5, 33, 1,
+                    1, TOL);
+    gc_assert_layer("Conv2D", "filters=2, kernel_size=4, padding=same, trainable=false", 6, 5, 32, 1, 1, TOL);
+    gc_assert_layer("Conv2D", "filters=3, kernel_size=3, strides=2, padding=same, trainable=false", 7, 7, 2,
+                    2, 1, TOL);
 }
 
 static void test_depthwise_gradients(void **state)
