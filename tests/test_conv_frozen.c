@@ -3,12 +3,16 @@
  * for col2im. Checked against a double-precision reference and against the trainable layer's dx (col2im)
  * within 1e-5 of dx's scale, for both paddings, odd channel counts, 1x1, 3x3, 5x5 and uneven kernels,
  * batches 1, 3 and 64, on every kernel path this CPU has; bit-identical for 1 and 2 threads and across the
- * paths (the GEMMs sum in the same order everywhere). */
+ * paths (the GEMMs sum in the same order everywhere). And the promise to the study's recorded results: no
+ * model in models/seed or models/extra but the VGG16 ones has a layer on either new path (dx_conv, or the
+ * deep layers' plans of conv_common.h), so their bits stay as they were. */
+#include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernels/isa.h"
+#include "layers/conv_common.h"
 #include "probe.h"
 #include "util.h"
 
@@ -160,11 +164,76 @@ static void test_frozen_dx_bit_identical(void **state)
     assert_int_equal(cnn_set_isa(NULL), 0);
 }
 
+/* What the layers of one spec's model use: Conv2D layers whose backward computes dx while frozen (after the
+ * first trained layer: step.c runs no backward before it), and deep Conv2D layers. */
+typedef struct spec_use {
+    int frozen_dx, deep;
+} spec_use;
+
+static spec_use model_use(const cnn_model *m)
+{
+    spec_use u = {0, 0};
+    int first = m->nlayers;
+    for (int i = m->nlayers - 1; i >= 0; i--)
+        if (m->layers[i].trainable && m->layers[i].nparams) first = i;
+    for (int i = 0; i < m->nlayers; i++) {
+        const cnn_layer *l = &m->layers[i];
+        if (strcmp(l->ops->type, "Conv2D")) continue;
+        u.frozen_dx += i > first && !l->trainable;
+        u.deep += l->in.c >= CNN_CONV_DEEP_CIN;
+    }
+    return u;
+}
+
+/* Adds the use of every spec in dir to *vgg (specs with a VGG16 base, built from Keras's random
+ * initialisation) or *other; returns how many specs it read. */
+static int scan_specs(const char *dir, spec_use *vgg, spec_use *other)
+{
+    DIR *d = opendir(dir);
+    if (!d) fail_msg("%s: cannot open (run from the repository root)", dir);
+    int count = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        const size_t len = strlen(e->d_name);
+        if (len < 6 || strcmp(e->d_name + len - 5, ".spec")) continue;
+        char path[512], buf[64];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        cnn_spec *s = cnn_spec_load(path);
+        if (!s) fail_msg("%s", cnn_errmsg());
+        const int is_vgg = cnn_spec_pretrained(s, buf, sizeof buf) != NULL;
+        if (is_vgg) assert_int_equal(cnn_spec_set_pretrained(s, "none"), 0);
+        cnn_model *m = cnn_spec_build_model(s, 1);
+        if (!m) fail_msg("%s: %s", path, cnn_errmsg());
+        const spec_use u = model_use(m);
+        spec_use *sum = is_vgg ? vgg : other;
+        sum->frozen_dx += u.frozen_dx, sum->deep += u.deep;
+        if (!is_vgg && (u.frozen_dx || u.deep))
+            fail_msg("%s: %d frozen Conv2D layers compute dx, %d have %d or more input channels: its results "
+                     "would no longer be those recorded",
+                     path, u.frozen_dx, u.deep, CNN_CONV_DEEP_CIN);
+        cnn_model_free(m);
+        cnn_spec_free(s);
+        count++;
+    }
+    closedir(d);
+    return count;
+}
+
+static void test_study_models_keep_their_paths(void **state)
+{
+    (void)state;
+    spec_use vgg = {0, 0}, other = {0, 0};
+    const int specs = scan_specs("models/seed", &vgg, &other) + scan_specs("models/extra", &vgg, &other);
+    assert_true(specs >= 20);
+    /* the VGG16 models do take both paths (blocks 1-4 frozen behind the trainable gray->RGB layer) */
+    assert_true(vgg.frozen_dx > 0 && vgg.deep > 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_frozen_dx_matches_trainable),
         cmocka_unit_test(test_frozen_dx_bit_identical),
+        cmocka_unit_test(test_study_models_keep_their_paths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
