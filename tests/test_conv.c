@@ -474,7 +474,9 @@ static void test_conv2d_chunked_lowering(void **state)
 }
 
 /* The first trained layer runs backward without dx (ctx.need_dx = 0), which takes other branches (the thin
- * loops then keep dy untouched): the parameter gradients must be the same. Frozen layers give dx only. */
+ * loops then keep dy untouched): the parameter gradients must be the same. Frozen layers give dx only, by the
+ * same col2im here (fewer than 32 input channels; frozen layers with more convolve dy instead, to within
+ * rounding of this dx: test_conv_frozen). */
 static void test_backward_without_dx_and_frozen(void **state)
 {
     (void)state;
