@@ -108,7 +108,7 @@ gc_result gc_check_layer(const char *type, const char *options, int h, int w, in
     res.trainable = (int)cnn_model_num_params(m, 1);
     for (int j = 0; j < l->nparams; j++) {
         const cnn_param *p = &l->params[j];
-        if (!p->trainable) continue;
+        if (!p->trainable || !l->trainable) continue; /* a frozen layer (trainable=false) gives dx only */
         double e = check_values(l, &b, n, training, m->params + p->offset, grads + p->offset, p->size,
                                 &res.checked_params);
         res.dparam_err = fmax(res.dparam_err, e);

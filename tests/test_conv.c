@@ -316,6 +316,15 @@ static void test_conv2d_gradients(void **state)
     gc_assert_layer("Conv2D", "filters=3, kernel_size=1, activation=relu", 3, 4, 20, 2, 1, TOL);
     gc_assert_layer("Conv2D", "filters=2, kernel_size=3, padding=same, activation=gelu", 5, 5, 2, 2, 1, TOL);
     gc_assert_layer("Conv2D", "filters=2, kernel_size=3, padding=same, activation=tanh", 5, 5, 2, 2, 1, TOL);
+    /* frozen: dx only, as a convolution of dy with the flipped kernel (32 or more input channels, stride 1)
+     * or by col2im (the others) */
+    gc_assert_layer("Conv2D", "filters=3, kernel_size=3, padding=same, activation=tanh, trainable=false", 5,
+                    5, 32, 2, 1, TOL);
+    gc_assert_layer("Conv2D", "filters=4, kernel_size=(3,2), activation=relu, trainable=false", 6, 5, 33, 1,
+                    1, TOL);
+    gc_assert_layer("Conv2D", "filters=2, kernel_size=4, padding=same, trainable=false", 6, 5, 32, 1, 1, TOL);
+    gc_assert_layer("Conv2D", "filters=3, kernel_size=3, strides=2, padding=same, trainable=false", 7, 7, 2,
+                    2, 1, TOL);
 }
 
 static void test_depthwise_gradients(void **state)
@@ -405,6 +414,32 @@ static void test_batch_plan(void **state)
     g.kh = g.kw = 1;
     p = cnn_conv_plan_for(&g, 64, 512);
     assert_int_equal(p.cols, 0); /* pointwise: no lowering */
+    /* deep layers: VGG16's block5 at 32x32 (2x2 pixels, 512 channels), batch 64: GEMMs of at least
+     * CNN_CONV_MIN_ROWS rows where the padded images and outputs fit the budget (25 images of 4 rows), not 32
+     * units of 2 images */
+    g = same3x3(2, 512);
+    p = cnn_conv_plan_for(&g, 512, 64);
+    assert_int_equal(p.units, 2);
+    assert_int_equal(p.chunk, 25);
+    /* block4 (4x4): 8 units of 8 images of 16 rows */
+    g = same3x3(4, 512);
+    p = cnn_conv_plan_for(&g, 512, 64);
+    assert_int_equal(p.units, 8);
+    assert_int_equal(p.chunk, 8);
+    /* below CNN_CONV_DEEP_CIN channels the plan stays as the study's small models had it */
+    g = same3x3(2, CNN_CONV_DEEP_CIN - 1);
+    p = cnn_conv_plan_for(&g, 256, 64);
+    assert_int_equal(p.units, 32);
+    assert_int_equal(p.chunk, 2);
+    /* and a deep layer's plan still never shrinks as the batch grows */
+    g = same3x3(4, 256);
+    last = 0;
+    for (int n = 1; n <= 600; n++) {
+        p = cnn_conv_plan_for(&g, 512, n);
+        assert_true(p.units >= 1 && p.units <= n && p.chunk >= 1);
+        assert_true(cnn_conv_plan_floats(&p) >= last);
+        last = cnn_conv_plan_floats(&p);
+    }
 }
 
 /* A tiny lowering budget forces one image per chunk: the chunked forward, the chunk-by-chunk accumulation of
@@ -439,7 +474,9 @@ static void test_conv2d_chunked_lowering(void **state)
 }
 
 /* The first trained layer runs backward without dx (ctx.need_dx = 0), which takes other branches (the thin
- * loops then keep dy untouched): the parameter gradients must be the same. Frozen layers give dx only. */
+ * loops then keep dy untouched): the parameter gradients must be the same. Frozen layers give dx only, by the
+ * same col2im here (fewer than 32 input channels; frozen layers with more convolve dy instead, to within
+ * rounding of this dx: test_conv_frozen). */
 static void test_backward_without_dx_and_frozen(void **state)
 {
     (void)state;

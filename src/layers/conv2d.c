@@ -20,7 +20,16 @@
  * own images A 1x1 stride-1 kernel needs no lowering: x already is the (n*P, cin) matrix. Kernels with few
  * taps (K <= SMALL_K, e.g. a 3x3 on a gray image) with relu or no activation use thin loops
  * (kernels/loops.h): a GEMM is slow at such a thin inner dimension, and these apply the activation on the fly
- * and do backward in one pass over dy. */
+ * and do backward in one pass over dy.
+ *
+ * A frozen layer (trainable = false: backward needs dx only) with stride 1, no dilation, a kernel with taps
+ * and at least DX_CONV_MIN_CIN input channels computes dx as a convolution instead (dx_conv below): the
+ * zero-padded dy convolved with the flipped, channel-transposed kernel, through the same gathered GEMM as
+ * forward. No patch gradients are written and read back (9x dx for a 3x3 kernel): that made a frozen layer's
+ * backward cost 1.3-1.5x its forward (VGG16's base, issue 8). Its sums run in another order than col2im's,
+ * so its dx differs from the trainable layer's in the last bits; the only non-VGG model of the study with
+ * frozen Conv2D layers, Model_11_igen_f, freezes every layer, so no backward runs through them (step.c
+ * starts backward at the first trained layer) and the study's other results keep their bits. */
 #include <stdio.h>
 #include <string.h>
 
@@ -95,14 +104,75 @@ static size_t fused_offset(const cnn_conv_plan *p)
     return (cnn_conv_plan_floats(p) + 15) / 16 * 16;
 }
 
+/* ---------------------------------------------------------------- a frozen layer's dx as a convolution */
+
+/* The dx GEMM's columns are the input channels: below this many, its tiles (64 columns on AVX-512) would run
+ * mostly empty, and such layers (VGG16's block1_conv1 on RGB) keep col2im. */
+enum { DX_CONV_MIN_CIN = 32 };
+
+/* Geometries that allow dx as a convolution. Their workspace has room for it whether or not the layer is
+ * frozen now: cnn_model_set_trainable may freeze it after the workspace was planned. Never thin (K >= 64). */
+static int dx_conv_fits(const conv2d_cfg *c)
+{
+    const cnn_conv_geom *g = &c->g;
+    return g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 && !cnn_conv_is_pointwise(g) &&
+           g->cin >= DX_CONV_MIN_CIN;
+}
+
+static int dx_conv(const cnn_layer *l)
+{
+    return !l->trainable && dx_conv_fits(l->cfg);
+}
+
+/* The convolution whose output is dx: dy (oh x ow x filters) padded by kh-1-pt rows before, read by the
+ * flipped kernel. Its output pixel iy at flipped tap ky' = kh-1-ky reads dy row iy + ky' - (kh-1-pt) =
+ * iy + pt - ky: the output row that read input row iy at tap ky in forward (the same for columns). */
+static cnn_conv_geom dx_geom(const conv2d_cfg *c)
+{
+    const cnn_conv_geom *g = &c->g;
+    return (cnn_conv_geom){.ih = g->oh,
+                           .iw = g->ow,
+                           .cin = c->filters,
+                           .kh = g->kh,
+                           .kw = g->kw,
+                           .sh = 1,
+                           .sw = 1,
+                           .dh = 1,
+                           .dw = 1,
+                           .oh = g->ih,
+                           .ow = g->iw,
+                           .pt = g->kh - 1 - g->pt,
+                           .pl = g->kw - 1 - g->pl};
+}
+
+/* Floats of one unit's padded dy for a chunk (on cache lines); 0 where dx_conv_fits fails. */
+static size_t dx_pad_floats(const conv2d_cfg *c, const cnn_conv_plan *p)
+{
+    if (!dx_conv_fits(c)) return 0;
+    const cnn_conv_geom d = dx_geom(c);
+    int hp, wp;
+    cnn_conv_padded_size(&d, &hp, &wp);
+    return ((size_t)p->chunk * hp * wp * d.cin + 15) / 16 * 16;
+}
+
+/* All units' padded dy, then the dx convolution's gather tables (chunk * ih * iw + kh * kw * filters ints).
+ */
+static size_t dx_conv_floats(const conv2d_cfg *c, const cnn_conv_plan *p)
+{
+    if (!dx_conv_fits(c)) return 0;
+    const cnn_conv_geom d = dx_geom(c);
+    return (size_t)p->units * dx_pad_floats(c, p) + (size_t)p->chunk * cnn_conv_pixels(&d) + cnn_conv_k(&d);
+}
+
 /* The plan's workspace, then on the thin path one convolved image per unit for the pass fused with pooling
- * (conv_pool.h), each on cache lines. */
+ * (conv_pool.h), each on cache lines, or the dx convolution's buffers (never both: thin layers have K <= 16).
+ */
 static size_t conv2d_workspace(const cnn_layer *l, int n)
 {
     const conv2d_cfg *c = l->cfg;
     const cnn_conv_plan p = cnn_conv_plan_for(&c->g, c->filters, n);
     const size_t image = thin(l) ? (cnn_conv_pixels(&c->g) * c->filters + 15) / 16 * 16 : 0;
-    return fused_offset(&p) + (size_t)p.units * image;
+    return fused_offset(&p) + (size_t)p.units * image + dx_conv_floats(c, &p);
 }
 
 /* ---------------------------------------------------------------- forward and backward */
@@ -116,11 +186,13 @@ static int gathered(const cnn_layer *l)
 
 /* A unit's slices of the workspace: units x cols | units x pad | units x partial | W^T | gather tables. */
 typedef struct unit_ws {
-    float *cols;    /* patches (im2col), or the patch gradients of dx */
-    float *pad;     /* padded images for the gathered GEMMs, NULL when the images need no padding */
-    float *pw, *pb; /* dW and db partial sums (pb NULL without bias) */
-    float *wt;      /* W^T (filters, K), shared */
-    int *pix, *tap; /* the gather tables, shared */
+    float *cols;      /* patches (im2col), or the patch gradients of dx */
+    float *pad;       /* padded images for the gathered GEMMs, NULL when the images need no padding */
+    float *pw, *pb;   /* dW and db partial sums (pb NULL without bias) */
+    float *wt;        /* W^T (filters, K), or the flipped kernel of dx_conv, shared */
+    int *pix, *tap;   /* the gather tables, shared */
+    float *dyp;       /* dx_conv: the padded dy of a chunk (NULL where dx_conv_fits fails) */
+    int *dpix, *dtap; /* dx_conv: its gather tables, shared */
 } unit_ws;
 
 static unit_ws unit_slices(const cnn_layer *l, const cnn_conv_plan *p, float *work, int u)
@@ -135,6 +207,12 @@ static unit_ws unit_slices(const cnn_layer *l, const cnn_conv_plan *p, float *wo
                  .pix = (int *)(shared + p->shared)};
     w.pb = c->use_bias ? w.pw + cnn_conv_k(&c->g) * c->filters : NULL;
     w.tap = w.pix + (size_t)p->chunk * cnn_conv_pixels(&c->g);
+    if (dx_conv_fits(c)) {
+        float *d = work + fused_offset(p);
+        w.dyp = d + u * dx_pad_floats(c, p);
+        w.dpix = (int *)(d + U * dx_pad_floats(c, p));
+        w.dtap = w.dpix + (size_t)p->chunk * c->g.ih * c->g.iw;
+    }
     return w;
 }
 
@@ -247,6 +325,17 @@ static void weight_grads(const cnn_layer *l, const unit_ws *w, const chunk_io *i
     cnn_gemm(K, F, rows, a, 1, K, io->dy, F, w->pw, F, !io->first);
 }
 
+/* dx of a chunk by dx_conv: the padded dy (after the activation gradient) times the flipped kernel, read in
+ * place through the tables as in forward. */
+static void dx_conv_chunk(const cnn_layer *l, const unit_ws *w, const chunk_io *io)
+{
+    const conv2d_cfg *c = l->cfg;
+    const cnn_conv_geom d = dx_geom(c);
+    const int rows = io->cnt * (int)cnn_conv_pixels(&d), cin = c->g.cin;
+    cnn_conv_pad(&d, io->dy, io->cnt, w->dyp);
+    cnn_gemm_gather(rows, cin, (int)cnn_conv_k(&d), w->dyp, w->dpix, w->dtap, w->wt, cin, io->dx, cin, 0);
+}
+
 /* One chunk of backward: the activation gradient and the unit's dW/db partials, then dx = col2im(dy W^T). */
 static void backward_chunk(const cnn_layer *l, const unit_ws *w, const chunk_io *io)
 {
@@ -258,6 +347,10 @@ static void backward_chunk(const cnn_layer *l, const unit_ws *w, const chunk_io 
     else
         cnn_act_backward(l->act_run, io->z, io->y, io->dy, (size_t)rows, (size_t)F);
     if (!io->need_dx) return;
+    if (dx_conv(l)) {
+        dx_conv_chunk(l, w, io);
+        return;
+    }
     if (cnn_conv_is_pointwise(g)) {
         cnn_gemm(rows, K, F, io->dy, F, 1, w->wt, K, io->dx, K, 0);
         return;
@@ -272,6 +365,40 @@ static void transpose_kernel(const float *w, int K, int F, float *wt)
 #pragma omp parallel for schedule(static) if ((size_t)K * F > 65536)
     for (int f = 0; f < F; f++)
         for (int k = 0; k < K; k++) wt[(size_t)f * K + k] = w[(size_t)k * F + f];
+}
+
+/* wf (kh*kw*filters, cin): the kernel flipped in both spatial axes with its channel axes swapped,
+ * wf[ky', kx', f, c] = W[kh-1-ky', kw-1-kx', c, f] (tap t' = ky'*kw + kx' reads tap taps-1-t'). Copied in
+ * blocks of 16 input channels, so that reads and writes both run along rows. Pure copies: any split gives the
+ * same bits. */
+static void flip_kernel(const cnn_conv_geom *g, int F, const float *w, float *wf)
+{
+    const int taps = g->kh * g->kw, cin = g->cin;
+#pragma omp parallel for schedule(static) if ((size_t)taps * cin * F > 65536)
+    for (int t = 0; t < taps; t++) {
+        const float *src = w + (size_t)(taps - 1 - t) * cin * F;
+        float *dst = wf + (size_t)t * F * cin;
+        for (int c0 = 0; c0 < cin; c0 += 16) {
+            const int cn = cin - c0 < 16 ? cin - c0 : 16;
+            for (int f = 0; f < F; f++)
+                for (int k = 0; k < cn; k++) dst[(size_t)f * cin + c0 + k] = src[(size_t)(c0 + k) * F + f];
+        }
+    }
+}
+
+/* The kernel product dx needs, rebuilt on every call (the weights may have changed since the last one), and
+ * for dx_conv its tables. */
+static void prepare_dx(const cnn_layer *l, const cnn_conv_plan *p, float *work)
+{
+    const conv2d_cfg *c = l->cfg;
+    const unit_ws w = unit_slices(l, p, work, 0);
+    if (!dx_conv(l)) {
+        transpose_kernel(cnn_layer_param(l, 0), (int)cnn_conv_k(&c->g), c->filters, w.wt);
+        return;
+    }
+    const cnn_conv_geom d = dx_geom(c);
+    flip_kernel(&c->g, c->filters, cnn_layer_param(l, 0), w.wt);
+    cnn_conv_gather_tables(&d, p->chunk, w.dpix, w.dtap);
 }
 
 /* dW and db from the units' partial sums, added in unit order. */
@@ -291,9 +418,7 @@ static void conv2d_backward(cnn_layer *l, const cnn_ctx *ctx, const float *x, co
     const size_t in_img = (size_t)g->ih * g->iw * g->cin, out_img = cnn_conv_pixels(g) * c->filters;
     const cnn_conv_plan p = cnn_conv_plan_for(g, c->filters, n);
     prepare(l, &p, ctx->work);
-    if (ctx->need_dx)
-        transpose_kernel(cnn_layer_param(l, 0), (int)cnn_conv_k(g), c->filters,
-                         unit_slices(l, &p, ctx->work, 0).wt);
+    if (ctx->need_dx) prepare_dx(l, &p, ctx->work);
         /* Dynamic as in forward: each unit writes only its own images and partial sums. */
 #pragma omp parallel for schedule(dynamic) if (p.units > 1)
     for (int u = 0; u < p.units; u++) {

@@ -102,12 +102,41 @@ size_t cnn_conv_get_budget(void)
     return g_budget;
 }
 
+/* Images per chunk of a deep layer (cnn_conv_is_deep) with fewer than CNN_CONV_MIN_ROWS rows per image when
+ * the budget allows less (fit). VGG16's block4 and block5 (512 channels on a few pixels) would get GEMMs of a
+ * few dozen rows, each streaming the whole kernel (up to 2.4M floats) for them. Their patches are read in
+ * place from the padded images (the input gradient writes them once and col2im reads them once, or none
+ * with dx_conv), so the budget holds the padded images and the output: chunks of CNN_CONV_MIN_ROWS rows where
+ * they fit. */
+static size_t deep_fit(const cnn_conv_geom *g, int filters, size_t fit)
+{
+    const size_t P = cnn_conv_pixels(g);
+    if (!cnn_conv_is_deep(g) || fit * P >= CNN_CONV_MIN_ROWS) return fit;
+    int hp, wp;
+    cnn_conv_padded_size(g, &hp, &wp);
+    const size_t want = (CNN_CONV_MIN_ROWS + P - 1) / P,
+                 room = g_budget / (sizeof(float) * ((size_t)hp * wp * g->cin + P * filters));
+    return want < room ? want : room;
+}
+
+/* The same for units: with few pixels per image (VGG16's block5 at 32x32: 4), 32 units of a batch of 64 would
+ * be GEMMs of 8 rows. A deep layer's unit gets at least CNN_CONV_MIN_ROWS rows where the batch allows (this
+ * depends on n and the geometry only); ceil(n / images) keeps the plan non-decreasing in n. */
+static size_t deep_units(const cnn_conv_geom *g, int n, size_t units)
+{
+    if (!cnn_conv_is_deep(g)) return units;
+    const size_t P = cnn_conv_pixels(g), min_images = (CNN_CONV_MIN_ROWS + P - 1) / P,
+                 by_rows = ((size_t)n + min_images - 1) / min_images;
+    return by_rows < units ? by_rows : units;
+}
+
 cnn_conv_plan cnn_conv_plan_for(const cnn_conv_geom *g, int filters, int n)
 {
     /* A chunk's patches and its output are both read back right after they are written: budget both. */
     const size_t K = cnn_conv_k(g), per_image = cnn_conv_pixels(g) * K,
                  in_cache = cnn_conv_pixels(g) * (K + filters);
-    const size_t fit_raw = g_budget / (sizeof(float) * in_cache), fit = fit_raw ? fit_raw : 1;
+    const size_t fit_raw = deep_fit(g, filters, g_budget / (sizeof(float) * in_cache)),
+                 fit = fit_raw ? fit_raw : 1;
     cnn_conv_plan p = {.partial = K * filters + filters, .shared = K * filters};
     /* Fewer units when their partial sums or (with images too large for the budget) their lowering buffers
      * would take too much memory together. */
@@ -118,6 +147,7 @@ cnn_conv_plan cnn_conv_plan_for(const cnn_conv_geom *g, int filters, int n)
                                : CNN_CONV_COLS_BUDGET / (sizeof(float) * fit * per_image);
     if (by_partial < units) units = by_partial;
     if (by_cols < units) units = by_cols;
+    units = deep_units(g, n, units);
     if (units < 1) units = 1;
     p.units = (size_t)n < units ? n : (int)units;
     const size_t per_unit = ((size_t)n + p.units - 1) / p.units;

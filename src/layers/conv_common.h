@@ -75,10 +75,22 @@ typedef struct cnn_conv_plan {
     size_t tables;  /* slots shared by all units: the gather tables, chunk * P + K ints */
 } cnn_conv_plan;
 
-#define CNN_CONV_UNITS          32                /* at most; fewer for small batches or huge layers */
+#define CNN_CONV_UNITS          32  /* at most; fewer for small batches or huge layers */
+#define CNN_CONV_MIN_ROWS       128 /* GEMM rows (images x pixels) a deep layer's unit gets, batch allowing */
+#define CNN_CONV_DEEP_CIN       256 /* input channels from which a layer is deep (cnn_conv_is_deep) */
 #define CNN_CONV_BUDGET         ((size_t)1 << 20) /* bytes of one unit's chunk: patches + output (about an L2) */
 #define CNN_CONV_PARTIAL_BUDGET ((size_t)128 << 20) /* bytes of all units' gradient partials together */
 #define CNN_CONV_COLS_BUDGET    ((size_t)64 << 20)  /* bytes of all units' lowering buffers together */
+
+/* Layers with CNN_CONV_DEEP_CIN or more input channels (VGG16's block3_conv2 on) get chunks and units of at
+ * least CNN_CONV_MIN_ROWS GEMM rows where the budget and the batch allow. Only deep layers: the plan decides
+ * the order in which dW's partial sums add up, and the study's other models (no layer this deep:
+ * test_conv_frozen checks models/seed and models/extra) keep the plans, and so the bits, their recorded
+ * results were computed with. */
+static inline int cnn_conv_is_deep(const cnn_conv_geom *g)
+{
+    return g->cin >= CNN_CONV_DEEP_CIN;
+}
 
 /* The split of n images for layer geometry g with `filters` outputs. Non-decreasing in n, so a workspace
  * planned for the largest batch fits every smaller one. */
