@@ -8,6 +8,15 @@
 
 #include <stdint.h>
 
+/* The taps of a thin convolution read in place from one (zero-padded) image, where im2col would copy them:
+ * output pixel (oy, ox)'s tap k is x[oy * row + ox * col + tap[k]], the value im2col's column k holds. */
+typedef struct cnn_taps {
+    const float *x;
+    int row, col;   /* offset of one output row's, one output column's first tap */
+    int K;          /* taps, at most 16 */
+    const int *tap; /* K offsets */
+} cnn_taps;
+
 typedef struct cnn_loops {
     /* A convolution with few taps (K <= 16), lowered to a (rows, K): y (rows, F) = a W (K, F) + b, then relu
      * when asked; b may be NULL. */
@@ -22,6 +31,20 @@ typedef struct cnn_loops {
      * row-major order, arg[j][c] that maximum's offset in x. */
     void (*max_row)(const float *x, int W, int C, int h0, int h1, int ow, int kw, int sw, int pl, float *y,
                     int32_t *arg);
+    /* thin_forward of output rows [oy0, oy0 + nrows) (ow pixels each) with the taps read in place: y (nrows *
+     * ow, F), every output the same sum as thin_forward's. */
+    void (*thin_rows_forward)(const cnn_taps *t, int oy0, int nrows, int ow, int F, const float *w, const float *b,
+                              int relu, float *y);
+    /* thin_backward without activation of output rows [oy0, oy0 + nrows) with the taps read in place, for the
+     * gradient d (nrows * ow, F): pb (F) += column sums of d (pb may be NULL), pw (K, F) += taps^T d, rows in
+     * order; every partial sum adds the same terms in the same order as thin_backward's. */
+    void (*thin_rows_backward)(const cnn_taps *t, int oy0, int nrows, int ow, int F, const float *d, float *pw,
+                               float *pb);
+    /* The gradient of a max pooling's input rows [0, kh) of one window row (windows kh x kw tiling the input,
+     * pw of them, the rest of the columns in none): d (kh * W, F) = dy at each window's maximum (arg, offsets
+     * from the first of these rows minus base), 0 where relu cut it (y <= 0, when relu) and elsewhere. */
+    void (*pool_grad_rows)(const float *y, const float *dy, const int32_t *arg, int32_t base, int kh, int kw,
+                           int pw, int W, int F, int relu, float *d);
 } cnn_loops;
 
 /* The loops of the path kernels/isa.h chose. */
