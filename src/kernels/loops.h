@@ -17,6 +17,9 @@ typedef struct cnn_taps {
     const int *tap; /* K offsets */
 } cnn_taps;
 
+/* The largest pooling window thin_pool_row takes. */
+#define CNN_MAX_WINDOW 64
+
 typedef struct cnn_loops {
     /* A convolution with few taps (K <= 16), lowered to a (rows, K): y (rows, F) = a W (K, F) + b, then relu
      * when asked; b may be NULL. */
@@ -31,10 +34,12 @@ typedef struct cnn_loops {
      * row-major order, arg[j][c] that maximum's offset in x. */
     void (*max_row)(const float *x, int W, int C, int h0, int h1, int ow, int kw, int sw, int pl, float *y,
                     int32_t *arg);
-    /* thin_forward of output rows [oy0, oy0 + nrows) (ow pixels each) with the taps read in place: y (nrows *
-     * ow, F), every output the same sum as thin_forward's. */
-    void (*thin_rows_forward)(const cnn_taps *t, int oy0, int nrows, int ow, int F, const float *w, const float *b,
-                              int relu, float *y);
+    /* One row of windows of a max pooling (kh x kw windows tiling rows [oy0, oy0 + kh) of a thin convolution's
+     * output, W positions wide, pw windows; kh * kw <= CNN_MAX_WINDOW) over that output computed in registers
+     * from the taps read in place: y (pw, F) and arg as max_row gives them for the output thin_forward gives
+     * (arg: offsets in the whole output). */
+    void (*thin_pool_row)(const cnn_taps *t, int oy0, int kh, int kw, int pw, int W, int F, const float *w,
+                          const float *b, int relu, float *y, int32_t *arg);
     /* thin_backward without activation of output rows [oy0, oy0 + nrows) with the taps read in place, for the
      * gradient d (nrows * ow, F): pb (F) += column sums of d (pb may be NULL), pw (K, F) += taps^T d, rows in
      * order; every partial sum adds the same terms in the same order as thin_backward's. */

@@ -109,8 +109,8 @@ static size_t padded_image(const cnn_conv_geom *g)
     return (size_t)hp * wp * g->cin;
 }
 
-/* Floats per unit of the pass fused with pooling (conv_pool.h): room for a convolved image (the pass uses
- * a few of its rows at a time) and the padded input image, each on cache lines. */
+/* Floats per unit of the pass fused with pooling (conv_pool.h): room for a convolved image's gradient
+ * (backward uses a few of its rows at a time) and the padded input image, each on cache lines. */
 static size_t fused_floats(const cnn_layer *l)
 {
     const conv2d_cfg *c = l->cfg;
@@ -345,14 +345,21 @@ extern const cnn_layer_ops cnn_conv2d_ops;
 int cnn_conv_pool_fusable(const cnn_layer *conv, const cnn_layer *pool)
 {
     int kh, kw;
-    return conv->ops == &cnn_conv2d_ops && thin(conv) && cnn_max_pool_tiles(pool, &kh, &kw);
+    return conv->ops == &cnn_conv2d_ops && thin(conv) && cnn_max_pool_tiles(pool, &kh, &kw) &&
+           kh * kw <= CNN_MAX_WINDOW;
 }
 
-/* Unit u's rows of the convolved image (or of its gradient) and its padded input image, after the plan's
- * workspace (conv2d_workspace). */
+/* Unit u's rows of the convolved image's gradient (backward uses a row of windows at a time), after the plan's
+ * workspace (conv2d_workspace), and its padded input image after them. */
 static float *unit_image(const cnn_layer *l, const cnn_conv_plan *p, float *work, int u)
 {
     return work + fused_offset(p) + (size_t)u * fused_floats(l);
+}
+
+static float *unit_pad(const cnn_layer *l, const cnn_conv_plan *p, float *work, int u)
+{
+    const conv2d_cfg *c = l->cfg;
+    return unit_image(l, p, work, u) + lines(cnn_conv_pixels(&c->g) * c->filters);
 }
 
 /* The taps of image x read in place: from x itself, or from its padded copy in the unit's buffer. */
@@ -372,30 +379,25 @@ static cnn_taps image_taps(const cnn_layer *l, const float *x, float *pad, int t
     return (cnn_taps){.x = x, .row = g->sh * wp * g->cin, .col = g->sw * g->cin, .K = k, .tap = tap};
 }
 
-/* Images [first, first + count) of x convolved a window row at a time into rows (in cache) and pooled from
- * there into y and the argmax table (offsets in the whole convolved image, as the unfused pooling's). Rows
+/* Images [first, first + count) of x convolved and pooled a row of windows at a time, in registers, into y and
+ * the argmax table (offsets in the whole convolved image, as the unfused pooling's). The convolution's values
  * that no window covers are never computed: nothing reads them. */
-static void forward_pooled(const cnn_layer *conv, const cnn_layer *pool, float *rows, const float *x, int first,
+static void forward_pooled(const cnn_layer *conv, const cnn_layer *pool, float *pad, const float *x, int first,
                            int count, float *y, int32_t *arg)
 {
     const conv2d_cfg *c = conv->cfg;
     const cnn_conv_geom *g = &c->g;
     const int F = c->filters, relu = conv->act_run == CNN_ACT_RELU, pw = pool->out.w;
     const size_t in_img = (size_t)g->ih * g->iw * g->cin, out_img = cnn_shape_size(pool->out);
-    const size_t out_row = (size_t)pw * F;
     const float *k = cnn_layer_param(conv, 0), *b = c->use_bias ? cnn_layer_param(conv, 1) : NULL;
     const cnn_loops *loops = cnn_loops_current();
     int kh, kw, tap[SMALL_K];
     cnn_max_pool_tiles(pool, &kh, &kw);
-    float *pad = rows + lines(cnn_conv_pixels(g) * F);
     for (int s = first; s < first + count; s++) {
         const cnn_taps t = image_taps(conv, x + (size_t)s * in_img, pad, tap);
         for (int r = 0; r < pool->out.h; r++) {
-            const size_t o = (size_t)s * out_img + (size_t)r * out_row;
-            const int32_t base = r * kh * g->ow * F;
-            loops->thin_rows_forward(&t, r * kh, kh, g->ow, F, k, b, relu, rows);
-            loops->max_row(rows, g->ow, F, 0, kh, pw, kw, kw, 0, y + o, arg + o);
-            for (size_t j = 0; j < out_row; j++) arg[o + j] += base;
+            const size_t o = (size_t)s * out_img + (size_t)r * pw * F;
+            loops->thin_pool_row(&t, r * kh, kh, kw, pw, g->ow, F, k, b, relu, y + o, arg + o);
         }
     }
 }
@@ -409,8 +411,7 @@ void cnn_conv_pool_forward(cnn_layer *conv, cnn_layer *pool, const cnn_ctx *ctx,
     for (int u = 0; u < p.units; u++) {
         int first, count;
         cnn_conv_unit_range(&p, u, n, &first, &count);
-        forward_pooled(conv, pool, unit_image(conv, &p, ctx->work, u), x, first, count, y,
-                       (int32_t *)pool->scratch);
+        forward_pooled(conv, pool, unit_pad(conv, &p, ctx->work, u), x, first, count, y, (int32_t *)pool->scratch);
     }
 }
 
@@ -420,7 +421,7 @@ void cnn_conv_pool_forward(cnn_layer *conv, cnn_layer *pool, const cnn_ctx *ctx,
  * thin backward loop, so every sum adds the same terms in the same order as the unfused pass, which reads it
  * from the gradient the pooling scattered into memory. */
 static void pooled_grads(const cnn_layer *l, const cnn_layer *pool, const float *x, const float *y,
-                         const float *dy, const int32_t *arg, const unit_ws *w, float *drows)
+                         const float *dy, const int32_t *arg, const unit_ws *w, float *drows, float *pad)
 {
     const conv2d_cfg *c = l->cfg;
     const cnn_conv_geom *g = &c->g;
@@ -428,7 +429,7 @@ static void pooled_grads(const cnn_layer *l, const cnn_layer *pool, const float 
     const cnn_loops *loops = cnn_loops_current();
     int kh, kw, tap[SMALL_K];
     cnn_max_pool_tiles(pool, &kh, &kw);
-    const cnn_taps t = image_taps(l, x, drows + lines(cnn_conv_pixels(g) * F), tap);
+    const cnn_taps t = image_taps(l, x, pad, tap);
     for (int r = 0; r < pool->out.h; r++) {
         const size_t o = (size_t)r * pw * F;
         loops->pool_grad_rows(y + o, dy + o, arg + o, r * kh * ow * F, kh, kw, pw, ow, F, relu, drows);
@@ -459,7 +460,8 @@ void cnn_conv_pool_backward(cnn_layer *conv, const cnn_layer *pool, const cnn_ct
         cnn_conv_unit_range(&p, u, n, &first, &count);
         for (int s = first; s < first + count; s++) {
             const size_t o = (size_t)s * out_img;
-            pooled_grads(conv, pool, x + (size_t)s * in_img, y + o, dy + o, arg + o, &w, drows);
+            pooled_grads(conv, pool, x + (size_t)s * in_img, y + o, dy + o, arg + o, &w, drows,
+                         unit_pad(conv, &p, ctx->work, u));
         }
     }
     sum_partials(conv, &p, ctx->work);
