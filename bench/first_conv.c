@@ -76,8 +76,8 @@ int main(int argc, char **argv)
     const double flop = conv->ops->flops(conv, n); /* backward: the same for dW (no input gradient) */
     printf("first_conv: kernels %s, batch %d, 1 thread, best of %d, thread CPU time\n", cnn_isa_name(), n,
            repeats);
-    printf("forward  %8.3f ms  %6.1f GFLOP/s\nbackward %8.3f ms  %6.1f GFLOP/s\n", 1e3 * fwd, flop / fwd * 1e-9,
-           1e3 * bwd, flop / bwd * 1e-9);
+    printf("forward  %8.3f ms  %6.1f GFLOP/s\nbackward %8.3f ms  %6.1f GFLOP/s\n", 1e3 * fwd,
+           flop / fwd * 1e-9, 1e3 * bwd, flop / bwd * 1e-9);
     cnn_model_free(m);
     cnn_spec_free(s);
     return 0;

@@ -34,17 +34,17 @@ typedef struct cnn_loops {
      * row-major order, arg[j][c] that maximum's offset in x. */
     void (*max_row)(const float *x, int W, int C, int h0, int h1, int ow, int kw, int sw, int pl, float *y,
                     int32_t *arg);
-    /* One row of windows of a max pooling (kh x kw windows tiling rows [oy0, oy0 + kh) of a thin convolution's
-     * output, W positions wide, pw windows; kh * kw <= CNN_MAX_WINDOW) over that output computed in registers
-     * from the taps read in place: y (pw, F) and arg as max_row gives them for the output thin_forward gives
-     * (arg: offsets in the whole output). */
+    /* One row of windows of a max pooling (kh x kw windows tiling rows [oy0, oy0 + kh) of a thin
+     * convolution's output, W positions wide, pw windows; kh * kw <= CNN_MAX_WINDOW) over that output
+     * computed in registers from the taps read in place: y (pw, F) and arg as max_row gives them for the
+     * output thin_forward gives (arg: offsets in the whole output). */
     void (*thin_pool_row)(const cnn_taps *t, int oy0, int kh, int kw, int pw, int W, int F, const float *w,
                           const float *b, int relu, float *y, int32_t *arg);
     /* thin_backward without activation of output rows [oy0, oy0 + nrows) with the taps read in place, for the
      * gradient d (nrows * ow, F): pb (F) += column sums of d (pb may be NULL), pw (K, F) += taps^T d, rows in
      * order; every partial sum adds the same terms in the same order as thin_backward's. */
-    void (*thin_rows_backward)(const cnn_taps *t, int oy0, int nrows, int ow, int F, const float *d, float *pw,
-                               float *pb);
+    void (*thin_rows_backward)(const cnn_taps *t, int oy0, int nrows, int ow, int F, const float *d,
+                               float *pw, float *pb);
     /* The gradient of a max pooling's input rows [0, kh) of one window row (windows kh x kw tiling the input,
      * pw of them, the rest of the columns in none): d (kh * W, F) = dy at each window's maximum (arg, offsets
      * from the first of these rows minus base), 0 where relu cut it (y <= 0, when relu) and elsewhere. */

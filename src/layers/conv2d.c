@@ -349,8 +349,8 @@ int cnn_conv_pool_fusable(const cnn_layer *conv, const cnn_layer *pool)
            kh * kw <= CNN_MAX_WINDOW;
 }
 
-/* Unit u's rows of the convolved image's gradient (backward uses a row of windows at a time), after the plan's
- * workspace (conv2d_workspace), and its padded input image after them. */
+/* Unit u's rows of the convolved image's gradient (backward uses a row of windows at a time), after the
+ * plan's workspace (conv2d_workspace), and its padded input image after them. */
 static float *unit_image(const cnn_layer *l, const cnn_conv_plan *p, float *work, int u)
 {
     return work + fused_offset(p) + (size_t)u * fused_floats(l);
@@ -379,11 +379,11 @@ static cnn_taps image_taps(const cnn_layer *l, const float *x, float *pad, int t
     return (cnn_taps){.x = x, .row = g->sh * wp * g->cin, .col = g->sw * g->cin, .K = k, .tap = tap};
 }
 
-/* Images [first, first + count) of x convolved and pooled a row of windows at a time, in registers, into y and
- * the argmax table (offsets in the whole convolved image, as the unfused pooling's). The convolution's values
- * that no window covers are never computed: nothing reads them. */
-static void forward_pooled(const cnn_layer *conv, const cnn_layer *pool, float *pad, const float *x, int first,
-                           int count, float *y, int32_t *arg)
+/* Images [first, first + count) of x convolved and pooled a row of windows at a time, in registers, into y
+ * and the argmax table (offsets in the whole convolved image, as the unfused pooling's). The convolution's
+ * values that no window covers are never computed: nothing reads them. */
+static void forward_pooled(const cnn_layer *conv, const cnn_layer *pool, float *pad, const float *x,
+                           int first, int count, float *y, int32_t *arg)
 {
     const conv2d_cfg *c = conv->cfg;
     const cnn_conv_geom *g = &c->g;
@@ -411,7 +411,8 @@ void cnn_conv_pool_forward(cnn_layer *conv, cnn_layer *pool, const cnn_ctx *ctx,
     for (int u = 0; u < p.units; u++) {
         int first, count;
         cnn_conv_unit_range(&p, u, n, &first, &count);
-        forward_pooled(conv, pool, unit_pad(conv, &p, ctx->work, u), x, first, count, y, (int32_t *)pool->scratch);
+        forward_pooled(conv, pool, unit_pad(conv, &p, ctx->work, u), x, first, count, y,
+                       (int32_t *)pool->scratch);
     }
 }
 
