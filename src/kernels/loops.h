@@ -45,9 +45,10 @@ typedef struct cnn_loops {
      * order; every partial sum adds the same terms in the same order as thin_backward's. */
     void (*thin_rows_backward)(const cnn_taps *t, int oy0, int nrows, int ow, int F, const float *d,
                                float *pw, float *pb);
-    /* The gradient of a max pooling's input rows [0, kh) of one window row (windows kh x kw tiling the input,
-     * pw of them, the rest of the columns in none): d (kh * W, F) = dy at each window's maximum (arg, offsets
-     * from the first of these rows minus base), 0 where relu cut it (y <= 0, when relu) and elsewhere. */
+    /* The gradient of the kh input rows of one row of a max pooling's windows (kh x kw windows tiling them,
+     * pw of them, the columns after them in none), as the pooling's backward scatters it: d (kh * W, F) = dy
+     * at each window's maximum (arg: offsets in the whole input, base: that of these rows' first position), 0
+     * there where relu cut it (y <= 0, when relu), 0 elsewhere. */
     void (*pool_grad_rows)(const float *y, const float *dy, const int32_t *arg, int32_t base, int kh, int kw,
                            int pw, int W, int F, int relu, float *d);
 } cnn_loops;
