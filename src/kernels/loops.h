@@ -8,6 +8,18 @@
 
 #include <stdint.h>
 
+/* The taps of a thin convolution read in place from one (zero-padded) image, where im2col would copy them:
+ * output pixel (oy, ox)'s tap k is x[oy * row + ox * col + tap[k]], the value im2col's column k holds. */
+typedef struct cnn_taps {
+    const float *x;
+    int row, col;   /* offset of one output row's, one output column's first tap */
+    int K;          /* taps, at most 16 */
+    const int *tap; /* K offsets */
+} cnn_taps;
+
+/* The largest pooling window thin_pool_row takes. */
+#define CNN_MAX_WINDOW 64
+
 typedef struct cnn_loops {
     /* A convolution with few taps (K <= 16), lowered to a (rows, K): y (rows, F) = a W (K, F) + b, then relu
      * when asked; b may be NULL. */
@@ -22,6 +34,23 @@ typedef struct cnn_loops {
      * row-major order, arg[j][c] that maximum's offset in x. */
     void (*max_row)(const float *x, int W, int C, int h0, int h1, int ow, int kw, int sw, int pl, float *y,
                     int32_t *arg);
+    /* One row of windows of a max pooling (kh x kw windows tiling rows [oy0, oy0 + kh) of a thin
+     * convolution's output, W positions wide, pw windows; kh * kw <= CNN_MAX_WINDOW) over that output
+     * computed in registers from the taps read in place: y (pw, F) and arg as max_row gives them for the
+     * output thin_forward gives (arg: offsets in the whole output). */
+    void (*thin_pool_row)(const cnn_taps *t, int oy0, int kh, int kw, int pw, int W, int F, const float *w,
+                          const float *b, int relu, float *y, int32_t *arg);
+    /* thin_backward without activation of output rows [oy0, oy0 + nrows) with the taps read in place, for the
+     * gradient d (nrows * ow, F): pb (F) += column sums of d (pb may be NULL), pw (K, F) += taps^T d, rows in
+     * order; every partial sum adds the same terms in the same order as thin_backward's. */
+    void (*thin_rows_backward)(const cnn_taps *t, int oy0, int nrows, int ow, int F, const float *d,
+                               float *pw, float *pb);
+    /* The gradient of the kh input rows of one row of a max pooling's windows (kh x kw windows tiling them,
+     * pw of them, the columns after them in none), as the pooling's backward scatters it: d (kh * W, F) = dy
+     * at each window's maximum (arg: offsets in the whole input, base: that of these rows' first position), 0
+     * there where relu cut it (y <= 0, when relu), 0 elsewhere. */
+    void (*pool_grad_rows)(const float *y, const float *dy, const int32_t *arg, int32_t base, int kh, int kw,
+                           int pw, int W, int F, int relu, float *d);
 } cnn_loops;
 
 /* The loops of the path kernels/isa.h chose. */

@@ -97,11 +97,17 @@ static int thin(const cnn_layer *l)
            (l->act_run == CNN_ACT_RELU || l->act_run == CNN_ACT_LINEAR);
 }
 
+/* n floats rounded up to whole cache lines. */
+static size_t lines(size_t n)
+{
+    return (n + 15) / 16 * 16;
+}
+
 /* Where the fused pass's images start in the workspace: after the plan's, on a cache line (a misaligned
  * image made its loops 1.5x slower). */
 static size_t fused_offset(const cnn_conv_plan *p)
 {
-    return (cnn_conv_plan_floats(p) + 15) / 16 * 16;
+    return lines(cnn_conv_plan_floats(p));
 }
 
 /* ---------------------------------------------------------------- a frozen layer's dx as a convolution */
@@ -164,15 +170,30 @@ static size_t dx_conv_floats(const conv2d_cfg *c, const cnn_conv_plan *p)
     return (size_t)p->units * dx_pad_floats(c, p) + (size_t)p->chunk * cnn_conv_pixels(&d) + cnn_conv_k(&d);
 }
 
-/* The plan's workspace, then on the thin path one convolved image per unit for the pass fused with pooling
- * (conv_pool.h), each on cache lines, or the dx convolution's buffers (never both: thin layers have K <= 16).
+/* Floats of one padded input image. */
+static size_t padded_image(const cnn_conv_geom *g)
+{
+    int hp, wp;
+    cnn_conv_padded_size(g, &hp, &wp);
+    return (size_t)hp * wp * g->cin;
+}
+
+/* Floats per unit of the pass fused with pooling (conv_pool.h): room for a convolved image's gradient
+ * (backward uses a few of its rows at a time) and the padded input image, each on cache lines. */
+static size_t fused_floats(const cnn_layer *l)
+{
+    const conv2d_cfg *c = l->cfg;
+    return thin(l) ? lines(cnn_conv_pixels(&c->g) * c->filters) + lines(padded_image(&c->g)) : 0;
+}
+
+/* The plan's workspace, then the fused pass's floats per unit (thin layers) or the dx convolution's buffers
+ * (frozen layers that fit it): never both, since thin layers have K <= 16 and dx_conv_fits needs cin >= 32.
  */
 static size_t conv2d_workspace(const cnn_layer *l, int n)
 {
     const conv2d_cfg *c = l->cfg;
     const cnn_conv_plan p = cnn_conv_plan_for(&c->g, c->filters, n);
-    const size_t image = thin(l) ? (cnn_conv_pixels(&c->g) * c->filters + 15) / 16 * 16 : 0;
-    return fused_offset(&p) + (size_t)p.units * image + dx_conv_floats(c, &p);
+    return fused_offset(&p) + (size_t)p.units * fused_floats(l) + dx_conv_floats(c, &p);
 }
 
 /* ---------------------------------------------------------------- forward and backward */
@@ -450,36 +471,59 @@ extern const cnn_layer_ops cnn_conv2d_ops;
 int cnn_conv_pool_fusable(const cnn_layer *conv, const cnn_layer *pool)
 {
     int kh, kw;
-    return conv->ops == &cnn_conv2d_ops && thin(conv) && cnn_max_pool_tiles(pool, &kh, &kw);
+    return conv->ops == &cnn_conv2d_ops && thin(conv) && cnn_max_pool_tiles(pool, &kh, &kw) &&
+           kh * kw <= CNN_MAX_WINDOW;
 }
 
-/* Unit u's convolved image (P, F), after the plan's workspace (conv2d_workspace). */
+/* Unit u's rows of the convolved image's gradient (backward uses a row of windows at a time), after the
+ * plan's workspace (conv2d_workspace), and its padded input image after them. */
 static float *unit_image(const cnn_layer *l, const cnn_conv_plan *p, float *work, int u)
 {
-    const conv2d_cfg *c = l->cfg;
-    return work + fused_offset(p) + (size_t)u * ((cnn_conv_pixels(&c->g) * c->filters + 15) / 16 * 16);
+    return work + fused_offset(p) + (size_t)u * fused_floats(l);
 }
 
-/* Images [first, first + count) of x convolved one by one into img (in cache) and pooled from there into y
- * and the argmax table. */
-static void forward_pooled(const cnn_layer *conv, const cnn_layer *pool, const unit_ws *w, float *img,
-                           const float *x, int first, int count, float *y, int32_t *arg)
+static float *unit_pad(const cnn_layer *l, const cnn_conv_plan *p, float *work, int u)
+{
+    const conv2d_cfg *c = l->cfg;
+    return unit_image(l, p, work, u) + lines(cnn_conv_pixels(&c->g) * c->filters);
+}
+
+/* The taps of image x read in place: from x itself, or from its padded copy in the unit's buffer. */
+static cnn_taps image_taps(const cnn_layer *l, const float *x, float *pad, int tap[SMALL_K])
+{
+    const conv2d_cfg *c = l->cfg;
+    const cnn_conv_geom *g = &c->g;
+    int hp, wp, k = 0;
+    cnn_conv_padded_size(g, &hp, &wp);
+    for (int ky = 0; ky < g->kh; ky++)
+        for (int kx = 0; kx < g->kw; kx++)
+            for (int ch = 0; ch < g->cin; ch++) tap[k++] = (ky * g->dh * wp + kx * g->dw) * g->cin + ch;
+    if (cnn_conv_needs_padding(g)) {
+        cnn_conv_pad(g, x, 1, pad);
+        x = pad;
+    }
+    return (cnn_taps){.x = x, .row = g->sh * wp * g->cin, .col = g->sw * g->cin, .K = k, .tap = tap};
+}
+
+/* Images [first, first + count) of x convolved and pooled a row of windows at a time, in registers, into y
+ * and the argmax table (offsets in the whole convolved image, as the unfused pooling's). The convolution's
+ * values that no window covers are never computed: nothing reads them. */
+static void forward_pooled(const cnn_layer *conv, const cnn_layer *pool, float *pad, const float *x,
+                           int first, int count, float *y, int32_t *arg)
 {
     const conv2d_cfg *c = conv->cfg;
     const cnn_conv_geom *g = &c->g;
-    const int F = c->filters, relu = conv->act_run == CNN_ACT_RELU;
+    const int F = c->filters, relu = conv->act_run == CNN_ACT_RELU, pw = pool->out.w;
     const size_t in_img = (size_t)g->ih * g->iw * g->cin, out_img = cnn_shape_size(pool->out);
-    const size_t out_row = (size_t)pool->out.w * F;
     const float *k = cnn_layer_param(conv, 0), *b = c->use_bias ? cnn_layer_param(conv, 1) : NULL;
     const cnn_loops *loops = cnn_loops_current();
-    int kh, kw;
+    int kh, kw, tap[SMALL_K];
     cnn_max_pool_tiles(pool, &kh, &kw);
     for (int s = first; s < first + count; s++) {
-        cnn_im2col(g, x + (size_t)s * in_img, 1, w->cols);
-        loops->thin_forward((int)cnn_conv_pixels(g), (int)cnn_conv_k(g), F, w->cols, k, b, relu, img);
+        const cnn_taps t = image_taps(conv, x + (size_t)s * in_img, pad, tap);
         for (int r = 0; r < pool->out.h; r++) {
-            const size_t o = (size_t)s * out_img + (size_t)r * out_row;
-            loops->max_row(img, g->ow, F, r * kh, r * kh + kh, pool->out.w, kw, kw, 0, y + o, arg + o);
+            const size_t o = (size_t)s * out_img + (size_t)r * pw * F;
+            loops->thin_pool_row(&t, r * kh, kh, kw, pw, g->ow, F, k, b, relu, y + o, arg + o);
         }
     }
 }
@@ -491,30 +535,38 @@ void cnn_conv_pool_forward(cnn_layer *conv, cnn_layer *pool, const cnn_ctx *ctx,
     const cnn_conv_plan p = cnn_conv_plan_for(&c->g, c->filters, n);
 #pragma omp parallel for schedule(dynamic) if (p.units > 1)
     for (int u = 0; u < p.units; u++) {
-        const unit_ws w = unit_slices(conv, &p, ctx->work, u);
         int first, count;
         cnn_conv_unit_range(&p, u, n, &first, &count);
-        forward_pooled(conv, pool, &w, unit_image(conv, &p, ctx->work, u), x, first, count, y,
+        forward_pooled(conv, pool, unit_pad(conv, &p, ctx->work, u), x, first, count, y,
                        (int32_t *)pool->scratch);
     }
 }
 
-/* dW and db partials of one image from its pooled output y, gradient dy and argmax table: the gradient of
- * the convolution's output is rebuilt in dimg (in cache: a window's gradient at its maximum, zero where relu
- * cut it, zeros elsewhere) and goes through the thin backward loop, so every sum adds the same terms in the
- * same order as the unfused pass, which reads it from the gradient the pooling scattered into memory. */
-static void pooled_grads(const cnn_layer *l, const cnn_layer *pool, const float *cols, const float *y,
-                         const float *dy, const int32_t *arg, const unit_ws *w, float *dimg)
+/* dW and db partials of one image x from its pooled output y, gradient dy and argmax table: the gradient of
+ * the convolution's output is rebuilt a window row at a time in drows (in cache: a window's gradient at its
+ * maximum, zero where relu cut it, zeros elsewhere and in the rows no window covers) and goes through the
+ * thin backward loop, so every sum adds the same terms in the same order as the unfused pass, which reads it
+ * from the gradient the pooling scattered into memory. */
+static void pooled_grads(const cnn_layer *l, const cnn_layer *pool, const float *x, const float *y,
+                         const float *dy, const int32_t *arg, const unit_ws *w, float *drows, float *pad)
 {
     const conv2d_cfg *c = l->cfg;
-    const int F = c->filters, K = (int)cnn_conv_k(&c->g), P = (int)cnn_conv_pixels(&c->g);
-    const size_t pooled = cnn_shape_size(pool->out);
-    memset(dimg, 0, sizeof(float) * (size_t)P * F);
-    if (l->act_run == CNN_ACT_RELU)
-        for (size_t o = 0; o < pooled; o++) dimg[arg[o]] = y[o] > 0.0f ? dy[o] : 0.0f;
-    else
-        for (size_t o = 0; o < pooled; o++) dimg[arg[o]] = dy[o];
-    cnn_loops_current()->thin_backward(P, K, F, cols, dimg, dimg, 0, 0, w->pw, w->pb);
+    const cnn_conv_geom *g = &c->g;
+    const int F = c->filters, ow = g->ow, pw = pool->out.w, relu = l->act_run == CNN_ACT_RELU;
+    const cnn_loops *loops = cnn_loops_current();
+    int kh, kw, tap[SMALL_K];
+    cnn_max_pool_tiles(pool, &kh, &kw);
+    const cnn_taps t = image_taps(l, x, pad, tap);
+    for (int r = 0; r < pool->out.h; r++) {
+        const size_t o = (size_t)r * pw * F;
+        loops->pool_grad_rows(y + o, dy + o, arg + o, r * kh * ow * F, kh, kw, pw, ow, F, relu, drows);
+        loops->thin_rows_backward(&t, r * kh, kh, ow, F, drows, w->pw, w->pb);
+    }
+    const int rest = g->oh - pool->out.h * kh;
+    if (rest > 0) { /* zero gradients, but added as the unfused pass adds them */
+        memset(drows, 0, sizeof(float) * (size_t)rest * ow * F);
+        loops->thin_rows_backward(&t, g->oh - rest, rest, ow, F, drows, w->pw, w->pb);
+    }
 }
 
 void cnn_conv_pool_backward(cnn_layer *conv, const cnn_layer *pool, const cnn_ctx *ctx, const float *x,
@@ -529,14 +581,14 @@ void cnn_conv_pool_backward(cnn_layer *conv, const cnn_layer *pool, const cnn_ct
 #pragma omp parallel for schedule(dynamic) if (p.units > 1)
     for (int u = 0; u < p.units; u++) {
         const unit_ws w = unit_slices(conv, &p, ctx->work, u);
-        float *dimg = unit_image(conv, &p, ctx->work, u);
+        float *drows = unit_image(conv, &p, ctx->work, u);
         memset(w.pw, 0, sizeof(float) * p.partial);
         int first, count;
         cnn_conv_unit_range(&p, u, n, &first, &count);
         for (int s = first; s < first + count; s++) {
             const size_t o = (size_t)s * out_img;
-            cnn_im2col(g, x + (size_t)s * in_img, 1, w.cols);
-            pooled_grads(conv, pool, w.cols, y + o, dy + o, arg + o, &w, dimg);
+            pooled_grads(conv, pool, x + (size_t)s * in_img, y + o, dy + o, arg + o, &w, drows,
+                         unit_pad(conv, &p, ctx->work, u));
         }
     }
     sum_partials(conv, &p, ctx->work);

@@ -1,10 +1,12 @@
 /* A thin convolution (few taps, e.g. 3x3 on a gray image: the first layer of the study's CNNs) fused with the
  * MaxPooling2D after it. The convolution's output is the largest tensor of such a model and memory-bound to
- * write, pool, scatter gradients into and read back; fused, each image is convolved into a per-thread
- * buffer that stays in cache and pooled from there, and backward rebuilds each image's output gradient in
- * that buffer from the pooled gradient and the argmax table. Results are bit-identical to the two layers run
- * one after the other: the same loops add the same terms in the same order, and the units of images and
- * their partial sums are the convolution's own.
+ * write, pool, scatter gradients into and read back; fused, it is never written: forward convolves each
+ * pooling window's positions in vector registers, reading the taps in place from the (padded) image, and
+ * keeps only the window's maximum and its offset; backward rebuilds the convolution's output gradient a row
+ * of windows at a time in a per-thread buffer that stays in cache (from the pooled gradient and the argmax
+ * table) and sums the dW/db partials over it in registers. Results are bit-identical to the two layers run
+ * one after the other: every value and partial sum adds the same terms in the same order with the same
+ * operations, and the units of images and their partial sums are the convolution's own.
  *
  * The model (model/step.c) fuses a pair only where the convolution is its first layer (no gradient for the
  * input is ever needed) and runs the two layers' forward and backward through these calls; the convolution's
