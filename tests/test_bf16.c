@@ -15,19 +15,6 @@
 #include "kernels/gemm_bf16.h"
 #include "kernels/isa.h"
 
-static float *floats(size_t n)
-{
-    float *v = calloc(n ? n : 1, sizeof(float));
-    assert_non_null(v);
-    return v;
-}
-
-/* Values in [-1, 1] with all 24 mantissa bits used, so that the rounding to BF16 matters. */
-static void fill(float *v, size_t n, uint64_t stream)
-{
-    for (size_t i = 0; i < n; i++) v[i] = cnn_rng_uniform(29, stream, i) * 2.0f - 1.0f;
-}
-
 /* x rounded to BF16 the way vcvtneps2bf16 does: to nearest, ties to even; denormals to zero (none occur in
  * these inputs). Written from the format's definition, not from the kernel. */
 static double bf16(float x)
@@ -92,8 +79,8 @@ static void run_product(const product *q, float *c, int accumulate)
 static void check_both(const product *q, const char *what)
 {
     const size_t mn = (size_t)q->M * q->N;
-    float *c = floats(mn), *c0 = floats(mn);
-    fill(c0, mn, 7);
+    float *c = tu_floats(mn), *c0 = tu_floats(mn);
+    tu_fill_uniform(c0, mn, 29, 7);
     run_product(q, c, 0);
     check_product(q, c, NULL, what);
     memcpy(c, c0, sizeof(float) * mn);
@@ -121,9 +108,9 @@ static void test_gemm_strided(void **state)
     cnn_gemm_bf16_set(1);
     for (size_t t = 0; t < sizeof SHAPES / sizeof SHAPES[0]; t++) {
         const int M = SHAPES[t][0], N = SHAPES[t][1], P = SHAPES[t][2];
-        float *a = floats((size_t)M * P), *b = floats((size_t)P * N);
-        fill(a, (size_t)M * P, 1);
-        fill(b, (size_t)P * N, 2);
+        float *a = tu_floats((size_t)M * P), *b = tu_floats((size_t)P * N);
+        tu_fill_uniform(a, (size_t)M * P, 29, 1);
+        tu_fill_uniform(b, (size_t)P * N, 29, 2);
         const product rows = {M, N, P, a, P, 1, NULL, NULL, b}, cols = {M, N, P, a, 1, M, NULL, NULL, b};
         check_both(&rows, "row-major A");
         check_both(&cols, "transposed A");
@@ -154,13 +141,13 @@ static void test_gemm_gathered(void **state)
     for (size_t t = 0; t < sizeof CONVS / sizeof CONVS[0]; t++) {
         const int cnt = CONVS[t][0], h = CONVS[t][1], w = CONVS[t][2], cin = CONVS[t][3], F = 37;
         const int rows = cnt * (h - 2) * (w - 2), K = 9 * cin;
-        float *x = floats((size_t)cnt * h * w * cin), *k = floats((size_t)K * F),
-              *dy = floats((size_t)rows * F);
+        float *x = tu_floats((size_t)cnt * h * w * cin), *k = tu_floats((size_t)K * F),
+              *dy = tu_floats((size_t)rows * F);
         int *pix = calloc((size_t)rows, sizeof(int)), *tap = calloc((size_t)K, sizeof(int));
         assert_non_null(pix), assert_non_null(tap);
-        fill(x, (size_t)cnt * h * w * cin, 3);
-        fill(k, (size_t)K * F, 4);
-        fill(dy, (size_t)rows * F, 5);
+        tu_fill_uniform(x, (size_t)cnt * h * w * cin, 29, 3);
+        tu_fill_uniform(k, (size_t)K * F, 29, 4);
+        tu_fill_uniform(dy, (size_t)rows * F, 29, 5);
         conv_tables(cnt, h, w, cin, pix, tap);
         const product fwd = {rows, F, K, x, 0, 0, pix, tap, k}, dw = {K, F, rows, x, 0, 0, tap, pix, dy};
         check_both(&fwd, "patches x W");

@@ -14,18 +14,6 @@
 #include "kernels/gemm.h"
 #include "kernels/isa.h"
 
-static float *floats(size_t n)
-{
-    float *v = calloc(n ? n : 1, sizeof(float));
-    assert_non_null(v);
-    return v;
-}
-
-static void fill(float *v, size_t n, uint64_t stream)
-{
-    for (size_t i = 0; i < n; i++) v[i] = cnn_rng_uniform(23, stream, i) * 2.0f - 1.0f;
-}
-
 /* What the callback saw: how often each row was delivered, and C's rows as they were at that moment. */
 typedef struct seen {
     int N;
@@ -52,13 +40,13 @@ static void test_parallel_against_reference(void **state)
     (void)state;
     for (size_t t = 0; t < sizeof SHAPES / sizeof SHAPES[0]; t++) {
         const int M = SHAPES[t][0], N = SHAPES[t][1], P = SHAPES[t][2];
-        float *a = floats((size_t)M * P), *b = floats((size_t)P * N), *c = floats((size_t)M * N),
-              *c0 = floats((size_t)M * N), *snap = floats((size_t)M * N);
+        float *a = tu_floats((size_t)M * P), *b = tu_floats((size_t)P * N), *c = tu_floats((size_t)M * N),
+              *c0 = tu_floats((size_t)M * N), *snap = tu_floats((size_t)M * N);
         int *count = calloc((size_t)M, sizeof(int));
         assert_non_null(count);
-        fill(a, (size_t)M * P, 1);
-        fill(b, (size_t)P * N, 2);
-        fill(c0, (size_t)M * N, 3);
+        tu_fill_uniform(a, (size_t)M * P, 23, 1);
+        tu_fill_uniform(b, (size_t)P * N, 23, 2);
+        tu_fill_uniform(c0, (size_t)M * N, 23, 3);
         for (int trans = 0; trans < 2; trans++)
             for (int acc = 0; acc < 2; acc++) {
                 const long sai = trans ? 1 : P, sap = trans ? M : 1;
@@ -96,10 +84,10 @@ static void test_parallel_bit_identical(void **state)
     const int keep = cnn_get_threads();
     for (size_t t = 0; t < sizeof SHAPES / sizeof SHAPES[0]; t++) {
         const int M = SHAPES[t][0], N = SHAPES[t][1], P = SHAPES[t][2];
-        float *a = floats((size_t)M * P), *b = floats((size_t)P * N), *one = floats((size_t)M * N),
-              *two = floats((size_t)M * N), *serial = floats((size_t)M * N);
-        fill(a, (size_t)M * P, 4);
-        fill(b, (size_t)P * N, 5);
+        float *a = tu_floats((size_t)M * P), *b = tu_floats((size_t)P * N), *one = tu_floats((size_t)M * N),
+              *two = tu_floats((size_t)M * N), *serial = tu_floats((size_t)M * N);
+        tu_fill_uniform(a, (size_t)M * P, 23, 4);
+        tu_fill_uniform(b, (size_t)P * N, 23, 5);
         for (int trans = 0; trans < 2; trans++) {
             const long sai = trans ? 1 : P, sap = trans ? M : 1;
             cnn_set_threads(1);
@@ -129,18 +117,18 @@ static void test_paths_against_generic(void **state)
     const int np = cnn_isa_list(p);
     for (size_t t = 0; t < sizeof PATH_SHAPES / sizeof PATH_SHAPES[0]; t++) {
         const int M = PATH_SHAPES[t][0], N = PATH_SHAPES[t][1], P = PATH_SHAPES[t][2];
-        float *a = floats((size_t)M * P), *b = floats((size_t)P * N), *ref = floats((size_t)M * N),
-              *c = floats((size_t)M * N);
-        fill(a, (size_t)M * P, 1);
-        fill(b, (size_t)P * N, 2);
+        float *a = tu_floats((size_t)M * P), *b = tu_floats((size_t)P * N), *ref = tu_floats((size_t)M * N),
+              *c = tu_floats((size_t)M * N);
+        tu_fill_uniform(a, (size_t)M * P, 23, 1);
+        tu_fill_uniform(b, (size_t)P * N, 23, 2);
         for (int trans = 0; trans < 2; trans++) {
             const long sai = trans ? 1 : P, sap = trans ? M : 1;
             assert_int_equal(cnn_isa_use(CNN_ISA_GENERIC), 0);
-            fill(ref, (size_t)M * N, 3);
+            tu_fill_uniform(ref, (size_t)M * N, 23, 3);
             cnn_gemm(M, N, P, a, sai, sap, b, N, ref, N, 1);
             for (int k = 0; k < np; k++) {
                 assert_int_equal(cnn_isa_use(p[k]), 0);
-                fill(c, (size_t)M * N, 3);
+                tu_fill_uniform(c, (size_t)M * N, 23, 3);
                 cnn_gemm(M, N, P, a, sai, sap, b, N, c, N, 1);
                 for (int i = 0; i < M * N; i++)
                     if (memcmp(&c[i], &ref[i], sizeof(float)))
@@ -210,12 +198,12 @@ static void test_gather_is_strided(void **state)
     cnn_isa p[CNN_ISA_COUNT];
     const int np = cnn_isa_list(p);
     enum { M = 29, N = 37, P = 45 };
-    float *a = floats(M * P), *b = floats(P * N), *s = floats(M * N), *g = floats(M * N);
+    float *a = tu_floats(M * P), *b = tu_floats(P * N), *s = tu_floats(M * N), *g = tu_floats(M * N);
     int ri[M], po[P];
     for (int i = 0; i < M; i++) ri[i] = i * P;
     for (int q = 0; q < P; q++) po[q] = q;
-    fill(a, M * P, 4);
-    fill(b, P * N, 5);
+    tu_fill_uniform(a, M * P, 23, 4);
+    tu_fill_uniform(b, P * N, 23, 5);
     for (int k = 0; k < np; k++) {
         assert_int_equal(cnn_isa_use(p[k]), 0);
         cnn_gemm(M, N, P, a, P, 1, b, N, s, N, 0);
@@ -233,10 +221,10 @@ static void test_gemm_threads(void **state)
     cnn_isa p[CNN_ISA_COUNT];
     const int np = cnn_isa_list(p), keep = cnn_get_threads();
     enum { M = 300, N = 70, P = 600 };
-    float *a = floats(M * P), *b = floats(P * N), *one = floats(M * N), *two = floats(M * N),
-          *serial = floats(M * N);
-    fill(a, M * P, 6);
-    fill(b, P * N, 7);
+    float *a = tu_floats(M * P), *b = tu_floats(P * N), *one = tu_floats(M * N), *two = tu_floats(M * N),
+          *serial = tu_floats(M * N);
+    tu_fill_uniform(a, M * P, 23, 6);
+    tu_fill_uniform(b, P * N, 23, 7);
     for (int k = 0; k < np; k++) {
         assert_int_equal(cnn_isa_use(p[k]), 0);
         for (int trans = 0; trans < 2; trans++) {

@@ -7,6 +7,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "core/rng.h"
+
 static char g_dir[256];
 
 static void remove_dir(void)
@@ -124,4 +126,16 @@ void tu_write_idx(const char *dir, const char *prefix, const uint8_t *pixels, co
     write_one(path, img, sizeof img, pixels, (size_t)n * 784, gz);
     snprintf(path, sizeof path, "%s/%s-labels-idx1-ubyte%s", dir, prefix, gz ? ".gz" : "");
     write_one(path, lab, sizeof lab, labels, (size_t)n, gz);
+}
+
+float *tu_floats(size_t n)
+{
+    float *v = calloc(n ? n : 1, sizeof(float));
+    assert_non_null(v);
+    return v;
+}
+
+void tu_fill_uniform(float *v, size_t n, uint64_t seed, uint64_t stream)
+{
+    for (size_t i = 0; i < n; i++) v[i] = cnn_rng_uniform(seed, stream, i) * 2.0f - 1.0f;
 }

@@ -38,5 +38,10 @@ void tu_write_idx(const char *dir, const char *prefix, const uint8_t *pixels, co
 /* The cnnlab binary of the build that holds this test program (BUILD/cnnlab for BUILD/tests/test_x, from
  * argv0) into out; -1 with a message on stderr when it is not an executable there. */
 int tu_cnnlab_path(const char *argv0, char *out, size_t cap);
+/* n zeroed floats (room for at least one), asserted allocated; free() them. */
+float *tu_floats(size_t n);
+/* v[i] = a uniform value in [-1, 1) from the counter RNG (seed, stream, i), all 24 mantissa bits used, so
+ * that rounding (to BF16, or by summation order) shows. */
+void tu_fill_uniform(float *v, size_t n, uint64_t seed, uint64_t stream);
 
 #endif
