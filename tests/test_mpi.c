@@ -197,6 +197,26 @@ static void test_any_source_shard(void **state)
         cnn_source_shard(cnn_source_sequence(3, 2, 1, 2, 1, seq_get, &q, 0, 7, 0), 2, 2) ? 0 : cnn_errcode(),
         CNN_ERR_INVALID, "rank 2 of 2 ranks is out of range");
     assert_null(cnn_source_shard(NULL, 0, 2));
+    /* The spec's augmented source checks the ranks before building anything. */
+    cnn_spec *spec = cnn_spec_parse(
+        "model: A\ninput: (1, 2, 1)\nlayers:\n    Flatten()\n    Dense(10, activation=\"softmax\")\n"
+        "fit: batch_size=4\naugment:\n    PadAndCrop(padding=1)\n",
+        "aug.spec");
+    assert_non_null(spec);
+    cnn_dataset ds;
+    make_data(&ds, 8);
+    cnn_spec_fit fit;
+    cnn_spec_fit_settings(spec, &fit);
+    cnn_source *src = NULL;
+    tu_assert_error(cnn_spec_train_source_shard(spec, &ds, &fit, 2, 2, &src), CNN_ERR_INVALID,
+                    "rank 2 of 2 ranks is out of range");
+    assert_null(src);
+    assert_int_equal(cnn_spec_train_source_shard(spec, &ds, &fit, 1, 2, &src), 0);
+    assert_non_null(src);
+    assert_int_equal(src->batch_size, 2);
+    cnn_source_free(src);
+    cnn_dataset_free(&ds);
+    cnn_spec_free(spec);
 }
 
 /* ---------------------------------------------------------------- training on 2 ranks */
