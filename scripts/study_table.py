@@ -49,6 +49,28 @@ def results(folders):
     return found
 
 
+def spec_epochs(model):
+    """The epochs a model's spec asks for (models/seed/ or models/extra/), or None."""
+    for sub in ("seed", "extra"):
+        path = os.path.join(ROOT, "models", sub, model + ".spec")
+        if os.path.exists(path):
+            with open(path) as f:
+                m = re.search(r"^fit:.*\bepochs=(\d+)", f.read(), re.M)
+            return int(m.group(1)) if m else None
+    return None
+
+
+def capped(model, r, info):
+    """(ran, asked) when the run stopped at an --epochs cap below its spec's epochs, else None. Records of
+    binaries before the stop reason said so are recognised by their command's --epochs."""
+    asked = spec_epochs(model)
+    ran = int(r["epochs"])
+    m = re.search(r"--epochs (\d+)", info.get("command", ""))
+    cap = r["stop_reason"].startswith("capped") or (
+        m and r["stop_reason"] == "reached the last epoch" and int(m.group(1)) == ran)
+    return (ran, asked) if cap and asked and ran < asked else None
+
+
 def fmt_delta(ours, theirs):
     if not theirs:
         return "—"
@@ -95,10 +117,18 @@ def main(folders):
         if random_base:
             name += " **[random base, NOT ImageNet]**"
         delta = "n/a" if random_base else fmt_delta(acc, s.get("accuracy"))
+        stop = r["stop_reason"]
+        cap = capped(model, r, run_info(folder))
+        if cap:
+            # A capped run is not a result: no difference, and the time a whole run would take at most.
+            name += f" **[capped: {cap[0]} of {cap[1]} epochs]**"
+            delta = "n/a"
+            hours = cap[1] * float(r["seconds_per_epoch"]) / 3600
+            stop = f"capped by `--epochs {cap[0]}`; {cap[1]} epochs would take up to ≈ {hours:.1f} h at this rate"
         print(f"| {name} | {s.get('accuracy', '—')} | {acc:.2f} | {delta} "
               f"| {s.get('roc_auc') or '—'} | {float(r['roc_auc_ovo']):.4f} "
               f"| {s.get('epochs', '—')} / {r['epochs']} | {s.get('best_epoch', '—')} / {r['best_epoch']} "
-              f"| {float(r['seconds_per_epoch']):.1f} | {r['stop_reason']} | `{os.path.relpath(folder, ROOT)}` |")
+              f"| {float(r['seconds_per_epoch']):.1f} | {stop} | `{os.path.relpath(folder, ROOT)}` |")
     print()
     for folder in folders:
         i = run_info(folder)

@@ -395,7 +395,10 @@ static void test_study(void **state)
     assert_true(acc[0] >= acc[1]);
     free(csv);
     snprintf(path, sizeof path, "%s/Small/metrics.json", out);
-    assert_true(exists(path));
+    char *metrics = slurp(path);
+    assert_non_null(metrics);
+    assert_non_null(strstr(metrics, "\"stop_reason\": \"reached the last epoch\"")); /* not capped */
+    free(metrics);
     snprintf(path, sizeof path, "%s/Small/Small.spec", out);
     assert_false(exists(path));
 
@@ -459,6 +462,12 @@ static void test_tiny_training_run(void **state)
     assert_run_outputs(run, 1);
     assert_eval_matches_metrics(run, data, train_out);
     free(train_out);
+    /* Model_1's spec runs up to 60 epochs: a run cut to 1 says so wherever its stop reason shows */
+    char path[600];
+    snprintf(path, sizeof path, "%s/metrics.json", run);
+    char *metrics = slurp(path);
+    assert_non_null(strstr(metrics, "\"stop_reason\": \"capped: 1 of the spec's 60 epochs (--epochs 1)\""));
+    free(metrics);
     check_predict(run, data);
 
     /* The folder now holds a run: refused without --overwrite, the model left as it was. */
@@ -491,7 +500,6 @@ static void test_tiny_training_run(void **state)
     expect(args, 0, "Test accuracy: ", 1);
     train_out = strdup(g_out);
     assert_run_outputs(run, 2);
-    char path[600];
     snprintf(path, sizeof path, "%s/history.csv", run);
     char *csv = slurp(path);
     assert_null(strstr(csv, ",,")); /* no empty (NaN) validation fields */

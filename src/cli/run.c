@@ -89,6 +89,16 @@ static cnn_spec_fit effective_fit(const cnn_spec *s, const cli_run_options *o)
     return f;
 }
 
+/* A run cut short by --epochs says so in its stop reason, so that no table or report shows it as a whole run. */
+static void mark_capped(const cnn_spec *s, const cnn_spec_fit *f, cnn_history *h)
+{
+    cnn_spec_fit own;
+    cnn_spec_fit_settings(s, &own);
+    if (h->stop_reason[0] || f->epochs >= own.epochs) return;
+    snprintf(h->stop_reason, sizeof h->stop_reason, "capped: %d of the spec's %d epochs (--epochs %d)", f->epochs,
+             own.epochs, f->epochs);
+}
+
 typedef struct run_state {
     cnn_model *model;
     cnn_callback **callbacks;
@@ -315,6 +325,7 @@ static int fit(const cnn_spec *s, const cnn_spec_fit *f, const cli_data *d, cons
              : aug   ? cnn_model_fit_source(r->model, aug, &fc, &run->history)
                      : fit_with_cache(r, &fc, &d->test, o->quiet, &run->history);
     cnn_source_free(aug);
+    if (!rc) mark_capped(s, f, &run->history);
     if (!rc) cnn_run_summarize(run);
     if (!rc && cli_writer()) remove(backup); /* the run is complete: nothing to resume */
     cnn_callback_free(tb);
