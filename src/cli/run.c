@@ -89,14 +89,15 @@ static cnn_spec_fit effective_fit(const cnn_spec *s, const cli_run_options *o)
     return f;
 }
 
-/* A run cut short by --epochs says so in its stop reason, so that no table or report shows it as a whole run. */
+/* A run cut short by --epochs says so in its stop reason, so that no table or report shows it as a whole run.
+ */
 static void mark_capped(const cnn_spec *s, const cnn_spec_fit *f, cnn_history *h)
 {
     cnn_spec_fit own;
     cnn_spec_fit_settings(s, &own);
     if (h->stop_reason[0] || f->epochs >= own.epochs) return;
-    snprintf(h->stop_reason, sizeof h->stop_reason, "capped: %d of the spec's %d epochs (--epochs %d)", f->epochs,
-             own.epochs, f->epochs);
+    snprintf(h->stop_reason, sizeof h->stop_reason, "capped: %d of the spec's %d epochs (--epochs %d)",
+             f->epochs, own.epochs, f->epochs);
 }
 
 typedef struct run_state {
