@@ -307,6 +307,15 @@ void cnn_im2col(const cnn_conv_geom *g, const float *x, int n, float *cols)
         im2col_row(g, x + (size_t)(r / g->oh) * in_img, (int)(r % g->oh), cols + (size_t)r * row_len);
 }
 
+/* The output row whose kernel row ky reads input row iy, or -1 when none does (a stride skips it, or the row
+ * lies in the padding's reach only). */
+static int out_row_reading(const cnn_conv_geom *g, int iy, int ky)
+{
+    const int t = iy + g->pt - ky * g->dh;
+    if (t < 0 || t % g->sh || t / g->sh >= g->oh) return -1;
+    return t / g->sh;
+}
+
 /* Input row iy of one image gathers its gradient from every patch that read it: kernel rows ky ascending,
  * then output columns ascending. */
 static void col2im_row(const cnn_conv_geom *g, const float *dcols, int iy, float *dxrow)
@@ -314,10 +323,8 @@ static void col2im_row(const cnn_conv_geom *g, const float *dcols, int iy, float
     const int cin = g->cin, K = g->kh * g->kw * cin;
     zero_run(dxrow, g->iw * cin);
     for (int ky = 0; ky < g->kh; ky++) {
-        const int t = iy + g->pt - ky * g->dh;
-        if (t < 0 || t % g->sh) continue;
-        const int oy = t / g->sh;
-        if (oy >= g->oh) continue;
+        const int oy = out_row_reading(g, iy, ky);
+        if (oy < 0) continue;
         for (int ox = 0; ox < g->ow; ox++) {
             const float *src = dcols + ((size_t)oy * g->ow + ox) * K + (size_t)ky * g->kw * cin;
             const int x0 = ox * g->sw - g->pl;
@@ -464,10 +471,8 @@ static void dw_input_row(const cnn_conv_geom *g, int dm, const float *dyi, const
     const int cin = g->cin, cd = cin * dm;
     zero_run(dxrow, g->iw * cin);
     for (int ky = 0; ky < g->kh; ky++) {
-        const int t = iy + g->pt - ky * g->dh;
-        if (t < 0 || t % g->sh) continue;
-        const int oy = t / g->sh;
-        if (oy >= g->oh) continue;
+        const int oy = out_row_reading(g, iy, ky);
+        if (oy < 0) continue;
         for (int ox = 0; ox < g->ow; ox++) {
             const float *d = dyi + ((size_t)oy * g->ow + ox) * cd;
             for (int kx = 0; kx < g->kw; kx++) {
