@@ -27,6 +27,7 @@ src=$DATA/t10k-images-idx3-ubyte
 { if [ -e "$src" ]; then cat "$src"; else gzip -dc "$src.gz"; fi; } | head -c $((16 + N * 784)) >"$W/raw"
 count=$(printf '\\%03o\\%03o\\%03o\\%03o' $((N >> 24 & 255)) $((N >> 16 & 255)) $((N >> 8 & 255)) $((N & 255)))
 mkdir "$W/data"
+# shellcheck disable=SC2059  # the format is the count's four bytes as octal escapes
 { head -c 4 "$W/raw"; printf "$count"; tail -c +9 "$W/raw"; } >"$W/data/t10k-images-idx3-ubyte"
 
 rc=0
