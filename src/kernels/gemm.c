@@ -54,6 +54,31 @@ void cnn_gemm_gather(int M, int N, int P, const float *a, const int *ri, const i
     gemm_run((cnn_gemm_args){M, N, P, a, 0, 0, ri, po, b, ldb, c, ldc, accumulate});
 }
 
+enum { PANEL = CNN_GEMM_PANEL, PACK_ROWS = 256 };
+
+void cnn_gemm_pack_b(int P, int N, const float *b, long ldb, float *packed)
+{
+    const int panels = (N + PANEL - 1) / PANEL, slabs = (P + PACK_ROWS - 1) / PACK_ROWS;
+    /* Pure copies: any split of the work gives the same bytes. */
+#pragma omp parallel for schedule(static) if ((long)P * N > 65536)
+    for (int k = 0; k < panels * slabs; k++) {
+        const int j0 = k / slabs * PANEL, p0 = k % slabs * PACK_ROWS, w = N - j0 < PANEL ? N - j0 : PANEL;
+        const int p1 = P - p0 < PACK_ROWS ? P : p0 + PACK_ROWS;
+        for (int p = p0; p < p1; p++)
+            memcpy(packed + cnn_gemm_packed_at(P, p, j0), b + p * ldb + j0, sizeof(float) * (size_t)w);
+    }
+}
+
+/* One panel at a time, each with every p block: an element's p blocks still run in ascending order, so the
+ * bits are those of cnn_gemm_gather. */
+void cnn_gemm_gather_packed(int M, int N, int P, const float *a, const int *ri, const int *po,
+                            const float *packed, float *c, long ldc, int accumulate)
+{
+    for (int j0 = 0; j0 < N; j0 += PANEL)
+        gemm_run((cnn_gemm_args){M, N - j0 < PANEL ? N - j0 : PANEL, P, a, 0, 0, ri, po,
+                                 packed + (size_t)j0 * P, PANEL, c + j0, ldc, accumulate});
+}
+
 /* Below this many multiply-adds a parallel region costs more than it saves; a block of rows should be at
  * least a few microseconds of work. At Model_1's shapes (batch 512) blocks of 6 to 96 rows all ran within a
  * few percent of each other on 2 threads. */

@@ -125,9 +125,21 @@ static int dx_conv_fits(const conv2d_cfg *c)
            g->cin >= DX_CONV_MIN_CIN;
 }
 
+/* Frozen layers, and deep ones (cnn_conv_is_deep: VGG16's block3_conv2 on, no other model of the study has
+ * one) trainable or not: block5's trainable dx by col2im cost a transposed copy of its 9.4 MB kernel and
+ * patch gradients 9x dx written and read back, on top of the same GEMM. */
 static int dx_conv(const cnn_layer *l)
 {
-    return !l->trainable && dx_conv_fits(l->cfg);
+    const conv2d_cfg *c = l->cfg;
+    return (!l->trainable || cnn_conv_is_deep(&c->g)) && dx_conv_fits(c);
+}
+
+/* Deep layers read their kernels packed (kernels/gemm.h: at 512 channels their rows lie 2 KB apart), in the
+ * shared slot of the plan, packed again on every call (the weights may have changed). */
+static int packs(const cnn_layer *l)
+{
+    const conv2d_cfg *c = l->cfg;
+    return cnn_conv_is_deep(&c->g);
 }
 
 /* The convolution whose output is dx: dy (oh x ow x filters) padded by kh-1-pt rows before, read by the
@@ -253,7 +265,9 @@ static void forward_chunk(const cnn_layer *l, const unit_ws *w, const float *x, 
     const cnn_conv_geom *g = &c->g;
     const int F = c->filters, K = (int)cnn_conv_k(g), rows = cnt * (int)cnn_conv_pixels(g);
     const float *k = cnn_layer_param(l, 0), *b = c->use_bias ? cnn_layer_param(l, 1) : NULL;
-    if (gathered(l)) {
+    if (gathered(l) && packs(l)) {
+        cnn_gemm_gather_packed(rows, F, K, padded(l, w, x, cnt), w->pix, w->tap, w->wt, y, F, 0);
+    } else if (gathered(l)) {
         cnn_gemm_gather(rows, F, K, padded(l, w, x, cnt), w->pix, w->tap, k, F, y, F, 0);
     } else {
         const float *a = x;
@@ -286,8 +300,11 @@ static void conv2d_forward(cnn_layer *l, const cnn_ctx *ctx, const float *x, flo
     const size_t in_img = (size_t)g->ih * g->iw * g->cin, out_img = cnn_conv_pixels(g) * c->filters;
     const cnn_conv_plan p = cnn_conv_plan_for(g, c->filters, n);
     prepare(l, &p, ctx->work);
-    /* Units run in any order on any thread (dynamic: a thread that loses its core to another process does not
-     * hold the others back); each writes only its own images, so the result is the same. */
+    if (gathered(l) && packs(l))
+        cnn_gemm_pack_b((int)cnn_conv_k(g), c->filters, cnn_layer_param(l, 0), c->filters,
+                        unit_slices(l, &p, ctx->work, 0).wt);
+        /* Units run in any order on any thread (dynamic: a thread that loses its core to another process does
+         * not hold the others back); each writes only its own images, so the result is the same. */
 #pragma omp parallel for schedule(dynamic) if (p.units > 1)
     for (int u = 0; u < p.units; u++) {
         const unit_ws w = unit_slices(l, &p, ctx->work, u);
@@ -354,7 +371,11 @@ static void dx_conv_chunk(const cnn_layer *l, const unit_ws *w, const chunk_io *
     const cnn_conv_geom d = dx_geom(c);
     const int rows = io->cnt * (int)cnn_conv_pixels(&d), cin = c->g.cin;
     cnn_conv_pad(&d, io->dy, io->cnt, w->dyp);
-    cnn_gemm_gather(rows, cin, (int)cnn_conv_k(&d), w->dyp, w->dpix, w->dtap, w->wt, cin, io->dx, cin, 0);
+    if (packs(l))
+        cnn_gemm_gather_packed(rows, cin, (int)cnn_conv_k(&d), w->dyp, w->dpix, w->dtap, w->wt, io->dx, cin,
+                               0);
+    else
+        cnn_gemm_gather(rows, cin, (int)cnn_conv_k(&d), w->dyp, w->dpix, w->dtap, w->wt, cin, io->dx, cin, 0);
 }
 
 /* One chunk of backward: the activation gradient and the unit's dW/db partials, then dx = col2im(dy W^T). */
@@ -389,20 +410,22 @@ static void transpose_kernel(const float *w, int K, int F, float *wt)
 }
 
 /* wf (kh*kw*filters, cin): the kernel flipped in both spatial axes with its channel axes swapped,
- * wf[ky', kx', f, c] = W[kh-1-ky', kw-1-kx', c, f] (tap t' = ky'*kw + kx' reads tap taps-1-t'). Copied in
- * blocks of 16 input channels, so that reads and writes both run along rows. Pure copies: any split gives the
- * same bits. */
-static void flip_kernel(const cnn_conv_geom *g, int F, const float *w, float *wf)
+ * wf[ky', kx', f, c] = W[kh-1-ky', kw-1-kx', c, f] (tap t' = ky'*kw + kx' reads tap taps-1-t'), row-major or
+ * packed (kernels/gemm.h). Copied in blocks of 16 input channels (never across a packed panel), so that reads
+ * and writes both run along rows. Pure copies: any split gives the same bits. */
+static void flip_kernel(const cnn_conv_geom *g, int F, const float *w, float *wf, int packed)
 {
-    const int taps = g->kh * g->kw, cin = g->cin;
+    const int taps = g->kh * g->kw, cin = g->cin, R = taps * F;
 #pragma omp parallel for schedule(static) if ((size_t)taps * cin * F > 65536)
     for (int t = 0; t < taps; t++) {
         const float *src = w + (size_t)(taps - 1 - t) * cin * F;
-        float *dst = wf + (size_t)t * F * cin;
         for (int c0 = 0; c0 < cin; c0 += 16) {
             const int cn = cin - c0 < 16 ? cin - c0 : 16;
-            for (int f = 0; f < F; f++)
-                for (int k = 0; k < cn; k++) dst[(size_t)f * cin + c0 + k] = src[(size_t)(c0 + k) * F + f];
+            for (int f = 0; f < F; f++) {
+                const int r = t * F + f;
+                float *dst = wf + (packed ? cnn_gemm_packed_at(R, r, c0) : (size_t)r * cin + c0);
+                for (int k = 0; k < cn; k++) dst[k] = src[(size_t)(c0 + k) * F + f];
+            }
         }
     }
 }
@@ -418,7 +441,7 @@ static void prepare_dx(const cnn_layer *l, const cnn_conv_plan *p, float *work)
         return;
     }
     const cnn_conv_geom d = dx_geom(c);
-    flip_kernel(&c->g, c->filters, cnn_layer_param(l, 0), w.wt);
+    flip_kernel(&c->g, c->filters, cnn_layer_param(l, 0), w.wt, packs(l));
     cnn_conv_gather_tables(&d, p->chunk, w.dpix, w.dtap);
 }
 

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "kernels/gemm.h"
 #include "layers/activation.h"
 
 /* ---------------------------------------------------------------- options and geometry */
@@ -130,6 +131,17 @@ static size_t deep_units(const cnn_conv_geom *g, int n, size_t units)
     return by_rows < units ? by_rows : units;
 }
 
+/* The shared kernel copy: W^T (K x filters), or for a deep layer room for either of its packed kernels
+ * (kernels/gemm.h): W (K x filters) for forward, or the flipped kernel (taps * filters x cin) for dx. */
+static size_t deep_shared(const cnn_conv_geom *g, int filters)
+{
+    const size_t K = cnn_conv_k(g);
+    if (!cnn_conv_is_deep(g)) return K * filters;
+    const size_t w = cnn_gemm_packed_floats((int)K, filters),
+                 flipped = cnn_gemm_packed_floats(g->kh * g->kw * filters, g->cin);
+    return w > flipped ? w : flipped;
+}
+
 cnn_conv_plan cnn_conv_plan_for(const cnn_conv_geom *g, int filters, int n)
 {
     /* A chunk's patches and its output are both read back right after they are written: budget both. */
@@ -137,7 +149,7 @@ cnn_conv_plan cnn_conv_plan_for(const cnn_conv_geom *g, int filters, int n)
                  in_cache = cnn_conv_pixels(g) * (K + filters);
     const size_t fit_raw = deep_fit(g, filters, g_budget / (sizeof(float) * in_cache)),
                  fit = fit_raw ? fit_raw : 1;
-    cnn_conv_plan p = {.partial = K * filters + filters, .shared = K * filters};
+    cnn_conv_plan p = {.partial = K * filters + filters, .shared = deep_shared(g, filters)};
     /* Fewer units when their partial sums or (with images too large for the budget) their lowering buffers
      * would take too much memory together. */
     size_t units = CNN_CONV_UNITS;

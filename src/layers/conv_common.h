@@ -71,7 +71,8 @@ typedef struct cnn_conv_plan {
     size_t cols;    /* floats of one unit's lowering buffer: chunk * P * K (0 for a pointwise kernel) */
     size_t pad;     /* floats of one unit's padded images: chunk * hp * wp * cin (0 when not needed) */
     size_t partial; /* floats of one unit's gradient partial sums: K * filters + filters */
-    size_t shared;  /* floats shared by all units: the transposed kernel, K * filters */
+    size_t shared;  /* floats shared by all units: the transposed kernel (K * filters), or a deep layer's
+                       packed kernels (kernels/gemm.h) */
     size_t tables;  /* slots shared by all units: the gather tables, chunk * P + K ints */
 } cnn_conv_plan;
 
