@@ -137,13 +137,24 @@ static void test_conv2d_forward_matches_reference(void **state)
 {
     (void)state;
     const conv_case cases[] = {
-        {5, 5, 1, 2, 3, 3, 1, 1, 1, 1, 0, 4, 1, "relu"},   {6, 7, 3, 2, 3, 3, 1, 1, 1, 1, 1, 5, 1, "linear"},
-        {7, 7, 2, 1, 3, 3, 2, 2, 1, 1, 1, 3, 1, "relu"},   {8, 8, 2, 2, 3, 3, 2, 2, 1, 1, 1, 3, 0, "linear"},
-        {6, 6, 2, 2, 2, 2, 1, 1, 1, 1, 1, 3, 1, "linear"}, {9, 8, 2, 2, 4, 2, 3, 3, 1, 1, 1, 2, 1, "relu"},
-        {9, 10, 3, 2, 3, 2, 3, 2, 1, 1, 0, 4, 1, "relu"},  {9, 9, 2, 2, 3, 3, 1, 1, 2, 2, 1, 3, 1, "linear"},
-        {9, 9, 2, 2, 3, 2, 1, 1, 2, 1, 0, 3, 1, "linear"}, {5, 6, 4, 3, 1, 1, 1, 1, 1, 1, 0, 3, 1, "relu"},
-        {5, 6, 4, 2, 1, 1, 2, 2, 1, 1, 1, 3, 1, "linear"}, {4, 4, 1, 1, 4, 4, 1, 1, 1, 1, 0, 2, 1, "linear"},
-        {3, 5, 20, 2, 1, 1, 1, 1, 1, 1, 0, 6, 1, "relu"},  {28, 28, 1, 3, 3, 3, 1, 1, 1, 1, 1, 32, 1, "relu"},
+        {5, 5, 1, 2, 3, 3, 1, 1, 1, 1, 0, 4, 1, "relu"},
+        {6, 7, 3, 2, 3, 3, 1, 1, 1, 1, 1, 5, 1, "linear"},
+        {7, 7, 2, 1, 3, 3, 2, 2, 1, 1, 1, 3, 1, "relu"},
+        {8, 8, 2, 2, 3, 3, 2, 2, 1, 1, 1, 3, 0, "linear"},
+        {6, 6, 2, 2, 2, 2, 1, 1, 1, 1, 1, 3, 1, "linear"},
+        {9, 8, 2, 2, 4, 2, 3, 3, 1, 1, 1, 2, 1, "relu"},
+        {9, 10, 3, 2, 3, 2, 3, 2, 1, 1, 0, 4, 1, "relu"},
+        {9, 9, 2, 2, 3, 3, 1, 1, 2, 2, 1, 3, 1, "linear"},
+        {9, 9, 2, 2, 3, 2, 1, 1, 2, 1, 0, 3, 1, "linear"},
+        {5, 6, 4, 3, 1, 1, 1, 1, 1, 1, 0, 3, 1, "relu"},
+        {5, 6, 4, 2, 1, 1, 2, 2, 1, 1, 1, 3, 1, "linear"},
+        {4, 4, 1, 1, 4, 4, 1, 1, 1, 1, 0, 2, 1, "linear"},
+        {3, 5, 20, 2, 1, 1, 1, 1, 1, 1, 0, 6, 1, "relu"},
+        {28, 28, 1, 3, 3, 3, 1, 1, 1, 1, 1, 32, 1, "relu"},
+        /* deep layers (CNN_CONV_DEEP_CIN input channels or more: packed kernels): VGG16's block5 at 32x32,
+         * a column tail in the last 64-column panel, an input channel count that is no multiple of 16 */
+        {2, 2, 256, 3, 3, 3, 1, 1, 1, 1, 1, 70, 1, "relu"},
+        {4, 3, 260, 2, 3, 3, 1, 1, 1, 1, 0, 64, 0, "linear"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_conv2d_case(&cases[i]);
 }
@@ -325,6 +336,11 @@ static void test_conv2d_gradients(void **state)
     gc_assert_layer("Conv2D", "filters=2, kernel_size=4, padding=same, trainable=false", 6, 5, 32, 1, 1, TOL);
     gc_assert_layer("Conv2D", "filters=3, kernel_size=3, strides=2, padding=same, trainable=false", 7, 7, 2,
                     2, 1, TOL);
+    /* deep (packed kernels; dx as a convolution, trainable or not) */
+    gc_assert_layer("Conv2D", "filters=3, kernel_size=3, padding=same, activation=tanh", 2, 2, 256, 2, 1,
+                    TOL);
+    gc_assert_layer("Conv2D", "filters=2, kernel_size=3, padding=same, trainable=false", 3, 2, 257, 2, 1,
+                    TOL);
 }
 
 static void test_depthwise_gradients(void **state)
@@ -514,6 +530,13 @@ static void test_threads_bit_identical(void **state)
         assert_int_equal(cnn_isa_use((cnn_isa)isa), 0);
         for (size_t i = 0; i < sizeof layers / sizeof layers[0]; i++)
             probe_assert_threads_bit_identical(layers[i].type, layers[i].opts, 14, 14, 16, 45, 1);
+        /* deep layers (packed kernels, dx as a convolution), trainable and frozen: block5 at 32x32 and 56x56
+         */
+        probe_assert_threads_bit_identical(
+            "Conv2D", "filters=70, kernel_size=3, padding=same, activation=relu", 2, 2, 256, 45, 1);
+        probe_assert_threads_bit_identical(
+            "Conv2D", "filters=64, kernel_size=3, padding=same, activation=relu, trainable=false", 3, 3, 256,
+            45, 1);
     }
     assert_int_equal(cnn_set_isa(NULL), 0);
 }

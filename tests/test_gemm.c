@@ -1,7 +1,8 @@
 /* The parallel GEMM of kernels/gemm.h: values against a float64 reference for both ways of reading A and with
  * accumulation, the row blocks handed to the callback (each row once, already final), bit-identity with the
  * single-threaded kernel and across thread counts, and the block sizes; then every kernel path the CPU has
- * against the portable one, gathered against strided reading, and 1 against 2 threads on each path. (cnn_gemm
+ * against the portable one, gathered against strided reading, B packed against B in place, and 1 against 2
+ * threads on each path. (cnn_gemm
  * and cnn_gemm_gather themselves are checked in test_conv.c, next to the convolutions that introduced them.)
  */
 #include "util.h"
@@ -214,6 +215,46 @@ static void test_gather_is_strided(void **state)
     assert_int_equal(cnn_set_isa(NULL), 0);
 }
 
+/* B packed into 64-column panels (packed by cnn_gemm_pack_b at 1 and at 2 threads) gives the bits of B read
+ * in place, on every path: column tails inside a panel, p past the kernels' p block (two blocks of 550),
+ * overwriting and accumulating. */
+static void test_gather_packed(void **state)
+{
+    (void)state;
+    cnn_isa p[CNN_ISA_COUNT];
+    const int np = cnn_isa_list(p), keep = cnn_get_threads();
+    enum { M = 29, N = 150, P = 1100, LDB = 160 };
+    const size_t packed = cnn_gemm_packed_floats(P, N);
+    float *a = tu_floats(M * P), *b = tu_floats(P * LDB), *pk1 = tu_floats(packed), *pk2 = tu_floats(packed),
+          *want = tu_floats(M * N), *got = tu_floats(M * N);
+    int ri[M], po[P];
+    for (int i = 0; i < M; i++) ri[i] = (M - 1 - i) * P; /* rows read out of order */
+    for (int q = 0; q < P; q++) po[q] = q;
+    tu_fill_uniform(a, M * P, 23, 8);
+    tu_fill_uniform(b, P * LDB, 23, 9);
+    assert_int_equal(packed, (size_t)P * 192);
+    memset(pk1, 0, sizeof(float) * packed), memset(pk2, 0, sizeof(float) * packed);
+    cnn_set_threads(1);
+    cnn_gemm_pack_b(P, N, b, LDB, pk1);
+    cnn_set_threads(2);
+    cnn_gemm_pack_b(P, N, b, LDB, pk2);
+    assert_memory_equal(pk1, pk2, sizeof(float) * packed);
+    assert_true(pk1[cnn_gemm_packed_at(P, 700, 130)] == b[700 * LDB + 130]);
+    for (int k = 0; k < np; k++) {
+        assert_int_equal(cnn_isa_use(p[k]), 0);
+        for (int acc = 0; acc < 2; acc++) {
+            tu_fill_uniform(want, M * N, 1, 10);
+            memcpy(got, want, sizeof(float) * M * N);
+            cnn_gemm_gather(M, N, P, a, ri, po, b, LDB, want, N, acc);
+            cnn_gemm_gather_packed(M, N, P, a, ri, po, pk1, got, N, acc);
+            assert_memory_equal(want, got, sizeof(float) * M * N);
+        }
+    }
+    free(a), free(b), free(pk1), free(pk2), free(want), free(got);
+    cnn_set_threads(keep);
+    assert_int_equal(cnn_set_isa(NULL), 0);
+}
+
 /* On every path the parallel GEMM equals the single-threaded one, at 1 and 2 threads. */
 static void test_gemm_threads(void **state)
 {
@@ -272,6 +313,7 @@ int main(void)
         cmocka_unit_test(test_paths_against_generic),
         cmocka_unit_test(test_generic_fma_exact),
         cmocka_unit_test(test_gather_is_strided),
+        cmocka_unit_test(test_gather_packed),
         cmocka_unit_test(test_gemm_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
