@@ -19,6 +19,7 @@ static const int MASKS[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 
  * in memory. */
 #define TILE_FMA(i)                                                                                          \
     do {                                                                                                     \
+        if ((i) >= rows) break;                                                                              \
         const __m256 x = _mm256_broadcast_ss(a##i + q);                                                      \
         c##i##0 = _mm256_fmadd_ps(x, b0, c##i##0);                                                           \
         if (nv > 1) c##i##1 = _mm256_fmadd_ps(x, b1, c##i##1);                                               \
@@ -45,11 +46,12 @@ static const int MASKS[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 
 
 /* One tile: rows [0, mr) x vectors [0, nv) of C, the last one partial (lanes in mask) when tail, over p in
  * [0, P), B from the packed panel (NR floats a row). Row i of A starts at r[i]; its p-th value is
- * r[i][p * sap], or r[i][po[p]] when gathered. Inlined per (nv, tail, gathered). */
-static inline __attribute__((always_inline)) void gemm_tile(int nv, int tail, int gathered, int mr, int P,
-                                                            const float *const *r, long sap, const int *po,
-                                                            const float *b, __m256i mask, float *c, long ldc,
-                                                            int accumulate)
+ * r[i][p * sap], or r[i][po[p]] when gathered. Only the first `rows` rows (at least mr) are computed. Inlined
+ * per (nv, tail, gathered, rows). */
+static inline __attribute__((always_inline)) void gemm_tile(int nv, int tail, int gathered, int rows, int mr,
+                                                            int P, const float *const *r, long sap,
+                                                            const int *po, const float *b, __m256i mask,
+                                                            float *c, long ldc, int accumulate)
 {
     const __m256 z = _mm256_setzero_ps();
     __m256 c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z, c40 = z, c41 = z, c50 = z,
@@ -64,7 +66,42 @@ static inline __attribute__((always_inline)) void gemm_tile(int nv, int tail, in
 }
 
 #define TILE_CALL(nv, tail, gathered)                                                                        \
-    gemm_tile(nv, tail, gathered, mr, g->P, r, g->sap, g->po, panel, mask, ct, g->ldc, g->accumulate)
+    gemm_tile(nv, tail, gathered, rows, mr, g->P, r, g->sap, g->po, panel, mask, ct, g->ldc, g->accumulate)
+
+/* One tile computing `rows` rows (a compile-time constant once inlined), in the variant for (nv, tail,
+ * gathered): 6, or 4 or 2 for a block's short last tile where that covers mr (as in gemm_avx512.c: the same
+ * bits, less work on GEMMs of few rows). */
+static inline __attribute__((always_inline)) void tile(int rows, const cnn_gemm_args *g, int nv, int tail,
+                                                       int mr, const float *const *r, const float *panel,
+                                                       __m256i mask, float *ct)
+{
+    switch (nv - 1 + 2 * tail + 4 * (g->po != NULL)) {
+    case 0:
+        TILE_CALL(1, 0, 0);
+        break;
+    case 1:
+        TILE_CALL(2, 0, 0);
+        break;
+    case 2:
+        TILE_CALL(1, 1, 0);
+        break;
+    case 3:
+        TILE_CALL(2, 1, 0);
+        break;
+    case 4:
+        TILE_CALL(1, 0, 1);
+        break;
+    case 5:
+        TILE_CALL(2, 0, 1);
+        break;
+    case 6:
+        TILE_CALL(1, 1, 1);
+        break;
+    default:
+        TILE_CALL(2, 1, 1);
+        break;
+    }
+}
 
 /* panel (P x NR) <- columns [j0, j0 + w) of B, zeros after them. */
 static void pack_panel(const cnn_gemm_args *g, int j0, int w, float *panel)
@@ -94,32 +131,12 @@ void cnn_gemm_block_avx2(const cnn_gemm_args *g)
             const float *r[MR];
             cnn_gemm_tile_rows(g, i0, mr, r);
             float *ct = g->c + (long)i0 * g->ldc + j0;
-            switch (nv - 1 + 2 * tail + 4 * (g->po != NULL)) {
-            case 0:
-                TILE_CALL(1, 0, 0);
-                break;
-            case 1:
-                TILE_CALL(2, 0, 0);
-                break;
-            case 2:
-                TILE_CALL(1, 1, 0);
-                break;
-            case 3:
-                TILE_CALL(2, 1, 0);
-                break;
-            case 4:
-                TILE_CALL(1, 0, 1);
-                break;
-            case 5:
-                TILE_CALL(2, 0, 1);
-                break;
-            case 6:
-                TILE_CALL(1, 1, 1);
-                break;
-            default:
-                TILE_CALL(2, 1, 1);
-                break;
-            }
+            if (mr > 4)
+                tile(MR, g, nv, tail, mr, r, panel, mask, ct);
+            else if (mr > 2)
+                tile(4, g, nv, tail, mr, r, panel, mask, ct);
+            else
+                tile(2, g, nv, tail, mr, r, panel, mask, ct);
         }
     }
 }
