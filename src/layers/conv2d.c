@@ -29,7 +29,11 @@
  * backward cost 1.3-1.5x its forward (VGG16's base, issue 8). Its sums run in another order than col2im's,
  * so its dx differs from the trainable layer's in the last bits; the only non-VGG model of the study with
  * frozen Conv2D layers, Model_11_igen_f, freezes every layer, so no backward runs through them (step.c
- * starts backward at the first trained layer) and the study's other results keep their bits. */
+ * starts backward at the first trained layer) and the study's other results keep their bits.
+ *
+ * Deep layers (cnn_conv_is_deep: 256 or more input channels, VGG16's block3_conv2 on, no other model of the
+ * study) compute dx that way when trainable too, and read their kernels packed into 64-column panels
+ * (kernels/gemm.h, cnn_gemm_gather_packed: the same bits as reading them in place). */
 #include <stdio.h>
 #include <string.h>
 
@@ -293,6 +297,15 @@ static void prepare(const cnn_layer *l, const cnn_conv_plan *p, float *work)
     cnn_conv_gather_tables(&c->g, p->chunk, w.pix, w.tap);
 }
 
+/* Forward's kernel packed into the shared slot, for the layers that read it so (packs). */
+static void pack_kernel(const cnn_layer *l, const cnn_conv_plan *p, float *work)
+{
+    const conv2d_cfg *c = l->cfg;
+    if (!gathered(l) || !packs(l)) return;
+    cnn_gemm_pack_b((int)cnn_conv_k(&c->g), c->filters, cnn_layer_param(l, 0), c->filters,
+                    unit_slices(l, p, work, 0).wt);
+}
+
 static void conv2d_forward(cnn_layer *l, const cnn_ctx *ctx, const float *x, float *y, int n)
 {
     const conv2d_cfg *c = l->cfg;
@@ -300,11 +313,9 @@ static void conv2d_forward(cnn_layer *l, const cnn_ctx *ctx, const float *x, flo
     const size_t in_img = (size_t)g->ih * g->iw * g->cin, out_img = cnn_conv_pixels(g) * c->filters;
     const cnn_conv_plan p = cnn_conv_plan_for(g, c->filters, n);
     prepare(l, &p, ctx->work);
-    if (gathered(l) && packs(l))
-        cnn_gemm_pack_b((int)cnn_conv_k(g), c->filters, cnn_layer_param(l, 0), c->filters,
-                        unit_slices(l, &p, ctx->work, 0).wt);
-        /* Units run in any order on any thread (dynamic: a thread that loses its core to another process does
-         * not hold the others back); each writes only its own images, so the result is the same. */
+    pack_kernel(l, &p, ctx->work);
+    /* Units run in any order on any thread (dynamic: a thread that loses its core to another process does not
+     * hold the others back); each writes only its own images, so the result is the same. */
 #pragma omp parallel for schedule(dynamic) if (p.units > 1)
     for (int u = 0; u < p.units; u++) {
         const unit_ws w = unit_slices(l, &p, ctx->work, u);
