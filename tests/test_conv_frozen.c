@@ -3,9 +3,10 @@
  * for col2im. Checked against a double-precision reference and against the trainable layer's dx (col2im)
  * within 1e-5 of dx's scale, for both paddings, odd channel counts, 1x1, 3x3, 5x5 and uneven kernels,
  * batches 1, 3 and 64, on every kernel path this CPU has; bit-identical for 1 and 2 threads and across the
- * paths (the GEMMs sum in the same order everywhere). And the promise to the study's recorded results: no
- * model in models/seed or models/extra but the VGG16 ones has a layer on either new path (dx_conv, or the
- * deep layers' plans of conv_common.h), so their bits stay as they were. */
+ * paths (the GEMMs sum in the same order everywhere). Deep layers (>= CNN_CONV_DEEP_CIN input channels) take
+ * this path trainable or not, with packed kernels: their two dx agree bit for bit. And the promise to the
+ * study's recorded results: no model in models/seed or models/extra but the VGG16 ones has a layer on either
+ * new path (dx_conv, or the deep layers' plans of conv_common.h), so their bits stay as they were. */
 #include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
