@@ -2,7 +2,7 @@
 """Prints the study table of docs/study.md from committed run records, next to the study's reported figures.
 
     python3 scripts/study_table.py docs/runs/study-2026-12-01-45ce81e [MORE RUN FOLDERS...]
-    python3 scripts/study_table.py --seeds docs/runs/seeds-... docs/runs/study-...   # the seed-spread table
+    python3 scripts/study_table.py --seeds docs/runs/seeds-A[,seeds-B...] docs/runs/study-...   # the seed-spread table
 
 Each folder holds a study's results.csv (as `cnnlab study` writes it; scripts/study_at_head.sh and
 scripts/seed_spread.sh copy them into docs/runs/) and run.txt (commit, machine). A model found in several
@@ -81,7 +81,8 @@ def fmt_delta(ours, theirs):
 def seed_table(seeds_folder, study_folders):
     """One row per model of the seed runs: seed 1 from the study's records, the other seeds from theirs."""
     runs = {}
-    for path in sorted(glob.glob(os.path.join(seeds_folder, "*-seed*", "metrics.json"))):
+    paths = [p for f in seeds_folder.split(",") for p in glob.glob(os.path.join(f, "*-seed*", "metrics.json"))]
+    for path in sorted(paths):
         model, seed = re.match(r"(.*)-seed(\d+)$", os.path.basename(os.path.dirname(path))).groups()
         with open(path) as f:
             runs.setdefault(model, {})[int(seed)] = 100 * json.load(f)["test_accuracy"]
