@@ -3,7 +3,9 @@
 # as docs/runs/... or docs/bench-logs/... (from the repository root), and in docs/*.md every link to
 # runs/... or bench-logs/... and every bench-logs/... path (from docs/), must exist. Placeholders (<date>,
 # $D, DIR, globs) are skipped. It checks that a cited log is there, not that it holds the figure: that is
-# the author's to grep. Prints cmocka-style PASSED/FAILED lines for tests/run.sh.
+# the author's to grep. A figure without a log is measured again or removed, never kept as "not recorded":
+# that phrase within 150 characters of a digit (line breaks read as spaces) fails the check too.
+# Prints cmocka-style PASSED/FAILED lines for tests/run.sh.
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 fail=0
@@ -23,11 +25,20 @@ relative() {
       grep -oE "(^|[^a-z/-])bench-logs/[^] \`)\"',;:]*" "$1" | sed 's/^[^b]//'; } | sort -u
 }
 
+# Each "not recorded" with a digit within 150 characters of it, the file read as one line.
+unrecorded() {
+    tr '\n' ' ' < "$1" | grep -oiE ".{0,150}not +recorded.{0,150}" | grep '[0-9]'
+}
+
 # One line per cited path: the folder it is relative to, the citing file, the path.
 for f in "$root/README.md" "$root"/docs/*.md; do
     name=${f#"$root"/}
     rooted "$f" | sed "s|^|$root\t$name\t|" >> "$tmp"
     case "$name" in docs/*) relative "$f" | sed "s|^|$root/docs\t$name\t|" >> "$tmp" ;; esac
+    unrecorded "$f" | while IFS= read -r hit; do
+        echo "$name: a figure marked \"not recorded\" (measure it again with a log, or remove it): ...$hit..."
+    done
+    unrecorded "$f" > /dev/null && fail=1
 done
 
 tab=$(printf '\t')
