@@ -15,6 +15,7 @@
 #define CNN_KERNELS_GEMM_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* The GEMM on the calling thread (sai == 1 or sap == 1). */
 void cnn_gemm(int M, int N, int P, const float *a, long sai, long sap, const float *b, long ldb, float *c,
@@ -48,6 +49,16 @@ void cnn_gemm_pack_b(int P, int N, const float *b, long ldb, float *packed);
 /* cnn_gemm_gather with B packed by cnn_gemm_pack_b (or written in its layout): the same bits. */
 void cnn_gemm_gather_packed(int M, int N, int P, const float *a, const int *ri, const int *po,
                             const float *packed, float *c, long ldc, int accumulate);
+
+/* While the BF16 products are on (kernels/gemm_bf16.h; never else): cnn_gemm_gather and
+ * cnn_gemm_gather_packed with A's values already rounded to BF16 (a16 = cnn_bf16_round of the FP32 values
+ * those calls would read): the same bits as those calls. Each value is rounded once instead of at every use
+ * (up to kh * kw times in a convolution's patches), and where the pairs of p lie side by side (patches over
+ * an even number of channels) the tiles read them in place, packing nothing. */
+void cnn_gemm_gather_bf16(int M, int N, int P, const uint16_t *a16, const int *ri, const int *po,
+                          const float *b, long ldb, float *c, long ldc, int accumulate);
+void cnn_gemm_gather_packed_bf16(int M, int N, int P, const uint16_t *a16, const int *ri, const int *po,
+                                 const float *packed, float *c, long ldc, int accumulate);
 
 /* Called by cnn_gemm_parallel for rows [first, first + count) of C once they are final, on the thread that
  * computed them (while they are still in its cache): the place for a bias and an activation, or any other

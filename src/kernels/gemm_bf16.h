@@ -10,6 +10,9 @@
 #ifndef CNN_KERNELS_GEMM_BF16_H
 #define CNN_KERNELS_GEMM_BF16_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "kernels/gemm_kernels.h"
 
 /* 1 when this CPU (and its operating system) can run the BF16 kernels: AVX512_BF16 and the AVX-512 path's
@@ -22,6 +25,10 @@ int cnn_bf16_check(void);
  * only after cnn_bf16_check succeeded). */
 void cnn_gemm_bf16_set(int on);
 int cnn_gemm_bf16_on(void);
+
+/* y[i] = x[i] rounded to BF16 (round to nearest even, denormals to zero: vcvtneps2bf16, the rounding of the
+ * products), for i < n: the operand of cnn_gemm_gather_bf16. Needs what cnn_bf16_check checks. */
+void cnn_bf16_round(const float *x, size_t n, uint16_t *y);
 
 /* The whole product of g (every p) in BF16, on the calling thread. */
 void cnn_gemm_bf16_avx512(const cnn_gemm_args *g);

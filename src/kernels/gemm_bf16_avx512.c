@@ -28,13 +28,19 @@ static inline __mmask16 first_n(int n)
     return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
 }
 
+/* Two groups of BF16 x0[j] (low half of x) and x1[j] (high half) as 16 words (x0[j], x1[j]). */
+static inline __m512i interleave16(__m512i x)
+{
+    const __m512i mix = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7,
+                                         22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    return _mm512_permutexvar_epi16(mix, x);
+}
+
 /* x0[j], x1[j] (j < 16) rounded to BF16, as 16 words (x0[j], x1[j]): the pair layout of both operands. */
 static inline __m512i pairs16(__m512 x0, __m512 x1)
 {
-    /* cvtne2ps puts x0 in bf16 lanes 0..15 and x1 in 16..31; the permutation interleaves them. */
-    const __m512i mix = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7,
-                                         22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-    return _mm512_permutexvar_epi16(mix, (__m512i)_mm512_cvtne2ps_pbh(x1, x0));
+    /* cvtne2ps puts x0 in bf16 lanes 0..15 and x1 in 16..31 */
+    return interleave16((__m512i)_mm512_cvtne2ps_pbh(x1, x0));
 }
 
 /* 1 when the n ints at t are t[0], t[0] + 1, ...: 16 values read by one vector load. */
@@ -62,11 +68,34 @@ static inline __m512 a_group(const float *a, long o, const int *t, long s, int n
     return _mm512_loadu_ps(v);
 }
 
-/* Where word k of packed row i lies: w[i * si + k * sk]. */
-typedef struct a_pack {
-    uint32_t *w;
+/* The same from A already in BF16 (g->a16). */
+static inline __m256i a_group16(const uint16_t *a, long o, const int *t, long s, int n, int run)
+{
+    const __mmask16 m = first_n(n);
+    if (run) return _mm256_maskz_loadu_epi16(m, a + o + (t ? t[0] : 0));
+    uint16_t v[16] = {0};
+    for (int k = 0; k < n; k++) v[k] = a[o + (t ? t[k] : k * s)];
+    return _mm256_loadu_si256((const __m256i *)v);
+}
+
+/* A group of 16 values as BF16: rounded here (FP32 A) or as they are (BF16 A, rounded by cnn_bf16_round with
+ * the same instruction: the same bits). */
+static inline __m256i bf16_group(const cnn_gemm_args *g, long o, const int *t, long s, int n, int run)
+{
+    if (g->a16) return a_group16(g->a16, o, t, s, n, run);
+    return (__m256i)_mm512_cvtneps_pbh(a_group(g->a, o, t, s, n, run));
+}
+
+/* Where the tiles read A's words: row i's word k is the 32 bits at row(i) + (wo ? wo[k] : k * sk), counted
+ * in BF16 values, with row(i) = base + (ri ? ri[i] : i * si). A block packed on the stack (pack_rows,
+ * pack_pairs) has no tables. A already in BF16 whose pairs lie side by side in memory (a convolution's
+ * patches over an even number of channels, read by rows) is read in place through the row table and a table
+ * of its pairs: nothing is packed or rounded per use. */
+typedef struct a_view {
+    const uint16_t *base;
+    const int *ri, *wo;
     long si, sk;
-} a_pack;
+} a_view;
 
 /* A's values run along p in memory (row-major A, or a gather whose p table is made of runs, as the patches
  * of a convolution's forward pass): pack row by row. Else (A read transposed, or the patches^T of a weight
@@ -87,7 +116,7 @@ static void find_runs(const int *t, long s, int count, int *runs)
 }
 
 /* Rows i0 .. i0+mb-1 of A, p in [p0, p0 + pc), as BF16 pairs, row by row: 16 values of p make 8 words. */
-static a_pack pack_rows(const cnn_gemm_args *g, int i0, int mb, int p0, int pc, uint32_t *buf)
+static a_view pack_rows(const cnn_gemm_args *g, int i0, int mb, int p0, int pc, uint32_t *buf)
 {
     const int kp = (pc + 1) / 2;
     const int *po = g->ri ? g->po + p0 : NULL;
@@ -97,19 +126,19 @@ static a_pack pack_rows(const cnn_gemm_args *g, int i0, int mb, int p0, int pc, 
         const long o = g->ri ? g->ri[i0 + i] : (long)(i0 + i) * g->sai + (long)p0 * g->sap;
         for (int p = 0, r = 0; p < pc; p += 16, r++) {
             const int n = pc - p < 16 ? pc - p : 16;
-            const __m512 x = a_group(g->a, o + (po ? 0 : p * g->sap), po ? po + p : NULL, g->sap, n, runs[r]);
-            const __m256i w = (__m256i)_mm512_cvtneps_pbh(x);
+            const __m256i w =
+                bf16_group(g, o + (po ? 0 : p * g->sap), po ? po + p : NULL, g->sap, n, runs[r]);
             if (n == 16)
                 _mm256_storeu_si256((__m256i *)(buf + (long)i * kp + p / 2), w);
             else
                 _mm256_mask_storeu_epi32(buf + (long)i * kp + p / 2, (__mmask8)((1u << (n + 1) / 2) - 1), w);
         }
     }
-    return (a_pack){buf, kp, 1};
+    return (a_view){(const uint16_t *)buf, NULL, NULL, 2L * kp, 2};
 }
 
 /* The same pair by pair: the values of 16 rows at p and p + 1 make 16 words. */
-static a_pack pack_pairs(const cnn_gemm_args *g, int i0, int mb, int p0, int pc, uint32_t *buf)
+static a_view pack_pairs(const cnn_gemm_args *g, int i0, int mb, int p0, int pc, uint32_t *buf)
 {
     const int kp = (pc + 1) / 2;
     const int *ri = g->ri ? g->ri + i0 : NULL;
@@ -123,16 +152,31 @@ static a_pack pack_pairs(const cnn_gemm_args *g, int i0, int mb, int p0, int pc,
             const int n = mb - i < 16 ? mb - i : 16;
             const int *t = ri ? ri + i : NULL;
             const long di = ri ? 0 : i * g->sai;
-            const __m512 x0 = a_group(g->a, o0 + di, t, g->sai, n, runs[r]);
-            const __m512 x1 = has1 ? a_group(g->a, o1 + di, t, g->sai, n, runs[r]) : _mm512_setzero_ps();
-            _mm512_mask_storeu_epi32(buf + (long)k * MB + i, first_n(n), pairs16(x0, x1));
+            const __m256i x0 = bf16_group(g, o0 + di, t, g->sai, n, runs[r]);
+            const __m256i x1 = has1 ? bf16_group(g, o1 + di, t, g->sai, n, runs[r]) : _mm256_setzero_si256();
+            const __m512i x = _mm512_inserti64x4(_mm512_castsi256_si512(x0), x1, 1);
+            _mm512_mask_storeu_epi32(buf + (long)k * MB + i, first_n(n), interleave16(x));
         }
     }
-    return (a_pack){buf, 1, MB};
+    return (a_view){(const uint16_t *)buf, NULL, NULL, 2, 2L * MB};
 }
 
-static a_pack pack_a(const cnn_gemm_args *g, int i0, int mb, int p0, int pc, uint32_t *buf)
+/* 1 when A is in BF16 and every pair of p in [p0, p0 + pc) lies side by side through the gather tables: the
+ * tiles can read it in place. wo <- the pairs' offsets. */
+static int pairs_in_place(const cnn_gemm_args *g, int p0, int pc, int *wo)
 {
+    if (!g->a16 || !g->ri || pc % 2) return 0;
+    const int *po = g->po + p0;
+    for (int k = 0; 2 * k < pc; k++) {
+        if (po[2 * k + 1] != po[2 * k] + 1) return 0;
+        wo[k] = po[2 * k];
+    }
+    return 1;
+}
+
+static a_view pack_a(const cnn_gemm_args *g, int i0, int mb, int p0, int pc, const int *wo, uint32_t *buf)
+{
+    if (wo) return (a_view){g->a16, g->ri + i0, wo, 0, 0};
     return pack_by_rows(g) ? pack_rows(g, i0, mb, p0, pc, buf) : pack_pairs(g, i0, mb, p0, pc, buf);
 }
 
@@ -153,26 +197,37 @@ static void pack_b(const cnn_gemm_args *g, int p0, int pc, int j0, int w, uint32
 
 /* ---------------------------------------------------------------- the tile */
 
+/* The 32 bits at p (two BF16 values; any alignment). */
+static inline int word_at(const uint16_t *p)
+{
+    int w;
+    memcpy(&w, p, sizeof w);
+    return w;
+}
+
 /* One tile as in gemm_avx512.c, over kp pair words: rows [0, mr) x vectors [0, nv) of C, the last vector
- * masked by last. Row i's word k is a_i[k * sk]; B's is bp[k * NR + 16 v]. */
+ * masked by last. Row i's word k is at r[i] + (in_place ? wo[k] : k * sk) (a_view); B's is bp[k * NR + 16 v].
+ * Inlined per (nv, in_place). */
 #define TILE_DOT(i)                                                                                          \
     do {                                                                                                     \
-        const __m512bh x = (__m512bh)_mm512_set1_epi32((int)a##i[q]);                                        \
+        const __m512bh x = (__m512bh)_mm512_set1_epi32(word_at(a##i + q));                                   \
         c##i##0 = _mm512_dpbf16_ps(c##i##0, x, b0);                                                          \
         if (nv > 1) c##i##1 = _mm512_dpbf16_ps(c##i##1, x, b1);                                              \
         if (nv > 2) c##i##2 = _mm512_dpbf16_ps(c##i##2, x, b2);                                              \
         if (nv > 3) c##i##3 = _mm512_dpbf16_ps(c##i##3, x, b3);                                              \
     } while (0)
-static inline __attribute__((always_inline)) void bf16_tile(int nv, int mr, int kp, const uint32_t *const *r,
-                                                            long sk, const uint32_t *bp, __mmask16 last,
-                                                            float *c, long ldc, int accumulate)
+static inline __attribute__((always_inline)) void bf16_tile(int nv, int in_place, int mr, int kp,
+                                                            const uint16_t *const *r, const int *wo, long sk,
+                                                            const uint32_t *bp, __mmask16 last, float *c,
+                                                            long ldc, int accumulate)
 {
     const __m512 z = _mm512_setzero_ps();
     __m512 c00 = z, c01 = z, c02 = z, c03 = z, c10 = z, c11 = z, c12 = z, c13 = z, c20 = z, c21 = z, c22 = z,
            c23 = z, c30 = z, c31 = z, c32 = z, c33 = z, c40 = z, c41 = z, c42 = z, c43 = z, c50 = z, c51 = z,
            c52 = z, c53 = z;
-    const uint32_t *a0 = r[0], *a1 = r[1], *a2 = r[2], *a3 = r[3], *a4 = r[4], *a5 = r[5];
-    for (long k = 0, q = 0; k < kp; k++, q += sk) {
+    const uint16_t *a0 = r[0], *a1 = r[1], *a2 = r[2], *a3 = r[3], *a4 = r[4], *a5 = r[5];
+    for (long k = 0, o = 0; k < kp; k++, o += sk) {
+        const long q = in_place ? wo[k] : o;
         const uint32_t *b = bp + k * NR;
         const __m512bh b0 = (__m512bh)_mm512_loadu_si512(b);
         const __m512bh b1 = (__m512bh)(nv > 1 ? _mm512_loadu_si512(b + 16) : _mm512_setzero_si512());
@@ -183,29 +238,47 @@ static inline __attribute__((always_inline)) void bf16_tile(int nv, int mr, int 
     CNN_TILE_EACH_ROW(TILE_STORE);
 }
 
-/* The tiles of mb packed rows against one packed panel of w columns. */
-static void panel(const a_pack *ap, int mb, int kp, const uint32_t *bp, int w, float *c, long ldc,
+#define BF16_TILE(nv, in_place)                                                                              \
+    bf16_tile(nv, in_place, mr, kp, r, av->wo, av->sk, bp, last, ct, ldc, accumulate)
+
+/* The tiles of mb rows of A against one packed panel of w columns. */
+static void panel(const a_view *av, int mb, int kp, const uint32_t *bp, int w, float *c, long ldc,
                   int accumulate)
 {
     const int nv = (w + 15) / 16;
     const __mmask16 last = (__mmask16)(0xffffu >> (16 * nv - w));
     for (int i0 = 0; i0 < mb; i0 += MR) {
         const int mr = mb - i0 < MR ? mb - i0 : MR;
-        const uint32_t *r[MR];
-        for (int i = 0; i < MR; i++) r[i] = ap->w + (i0 + (i < mr ? i : mr - 1)) * ap->si;
+        const uint16_t *r[MR];
+        for (int i = 0; i < MR; i++) {
+            const int row = i0 + (i < mr ? i : mr - 1);
+            r[i] = av->base + (av->ri ? av->ri[row] : row * av->si);
+        }
         float *ct = c + (long)i0 * ldc;
-        switch (nv) {
+        switch (nv + 4 * (av->wo != NULL)) {
         case 1:
-            bf16_tile(1, mr, kp, r, ap->sk, bp, last, ct, ldc, accumulate);
+            BF16_TILE(1, 0);
             break;
         case 2:
-            bf16_tile(2, mr, kp, r, ap->sk, bp, last, ct, ldc, accumulate);
+            BF16_TILE(2, 0);
             break;
         case 3:
-            bf16_tile(3, mr, kp, r, ap->sk, bp, last, ct, ldc, accumulate);
+            BF16_TILE(3, 0);
+            break;
+        case 4:
+            BF16_TILE(4, 0);
+            break;
+        case 5:
+            BF16_TILE(1, 1);
+            break;
+        case 6:
+            BF16_TILE(2, 1);
+            break;
+        case 7:
+            BF16_TILE(3, 1);
             break;
         default:
-            bf16_tile(4, mr, kp, r, ap->sk, bp, last, ct, ldc, accumulate);
+            BF16_TILE(4, 1);
             break;
         }
     }
@@ -213,19 +286,21 @@ static void panel(const a_pack *ap, int mb, int kp, const uint32_t *bp, int w, f
 
 /* ---------------------------------------------------------------- the driver */
 
-/* One p block: rows in blocks of MB packed once each; B's panels packed once when there is only one, else
- * once per block of rows. */
+/* One p block: rows in blocks of MB, each packed once (unless read in place); B's panels packed once when
+ * there is only one, else once per block of rows. */
 static void p_block(const cnn_gemm_args *g, int p0, int pc, int accumulate, uint32_t *abuf, uint32_t *bbuf)
 {
     const int kp = (pc + 1) / 2, one_panel = g->N <= NR;
+    int wo[KP];
+    const int *in_place = pairs_in_place(g, p0, pc, wo) ? wo : NULL;
     if (one_panel) pack_b(g, p0, pc, 0, g->N, bbuf);
     for (int i0 = 0; i0 < g->M; i0 += MB) {
         const int mb = g->M - i0 < MB ? g->M - i0 : MB;
-        const a_pack ap = pack_a(g, i0, mb, p0, pc, abuf);
+        const a_view av = pack_a(g, i0, mb, p0, pc, in_place, abuf);
         for (int j0 = 0; j0 < g->N; j0 += NR) {
             const int w = g->N - j0 < NR ? g->N - j0 : NR;
             if (!one_panel) pack_b(g, p0, pc, j0, w, bbuf);
-            panel(&ap, mb, kp, bbuf, w, g->c + (long)i0 * g->ldc + j0, g->ldc, accumulate);
+            panel(&av, mb, kp, bbuf, w, g->c + (long)i0 * g->ldc + j0, g->ldc, accumulate);
         }
     }
 }
@@ -238,6 +313,16 @@ void cnn_gemm_bf16_avx512(const cnn_gemm_args *g)
     const int kc = blocks ? ((P + blocks - 1) / blocks + 1) / 2 * 2 : 0;
     for (int p0 = 0; p0 < P; p0 += kc)
         p_block(g, p0, P - p0 < kc ? P - p0 : kc, g->accumulate || p0 > 0, abuf, bbuf);
+}
+
+void cnn_bf16_round(const float *x, size_t n, uint16_t *y)
+{
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256((__m256i *)(y + i), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(x + i)));
+    if (i == n) return;
+    const __mmask16 m = first_n((int)(n - i));
+    _mm256_mask_storeu_epi16(y + i, m, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, x + i)));
 }
 
 float cnn_peak_bf16_avx512(long steps)

@@ -5,6 +5,7 @@
 #define CNN_KERNELS_GEMM_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Rows per tile of every kernel (cnn_gemm_block_rows gives whole tiles), and the most p values the driver
  * hands to a kernel at once. */
@@ -25,6 +26,7 @@ typedef struct cnn_gemm_args {
     float *c;
     long ldc;
     int accumulate;
+    const uint16_t *a16; /* BF16 kernel only: A's values already rounded to BF16, read as a is (a unused) */
 } cnn_gemm_args;
 
 /* The start of A's rows i0 .. i0 + CNN_GEMM_MR - 1 (rows past mr repeat the last real one: a short tile

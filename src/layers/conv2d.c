@@ -39,6 +39,7 @@
 
 #include "core/error.h"
 #include "kernels/gemm.h"
+#include "kernels/gemm_bf16.h"
 #include "kernels/isa.h"
 #include "kernels/loops.h"
 #include "layers/activation.h"
@@ -223,7 +224,8 @@ static int gathered(const cnn_layer *l)
 
 /* A unit's slices of the workspace: units x cols | units x pad | units x partial | W^T | gather tables. */
 typedef struct unit_ws {
-    float *cols;      /* patches (im2col), or the patch gradients of dx */
+    float *cols;      /* patches (im2col), or the patch gradients of dx; the BF16 images of bf16_images */
+    size_t ncols;     /* floats at cols */
     float *pad;       /* padded images for the gathered GEMMs, NULL when the images need no padding */
     float *pw, *pb;   /* dW and db partial sums (pb NULL without bias) */
     float *wt;        /* W^T (filters, K), or the flipped kernel of dx_conv, shared */
@@ -238,6 +240,7 @@ static unit_ws unit_slices(const cnn_layer *l, const cnn_conv_plan *p, float *wo
     const size_t U = (size_t)p->units;
     float *shared = work + U * (p->cols + p->pad + p->partial);
     unit_ws w = {.cols = work + u * p->cols,
+                 .ncols = p->cols,
                  .pad = p->pad ? work + U * p->cols + u * p->pad : NULL,
                  .pw = work + U * (p->cols + p->pad) + u * p->partial,
                  .wt = shared,
@@ -262,6 +265,54 @@ static const float *padded(const cnn_layer *l, const unit_ws *w, const float *x,
     return w->pad;
 }
 
+/* --precision bf16: the n floats of images that a gathered product reads, rounded to BF16 once into the
+ * unit's lowering buffer (free while those products run: only the patch gradients of col2im use it, after
+ * them), so that the BF16 kernel does not round each value at every tap that reads it. NULL in fp32, or where
+ * the buffer is too small: the kernel then rounds the FP32 values itself, to the same bits. */
+static const uint16_t *bf16_images(const unit_ws *w, const float *img, size_t n)
+{
+    if (!cnn_gemm_bf16_on() || n > 2 * w->ncols) return NULL;
+    cnn_bf16_round(img, n, (uint16_t *)w->cols);
+    return (const uint16_t *)w->cols;
+}
+
+/* C (M x N) (+)= the gathered product of gemm.h with A from the images a (or their BF16 copy a16 where there
+ * is one) and B (N columns) packed (kernels/gemm.h) or in place. */
+static void gather(int M, int N, int P, const float *a, const uint16_t *a16, const int *ri, const int *po,
+                   const float *b, int packed, float *c, int accumulate)
+{
+    if (a16 && packed)
+        cnn_gemm_gather_packed_bf16(M, N, P, a16, ri, po, b, c, N, accumulate);
+    else if (a16)
+        cnn_gemm_gather_bf16(M, N, P, a16, ri, po, b, N, c, N, accumulate);
+    else if (packed)
+        cnn_gemm_gather_packed(M, N, P, a, ri, po, b, c, N, accumulate);
+    else
+        cnn_gemm_gather(M, N, P, a, ri, po, b, N, c, N, accumulate);
+}
+
+/* Floats of the images a gathered product reads for cnt images: padded copies, or x itself. */
+static size_t gathered_floats(const cnn_layer *l, const unit_ws *w, int cnt)
+{
+    const conv2d_cfg *c = l->cfg;
+    const cnn_conv_geom *g = &c->g;
+    return (size_t)cnt * (w->pad ? padded_image(g) : (size_t)g->ih * g->iw * g->cin);
+}
+
+/* The gathered product over cnt images x: forward's patches W, or dW's patches^T dy. */
+static void gather_patches(const cnn_layer *l, const unit_ws *w, const float *x, int cnt, int dw,
+                           const float *b, float *c, int accumulate)
+{
+    const conv2d_cfg *cf = l->cfg;
+    const int F = cf->filters, K = (int)cnn_conv_k(&cf->g), rows = cnt * (int)cnn_conv_pixels(&cf->g);
+    const float *a = padded(l, w, x, cnt);
+    const uint16_t *a16 = bf16_images(w, a, gathered_floats(l, w, cnt));
+    if (dw)
+        gather(K, F, rows, a, a16, w->tap, w->pix, b, 0, c, accumulate);
+    else
+        gather(rows, F, K, a, a16, w->pix, w->tap, b, packs(l), c, accumulate);
+}
+
 /* y_chunk (rows, F) = act(patches W + b) for cnt images x. */
 static void forward_chunk(const cnn_layer *l, const unit_ws *w, const float *x, int cnt, float *y, float *z)
 {
@@ -269,10 +320,8 @@ static void forward_chunk(const cnn_layer *l, const unit_ws *w, const float *x, 
     const cnn_conv_geom *g = &c->g;
     const int F = c->filters, K = (int)cnn_conv_k(g), rows = cnt * (int)cnn_conv_pixels(g);
     const float *k = cnn_layer_param(l, 0), *b = c->use_bias ? cnn_layer_param(l, 1) : NULL;
-    if (gathered(l) && packs(l)) {
-        cnn_gemm_gather_packed(rows, F, K, padded(l, w, x, cnt), w->pix, w->tap, w->wt, y, F, 0);
-    } else if (gathered(l)) {
-        cnn_gemm_gather(rows, F, K, padded(l, w, x, cnt), w->pix, w->tap, k, F, y, F, 0);
+    if (gathered(l)) {
+        gather_patches(l, w, x, cnt, 0, packs(l) ? w->wt : k, y, 0);
     } else {
         const float *a = x;
         if (!cnn_conv_is_pointwise(g)) {
@@ -355,8 +404,7 @@ static void weight_grads(const cnn_layer *l, const unit_ws *w, const chunk_io *i
     if (gathered(l)) {
         cnn_act_backward(l->act_run, io->z, io->y, io->dy, (size_t)rows, (size_t)F);
         if (w->pb) add_column_sums(io->dy, rows, F, w->pb);
-        cnn_gemm_gather(K, F, rows, padded(l, w, io->x, io->cnt), w->tap, w->pix, io->dy, F, w->pw, F,
-                        !io->first);
+        gather_patches(l, w, io->x, io->cnt, 1, io->dy, w->pw, !io->first);
         return;
     }
     const float *a = io->x;
@@ -382,11 +430,8 @@ static void dx_conv_chunk(const cnn_layer *l, const unit_ws *w, const chunk_io *
     const cnn_conv_geom d = dx_geom(c);
     const int rows = io->cnt * (int)cnn_conv_pixels(&d), cin = c->g.cin;
     cnn_conv_pad(&d, io->dy, io->cnt, w->dyp);
-    if (packs(l))
-        cnn_gemm_gather_packed(rows, cin, (int)cnn_conv_k(&d), w->dyp, w->dpix, w->dtap, w->wt, io->dx, cin,
-                               0);
-    else
-        cnn_gemm_gather(rows, cin, (int)cnn_conv_k(&d), w->dyp, w->dpix, w->dtap, w->wt, cin, io->dx, cin, 0);
+    const uint16_t *a16 = bf16_images(w, w->dyp, (size_t)io->cnt * padded_image(&d));
+    gather(rows, cin, (int)cnn_conv_k(&d), w->dyp, a16, w->dpix, w->dtap, w->wt, packs(l), io->dx, 0);
 }
 
 /* One chunk of backward: the activation gradient and the unit's dW/db partials, then dx = col2im(dy W^T). */
