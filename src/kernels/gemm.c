@@ -45,13 +45,13 @@ static void gemm_run(cnn_gemm_args g)
 void cnn_gemm(int M, int N, int P, const float *a, long sai, long sap, const float *b, long ldb, float *c,
               long ldc, int accumulate)
 {
-    gemm_run((cnn_gemm_args){M, N, P, a, sai, sap, NULL, NULL, b, ldb, c, ldc, accumulate, NULL});
+    gemm_run((cnn_gemm_args){M, N, P, a, sai, sap, NULL, NULL, b, ldb, c, ldc, accumulate, NULL, NULL, 0});
 }
 
 void cnn_gemm_gather(int M, int N, int P, const float *a, const int *ri, const int *po, const float *b,
                      long ldb, float *c, long ldc, int accumulate)
 {
-    gemm_run((cnn_gemm_args){M, N, P, a, 0, 0, ri, po, b, ldb, c, ldc, accumulate, NULL});
+    gemm_run((cnn_gemm_args){M, N, P, a, 0, 0, ri, po, b, ldb, c, ldc, accumulate, NULL, NULL, 0});
 }
 
 enum { PANEL = CNN_GEMM_PANEL, PACK_ROWS = 256 };
@@ -69,20 +69,23 @@ void cnn_gemm_pack_b(int P, int N, const float *b, long ldb, float *packed)
     }
 }
 
-void cnn_gemm_gather_bf16(int M, int N, int P, const uint16_t *a16, const int *ri, const int *po,
+void cnn_gemm_gather_bf16(int M, int N, int P, const cnn_bf16_images *a, const int *ri, const int *po,
                           const float *b, long ldb, float *c, long ldc, int accumulate)
 {
-    gemm_run((cnn_gemm_args){M, N, P, NULL, 0, 0, ri, po, b, ldb, c, ldc, accumulate, a16});
+    gemm_run((cnn_gemm_args){M, N, P, NULL, 0, 0, ri, po, b, ldb, c, ldc, accumulate, a->a16, a->pairs,
+                             a->pair_step});
 }
 
 /* One panel at a time, each with every p block: an element's p blocks still run in ascending order, so the
- * bits are those of cnn_gemm_gather. A is FP32 (a) or BF16 (a16). */
-static void gather_packed(int M, int N, int P, const float *a, const uint16_t *a16, const int *ri,
+ * bits are those of cnn_gemm_gather. A is FP32 (a) or BF16 (a16 not NULL). */
+static void gather_packed(int M, int N, int P, const float *a, const cnn_bf16_images *a16, const int *ri,
                           const int *po, const float *packed, float *c, long ldc, int accumulate)
 {
+    const cnn_bf16_images none = {NULL, NULL, 0}, *h = a16 ? a16 : &none;
     for (int j0 = 0; j0 < N; j0 += PANEL)
         gemm_run((cnn_gemm_args){M, N - j0 < PANEL ? N - j0 : PANEL, P, a, 0, 0, ri, po,
-                                 packed + (size_t)j0 * P, PANEL, c + j0, ldc, accumulate, a16});
+                                 packed + (size_t)j0 * P, PANEL, c + j0, ldc, accumulate, h->a16, h->pairs,
+                                 h->pair_step});
 }
 
 void cnn_gemm_gather_packed(int M, int N, int P, const float *a, const int *ri, const int *po,
@@ -91,10 +94,10 @@ void cnn_gemm_gather_packed(int M, int N, int P, const float *a, const int *ri, 
     gather_packed(M, N, P, a, NULL, ri, po, packed, c, ldc, accumulate);
 }
 
-void cnn_gemm_gather_packed_bf16(int M, int N, int P, const uint16_t *a16, const int *ri, const int *po,
+void cnn_gemm_gather_packed_bf16(int M, int N, int P, const cnn_bf16_images *a, const int *ri, const int *po,
                                  const float *packed, float *c, long ldc, int accumulate)
 {
-    gather_packed(M, N, P, NULL, a16, ri, po, packed, c, ldc, accumulate);
+    gather_packed(M, N, P, NULL, a, ri, po, packed, c, ldc, accumulate);
 }
 
 /* Below this many multiply-adds a parallel region costs more than it saves; a block of rows should be at

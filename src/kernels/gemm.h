@@ -50,14 +50,23 @@ void cnn_gemm_pack_b(int P, int N, const float *b, long ldb, float *packed);
 void cnn_gemm_gather_packed(int M, int N, int P, const float *a, const int *ri, const int *po,
                             const float *packed, float *c, long ldc, int accumulate);
 
+/* A's values for the gathered BF16 products below: rounded to BF16 (a16 = cnn_bf16_round of the FP32 values
+ * the FP32 call would read), and where pairs is not NULL also their pair image (cnn_bf16_pair_image of the
+ * same values at pair_step). */
+typedef struct cnn_bf16_images {
+    const uint16_t *a16;
+    const uint32_t *pairs;
+    long pair_step;
+} cnn_bf16_images;
+
 /* While the BF16 products are on (kernels/gemm_bf16.h; never else): cnn_gemm_gather and
- * cnn_gemm_gather_packed with A's values already rounded to BF16 (a16 = cnn_bf16_round of the FP32 values
- * those calls would read): the same bits as those calls. Each value is rounded once instead of at every use
- * (up to kh * kw times in a convolution's patches), and where the pairs of p lie side by side (patches over
- * an even number of channels) the tiles read them in place, packing nothing. */
-void cnn_gemm_gather_bf16(int M, int N, int P, const uint16_t *a16, const int *ri, const int *po,
+ * cnn_gemm_gather_packed with A's values already rounded to BF16: the same bits as those calls. Each value
+ * is rounded once instead of at every use (up to kh * kw times in a convolution's patches), and where the
+ * pairs of p lie side by side (patches over an even number of channels) or pair_step apart in the pair image
+ * (patches^T over neighbouring pixels), the tiles read them in place, packing nothing. */
+void cnn_gemm_gather_bf16(int M, int N, int P, const cnn_bf16_images *a, const int *ri, const int *po,
                           const float *b, long ldb, float *c, long ldc, int accumulate);
-void cnn_gemm_gather_packed_bf16(int M, int N, int P, const uint16_t *a16, const int *ri, const int *po,
+void cnn_gemm_gather_packed_bf16(int M, int N, int P, const cnn_bf16_images *a, const int *ri, const int *po,
                                  const float *packed, float *c, long ldc, int accumulate);
 
 /* Called by cnn_gemm_parallel for rows [first, first + count) of C once they are final, on the thread that

@@ -87,14 +87,16 @@ static inline __m256i bf16_group(const cnn_gemm_args *g, long o, const int *t, l
 }
 
 /* Where the tiles read A's words: row i's word k is the 32 bits at row(i) + (wo ? wo[k] : k * sk), counted
- * in BF16 values, with row(i) = base + (ri ? ri[i] : i * si). A block packed on the stack (pack_rows,
- * pack_pairs) has no tables. A already in BF16 whose pairs lie side by side in memory (a convolution's
- * patches over an even number of channels, read by rows) is read in place through the row table and a table
- * of its pairs: nothing is packed or rounded per use. */
+ * in BF16 values, with row(i) = base + (ri ? ri[i] << shift : i * si). A block packed on the stack
+ * (pack_rows, pack_pairs) has no tables. Where the pairs of p lie side by side in a16 (a convolution's
+ * patches over an even number of channels, read by rows) or pair_step apart (read through the pair image of
+ * a16: the patches^T of a weight gradient, whose pairs are neighbouring pixels), the tiles read A in place
+ * through the row table and a table of the pairs: nothing is packed or rounded per use. */
 typedef struct a_view {
     const uint16_t *base;
     const int *ri, *wo;
     long si, sk;
+    int shift;
 } a_view;
 
 /* A's values run along p in memory (row-major A, or a gather whose p table is made of runs, as the patches
@@ -134,7 +136,7 @@ static a_view pack_rows(const cnn_gemm_args *g, int i0, int mb, int p0, int pc, 
                 _mm256_mask_storeu_epi32(buf + (long)i * kp + p / 2, (__mmask8)((1u << (n + 1) / 2) - 1), w);
         }
     }
-    return (a_view){(const uint16_t *)buf, NULL, NULL, 2L * kp, 2};
+    return (a_view){(const uint16_t *)buf, NULL, NULL, 2L * kp, 2, 0};
 }
 
 /* The same pair by pair: the values of 16 rows at p and p + 1 make 16 words. */
@@ -158,25 +160,32 @@ static a_view pack_pairs(const cnn_gemm_args *g, int i0, int mb, int p0, int pc,
             _mm512_mask_storeu_epi32(buf + (long)k * MB + i, first_n(n), interleave16(x));
         }
     }
-    return (a_view){(const uint16_t *)buf, NULL, NULL, 2, 2L * MB};
+    return (a_view){(const uint16_t *)buf, NULL, NULL, 2, 2L * MB, 0};
 }
 
-/* 1 when A is in BF16 and every pair of p in [p0, p0 + pc) lies side by side through the gather tables: the
- * tiles can read it in place. wo <- the pairs' offsets. */
-static int pairs_in_place(const cnn_gemm_args *g, int p0, int pc, int *wo)
+/* How the tiles read A over p in [p0, p0 + pc) in place, when they can (else pack_rows or pack_pairs): from
+ * a16, where every pair of p lies side by side through the tables (A_IN_BF16), or from the pair image, where
+ * every pair lies pair_step apart (A_IN_PAIRS). wo <- the pairs' offsets in BF16 values. */
+enum { A_PACKED, A_IN_BF16, A_IN_PAIRS };
+static int in_place(const cnn_gemm_args *g, int p0, int pc, int *wo)
 {
-    if (!g->a16 || !g->ri || pc % 2) return 0;
+    if (!g->a16 || !g->ri || pc % 2) return A_PACKED;
     const int *po = g->po + p0;
+    int adjacent = 1, paired = g->pairs != NULL;
     for (int k = 0; 2 * k < pc; k++) {
-        if (po[2 * k + 1] != po[2 * k] + 1) return 0;
-        wo[k] = po[2 * k];
+        adjacent &= po[2 * k + 1] - po[2 * k] == 1;
+        paired &= po[2 * k + 1] - po[2 * k] == g->pair_step;
     }
-    return 1;
+    const int how = adjacent ? A_IN_BF16 : paired ? A_IN_PAIRS : A_PACKED;
+    for (int k = 0; how != A_PACKED && 2 * k < pc; k++) wo[k] = po[2 * k] * (how == A_IN_PAIRS ? 2 : 1);
+    return how;
 }
 
-static a_view pack_a(const cnn_gemm_args *g, int i0, int mb, int p0, int pc, const int *wo, uint32_t *buf)
+static a_view pack_a(const cnn_gemm_args *g, int i0, int mb, int p0, int pc, int how, const int *wo,
+                     uint32_t *buf)
 {
-    if (wo) return (a_view){g->a16, g->ri + i0, wo, 0, 0};
+    if (how == A_IN_BF16) return (a_view){g->a16, g->ri + i0, wo, 0, 0, 0};
+    if (how == A_IN_PAIRS) return (a_view){(const uint16_t *)g->pairs, g->ri + i0, wo, 0, 0, 1};
     return pack_by_rows(g) ? pack_rows(g, i0, mb, p0, pc, buf) : pack_pairs(g, i0, mb, p0, pc, buf);
 }
 
@@ -252,7 +261,7 @@ static void panel(const a_view *av, int mb, int kp, const uint32_t *bp, int w, f
         const uint16_t *r[MR];
         for (int i = 0; i < MR; i++) {
             const int row = i0 + (i < mr ? i : mr - 1);
-            r[i] = av->base + (av->ri ? av->ri[row] : row * av->si);
+            r[i] = av->base + (av->ri ? (long)av->ri[row] << av->shift : row * av->si);
         }
         float *ct = c + (long)i0 * ldc;
         switch (nv + 4 * (av->wo != NULL)) {
@@ -286,33 +295,37 @@ static void panel(const a_view *av, int mb, int kp, const uint32_t *bp, int w, f
 
 /* ---------------------------------------------------------------- the driver */
 
-/* One p block: rows in blocks of MB, each packed once (unless read in place); B's panels packed once when
- * there is only one, else once per block of rows. */
-static void p_block(const cnn_gemm_args *g, int p0, int pc, int accumulate, uint32_t *abuf, uint32_t *bbuf)
+/* One p block: rows in blocks of MB, each packed once (unless read in place) into the start of buf; B's
+ * panels after it, all packed once where they fit there together (the input gradient's products: P is the
+ * filters, so a block has few pairs), else once per block of rows. */
+static void p_block(const cnn_gemm_args *g, int p0, int pc, int accumulate, uint32_t *buf)
 {
-    const int kp = (pc + 1) / 2, one_panel = g->N <= NR;
+    const int kp = (pc + 1) / 2, panels = (g->N + NR - 1) / NR;
+    const int once = (long)kp * (MB + (long)panels * NR) <= (long)(MB + NR) * KP;
+    uint32_t *bbuf = buf + (once ? (long)MB * kp : (long)MB * KP);
     int wo[KP];
-    const int *in_place = pairs_in_place(g, p0, pc, wo) ? wo : NULL;
-    if (one_panel) pack_b(g, p0, pc, 0, g->N, bbuf);
+    const int how = in_place(g, p0, pc, wo);
+    for (int j = 0; once && j < panels; j++)
+        pack_b(g, p0, pc, j * NR, g->N - j * NR < NR ? g->N - j * NR : NR, bbuf + (long)j * kp * NR);
     for (int i0 = 0; i0 < g->M; i0 += MB) {
         const int mb = g->M - i0 < MB ? g->M - i0 : MB;
-        const a_view av = pack_a(g, i0, mb, p0, pc, in_place, abuf);
-        for (int j0 = 0; j0 < g->N; j0 += NR) {
-            const int w = g->N - j0 < NR ? g->N - j0 : NR;
-            if (!one_panel) pack_b(g, p0, pc, j0, w, bbuf);
-            panel(&av, mb, kp, bbuf, w, g->c + (long)i0 * g->ldc + j0, g->ldc, accumulate);
+        const a_view av = pack_a(g, i0, mb, p0, pc, how, wo, buf);
+        for (int j = 0; j < panels; j++) {
+            const int j0 = j * NR, w = g->N - j0 < NR ? g->N - j0 : NR;
+            if (!once) pack_b(g, p0, pc, j0, w, bbuf);
+            panel(&av, mb, kp, bbuf + (once ? (long)j * kp * NR : 0), w, g->c + (long)i0 * g->ldc + j0,
+                  g->ldc, accumulate);
         }
     }
 }
 
 void cnn_gemm_bf16_avx512(const cnn_gemm_args *g)
 {
-    _Alignas(64) uint32_t abuf[MB * KP];
-    _Alignas(64) uint32_t bbuf[KP * NR];
+    _Alignas(64) uint32_t buf[(MB + NR) * KP];
     const int P = g->P, blocks = (P + KC - 1) / KC;
     const int kc = blocks ? ((P + blocks - 1) / blocks + 1) / 2 * 2 : 0;
     for (int p0 = 0; p0 < P; p0 += kc)
-        p_block(g, p0, P - p0 < kc ? P - p0 : kc, g->accumulate || p0 > 0, abuf, bbuf);
+        p_block(g, p0, P - p0 < kc ? P - p0 : kc, g->accumulate || p0 > 0, buf);
 }
 
 void cnn_bf16_round(const float *x, size_t n, uint16_t *y)
@@ -323,6 +336,16 @@ void cnn_bf16_round(const float *x, size_t n, uint16_t *y)
     if (i == n) return;
     const __mmask16 m = first_n((int)(n - i));
     _mm256_mask_storeu_epi16(y + i, m, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, x + i)));
+}
+
+void cnn_bf16_pair_image(const float *x, size_t n, long step, uint32_t *pairs)
+{
+    const size_t end = n > (size_t)step ? n - (size_t)step : 0;
+    for (size_t o = 0; o < end; o += 16) {
+        const __mmask16 m = first_n(end - o < 16 ? (int)(end - o) : 16);
+        const __m512 x0 = _mm512_maskz_loadu_ps(m, x + o), x1 = _mm512_maskz_loadu_ps(m, x + o + step);
+        _mm512_mask_storeu_epi32(pairs + o, m, pairs16(x0, x1));
+    }
 }
 
 float cnn_peak_bf16_avx512(long steps)

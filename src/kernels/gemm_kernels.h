@@ -26,7 +26,12 @@ typedef struct cnn_gemm_args {
     float *c;
     long ldc;
     int accumulate;
-    const uint16_t *a16; /* BF16 kernel only: A's values already rounded to BF16, read as a is (a unused) */
+    /* The BF16 kernel only: A's values already rounded to BF16, read as a would be (a unused); and where not
+     * NULL, the pair image of a16 (cnn_bf16_pair_image: pairs[o] holds the values at o and o + pair_step),
+     * which the tiles read in place where each pair of p lies pair_step apart through the tables. */
+    const uint16_t *a16;
+    const uint32_t *pairs;
+    long pair_step;
 } cnn_gemm_args;
 
 /* The start of A's rows i0 .. i0 + CNN_GEMM_MR - 1 (rows past mr repeat the last real one: a short tile

@@ -267,24 +267,32 @@ static const float *padded(const cnn_layer *l, const unit_ws *w, const float *x,
 
 /* --precision bf16: the n floats of images that a gathered product reads, rounded to BF16 once into the
  * unit's lowering buffer (free while those products run: only the patch gradients of col2im use it, after
- * them), so that the BF16 kernel does not round each value at every tap that reads it. NULL in fp32, or where
- * the buffer is too small: the kernel then rounds the FP32 values itself, to the same bits. */
-static const uint16_t *bf16_images(const unit_ws *w, const float *img, size_t n)
+ * them), so that the BF16 kernel does not round each value at every tap that reads it; with pair_step > 0
+ * also their pair image after them (kernels/gemm.h), where the buffer has room. Returns 0 (leaving *h
+ * empty) in fp32, or where the buffer is too small: the kernel then rounds the FP32 values itself, to the
+ * same bits. */
+static int bf16_images(const unit_ws *w, const float *img, size_t n, long pair_step, cnn_bf16_images *h)
 {
-    if (!cnn_gemm_bf16_on() || n > 2 * w->ncols) return NULL;
+    *h = (cnn_bf16_images){NULL, NULL, 0};
+    const size_t half = lines((n + 1) / 2);
+    if (!cnn_gemm_bf16_on() || half > w->ncols) return 0;
     cnn_bf16_round(img, n, (uint16_t *)w->cols);
-    return (const uint16_t *)w->cols;
+    h->a16 = (const uint16_t *)w->cols;
+    if (pair_step <= 0 || half + n > w->ncols) return 1;
+    cnn_bf16_pair_image(img, n, pair_step, (uint32_t *)(w->cols + half));
+    *h = (cnn_bf16_images){h->a16, (const uint32_t *)(w->cols + half), pair_step};
+    return 1;
 }
 
-/* C (M x N) (+)= the gathered product of gemm.h with A from the images a (or their BF16 copy a16 where there
+/* C (M x N) (+)= the gathered product of gemm.h with A from the images a (or their BF16 copy h where there
  * is one) and B (N columns) packed (kernels/gemm.h) or in place. */
-static void gather(int M, int N, int P, const float *a, const uint16_t *a16, const int *ri, const int *po,
-                   const float *b, int packed, float *c, int accumulate)
+static void gather(int M, int N, int P, const float *a, const cnn_bf16_images *h, const int *ri,
+                   const int *po, const float *b, int packed, float *c, int accumulate)
 {
-    if (a16 && packed)
-        cnn_gemm_gather_packed_bf16(M, N, P, a16, ri, po, b, c, N, accumulate);
-    else if (a16)
-        cnn_gemm_gather_bf16(M, N, P, a16, ri, po, b, N, c, N, accumulate);
+    if (h && packed)
+        cnn_gemm_gather_packed_bf16(M, N, P, h, ri, po, b, c, N, accumulate);
+    else if (h)
+        cnn_gemm_gather_bf16(M, N, P, h, ri, po, b, N, c, N, accumulate);
     else if (packed)
         cnn_gemm_gather_packed(M, N, P, a, ri, po, b, c, N, accumulate);
     else
@@ -299,18 +307,23 @@ static size_t gathered_floats(const cnn_layer *l, const unit_ws *w, int cnt)
     return (size_t)cnt * (w->pad ? padded_image(g) : (size_t)g->ih * g->iw * g->cin);
 }
 
-/* The gathered product over cnt images x: forward's patches W, or dW's patches^T dy. */
+/* The gathered product over cnt images x: forward's patches W, or dW's patches^T dy. dW pairs neighbouring
+ * output pixels, sw * cin apart in the images while a row of them has an even width (then no pair spans two
+ * rows): there the kernel reads the images' pair image in place. */
 static void gather_patches(const cnn_layer *l, const unit_ws *w, const float *x, int cnt, int dw,
                            const float *b, float *c, int accumulate)
 {
     const conv2d_cfg *cf = l->cfg;
-    const int F = cf->filters, K = (int)cnn_conv_k(&cf->g), rows = cnt * (int)cnn_conv_pixels(&cf->g);
+    const cnn_conv_geom *g = &cf->g;
+    const int F = cf->filters, K = (int)cnn_conv_k(g), rows = cnt * (int)cnn_conv_pixels(g);
     const float *a = padded(l, w, x, cnt);
-    const uint16_t *a16 = bf16_images(w, a, gathered_floats(l, w, cnt));
+    cnn_bf16_images h;
+    const long pair_step = dw && g->ow % 2 == 0 ? (long)g->sw * g->cin : 0;
+    const int bf16 = bf16_images(w, a, gathered_floats(l, w, cnt), pair_step, &h);
     if (dw)
-        gather(K, F, rows, a, a16, w->tap, w->pix, b, 0, c, accumulate);
+        gather(K, F, rows, a, bf16 ? &h : NULL, w->tap, w->pix, b, 0, c, accumulate);
     else
-        gather(rows, F, K, a, a16, w->pix, w->tap, b, packs(l), c, accumulate);
+        gather(rows, F, K, a, bf16 ? &h : NULL, w->pix, w->tap, b, packs(l), c, accumulate);
 }
 
 /* y_chunk (rows, F) = act(patches W + b) for cnt images x. */
@@ -430,8 +443,10 @@ static void dx_conv_chunk(const cnn_layer *l, const unit_ws *w, const chunk_io *
     const cnn_conv_geom d = dx_geom(c);
     const int rows = io->cnt * (int)cnn_conv_pixels(&d), cin = c->g.cin;
     cnn_conv_pad(&d, io->dy, io->cnt, w->dyp);
-    const uint16_t *a16 = bf16_images(w, w->dyp, (size_t)io->cnt * padded_image(&d));
-    gather(rows, cin, (int)cnn_conv_k(&d), w->dyp, a16, w->dpix, w->dtap, w->wt, packs(l), io->dx, 0);
+    cnn_bf16_images h;
+    const int bf16 = bf16_images(w, w->dyp, (size_t)io->cnt * padded_image(&d), 0, &h);
+    gather(rows, cin, (int)cnn_conv_k(&d), w->dyp, bf16 ? &h : NULL, w->dpix, w->dtap, w->wt, packs(l),
+           io->dx, 0);
 }
 
 /* One chunk of backward: the activation gradient and the unit's dW/db partials, then dx = col2im(dy W^T). */
