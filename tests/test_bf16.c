@@ -1,7 +1,8 @@
 /* --precision bf16 (kernels/gemm_bf16.h) where the CPU has AVX512_BF16 (every test is skipped elsewhere,
  * except the refusal, which is then checked the other way round): the BF16 GEMM against a float64 reference
  * over the same BF16-rounded inputs for every way of reading A (row-major, transposed, gathered like a
- * convolution's forward and weight-gradient products) with row, column and p tails and p blocks; bit-identity
+ * convolution's forward and weight-gradient products) with row, column and p tails and p blocks; the same
+ * products from images rounded to BF16 once, bit for bit against the per-use rounding; bit-identity
  * across thread counts of the GEMM and of whole models trained in bf16; a small model trained in bf16
  * against fp32; the refusals (unknown name, forced avx2 or generic path) and the run record's field. */
 #include "util.h"
@@ -154,6 +155,102 @@ static void test_gemm_gathered(void **state)
         check_both(&dw, "patches^T x dy");
         free(x), free(k), free(dy), free(pix), free(tap);
     }
+    cnn_gemm_bf16_set(0);
+}
+
+/* cnn_bf16_round and cnn_bf16_pair_image against bf16() above, bit for bit: ties (both ways), signs,
+ * lengths with a tail past the last 16, and nothing written past the end. */
+static uint16_t bf16_bits(float x)
+{
+    const float r = (float)bf16(x);
+    uint32_t u;
+    memcpy(&u, &r, sizeof u);
+    return (uint16_t)(u >> 16);
+}
+
+static void test_round_once(void **state)
+{
+    (void)state;
+    if (skip_without_bf16()) skip();
+    enum { N = 77, STEP = 5 };
+    float x[N];
+    tu_fill_uniform(x, N, 29, 8);
+    for (int i = 0; i < 8; i++) { /* exact ties between two BF16 values: to even, up and down */
+        uint32_t u = 0x3f800000u + ((uint32_t)i << 16) + 0x8000u;
+        memcpy(&x[i], &u, sizeof u);
+        x[i + 8] = -x[i];
+    }
+    for (int n = 0; n <= N; n += (n < 20 ? 1 : 19)) {
+        uint16_t y[N + 1];
+        uint32_t pairs[N + 1];
+        memset(y, 0xab, sizeof y), memset(pairs, 0xab, sizeof pairs);
+        cnn_bf16_round(x, (size_t)n, y);
+        cnn_bf16_pair_image(x, (size_t)n, STEP, pairs);
+        for (int i = 0; i < n; i++) assert_int_equal(y[i], bf16_bits(x[i]));
+        assert_int_equal(y[n], 0xabab);
+        for (int o = 0; o + STEP < n; o++)
+            assert_int_equal(pairs[o], bf16_bits(x[o]) | (uint32_t)bf16_bits(x[o + STEP]) << 16);
+        assert_int_equal(pairs[n > STEP ? n - STEP : 0], 0xababababu);
+    }
+}
+
+/* The gathered products from images rounded once (cnn_gemm_gather_bf16, with and without their pair image;
+ * the packed-B variant) against the same products from the FP32 images, which the kernel rounds at every
+ * use: the same bits, for even channel counts (pairs read in place), odd ones (K odd: the last pair half
+ * zero, packed), output rows of odd width (some pixel pairs span two rows: those p blocks are packed), and
+ * p split into several blocks (K = 576; dW over 600 pixels). */
+static void same_bits(const float *want, const float *got, size_t n, const char *what, const int *conv)
+{
+    if (memcmp(want, got, sizeof(float) * n))
+        fail_msg("%s differs from the per-use rounding (%d images %dx%d, %d channels)", what, conv[0],
+                 conv[1], conv[2], conv[3]);
+}
+
+static void check_rounded_once(const int *conv)
+{
+    const int cnt = conv[0], h = conv[1], w = conv[2], cin = conv[3], F = 37, ow = w - 2;
+    const int rows = cnt * (h - 2) * ow, K = 9 * cin;
+    const size_t nx = (size_t)cnt * h * w * cin, nc = (size_t)(rows > K ? rows : K) * F;
+    float *x = tu_floats(nx), *k = tu_floats((size_t)K * F), *dy = tu_floats((size_t)rows * F),
+          *kp = tu_floats(cnn_gemm_packed_floats(K, F)), *want = tu_floats(nc), *got = tu_floats(nc);
+    uint16_t *x16 = calloc(nx, sizeof(uint16_t));
+    uint32_t *pairs = calloc(nx, sizeof(uint32_t));
+    int *pix = calloc((size_t)rows, sizeof(int)), *tap = calloc((size_t)K, sizeof(int));
+    assert_non_null(x16), assert_non_null(pairs), assert_non_null(pix), assert_non_null(tap);
+    tu_fill_uniform(x, nx, 29, 3), tu_fill_uniform(k, (size_t)K * F, 29, 4);
+    tu_fill_uniform(dy, (size_t)rows * F, 29, 5);
+    conv_tables(cnt, h, w, cin, pix, tap);
+    cnn_bf16_round(x, nx, x16);
+    cnn_bf16_pair_image(x, nx, cin, pairs);
+    const cnn_bf16_images once = {x16, NULL, 0}, paired = {x16, pairs, cin};
+    cnn_gemm_pack_b(K, F, k, F, kp);
+    for (int acc = 0; acc < 2; acc++) {
+        tu_fill_uniform(want, (size_t)rows * F, 29, 6), memcpy(got, want, sizeof(float) * rows * F);
+        cnn_gemm_gather(rows, F, K, x, pix, tap, k, F, want, F, acc);
+        cnn_gemm_gather_bf16(rows, F, K, &once, pix, tap, k, F, got, F, acc);
+        same_bits(want, got, (size_t)rows * F, "patches x W", conv);
+        tu_fill_uniform(got, (size_t)rows * F, 29, 6);
+        cnn_gemm_gather_packed_bf16(rows, F, K, &once, pix, tap, kp, got, F, acc);
+        same_bits(want, got, (size_t)rows * F, "patches x packed W", conv);
+        for (int with_pairs = 0; with_pairs < 2; with_pairs++) {
+            tu_fill_uniform(want, (size_t)K * F, 29, 7), memcpy(got, want, sizeof(float) * K * F);
+            cnn_gemm_gather(K, F, rows, x, tap, pix, dy, F, want, F, acc);
+            cnn_gemm_gather_bf16(K, F, rows, with_pairs ? &paired : &once, tap, pix, dy, F, got, F, acc);
+            same_bits(want, got, (size_t)K * F, with_pairs ? "patches^T x dy (pair image)" : "patches^T x dy",
+                      conv);
+        }
+    }
+    free(x), free(k), free(dy), free(kp), free(want), free(got), free(x16), free(pairs), free(pix), free(tap);
+}
+
+static void test_gemm_rounded_once(void **state)
+{
+    (void)state;
+    if (skip_without_bf16()) skip();
+    cnn_gemm_bf16_set(1);
+    static const int CONVS[][4] = {{2, 10, 10, 32}, {2, 9, 9, 32},  {3, 7, 8, 3}, {1, 6, 6, 17},
+                                   {1, 12, 12, 64}, {6, 12, 12, 8}, {1, 5, 4, 2}};
+    for (size_t t = 0; t < sizeof CONVS / sizeof CONVS[0]; t++) check_rounded_once(CONVS[t]);
     cnn_gemm_bf16_set(0);
 }
 
@@ -358,6 +455,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gemm_strided),  cmocka_unit_test(test_gemm_gathered),
+        cmocka_unit_test(test_round_once),    cmocka_unit_test(test_gemm_rounded_once),
         cmocka_unit_test(test_model_threads), cmocka_unit_test(test_training_close),
         cmocka_unit_test(test_refusals),      cmocka_unit_test(test_run_record),
         cmocka_unit_test(test_spec_option), /* one per line */
