@@ -284,10 +284,11 @@ static void make_data(int n, uint64_t stream, float *x, int32_t *y)
 
 /* The parameters after `steps` steps on a fixed batch of n (precision p, `threads` threads); *acc: the
  * accuracy on 500 other images after them. */
-static float *train(const char *p, int n, int steps, int threads, size_t *count, double *acc)
+static float *train_spec(const char *spec, const char *p, int n, int steps, int threads, size_t *count,
+                         double *acc)
 {
     cnn_set_threads(threads);
-    cnn_spec *s = cnn_spec_parse(CONV_SPEC, "small_conv.spec");
+    cnn_spec *s = cnn_spec_parse(spec, "small_conv.spec");
     cnn_model *m = s ? cnn_spec_build_model(s, 1) : NULL;
     assert_non_null(m);
     assert_int_equal(cnn_model_set_precision(m, p), 0);
@@ -316,6 +317,11 @@ static float *train(const char *p, int n, int steps, int threads, size_t *count,
     return w;
 }
 
+static float *train(const char *p, int n, int steps, int threads, size_t *count, double *acc)
+{
+    return train_spec(CONV_SPEC, p, n, steps, threads, count, acc);
+}
+
 /* bf16 with 1 and 2 threads: the same bytes; and not those of fp32 (the BF16 kernels did run). */
 static void test_model_threads(void **state)
 {
@@ -330,6 +336,48 @@ static void test_model_threads(void **state)
     if (memcmp(one, two, sizeof(float) * n1)) fail_msg("bf16: parameters differ between 1 and 2 threads");
     assert_true(memcmp(one, fp32, sizeof(float) * n1) != 0);
     free(one), free(two), free(fp32);
+    cnn_set_threads(keep);
+}
+
+/* Trainable convolutions over 32 channels at stride 1, whose input gradient runs in bf16 as a convolution
+ * (conv2d.c, dx_conv) where fp32 uses col2im: with 1 and 2 threads the same bytes; and the first layer,
+ * trained only through those input gradients, moves its kernel as in fp32: Adam's first steps move each
+ * weight by about the learning rate in the sign of its gradient, so the two moves point the same way
+ * (measured cosine printed; input gradients that were wrong, e.g. from a kernel flipped the wrong way, would
+ * leave the two unrelated, near 0). */
+static const char *const WIDE_SPEC = "model: wide_conv\n"
+                                     "input: (16, 16, 1)\n"
+                                     "layers:\n"
+                                     "    Conv2D(32, kernel_size=3, padding=\"same\", activation=\"relu\")\n"
+                                     "    Conv2D(32, kernel_size=3, padding=\"same\", activation=\"relu\")\n"
+                                     "    Conv2D(16, kernel_size=3, activation=\"relu\")\n"
+                                     "    MaxPooling2D(2, strides=2)\n"
+                                     "    Flatten()\n"
+                                     "    Dense(10, activation=\"softmax\")\n"
+                                     "optimizer: Adam(learning_rate=0.001)\n";
+
+static void test_dx_conv(void **state)
+{
+    (void)state;
+    if (skip_without_bf16()) skip();
+    const int keep = cnn_get_threads();
+    size_t n0, n1, n2, n3;
+    double acc;
+    float *w0 = train_spec(WIDE_SPEC, "fp32", 70, 0, 1, &n0, &acc),
+          *one = train_spec(WIDE_SPEC, "bf16", 70, 2, 1, &n1, &acc),
+          *two = train_spec(WIDE_SPEC, "bf16", 70, 2, 2, &n2, &acc),
+          *fp32 = train_spec(WIDE_SPEC, "fp32", 70, 2, 2, &n3, &acc);
+    assert_int_equal(n1, n2);
+    if (memcmp(one, two, sizeof(float) * n1)) fail_msg("bf16: parameters differ between 1 and 2 threads");
+    double dot = 0, a2 = 0, b2 = 0;
+    for (int i = 0; i < 9 * 32; i++) { /* the first kernel: 3 x 3 x 1 x 32 */
+        const double a = one[i] - w0[i], b = fp32[i] - w0[i];
+        dot += a * b, a2 += a * a, b2 += b * b;
+    }
+    const double cosine = dot / sqrt(a2 * b2);
+    print_message("  first kernel's move, bf16 against fp32: cosine %.4f\n", cosine);
+    assert_true(cosine > 0.9);
+    free(w0), free(one), free(two), free(fp32);
     cnn_set_threads(keep);
 }
 
@@ -454,11 +502,11 @@ static void test_spec_option(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_gemm_strided),  cmocka_unit_test(test_gemm_gathered),
-        cmocka_unit_test(test_round_once),    cmocka_unit_test(test_gemm_rounded_once),
-        cmocka_unit_test(test_model_threads), cmocka_unit_test(test_training_close),
-        cmocka_unit_test(test_refusals),      cmocka_unit_test(test_run_record),
-        cmocka_unit_test(test_spec_option), /* one per line */
+        cmocka_unit_test(test_gemm_strided),   cmocka_unit_test(test_gemm_gathered),
+        cmocka_unit_test(test_round_once),     cmocka_unit_test(test_gemm_rounded_once),
+        cmocka_unit_test(test_model_threads),  cmocka_unit_test(test_dx_conv),
+        cmocka_unit_test(test_training_close), cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_run_record),     cmocka_unit_test(test_spec_option), /* one per line */
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
