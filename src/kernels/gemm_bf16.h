@@ -6,7 +6,9 @@
  * element sums its P products in p blocks of at most CNN_GEMM_KC (the same split for every shape-equal call),
  * inside a block pair by pair (p = 2k, 2k+1) in ascending k into a zeroed FP32 accumulator (vdpbf16ps), and
  * adds the blocks to C in order. As in FP32, the result depends on the shapes alone: bit-identical for any
- * thread count. The layers keep FP32 everywhere else (weights, activations, gradients, the optimizer). */
+ * thread count. The layers keep FP32 everywhere else (weights, activations, gradients, the optimizer).
+ * cnn_gemm_gather_bf16 (gemm.h) takes A's values rounded beforehand by cnn_bf16_round, once per value rather
+ * than at every use: the same bits. */
 #ifndef CNN_KERNELS_GEMM_BF16_H
 #define CNN_KERNELS_GEMM_BF16_H
 

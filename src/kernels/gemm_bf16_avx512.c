@@ -4,9 +4,13 @@
  * throughput.
  *
  * It needs its operands as pairs of BF16 values in 32-bit words, (A_2k, A_2k+1) for a row of A and
- * (B_2k[j], B_2k+1[j]) for a column of B, so each call packs them on its stack: a panel of B (up to KC values
+ * (B_2k[j], B_2k+1[j]) for a column of B, so each call packs them on its stack: panels of B (up to KC values
  * of p x 64 columns, interleaved by pairs) and a block of up to MB rows of A, converted with vcvtneps2bf16
- * (round to nearest even). The tile is the FP32 kernel's: 6 rows x 64 columns, 24 FP32 accumulators, one
+ * (round to nearest even). A convolution's images may come already rounded (cnn_gemm_args.a16, with their
+ * pair image): then A is packed from them without rounding, or where its pairs lie side by side (forward's
+ * patches over an even channel count) or one pair step apart (the weight gradient's patches^T over
+ * neighbouring pixels) not packed at all: the tiles read the words in place through the tables, as the FP32
+ * kernel reads its floats. The tile is the FP32 kernel's: 6 rows x 64 columns, 24 FP32 accumulators, one
  * broadcast word of A per row and four words-vectors of B per pair of p. */
 #include <immintrin.h>
 #include <stdint.h>
@@ -17,8 +21,8 @@
 #include "kernels/tile_avx512.h"
 
 /* Tile rows, tile columns, the most p values per block (even: a block holds whole pairs), rows of A packed at
- * once (a multiple of MR; 96 rows keep the repacking of B's panel, once per block of rows, near 5% of the
- * work). The two packs take 160 KiB of stack. */
+ * once (a multiple of MR; 96 rows keep the repacking of B's panel, once per block of rows where B's panels do
+ * not fit the buffer together, near 5% of the work). The packs take 160 KiB of stack. */
 enum { MR = CNN_GEMM_MR, NR = 64, KC = CNN_GEMM_KC, KP = KC / 2, MB = 96 };
 
 /* ---------------------------------------------------------------- conversion */
@@ -71,8 +75,9 @@ static inline __m512 a_group(const float *a, long o, const int *t, long s, int n
 /* The same from A already in BF16 (g->a16). */
 static inline __m256i a_group16(const uint16_t *a, long o, const int *t, long s, int n, int run)
 {
-    const __mmask16 m = first_n(n);
-    if (run) return _mm256_maskz_loadu_epi16(m, a + o + (t ? t[0] : 0));
+    const uint16_t *at = a + o + (t ? t[0] : 0);
+    if (run)
+        return n == 16 ? _mm256_loadu_si256((const __m256i *)at) : _mm256_maskz_loadu_epi16(first_n(n), at);
     uint16_t v[16] = {0};
     for (int k = 0; k < n; k++) v[k] = a[o + (t ? t[k] : k * s)];
     return _mm256_loadu_si256((const __m256i *)v);
@@ -84,6 +89,19 @@ static inline __m256i bf16_group(const cnn_gemm_args *g, long o, const int *t, l
 {
     if (g->a16) return a_group16(g->a16, o, t, s, n, run);
     return (__m256i)_mm512_cvtneps_pbh(a_group(g->a, o, t, s, n, run));
+}
+
+/* The groups at o0 and o1 (zeros where !has1) as 16 pair words, from A in BF16 or rounded here (one
+ * conversion for both). */
+static inline __m512i pair_group(const cnn_gemm_args *g, long o0, long o1, int has1, const int *t, long s,
+                                 int n, int run)
+{
+    if (!g->a16)
+        return pairs16(a_group(g->a, o0, t, s, n, run),
+                       has1 ? a_group(g->a, o1, t, s, n, run) : _mm512_setzero_ps());
+    const __m256i x0 = a_group16(g->a16, o0, t, s, n, run),
+                  x1 = has1 ? a_group16(g->a16, o1, t, s, n, run) : _mm256_setzero_si256();
+    return interleave16(_mm512_inserti64x4(_mm512_castsi256_si512(x0), x1, 1));
 }
 
 /* Where the tiles read A's words: row i's word k is the 32 bits at row(i) + (wo ? wo[k] : k * sk), counted
@@ -154,10 +172,8 @@ static a_view pack_pairs(const cnn_gemm_args *g, int i0, int mb, int p0, int pc,
             const int n = mb - i < 16 ? mb - i : 16;
             const int *t = ri ? ri + i : NULL;
             const long di = ri ? 0 : i * g->sai;
-            const __m256i x0 = bf16_group(g, o0 + di, t, g->sai, n, runs[r]);
-            const __m256i x1 = has1 ? bf16_group(g, o1 + di, t, g->sai, n, runs[r]) : _mm256_setzero_si256();
-            const __m512i x = _mm512_inserti64x4(_mm512_castsi256_si512(x0), x1, 1);
-            _mm512_mask_storeu_epi32(buf + (long)k * MB + i, first_n(n), interleave16(x));
+            _mm512_mask_storeu_epi32(buf + (long)k * MB + i, first_n(n),
+                                     pair_group(g, o0 + di, o1 + di, has1, t, g->sai, n, runs[r]));
         }
     }
     return (a_view){(const uint16_t *)buf, NULL, NULL, 2, 2L * MB, 0};
