@@ -61,7 +61,7 @@ static void products(const conv *c, const float *x, const float *k, const float 
     const double t1 = omp_get_wtime();
     if (r && r->pairs) { /* as conv2d.c: rounded once where it reads the pair image, else as in fp32 */
         cnn_bf16_round(x, r->n, r->a16);
-        cnn_bf16_pair_image(x, r->n, r->step, r->pairs);
+        cnn_bf16_pair_image(r->a16, r->n, r->step, r->pairs);
         cnn_gemm_gather_bf16(K, F, rows, &(cnn_bf16_images){r->a16, r->pairs, r->step}, tap, pix, dy, F, dw,
                              F, 0);
     } else {

@@ -15,6 +15,7 @@
 #include "kernels/gemm.h"
 #include "kernels/gemm_bf16.h"
 #include "kernels/isa.h"
+#include "layers/conv_common.h"
 
 /* x rounded to BF16 the way vcvtneps2bf16 does: to nearest, ties to even; denormals to zero (none occur in
  * these inputs). Written from the format's definition, not from the kernel. */
@@ -185,12 +186,60 @@ static void test_round_once(void **state)
         uint32_t pairs[N + 1];
         memset(y, 0xab, sizeof y), memset(pairs, 0xab, sizeof pairs);
         cnn_bf16_round(x, (size_t)n, y);
-        cnn_bf16_pair_image(x, (size_t)n, STEP, pairs);
+        cnn_bf16_pair_image(y, (size_t)n, STEP, pairs);
         for (int i = 0; i < n; i++) assert_int_equal(y[i], bf16_bits(x[i]));
         assert_int_equal(y[n], 0xabab);
         for (int o = 0; o + STEP < n; o++)
             assert_int_equal(pairs[o], bf16_bits(x[o]) | (uint32_t)bf16_bits(x[o + STEP]) << 16);
         assert_int_equal(pairs[n > STEP ? n - STEP : 0], 0xababababu);
+    }
+}
+
+/* cnn_conv_pad_bf16 (padding and rounding in one pass) against cnn_conv_pad then bf16(): the same bits,
+ * zeros included, for a "same" and an asymmetric, strided geometry. */
+static void test_pad_bf16(void **state)
+{
+    (void)state;
+    if (skip_without_bf16()) skip();
+    static const cnn_conv_geom GEOMS[] = {{.ih = 5,
+                                           .iw = 4,
+                                           .cin = 3,
+                                           .kh = 3,
+                                           .kw = 3,
+                                           .sh = 1,
+                                           .sw = 1,
+                                           .dh = 1,
+                                           .dw = 1,
+                                           .oh = 5,
+                                           .ow = 4,
+                                           .pt = 1,
+                                           .pl = 1},
+                                          {.ih = 6,
+                                           .iw = 7,
+                                           .cin = 2,
+                                           .kh = 3,
+                                           .kw = 2,
+                                           .sh = 2,
+                                           .sw = 2,
+                                           .dh = 1,
+                                           .dw = 1,
+                                           .oh = 3,
+                                           .ow = 4,
+                                           .pt = 0,
+                                           .pl = 1}};
+    for (size_t t = 0; t < sizeof GEOMS / sizeof GEOMS[0]; t++) {
+        const cnn_conv_geom *g = &GEOMS[t];
+        int hp, wp;
+        cnn_conv_padded_size(g, &hp, &wp);
+        const size_t nx = (size_t)2 * g->ih * g->iw * g->cin, np = (size_t)2 * hp * wp * g->cin;
+        float *x = tu_floats(nx), *xp = tu_floats(np);
+        uint16_t *x16 = calloc(np, sizeof(uint16_t));
+        assert_non_null(x16);
+        tu_fill_uniform(x, nx, 29, 9);
+        cnn_conv_pad(g, x, 2, xp);
+        cnn_conv_pad_bf16(g, x, 2, x16);
+        for (size_t i = 0; i < np; i++) assert_int_equal(x16[i], bf16_bits(xp[i]));
+        free(x), free(xp), free(x16);
     }
 }
 
@@ -221,7 +270,7 @@ static void check_rounded_once(const int *conv)
     tu_fill_uniform(dy, (size_t)rows * F, 29, 5);
     conv_tables(cnt, h, w, cin, pix, tap);
     cnn_bf16_round(x, nx, x16);
-    cnn_bf16_pair_image(x, nx, cin, pairs);
+    cnn_bf16_pair_image(x16, nx, cin, pairs);
     const cnn_bf16_images once = {x16, NULL, 0}, paired = {x16, pairs, cin};
     cnn_gemm_pack_b(K, F, k, F, kp);
     for (int acc = 0; acc < 2; acc++) {
@@ -502,11 +551,12 @@ static void test_spec_option(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_gemm_strided),   cmocka_unit_test(test_gemm_gathered),
-        cmocka_unit_test(test_round_once),     cmocka_unit_test(test_gemm_rounded_once),
-        cmocka_unit_test(test_model_threads),  cmocka_unit_test(test_dx_conv),
-        cmocka_unit_test(test_training_close), cmocka_unit_test(test_refusals),
-        cmocka_unit_test(test_run_record),     cmocka_unit_test(test_spec_option), /* one per line */
+        cmocka_unit_test(test_gemm_strided),      cmocka_unit_test(test_gemm_gathered),
+        cmocka_unit_test(test_round_once),        cmocka_unit_test(test_pad_bf16),
+        cmocka_unit_test(test_gemm_rounded_once), cmocka_unit_test(test_model_threads),
+        cmocka_unit_test(test_dx_conv),           cmocka_unit_test(test_training_close),
+        cmocka_unit_test(test_refusals),          cmocka_unit_test(test_run_record),
+        cmocka_unit_test(test_spec_option), /* one per line */
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -32,9 +32,9 @@ int cnn_gemm_bf16_on(void);
  * products), for i < n: the operand of cnn_gemm_gather_bf16. Needs what cnn_bf16_check checks. */
 void cnn_bf16_round(const float *x, size_t n, uint16_t *y);
 
-/* pairs[o] = (x[o], x[o + step]) rounded to BF16 as cnn_bf16_round does, low half first, for o < n - step:
- * the pair image of cnn_gemm_gather_bf16. */
-void cnn_bf16_pair_image(const float *x, size_t n, long step, uint32_t *pairs);
+/* pairs[o] = (a16[o], a16[o + step]), low half first, for o < n - step: the pair image of
+ * cnn_gemm_gather_bf16. */
+void cnn_bf16_pair_image(const uint16_t *a16, size_t n, long step, uint32_t *pairs);
 
 /* The whole product of g (every p) in BF16, on the calling thread. */
 void cnn_gemm_bf16_avx512(const cnn_gemm_args *g);

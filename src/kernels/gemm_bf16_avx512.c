@@ -40,6 +40,12 @@ static inline __m512i interleave16(__m512i x)
     return _mm512_permutexvar_epi16(mix, x);
 }
 
+/* x0[j], x1[j] (j < 16), BF16 already, as 16 words (x0[j], x1[j]). */
+static inline __m512i pairs16_bf16(__m256i x0, __m256i x1)
+{
+    return interleave16(_mm512_inserti64x4(_mm512_castsi256_si512(x0), x1, 1));
+}
+
 /* x0[j], x1[j] (j < 16) rounded to BF16, as 16 words (x0[j], x1[j]): the pair layout of both operands. */
 static inline __m512i pairs16(__m512 x0, __m512 x1)
 {
@@ -101,7 +107,7 @@ static inline __m512i pair_group(const cnn_gemm_args *g, long o0, long o1, int h
                        has1 ? a_group(g->a, o1, t, s, n, run) : _mm512_setzero_ps());
     const __m256i x0 = a_group16(g->a16, o0, t, s, n, run),
                   x1 = has1 ? a_group16(g->a16, o1, t, s, n, run) : _mm256_setzero_si256();
-    return interleave16(_mm512_inserti64x4(_mm512_castsi256_si512(x0), x1, 1));
+    return pairs16_bf16(x0, x1);
 }
 
 /* Where the tiles read A's words: row i's word k is the 32 bits at row(i) + (wo ? wo[k] : k * sk), counted
@@ -354,13 +360,14 @@ void cnn_bf16_round(const float *x, size_t n, uint16_t *y)
     _mm256_mask_storeu_epi16(y + i, m, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, x + i)));
 }
 
-void cnn_bf16_pair_image(const float *x, size_t n, long step, uint32_t *pairs)
+void cnn_bf16_pair_image(const uint16_t *a16, size_t n, long step, uint32_t *pairs)
 {
     const size_t end = n > (size_t)step ? n - (size_t)step : 0;
     for (size_t o = 0; o < end; o += 16) {
-        const __mmask16 m = first_n(end - o < 16 ? (int)(end - o) : 16);
-        const __m512 x0 = _mm512_maskz_loadu_ps(m, x + o), x1 = _mm512_maskz_loadu_ps(m, x + o + step);
-        _mm512_mask_storeu_epi32(pairs + o, m, pairs16(x0, x1));
+        const int k = end - o < 16 ? (int)(end - o) : 16;
+        const __m256i x0 = a_group16(a16, (long)o, NULL, 1, k, 1),
+                      x1 = a_group16(a16, (long)o + step, NULL, 1, k, 1);
+        _mm512_mask_storeu_epi32(pairs + o, first_n(k), pairs16_bf16(x0, x1));
     }
 }
 

@@ -267,22 +267,29 @@ static const float *padded(const cnn_layer *l, const unit_ws *w, const float *x,
     return w->pad;
 }
 
-/* --precision bf16: the n floats of images that a gathered product reads, rounded to BF16 once into the
- * unit's lowering buffer (free while those products run: only the patch gradients of col2im use it, after
- * them), so that the BF16 kernel does not round each value at every tap that reads it; with pair_step > 0
- * also their pair image after them (kernels/gemm.h), where the buffer has room. Returns 0 (leaving *h
- * empty) in fp32, or where the buffer is too small: the kernel then rounds the FP32 values itself, to the
- * same bits. */
-static int bf16_images(const unit_ws *w, const float *img, size_t n, long pair_step, cnn_bf16_images *h)
+/* --precision bf16: the images that a gathered product reads for cnt images x of geometry g (padded when
+ * pad), rounded to BF16 once, in the padding's pass, into the unit's lowering buffer (free while those
+ * products run: only the patch gradients of col2im use it, after them), so that the BF16 kernel does not
+ * round each value at every tap that reads it; with pair_step > 0 also their pair image after them
+ * (kernels/gemm.h), where the buffer has room. Returns 0 (leaving *h empty) in fp32, or where the buffer is
+ * too small: the caller then pads the FP32 images and the kernel rounds their values itself, to the same
+ * bits. */
+static int bf16_images(const unit_ws *w, const cnn_conv_geom *g, const float *x, int cnt, int pad,
+                       long pair_step, cnn_bf16_images *h)
 {
     *h = (cnn_bf16_images){NULL, NULL, 0};
-    const size_t half = lines((n + 1) / 2);
+    const size_t n = (size_t)cnt * (pad ? padded_image(g) : (size_t)g->ih * g->iw * g->cin),
+                 half = lines((n + 1) / 2);
     if (!cnn_gemm_bf16_on() || half > w->ncols) return 0;
-    cnn_bf16_round(img, n, (uint16_t *)w->cols);
-    h->a16 = (const uint16_t *)w->cols;
+    uint16_t *a16 = (uint16_t *)w->cols;
+    if (pad)
+        cnn_conv_pad_bf16(g, x, cnt, a16);
+    else
+        cnn_bf16_round(x, n, a16);
+    h->a16 = a16;
     if (pair_step <= 0 || half + n > w->ncols) return 1;
-    cnn_bf16_pair_image(img, n, pair_step, (uint32_t *)(w->cols + half));
-    *h = (cnn_bf16_images){h->a16, (const uint32_t *)(w->cols + half), pair_step};
+    cnn_bf16_pair_image(a16, n, pair_step, (uint32_t *)(w->cols + half));
+    *h = (cnn_bf16_images){a16, (const uint32_t *)(w->cols + half), pair_step};
     return 1;
 }
 
@@ -301,14 +308,6 @@ static void gather(int M, int N, int P, const float *a, const cnn_bf16_images *h
         cnn_gemm_gather(M, N, P, a, ri, po, b, N, c, N, accumulate);
 }
 
-/* Floats of the images a gathered product reads for cnt images: padded copies, or x itself. */
-static size_t gathered_floats(const cnn_layer *l, const unit_ws *w, int cnt)
-{
-    const conv2d_cfg *c = l->cfg;
-    const cnn_conv_geom *g = &c->g;
-    return (size_t)cnt * (w->pad ? padded_image(g) : (size_t)g->ih * g->iw * g->cin);
-}
-
 /* The gathered product over cnt images x: forward's patches W, or dW's patches^T dy. dW pairs neighbouring
  * output pixels, sw * cin apart in the images while a row of them has an even width (then no pair spans two
  * rows): there the kernel reads the images' pair image in place; elsewhere it packs the pairs from the FP32
@@ -319,10 +318,10 @@ static void gather_patches(const cnn_layer *l, const unit_ws *w, const float *x,
     const conv2d_cfg *cf = l->cfg;
     const cnn_conv_geom *g = &cf->g;
     const int F = cf->filters, K = (int)cnn_conv_k(g), rows = cnt * (int)cnn_conv_pixels(g);
-    const float *a = padded(l, w, x, cnt);
     cnn_bf16_images h;
     const long pair_step = dw && g->ow % 2 == 0 ? (long)g->sw * g->cin : 0;
-    const int bf16 = (!dw || pair_step) && bf16_images(w, a, gathered_floats(l, w, cnt), pair_step, &h);
+    const int bf16 = (!dw || pair_step) && bf16_images(w, g, x, cnt, w->pad != NULL, pair_step, &h);
+    const float *a = bf16 ? NULL : padded(l, w, x, cnt);
     if (dw)
         gather(K, F, rows, a, bf16 ? &h : NULL, w->tap, w->pix, b, 0, c, accumulate);
     else
@@ -445,9 +444,9 @@ static void dx_conv_chunk(const cnn_layer *l, const unit_ws *w, const chunk_io *
     const conv2d_cfg *c = l->cfg;
     const cnn_conv_geom d = dx_geom(c);
     const int rows = io->cnt * (int)cnn_conv_pixels(&d), cin = c->g.cin;
-    cnn_conv_pad(&d, io->dy, io->cnt, w->dyp);
     cnn_bf16_images h;
-    const int bf16 = bf16_images(w, w->dyp, (size_t)io->cnt * padded_image(&d), 0, &h);
+    const int bf16 = bf16_images(w, &d, io->dy, io->cnt, 1, 0, &h);
+    if (!bf16) cnn_conv_pad(&d, io->dy, io->cnt, w->dyp);
     gather(rows, cin, (int)cnn_conv_k(&d), w->dyp, bf16 ? &h : NULL, w->dpix, w->dtap, w->wt, packs(l),
            io->dx, 0);
 }

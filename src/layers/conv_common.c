@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "kernels/gemm.h"
+#include "kernels/gemm_bf16.h"
 #include "layers/activation.h"
 
 /* ---------------------------------------------------------------- options and geometry */
@@ -211,23 +212,48 @@ int cnn_conv_needs_padding(const cnn_conv_geom *g)
     return hp != g->ih || wp != g->iw;
 }
 
-void cnn_conv_pad(const cnn_conv_geom *g, const float *x, int n, float *xp)
+/* How a row of values goes into the padded images: copied, or rounded to BF16. */
+typedef void (*pad_copy)(const float *src, size_t n, void *dst);
+
+static void copy_floats(const float *src, size_t n, void *dst)
+{
+    memcpy(dst, src, sizeof(float) * n);
+}
+
+static void round_bf16(const float *src, size_t n, void *dst)
+{
+    cnn_bf16_round(src, n, dst);
+}
+
+/* The padded images, values of `size` bytes. */
+static void pad_images(const cnn_conv_geom *g, const float *x, int n, char *xp, size_t size, pad_copy copy)
 {
     int hp, wp;
     cnn_conv_padded_size(g, &hp, &wp);
-    const int cin = g->cin, row = wp * cin, left = g->pl * cin, right = (wp - g->pl - g->iw) * cin;
+    const size_t cin = (size_t)g->cin, row = wp * cin * size, left = g->pl * cin * size,
+                 right = (wp - g->pl - g->iw) * cin * size;
     for (int i = 0; i < n; i++) {
         const float *img = x + (size_t)i * g->ih * g->iw * cin;
-        float *o = xp + (size_t)i * hp * row;
-        memset(o, 0, sizeof(float) * (size_t)g->pt * row);
+        char *o = xp + (size_t)i * hp * row;
+        memset(o, 0, (size_t)g->pt * row);
         o += (size_t)g->pt * row;
         for (int y = 0; y < g->ih; y++, o += row) {
-            memset(o, 0, sizeof(float) * (size_t)left);
-            memcpy(o + left, img + (size_t)y * g->iw * cin, sizeof(float) * (size_t)g->iw * cin);
-            memset(o + left + g->iw * cin, 0, sizeof(float) * (size_t)right);
+            memset(o, 0, left);
+            copy(img + (size_t)y * g->iw * cin, (size_t)g->iw * cin, o + left);
+            memset(o + left + g->iw * cin * size, 0, right);
         }
-        memset(o, 0, sizeof(float) * (size_t)(hp - g->pt - g->ih) * row);
+        memset(o, 0, (size_t)(hp - g->pt - g->ih) * row);
     }
+}
+
+void cnn_conv_pad(const cnn_conv_geom *g, const float *x, int n, float *xp)
+{
+    pad_images(g, x, n, (char *)xp, sizeof(float), copy_floats);
+}
+
+void cnn_conv_pad_bf16(const cnn_conv_geom *g, const float *x, int n, uint16_t *xp)
+{
+    pad_images(g, x, n, (char *)xp, sizeof(uint16_t), round_bf16);
 }
 
 void cnn_conv_gather_tables(const cnn_conv_geom *g, int n, int *pix, int *tap)

@@ -11,6 +11,7 @@
 #define CNN_LAYERS_CONV_COMMON_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "layers/layer.h"
 
@@ -120,6 +121,9 @@ void cnn_conv_padded_size(const cnn_conv_geom *g, int *hp, int *wp);
 int cnn_conv_needs_padding(const cnn_conv_geom *g);
 /* xp (n padded images) <- x (n images). */
 void cnn_conv_pad(const cnn_conv_geom *g, const float *x, int n, float *xp);
+/* The same with the values rounded to BF16 on the way (cnn_bf16_round of kernels/gemm_bf16.h: the BF16
+ * products only), the images of cnn_gemm_gather_bf16 in one pass. */
+void cnn_conv_pad_bf16(const cnn_conv_geom *g, const float *x, int n, uint16_t *xp);
 /* pix[r]: offset of output pixel r's first tap in n padded images (r < n*P); tap[k]: offset of tap k from
  * it (k < K). */
 void cnn_conv_gather_tables(const cnn_conv_geom *g, int n, int *pix, int *tap);
