@@ -195,38 +195,23 @@ static void test_round_once(void **state)
     }
 }
 
+/* An ih x iw x cin input read by a kh x kw kernel at stride s (both axes), no dilation, to oh x ow pixels,
+ * padded by pt rows above and pl columns to the left. */
+static cnn_conv_geom geom(int ih, int iw, int cin, int kh, int kw, int s, int oh, int ow, int pt, int pl)
+{
+    cnn_conv_geom g = {0};
+    g.ih = ih, g.iw = iw, g.cin = cin, g.kh = kh, g.kw = kw, g.sh = g.sw = s, g.dh = g.dw = 1;
+    g.oh = oh, g.ow = ow, g.pt = pt, g.pl = pl;
+    return g;
+}
+
 /* cnn_conv_pad_bf16 (padding and rounding in one pass) against cnn_conv_pad then bf16(): the same bits,
  * zeros included, for a "same" and an asymmetric, strided geometry. */
 static void test_pad_bf16(void **state)
 {
     (void)state;
     if (skip_without_bf16()) skip();
-    static const cnn_conv_geom GEOMS[] = {{.ih = 5,
-                                           .iw = 4,
-                                           .cin = 3,
-                                           .kh = 3,
-                                           .kw = 3,
-                                           .sh = 1,
-                                           .sw = 1,
-                                           .dh = 1,
-                                           .dw = 1,
-                                           .oh = 5,
-                                           .ow = 4,
-                                           .pt = 1,
-                                           .pl = 1},
-                                          {.ih = 6,
-                                           .iw = 7,
-                                           .cin = 2,
-                                           .kh = 3,
-                                           .kw = 2,
-                                           .sh = 2,
-                                           .sw = 2,
-                                           .dh = 1,
-                                           .dw = 1,
-                                           .oh = 3,
-                                           .ow = 4,
-                                           .pt = 0,
-                                           .pl = 1}};
+    const cnn_conv_geom GEOMS[] = {geom(5, 4, 3, 3, 3, 1, 5, 4, 1, 1), geom(6, 7, 2, 3, 2, 2, 3, 4, 0, 1)};
     for (size_t t = 0; t < sizeof GEOMS / sizeof GEOMS[0]; t++) {
         const cnn_conv_geom *g = &GEOMS[t];
         int hp, wp;
