@@ -42,6 +42,7 @@
 #include "kernels/gemm_bf16.h"
 #include "kernels/isa.h"
 #include "kernels/loops.h"
+#include "kernels/winograd.h"
 #include "layers/activation.h"
 #include "layers/conv_common.h"
 #include "layers/conv_pool.h"
@@ -70,7 +71,8 @@ static int conv2d_configure(cnn_layer *l, cnn_opts *o)
 static int conv2d_build(cnn_layer *l)
 {
     conv2d_cfg *c = l->cfg;
-    int rc = cnn_isa_check(); /* an unusable CNNLAB_ISA fails here, before any kernel runs */
+    int rc = cnn_isa_check();            /* an unusable CNNLAB_ISA fails here, before any kernel runs */
+    if (!rc) rc = cnn_conv_algo_check(); /* and an unknown CNNLAB_CONV */
     if (!rc) rc = cnn_conv_geometry(l, &c->conv, &c->g);
     if (rc) return rc;
     const cnn_conv_geom *g = &c->g;
@@ -205,6 +207,101 @@ static size_t fused_floats(const cnn_layer *l)
     return thin(l) ? lines(cnn_conv_pixels(&c->g) * c->filters) + lines(padded_image(&c->g)) : 0;
 }
 
+/* ---------------------------------------------------------------- Winograd F(2x2, 3x3) */
+
+/* Winograd (kernels/winograd.h) computes 3x3, stride-1, undilated convolutions with 2.25x fewer
+ * multiply-adds, forward and for dx (dW stays direct), where both channel counts reach this: its transforms
+ * read and write 16 / 4 = 4 floats per input and output pixel and channel, about as much memory traffic as
+ * a few multiply-adds per product saved, so the GEMMs must be wide enough for the saved multiplies to
+ * dominate. VGG16's blocks (64 to 512 channels) qualify; its first layer (3 input channels) and thin layers
+ * do not. The study's other models with such a layer (64 -> 64 or wider) get Winograd's rounding, which
+ * differs from the direct sums' in the last bits. CNNLAB_CONV=direct turns it off. */
+enum { WINO_MIN_CHANNELS = 64 };
+
+/* The geometries Winograd takes (their workspace is planned whether or not CNNLAB_CONV allows it now). */
+static int wino_fits(const conv2d_cfg *c)
+{
+    const cnn_conv_geom *g = &c->g;
+    return g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 &&
+           g->cin >= WINO_MIN_CHANNELS && c->filters >= WINO_MIN_CHANNELS;
+}
+
+static int wino(const cnn_layer *l)
+{
+    return wino_fits(l->cfg) && cnn_wino_allowed();
+}
+
+static cnn_wino_geom wino_geom(const conv2d_cfg *c)
+{
+    const cnn_conv_geom *g = &c->g;
+    return (cnn_wino_geom){g->ih, g->iw, g->cin, g->oh, g->ow, c->filters, g->pt, g->pl};
+}
+
+/* dx = dy convolved with the rotated, channel-swapped kernel (as dx_geom). */
+static cnn_wino_geom wino_dx_geom(const conv2d_cfg *c)
+{
+    const cnn_conv_geom *g = &c->g;
+    return (cnn_wino_geom){g->oh, g->ow, c->filters, g->ih, g->iw, g->cin, 2 - g->pt, 2 - g->pl};
+}
+
+/* Floats of the slot of the transformed kernel, forward's or dx's (their packed panels round up different
+ * columns), on cache lines. */
+static size_t wino_kernel_slot(const conv2d_cfg *c)
+{
+    const size_t f = cnn_wino_kernel_floats(c->g.cin, c->filters),
+                 d = cnn_wino_kernel_floats(c->filters, c->g.cin);
+    return lines(f > d ? f : d);
+}
+
+/* The transformed kernel, on cache lines, then the driver's workspace: for forward or dx, whichever needs
+ * more (each part); 0 for the other geometries. */
+static size_t wino_floats(const conv2d_cfg *c, int n)
+{
+    if (!wino_fits(c)) return 0;
+    const cnn_wino_geom f = wino_geom(c), d = wino_dx_geom(c);
+    const size_t u = wino_kernel_slot(c);
+    const size_t wf = cnn_wino_work_floats(&f, n), wd = cnn_wino_work_floats(&d, n);
+    return u + (wf > wd ? wf : wd);
+}
+
+/* The bias and activation of forward over pixels the driver has finished. */
+typedef struct wino_epilogue {
+    cnn_activation act;
+    float *y, *z;
+    const float *b;
+    int F;
+} wino_epilogue;
+
+static void wino_bias_act(void *arg, int first, int count)
+{
+    const wino_epilogue *e = arg;
+    const size_t o = (size_t)first * e->F;
+    cnn_conv_bias_act(e->act, e->y + o, e->b, e->z ? e->z + o : NULL, (size_t)count, e->F);
+}
+
+/* The kernel is transformed on every call: the weights may have changed since the last one. */
+static void wino_forward(const cnn_layer *l, float *work, const float *x, float *y, int n)
+{
+    const conv2d_cfg *c = l->cfg;
+    const cnn_wino_geom g = wino_geom(c);
+    wino_epilogue e = {.act = l->act_run,
+                       .y = y,
+                       .z = l->scratch,
+                       .b = c->use_bias ? cnn_layer_param(l, 1) : NULL,
+                       .F = c->filters};
+    cnn_wino_kernel(cnn_layer_param(l, 0), g.cin, g.cout, 0, work);
+    cnn_wino_conv(&g, n, x, work, y, work + wino_kernel_slot(c), wino_bias_act, &e);
+}
+
+/* dx from dy (after the activation gradient). */
+static void wino_dx(const cnn_layer *l, float *work, const float *dy, float *dx, int n)
+{
+    const conv2d_cfg *c = l->cfg;
+    const cnn_wino_geom g = wino_dx_geom(c);
+    cnn_wino_kernel(cnn_layer_param(l, 0), g.cout, g.cin, 1, work);
+    cnn_wino_conv(&g, n, dy, work, dx, work + wino_kernel_slot(c), NULL, NULL);
+}
+
 /* The plan's workspace, then the fused pass's floats per unit (thin layers) or the dx convolution's buffers
  * (frozen layers that fit it): never both, since thin layers have K <= 16 and dx_conv_fits needs cin >= 32.
  */
@@ -212,7 +309,9 @@ static size_t conv2d_workspace(const cnn_layer *l, int n)
 {
     const conv2d_cfg *c = l->cfg;
     const cnn_conv_plan p = cnn_conv_plan_for(&c->g, c->filters, n);
-    return fused_offset(&p) + (size_t)p.units * fused_floats(l) + dx_conv_floats(c, &p);
+    const size_t direct = fused_offset(&p) + (size_t)p.units * fused_floats(l) + dx_conv_floats(c, &p);
+    const size_t wino = wino_floats(c, n);
+    return direct > wino ? direct : wino;
 }
 
 /* ---------------------------------------------------------------- forward and backward */
@@ -375,6 +474,10 @@ static void conv2d_forward(cnn_layer *l, const cnn_ctx *ctx, const float *x, flo
     const conv2d_cfg *c = l->cfg;
     const cnn_conv_geom *g = &c->g;
     const size_t in_img = (size_t)g->ih * g->iw * g->cin, out_img = cnn_conv_pixels(g) * c->filters;
+    if (wino(l)) {
+        wino_forward(l, ctx->work, x, y, n);
+        return;
+    }
     const cnn_conv_plan p = cnn_conv_plan_for(g, c->filters, n);
     prepare(l, &p, ctx->work);
     pack_kernel(l, &p, ctx->work);
@@ -547,8 +650,10 @@ static void conv2d_backward(cnn_layer *l, const cnn_ctx *ctx, const float *x, co
     const cnn_conv_geom *g = &c->g;
     const size_t in_img = (size_t)g->ih * g->iw * g->cin, out_img = cnn_conv_pixels(g) * c->filters;
     const cnn_conv_plan p = cnn_conv_plan_for(g, c->filters, n);
+    /* Winograd's dx runs after the units (its workspace overlaps theirs) over dy as they left it. */
+    const int wdx = ctx->need_dx && wino(l);
     prepare(l, &p, ctx->work);
-    if (ctx->need_dx) prepare_dx(l, &p, ctx->work);
+    if (ctx->need_dx && !wdx) prepare_dx(l, &p, ctx->work);
         /* Dynamic as in forward: each unit writes only its own images and partial sums. */
 #pragma omp parallel for schedule(dynamic) if (p.units > 1)
     for (int u = 0; u < p.units; u++) {
@@ -565,11 +670,12 @@ static void conv2d_backward(cnn_layer *l, const cnn_ctx *ctx, const float *x, co
                                  .dx = dx + (size_t)i0 * in_img,
                                  .cnt = first + count - i0 < p.chunk ? first + count - i0 : p.chunk,
                                  .first = i0 == first,
-                                 .need_dx = ctx->need_dx};
+                                 .need_dx = ctx->need_dx && !wdx};
             backward_chunk(l, &w, &io);
         }
     }
     if (l->trainable) sum_partials(l, &p, ctx->work);
+    if (wdx) wino_dx(l, ctx->work, dy, dx, n);
 }
 
 /* ---------------------------------------------------------------- fused with the max pooling after it */
@@ -728,6 +834,11 @@ static void conv2d_describe(const cnn_layer *l, char *buf, size_t cap)
     snprintf(buf + k + j, cap - (size_t)(k + j), " %s", cnn_act_name(l->act));
 }
 
+static const char *conv2d_algorithm(const cnn_layer *l)
+{
+    return wino(l) ? "winograd" : NULL;
+}
+
 const cnn_layer_ops cnn_conv2d_ops = {
     .type = "Conv2D",
     .auto_name = "conv2d",
@@ -741,4 +852,5 @@ const cnn_layer_ops cnn_conv2d_ops = {
     .describe = conv2d_describe,
     .flops = conv2d_flops,
     .gemm_shape = conv2d_gemm_shape,
+    .algorithm = conv2d_algorithm,
 };

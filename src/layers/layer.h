@@ -98,6 +98,9 @@ typedef struct cnn_layer_ops {
     void (*gemm_shape)(const cnn_layer *l, int n, int mnk[3]);
     /* Short configuration text for the summary (NULL: none). */
     void (*describe)(const cnn_layer *l, char *buf, size_t cap);
+    /* The algorithm the layer runs now where it has a choice and took another than the direct one
+     * ("winograd"), for `cnnlab profile`; NULL (or a NULL op): the direct one. */
+    const char *(*algorithm)(const cnn_layer *l);
 } cnn_layer_ops;
 
 struct cnn_layer {

@@ -65,7 +65,12 @@ void cnn_model_profile_print(const cnn_model *m, const double *gemm_gflops, doub
                         m->x.prof_backward ? 1e3 * m->x.prof_seconds[2 * i + 1] / m->x.prof_backward : 0};
         double gf = l->ops->flops ? l->ops->flops(l, n) * 1e-9 : 0;
         tf += ms[0], tb += ms[1];
-        fprintf(out, "%-24.24s %-20.20s %9.3f %9.3f", l->name, l->ops->type, ms[0], ms[1]);
+        /* The type, with the algorithm where it is not the direct one ("Conv2D/winograd"); the GFLOP stay the
+         * direct algorithm's, so that the rates compare with the peak across algorithms. */
+        const char *algo = l->ops->algorithm ? l->ops->algorithm(l) : NULL;
+        char type[40];
+        snprintf(type, sizeof type, algo ? "%s/%s" : "%s", l->ops->type, algo);
+        fprintf(out, "%-24.24s %-20.20s %9.3f %9.3f", l->name, type, ms[0], ms[1]);
         if (gf > 0) print_rates(m, i, gf, ms, gemm_gflops, peak_gflops, out);
         fputc('\n', out);
     }

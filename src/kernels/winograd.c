@@ -1,0 +1,295 @@
+/* The Winograd F(2x2, 3x3) driver (kernels/winograd.h): the kernel transform, the chunks of tiles and their
+ * 16 GEMMs, and the CNNLAB_CONV switch. */
+#include "kernels/winograd.h"
+
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "kernels/isa.h"
+
+/* ---------------------------------------------------------------- the kernel transform */
+
+/* One row (or column) of 3 through G: (g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2). Halving is exact,
+ * and written after the sum so that no compiler can fuse it into a multiply-add. */
+static inline void g3(float g0, float g1, float g2, float o[4])
+{
+    o[0] = g0;
+    o[1] = (g0 + g1 + g2) * 0.5f;
+    o[2] = (g0 - g1 + g2) * 0.5f;
+    o[3] = g2;
+}
+
+/* u (16) = G g G^T for one 3 x 3 kernel g (row-major). */
+static void kernel_tile(const float g[9], float u[16])
+{
+    float t[4][3], r[4]; /* t = G g (4 x 3): the columns of g through G */
+    for (int c = 0; c < 3; c++) {
+        g3(g[c], g[3 + c], g[6 + c], r);
+        for (int i = 0; i < 4; i++) t[i][c] = r[i];
+    }
+    for (int i = 0; i < 4; i++) g3(t[i][0], t[i][1], t[i][2], u + 4 * i);
+}
+
+/* The 9 taps of kernel (c, f) of w (3, 3, cin, cout), tap order reversed when flip (w rotated 180 degrees).
+ */
+static void taps(const float *w, int cin, int cout, int c, int f, int flip, float g[9])
+{
+    const size_t tap = (size_t)cin * cout;
+    for (int t = 0; t < 9; t++) g[flip ? 8 - t : t] = w[t * tap + (size_t)c * cout + f];
+}
+
+/* Forward: operand xi is B (cin x cout) = U[xi][c][f]; f innermost, so reads and writes both run along rows
+ * (a packed panel's rows are CNN_GEMM_PANEL floats). */
+static void kernel_forward(const float *w, int cin, int cout, float *u)
+{
+    const size_t ops = cnn_gemm_packed_floats(cin, cout);
+#pragma omp parallel for schedule(static) if ((size_t)cin * cout > 16384)
+    for (int c = 0; c < cin; c++)
+        for (int f = 0; f < cout; f++) {
+            float g[9], t[16];
+            taps(w, cin, cout, c, f, 0, g);
+            kernel_tile(g, t);
+            for (int xi = 0; xi < 16; xi++) u[xi * ops + cnn_gemm_packed_at(cin, c, f)] = t[xi];
+        }
+}
+
+/* dx: operand xi is B (cout x cin) = U'[xi][f][c]; in blocks of 16 input channels (never across a panel), f
+ * in the middle, so that reads run along w's rows and writes along the panels' rows. */
+static void kernel_flipped(const float *w, int cin, int cout, float *u)
+{
+    const size_t ops = cnn_gemm_packed_floats(cout, cin);
+    const int blocks = (cin + 15) / 16;
+#pragma omp parallel for schedule(static) if ((size_t)cin * cout > 16384)
+    for (int b = 0; b < blocks; b++)
+        for (int f = 0; f < cout; f++)
+            for (int c = b * 16; c < cin && c < b * 16 + 16; c++) {
+                float g[9], t[16];
+                taps(w, cin, cout, c, f, 1, g);
+                kernel_tile(g, t);
+                for (int xi = 0; xi < 16; xi++) u[xi * ops + cnn_gemm_packed_at(cout, f, c)] = t[xi];
+            }
+}
+
+void cnn_wino_kernel(const float *w, int cin, int cout, int flip, float *u)
+{
+    if (flip)
+        kernel_flipped(w, cin, cout, u);
+    else
+        kernel_forward(w, cin, cout, u);
+}
+
+/* ---------------------------------------------------------------- chunks of tiles */
+
+/* A chunk's transformed inputs and products, 16 x tiles x (cin + cout) floats, in about this many bytes: a
+ * GEMM of t tile rows reads each U operand once for t x cin x cout multiply-adds, so t must not get small
+ * (at 512 channels the operands are 1 MB each and come from L3), and the GEMM reads V[xi] cout / 64 times
+ * (from L2 when it fits: t x cin floats). */
+enum { CHUNK_BYTES = 4 << 20, MIN_TILES = 48, MAX_SLOTS = 16 };
+
+/* CHUNK_BYTES, or what cnn_wino_set_budget set (tests: many chunks from small shapes). */
+static size_t g_budget = CHUNK_BYTES;
+
+void cnn_wino_set_budget(size_t bytes)
+{
+    g_budget = bytes ? bytes : CHUNK_BYTES;
+}
+
+/* The split of a batch: n * th tile rows in chunks of `rows`; each thread works in one of `slots` buffers.
+ * Everything here depends on the geometry and n alone. */
+typedef struct wino_plan {
+    int th, tw;   /* tiles per column and per row of an output image */
+    int rows;     /* tile rows per chunk */
+    int tiles;    /* tiles per chunk at most: rows * tw */
+    int chunks;   /* chunks of the batch */
+    int slots;    /* buffers, one per thread at work */
+    size_t slot;  /* floats per buffer: V then M */
+    size_t table; /* floats (as ints) of the GEMM's offset tables and the zero run, before the slots */
+} wino_plan;
+
+static size_t lines(size_t n)
+{
+    return (n + 15) / 16 * 16;
+}
+
+static wino_plan plan_for(const cnn_wino_geom *g, int n)
+{
+    wino_plan p = {.th = (g->oh + 1) / 2, .tw = (g->ow + 1) / 2};
+    const long want = (long)(g_budget / (64 * (size_t)(g->cin + g->cout))), all = (long)n * p.th;
+    const long floor = g_budget == CHUNK_BYTES ? MIN_TILES : 1, target = want > floor ? want : floor,
+               rows = target / p.tw > 1 ? target / p.tw : 1;
+    p.rows = (int)(rows < all ? rows : all > 0 ? all : 1);
+    p.tiles = p.rows * p.tw;
+    p.chunks = (int)((all + p.rows - 1) / p.rows);
+    p.slots = p.chunks < MAX_SLOTS ? (p.chunks > 0 ? p.chunks : 1) : MAX_SLOTS;
+    p.slot = lines(16 * (size_t)p.tiles * (size_t)(g->cin + g->cout));
+    p.table = lines((size_t)p.tiles + (size_t)g->cin) + lines((size_t)g->cin);
+    return p;
+}
+
+size_t cnn_wino_work_floats(const cnn_wino_geom *g, int n)
+{
+    const wino_plan p = plan_for(g, n);
+    return p.table + (size_t)p.slots * p.slot;
+}
+
+/* What every chunk of a call shares. */
+typedef struct wino_call {
+    const cnn_wino_geom *g;
+    wino_plan p;
+    int n; /* images */
+    const float *x, *u, *zero;
+    float *y;
+    const int *ri, *po; /* A_p[i] = V[ri[i] + po[p]]: tile i's row of V[xi] read in place */
+    const cnn_wino_tiles *tiles;
+    cnn_gemm_rows_fn after;
+    void *arg;
+} wino_call;
+
+/* Input pixel (iy, ix) of image s, or the zero run outside the image (the padding). */
+static const float *pixel(const wino_call *k, int s, int iy, int ix)
+{
+    const cnn_wino_geom *g = k->g;
+    if (iy < 0 || iy >= g->ih || ix < 0 || ix >= g->iw) return k->zero;
+    return k->x + (((size_t)s * g->ih + iy) * g->iw + ix) * g->cin;
+}
+
+/* V of tile rows [r0, r1) (flattened as image * th + tile row). */
+static void transform_inputs(const wino_call *k, int r0, int r1, float *v)
+{
+    const cnn_wino_geom *g = k->g;
+    const size_t vs = (size_t)k->p.tiles * g->cin;
+    int t = 0;
+    for (int r = r0; r < r1; r++) {
+        const int s = r / k->p.th, y0 = 2 * (r % k->p.th) - g->pt;
+        for (int tx = 0; tx < k->p.tw; tx++, t++) {
+            const float *src[16];
+            for (int i = 0; i < 16; i++) src[i] = pixel(k, s, y0 + i / 4, 2 * tx - g->pl + i % 4);
+            k->tiles->input(src, g->cin, v + (size_t)t * g->cin, vs);
+        }
+    }
+}
+
+/* Y of tile rows [r0, r1) from M, the outputs past the image's last row or column left out. */
+static void transform_outputs(const wino_call *k, int r0, int r1, const float *m)
+{
+    const cnn_wino_geom *g = k->g;
+    const size_t ms = (size_t)k->p.tiles * g->cout;
+    int t = 0;
+    for (int r = r0; r < r1; r++) {
+        const int s = r / k->p.th, oy = 2 * (r % k->p.th);
+        for (int tx = 0; tx < k->p.tw; tx++, t++) {
+            float *dst[4];
+            for (int i = 0; i < 4; i++) {
+                const int yy = oy + i / 2, xx = 2 * tx + i % 2;
+                dst[i] = yy < g->oh && xx < g->ow ? k->y + (((size_t)s * g->oh + yy) * g->ow + xx) * g->cout
+                                                  : NULL;
+            }
+            k->tiles->output(m + (size_t)t * g->cout, ms, g->cout, dst);
+        }
+    }
+}
+
+/* The first output pixel of tile row r (flattened), counted over the batch. */
+static long first_pixel(const wino_call *k, int r)
+{
+    const cnn_wino_geom *g = k->g;
+    const int oy = 2 * (r % k->p.th);
+    return ((long)(r / k->p.th) * g->oh + oy) * g->ow;
+}
+
+/* Chunk c in buffer v: inputs, the 16 products, outputs, then `after` over its pixels. */
+static void run_chunk(const wino_call *k, int c, float *v)
+{
+    const cnn_wino_geom *g = k->g;
+    const int r0 = c * k->p.rows, r1 = r0 + k->p.rows < k->n * k->p.th ? r0 + k->p.rows : k->n * k->p.th;
+    const int tiles = (r1 - r0) * k->p.tw;
+    const size_t vs = (size_t)k->p.tiles * g->cin, ms = (size_t)k->p.tiles * g->cout,
+                 us = cnn_gemm_packed_floats(g->cin, g->cout);
+    float *m = v + 16 * vs;
+    transform_inputs(k, r0, r1, v);
+    for (int xi = 0; xi < 16; xi++)
+        cnn_gemm_gather_packed(tiles, g->cout, g->cin, v + xi * vs, k->ri, k->po, k->u + xi * us, m + xi * ms,
+                               g->cout, 0);
+    transform_outputs(k, r0, r1, m);
+    if (!k->after) return;
+    const long first = first_pixel(k, r0),
+               end = r1 < k->n * k->p.th ? first_pixel(k, r1) : (long)k->n * g->oh * g->ow;
+    k->after(k->arg, (int)first, (int)(end - first));
+}
+
+static const cnn_wino_tiles *tiles_current(void)
+{
+    static const cnn_wino_tiles *const TILES[CNN_ISA_COUNT] = {&cnn_wino_tiles_generic, &cnn_wino_tiles_avx2,
+                                                               &cnn_wino_tiles_avx512};
+    return TILES[cnn_isa_current()];
+}
+
+/* The offset tables (tile i's row of V starts at i * cin; its channels follow) and the zero run. */
+static void tables(const cnn_wino_geom *g, const wino_plan *p, float *work, int **ri, int **po, float **zero)
+{
+    *ri = (int *)work;
+    *po = *ri + p->tiles;
+    *zero = work + lines((size_t)p->tiles + (size_t)g->cin);
+    for (int i = 0; i < p->tiles; i++) (*ri)[i] = i * g->cin;
+    for (int c = 0; c < g->cin; c++) (*po)[c] = c;
+    memset(*zero, 0, sizeof(float) * (size_t)g->cin);
+}
+
+void cnn_wino_conv(const cnn_wino_geom *g, int n, const float *x, const float *u, float *y, float *work,
+                   cnn_gemm_rows_fn after, void *arg)
+{
+    if (n <= 0) return;
+    wino_call k = {.g = g,
+                   .p = plan_for(g, n),
+                   .n = n,
+                   .x = x,
+                   .u = u,
+                   .y = y,
+                   .tiles = tiles_current(),
+                   .after = after,
+                   .arg = arg};
+    int *ri, *po;
+    float *zero;
+    tables(g, &k.p, work, &ri, &po, &zero);
+    k.ri = ri;
+    k.po = po;
+    k.zero = zero;
+    float *slots = work + k.p.table;
+    const int max = omp_get_max_threads(), threads = max < k.p.slots ? max : k.p.slots;
+    /* Dynamic: a thread that loses its core to another process does not hold the others back. A chunk's
+     * result does not depend on the buffer or the thread. */
+#pragma omp parallel for schedule(dynamic) num_threads(threads) if (threads > 1)
+    for (int c = 0; c < k.p.chunks; c++) run_chunk(&k, c, slots + (size_t)omp_get_thread_num() * k.p.slot);
+}
+
+/* ---------------------------------------------------------------- CNNLAB_CONV */
+
+/* -1 until read; then 1 (auto) or 0 (direct). */
+static int g_allowed = -1;
+
+int cnn_conv_algo_check(void)
+{
+    if (__atomic_load_n(&g_allowed, __ATOMIC_RELAXED) >= 0) return CNN_OK;
+    const char *env = getenv("CNNLAB_CONV");
+    int on = -1;
+    if (!env || !*env || !strcmp(env, "auto")) on = 1;
+    if (env && !strcmp(env, "direct")) on = 0;
+    if (on < 0)
+        return cnn_fail(CNN_ERR_INVALID,
+                        "CNNLAB_CONV=%s: unknown convolution algorithm (expected auto or direct)", env);
+    __atomic_store_n(&g_allowed, on, __ATOMIC_RELAXED);
+    return CNN_OK;
+}
+
+int cnn_wino_allowed(void)
+{
+    if (__atomic_load_n(&g_allowed, __ATOMIC_RELAXED) < 0 && cnn_conv_algo_check()) return 0;
+    return __atomic_load_n(&g_allowed, __ATOMIC_RELAXED) == 1;
+}
+
+void cnn_wino_allow(int mode)
+{
+    __atomic_store_n(&g_allowed, mode < 0 ? -1 : mode ? 1 : 0, __ATOMIC_RELAXED);
+}

@@ -1,0 +1,215 @@
+/* Winograd F(2x2, 3x3) (kernels/winograd.h, chosen by layers/conv2d.c): forward and dx against the direct
+ * path on every kernel path this CPU has, with edge tiles (odd sizes), channel counts that are not multiples
+ * of 16, batches 1 and 3, 'same' and 'valid' padding; bit-identical results for 1 and 2 threads; the
+ * selection rule and CNNLAB_CONV. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cnnlab.h"
+#include "kernels/isa.h"
+#include "kernels/winograd.h"
+#include "probe.h"
+#include "util.h"
+
+/* The tolerance, relative to S = sum over the output's terms of |x w| (plus |b|): both algorithms sum the
+ * same cin * 9 products, each with relative rounding of order sqrt(terms) * eps in practice (the GEMM's
+ * blocks). Winograd's transforms add a few roundings per value (B^T d B sums 4 inputs, G g G^T 9 taps, A^T m
+ * A 9 products), and its transform-domain terms are up to 4 x 9/4 x 9 = 81 times the size of the direct ones
+ * before they cancel; with eps = 6e-8 and at most 80 x 9 terms, 81 x 4 x sqrt(720) x eps = 2.1e-3 bounds it
+ * loosely, and the errors seen here are about 1e-6 of S. A wrong tap, tile or transform errs by O(S). */
+static const double TOL = 5e-5;
+
+typedef struct wino_case {
+    int h, w, cin, cout, n;
+    const char *opts; /* padding and activation */
+} wino_case;
+
+/* S for every output element of the probe's layer (no activation: the sum of |terms| of the pre-activation).
+ */
+static void abs_sums(const probe *p, const wino_case *t, int same, double *s)
+{
+    const cnn_layer *l = p->l;
+    const int oh = l->out.h, ow = l->out.w, pt = same, pl = same;
+    const float *k = p->m->params, *b = p->m->params + 9 * t->cin * t->cout;
+    for (int i = 0; i < t->n; i++)
+        for (int oy = 0; oy < oh; oy++)
+            for (int ox = 0; ox < ow; ox++)
+                for (int f = 0; f < t->cout; f++) {
+                    double a = fabs(b[f]);
+                    for (int ky = 0; ky < 3; ky++)
+                        for (int kx = 0; kx < 3; kx++) {
+                            const int iy = oy - pt + ky, ix = ox - pl + kx;
+                            if (iy < 0 || iy >= t->h || ix < 0 || ix >= t->w) continue;
+                            const float *px = p->x + (((size_t)i * t->h + iy) * t->w + ix) * t->cin;
+                            for (int c = 0; c < t->cin; c++)
+                                a += fabs(px[c] * k[((ky * 3 + kx) * t->cin + c) * t->cout + f]);
+                        }
+                    s[(((size_t)i * oh + oy) * ow + ox) * t->cout + f] = a;
+                }
+}
+
+static void assert_within(const float *a, const float *b, const double *scale, double s, size_t n,
+                          const char *what, const wino_case *t)
+{
+    for (size_t i = 0; i < n; i++) {
+        const double bound = TOL * (scale ? scale[i] : s);
+        if (!(fabs((double)a[i] - b[i]) <= bound))
+            fail_msg("%s %dx%dx%d->%d n=%d (%s) [%zu] on %s: winograd %.9g, direct %.9g, bound %.3g", what,
+                     t->h, t->w, t->cin, t->cout, t->n, t->opts, i, cnn_isa_name(), a[i], b[i], bound);
+    }
+}
+
+/* One case: forward, then backward with dx, by both algorithms, the same parameters and data. dx's scale is
+ * the largest of |dy| |w| summed over one input pixel's terms, bounded by 9 * cout * max|dy| max|w| <= 9 *
+ * cout (values in [-1, 1)). */
+static void check_case(const wino_case *t)
+{
+    char opts[160];
+    snprintf(opts, sizeof opts, "filters=%d, kernel_size=3, %s", t->cout, t->opts);
+    const int same = strstr(t->opts, "same") != NULL;
+    probe w, d;
+    cnn_wino_allow(1);
+    probe_open(&w, "Conv2D", opts, t->h, t->w, t->cin, t->n);
+    if (!w.l->ops->algorithm || !w.l->ops->algorithm(w.l)) fail_msg("%s: not winograd", opts);
+    probe_step(&w, 1);
+    cnn_wino_allow(0);
+    probe_open(&d, "Conv2D", opts, t->h, t->w, t->cin, t->n);
+    assert_null(d.l->ops->algorithm(d.l));
+    probe_step(&d, 1);
+    double *s = calloc(w.ny, sizeof(double));
+    assert_non_null(s);
+    abs_sums(&w, t, same, s);
+    assert_within(w.y, d.y, s, 0, w.ny, "y", t);
+    assert_within(w.dx, d.dx, NULL, 9.0 * t->cout, w.nx, "dx", t);
+    /* dW is direct on both: it sums the same dy (the activation gradient of nearly the same y). */
+    assert_within(w.m->grads, d.m->grads, NULL, (double)t->n * t->h * t->w, w.m->nparams, "dW", t);
+    free(s);
+    probe_close(&w);
+    probe_close(&d);
+    cnn_wino_allow(-1);
+}
+
+static const wino_case CASES[] = {
+    {7, 5, 67, 70, 3, "padding=same, activation=relu"}, /* edge tiles both ways, channels not x16 */
+    {9, 8, 64, 80, 1, "padding=valid"},                 /* valid: odd output, dx 'full' */
+    {6, 6, 66, 64, 3, "padding=same, activation=gelu"}, /* kept pre-activation */
+    {2, 2, 72, 65, 3, "padding=same, activation=relu"}, /* one tile per image (VGG16's block5 at 32x32) */
+    {3, 3, 64, 64, 1, "padding=same, use_bias=false"},  /* block5 at 56x56: one full, three edge tiles */
+};
+
+static void test_matches_direct_on_every_path(void **state)
+{
+    (void)state;
+    for (int isa = 0; isa < CNN_ISA_COUNT; isa++) {
+        if (!cnn_isa_supported((cnn_isa)isa)) continue;
+        assert_int_equal(cnn_isa_use((cnn_isa)isa), 0);
+        for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) check_case(&CASES[i]);
+    }
+    assert_int_equal(cnn_set_isa(NULL), 0);
+}
+
+/* Many chunks (a small chunk budget) so that both threads work: outputs, dx and dW bit-identical for 1 and 2
+ * threads, trainable and frozen, on every path. */
+static void test_threads_bit_identical(void **state)
+{
+    (void)state;
+    cnn_wino_allow(1);
+    cnn_wino_set_budget(64 * 1024);
+    for (int isa = 0; isa < CNN_ISA_COUNT; isa++) {
+        if (!cnn_isa_supported((cnn_isa)isa)) continue;
+        assert_int_equal(cnn_isa_use((cnn_isa)isa), 0);
+        probe_assert_threads_bit_identical(
+            "Conv2D", "filters=70, kernel_size=3, padding=same, activation=relu", 9, 7, 67, 3, 1);
+        probe_assert_threads_bit_identical("Conv2D", "filters=64, kernel_size=3, trainable=false", 8, 9, 64,
+                                           3, 1);
+    }
+    cnn_wino_set_budget(0);
+    cnn_wino_allow(-1);
+    assert_int_equal(cnn_set_isa(NULL), 0);
+}
+
+/* The chunking (tiles per chunk) changes no bit: the GEMM's sums do not depend on the rows a call covers. */
+static void test_chunks_change_no_bit(void **state)
+{
+    (void)state;
+    const char *opts = "filters=70, kernel_size=3, padding=same, activation=relu";
+    probe a, b;
+    cnn_wino_allow(1);
+    probe_open(&a, "Conv2D", opts, 9, 7, 67, 3);
+    probe_step(&a, 1);
+    cnn_wino_set_budget(32 * 1024);
+    probe_open(&b, "Conv2D", opts, 9, 7, 67, 3);
+    probe_step(&b, 1);
+    assert_memory_equal(a.y, b.y, sizeof(float) * a.ny);
+    assert_memory_equal(a.dx, b.dx, sizeof(float) * a.nx);
+    cnn_wino_set_budget(0);
+    cnn_wino_allow(-1);
+    probe_close(&a);
+    probe_close(&b);
+}
+
+/* The name of the algorithm layer 0 of a model on h x w x c with `opts` runs. */
+static const char *algorithm(const char *opts, int h, int w, int c)
+{
+    static char name[32];
+    cnn_model *m = cnn_model_create("rule", h, w, c);
+    if (cnn_model_add(m, "Conv2D", opts) || cnn_model_build(m, 1)) fail_msg("%s: %s", opts, cnn_errmsg());
+    const char *a = m->layers[0].ops->algorithm(&m->layers[0]);
+    snprintf(name, sizeof name, "%s", a ? a : "direct");
+    cnn_model_free(m);
+    return name;
+}
+
+static void test_selection_rule(void **state)
+{
+    (void)state;
+    cnn_wino_allow(-1);
+    unsetenv("CNNLAB_CONV");
+    /* VGG16's block3_conv2 at 56x56 input, and its block5 */
+    assert_string_equal(algorithm("filters=256, kernel_size=3, padding=same, activation=relu", 14, 14, 256),
+                        "winograd");
+    assert_string_equal(algorithm("filters=512, kernel_size=3, padding=same", 2, 2, 512), "winograd");
+    assert_string_equal(algorithm("filters=64, kernel_size=3, padding=valid", 8, 8, 64), "winograd");
+    /* too few channels, other kernels, strides, dilations */
+    assert_string_equal(algorithm("filters=32, kernel_size=3, padding=same", 14, 14, 32), "direct");
+    assert_string_equal(algorithm("filters=64, kernel_size=3, padding=same", 14, 14, 32), "direct");
+    assert_string_equal(algorithm("filters=32, kernel_size=3, padding=same", 14, 14, 64), "direct");
+    assert_string_equal(algorithm("filters=64, kernel_size=3, padding=same", 32, 32, 3), "direct");
+    assert_string_equal(algorithm("filters=64, kernel_size=3, strides=2", 14, 14, 64), "direct");
+    assert_string_equal(algorithm("filters=64, kernel_size=3, dilation_rate=2", 14, 14, 64), "direct");
+    assert_string_equal(algorithm("filters=64, kernel_size=5, padding=same", 14, 14, 64), "direct");
+    assert_string_equal(algorithm("filters=64, kernel_size=1", 14, 14, 64), "direct");
+}
+
+static void test_environment_switch(void **state)
+{
+    (void)state;
+    const char *opts = "filters=64, kernel_size=3, padding=same";
+    setenv("CNNLAB_CONV", "direct", 1);
+    cnn_wino_allow(-1);
+    assert_string_equal(algorithm(opts, 8, 8, 64), "direct");
+    setenv("CNNLAB_CONV", "auto", 1);
+    cnn_wino_allow(-1);
+    assert_string_equal(algorithm(opts, 8, 8, 64), "winograd");
+    setenv("CNNLAB_CONV", "fast", 1);
+    cnn_wino_allow(-1);
+    cnn_model *m = cnn_model_create("env", 8, 8, 64);
+    assert_int_equal(cnn_model_add(m, "Conv2D", opts), 0);
+    assert_true(cnn_model_build(m, 1) < 0);
+    assert_non_null(strstr(cnn_errmsg(), "CNNLAB_CONV=fast"));
+    assert_non_null(strstr(cnn_errmsg(), "expected auto or direct"));
+    cnn_model_free(m);
+    unsetenv("CNNLAB_CONV");
+    cnn_wino_allow(-1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_matches_direct_on_every_path), cmocka_unit_test(test_threads_bit_identical),
+        cmocka_unit_test(test_chunks_change_no_bit),         cmocka_unit_test(test_selection_rule),
+        cmocka_unit_test(test_environment_switch),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
