@@ -32,10 +32,10 @@ static inline size_t cnn_wino_kernel_floats(int cin, int cout)
     return 16 * cnn_gemm_packed_floats(cin, cout);
 }
 
-/* u <- the transform of a Keras kernel w (3, 3, cin, cout), for the convolution y = x (*) w (flip = 0), or
- * for its input gradient dx = dy (*) w' (flip = 1), where w'[ky][kx][f][c] = w[2-ky][2-kx][c][f] (cout
- * input channels, cin outputs). On every thread (call it outside parallel regions). */
-void cnn_wino_kernel(const float *w, int cin, int cout, int flip, float *u);
+/* u <- the transform of a Keras kernel w (3, 3, cin, cout) for y = x (*) w, on every thread (call it outside
+ * parallel regions). dx = dy (*) w' takes the transform of w'[ky][kx][f][c] = w[2-ky][2-kx][c][f] (cout input
+ * channels, cin outputs), the kernel rotated by 180 degrees with its channel axes swapped. */
+void cnn_wino_kernel(const float *w, int cin, int cout, float *u);
 
 /* Floats of the workspace cnn_wino_conv needs for n images (non-decreasing in n). */
 size_t cnn_wino_work_floats(const cnn_wino_geom *g, int n);
@@ -56,6 +56,8 @@ typedef struct cnn_wino_tiles {
     /* dst[k][f] = (A^T m A)[k] with m[xi] = m[xi * ms + f], for f < cout and the 4 outputs k whose dst is
      * not NULL (edge tiles). */
     void (*output)(const float *m, size_t ms, int cout, float *const dst[4]);
+    /* dst[xi][j] = (G g G^T)[xi] with g[k] = taps[k][j] (3 x 3, row-major), for j < n. */
+    void (*kernel)(const float *const taps[9], int n, float *const dst[16]);
 } cnn_wino_tiles;
 
 extern const cnn_wino_tiles cnn_wino_tiles_generic, cnn_wino_tiles_avx2, cnn_wino_tiles_avx512;

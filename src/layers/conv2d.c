@@ -253,15 +253,16 @@ static size_t wino_kernel_slot(const conv2d_cfg *c)
     return lines(f > d ? f : d);
 }
 
-/* The transformed kernel, on cache lines, then the driver's workspace: for forward or dx, whichever needs
- * more (each part); 0 for the other geometries. */
+/* The transformed kernel, on cache lines, then the driver's workspace for forward or dx, or dx's flipped
+ * kernel (used before the driver starts), whichever needs most; 0 for the other geometries. */
 static size_t wino_floats(const conv2d_cfg *c, int n)
 {
     if (!wino_fits(c)) return 0;
     const cnn_wino_geom f = wino_geom(c), d = wino_dx_geom(c);
     const size_t u = wino_kernel_slot(c);
     const size_t wf = cnn_wino_work_floats(&f, n), wd = cnn_wino_work_floats(&d, n);
-    return u + (wf > wd ? wf : wd);
+    const size_t flipped = 9 * (size_t)c->g.cin * c->filters, w = wf > wd ? wf : wd;
+    return u + (w > flipped ? w : flipped);
 }
 
 /* The bias and activation of forward over pixels the driver has finished. */
@@ -289,17 +290,23 @@ static void wino_forward(const cnn_layer *l, float *work, const float *x, float 
                        .z = l->scratch,
                        .b = c->use_bias ? cnn_layer_param(l, 1) : NULL,
                        .F = c->filters};
-    cnn_wino_kernel(cnn_layer_param(l, 0), g.cin, g.cout, 0, work);
+    cnn_wino_kernel(cnn_layer_param(l, 0), g.cin, g.cout, work);
     cnn_wino_conv(&g, n, x, work, y, work + wino_kernel_slot(c), wino_bias_act, &e);
 }
 
-/* dx from dy (after the activation gradient). */
+static void flip_kernel(const cnn_conv_geom *g, int F, const float *w, float *wf, int packed);
+
+/* dx from dy (after the activation gradient): the kernel is rotated and channel-swapped (flip_kernel, where
+ * the driver's workspace will be) and transformed as forward's. */
 static void wino_dx(const cnn_layer *l, float *work, const float *dy, float *dx, int n)
 {
     const conv2d_cfg *c = l->cfg;
     const cnn_wino_geom g = wino_dx_geom(c);
-    cnn_wino_kernel(cnn_layer_param(l, 0), g.cout, g.cin, 1, work);
-    cnn_wino_conv(&g, n, dy, work, dx, work + wino_kernel_slot(c), NULL, NULL);
+    float *u = work, *rest = work + wino_kernel_slot(c);
+    flip_kernel(&c->g, c->filters, cnn_layer_param(l, 0), rest,
+                0); /* w' in Keras's layout, before rest is used */
+    cnn_wino_kernel(rest, g.cin, g.cout, u);
+    cnn_wino_conv(&g, n, dy, u, dx, rest, NULL, NULL);
 }
 
 /* The plan's workspace, then the fused pass's floats per unit (thin layers) or the dx convolution's buffers
