@@ -2,7 +2,8 @@
  * core's forward and backward time per layer shape for a batch, in thread CPU time (so that other processes
  * on a shared machine move the figures less), on the kernel path in use (CNNLAB_ISA forces one). Backward is
  * a frozen layer's (dx only, as VGG16's blocks 1-4 behind a trainable layer) and a trainable layer's (dW
- * direct on both, plus dx). The measurements behind conv2d.c's choice of layers.
+ * direct on both, plus dx). The measurements behind conv2d.c's choice of layers: Winograd is forced on every
+ * shape here (cnn_wino_allow(2)), also those its rule leaves direct (listed last).
  *
  *   make && build/bench/winograd_layers [repeats] [batch] [size...]
  *
@@ -71,7 +72,7 @@ static int run_shape(int size, int cin, int cout, int n, int repeats)
     if (!rc) {
         cnn_wino_allow(0);
         measure(l, &b, n, repeats, d);
-        cnn_wino_allow(1);
+        cnn_wino_allow(2);
         measure(l, &b, n, repeats, w);
         printf("%4d %4d %4d   %8.2f %8.2f %5.2fx   %8.2f %8.2f %5.2fx   %8.2f %8.2f %5.2fx\n", size, cin,
                cout, 1e3 * d[0], 1e3 * w[0], d[0] / w[0], 1e3 * d[1], 1e3 * w[1], d[1] / w[1], 1e3 * d[2],
@@ -96,6 +97,8 @@ int main(int argc, char **argv)
     cnn_set_threads(1);
     printf("batch %d, 1 thread, kernels %s; ms (thread CPU time, best of %d)\n", n, cnn_isa_name(), repeats);
     printf("side  cin cout   fwd dir  fwd wino  ratio  frozen dir  wino  ratio   train dir  wino  ratio\n");
+    /* layers the rule leaves direct: fewer channels (Model_2's and Model_11's sizes), and VGG16's block5 */
+    static const int OTHERS[][3] = {{28, 32, 32}, {28, 32, 64}, {14, 64, 32}, {14, 64, 64}, {7, 64, 64}};
     int sizes[8] = {32, 56}, count = 2;
     if (argc > 3)
         for (count = 0; count < 8 && 3 + count < argc; count++) sizes[count] = atoi(argv[3 + count]);
@@ -106,5 +109,7 @@ int main(int argc, char **argv)
                 fprintf(stderr, "winograd_layers: %s\n", cnn_errmsg());
                 return 1;
             }
+    for (size_t i = 0; argc <= 3 && i < sizeof OTHERS / sizeof OTHERS[0]; i++)
+        if (run_shape(OTHERS[i][0], OTHERS[i][1], OTHERS[i][2], n, repeats)) return 1;
     return 0;
 }

@@ -2,6 +2,7 @@
  * path on every kernel path this CPU has, with edge tiles (odd sizes), channel counts that are not multiples
  * of 16, batches 1 and 3, 'same' and 'valid' padding; bit-identical results for 1 and 2 threads; the
  * selection rule and CNNLAB_CONV. */
+#include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,7 +70,7 @@ static void check_case(const wino_case *t)
     snprintf(opts, sizeof opts, "filters=%d, kernel_size=3, %s", t->cout, t->opts);
     const int same = strstr(t->opts, "same") != NULL;
     probe w, d;
-    cnn_wino_allow(1);
+    cnn_wino_allow(2); /* also the shapes the rule leaves direct (block5's 2x2 and 3x3) */
     probe_open(&w, "Conv2D", opts, t->h, t->w, t->cin, t->n);
     if (!w.l->ops->algorithm || !w.l->ops->algorithm(w.l)) fail_msg("%s: not winograd", opts);
     probe_step(&w, 1);
@@ -94,8 +95,9 @@ static const wino_case CASES[] = {
     {7, 5, 67, 70, 3, "padding=same, activation=relu"}, /* edge tiles both ways, channels not x16 */
     {9, 8, 64, 80, 1, "padding=valid"},                 /* valid: odd output, dx 'full' */
     {6, 6, 66, 64, 3, "padding=same, activation=gelu"}, /* kept pre-activation */
-    {2, 2, 72, 65, 3, "padding=same, activation=relu"}, /* one tile per image (VGG16's block5 at 32x32) */
-    {3, 3, 64, 64, 1, "padding=same, use_bias=false"},  /* block5 at 56x56: one full, three edge tiles */
+    {2, 2, 72, 65, 3, "padding=same, activation=relu"}, /* one tile per image (as VGG16's block5 at 32x32) */
+    {3, 3, 64, 64, 1, "padding=same, use_bias=false"},  /* as block5 at 56x56: one full, three edge tiles */
+    {5, 4, 64, 64, 3, "padding=valid"},                 /* a 3x2 output: edge tiles, dx 'full' */
 };
 
 static void test_matches_direct_on_every_path(void **state)
@@ -166,10 +168,14 @@ static void test_selection_rule(void **state)
     (void)state;
     cnn_wino_allow(-1);
     unsetenv("CNNLAB_CONV");
-    /* VGG16's block3_conv2 at 56x56 input, and its block5 */
+    /* VGG16's block3_conv2 at 56x56 input, its block4 at 32x32 */
     assert_string_equal(algorithm("filters=256, kernel_size=3, padding=same, activation=relu", 14, 14, 256),
                         "winograd");
-    assert_string_equal(algorithm("filters=512, kernel_size=3, padding=same", 2, 2, 512), "winograd");
+    assert_string_equal(algorithm("filters=512, kernel_size=3, padding=same", 4, 4, 512), "winograd");
+    /* its block5 at 32x32 and 56x56: outputs smaller than 4x4 */
+    assert_string_equal(algorithm("filters=512, kernel_size=3, padding=same", 2, 2, 512), "direct");
+    assert_string_equal(algorithm("filters=512, kernel_size=3, padding=same", 3, 3, 512), "direct");
+    assert_string_equal(algorithm("filters=64, kernel_size=3, padding=valid", 5, 8, 64), "direct");
     assert_string_equal(algorithm("filters=64, kernel_size=3, padding=valid", 8, 8, 64), "winograd");
     /* too few channels, other kernels, strides, dilations */
     assert_string_equal(algorithm("filters=32, kernel_size=3, padding=same", 14, 14, 32), "direct");
@@ -180,6 +186,60 @@ static void test_selection_rule(void **state)
     assert_string_equal(algorithm("filters=64, kernel_size=3, dilation_rate=2", 14, 14, 64), "direct");
     assert_string_equal(algorithm("filters=64, kernel_size=5, padding=same", 14, 14, 64), "direct");
     assert_string_equal(algorithm("filters=64, kernel_size=1", 14, 14, 64), "direct");
+}
+
+/* The specs in dir whose models (not VGG16's) have a layer on Winograd, appended to list as " name". */
+static void scan_specs(const char *dir, char *list, size_t cap)
+{
+    DIR *d = opendir(dir);
+    if (!d) fail_msg("%s: cannot open (run from the repository root)", dir);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const size_t len = strlen(e->d_name);
+        if (len < 6 || strcmp(e->d_name + len - 5, ".spec")) continue;
+        char path[512], buf[64];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        cnn_spec *sp = cnn_spec_load(path);
+        if (!sp) fail_msg("%s", cnn_errmsg());
+        if (!cnn_spec_pretrained(sp, buf, sizeof buf)) {
+            cnn_model *m = cnn_spec_build_model(sp, 1);
+            if (!m) fail_msg("%s: %s", path, cnn_errmsg());
+            int uses = 0;
+            for (int i = 0; i < m->nlayers; i++)
+                uses += m->layers[i].ops->algorithm && m->layers[i].ops->algorithm(&m->layers[i]);
+            if (uses) snprintf(list + strlen(list), cap - strlen(list), " %.*s", (int)(len - 5), e->d_name);
+            cnn_model_free(m);
+        }
+        cnn_spec_free(sp);
+    }
+    closedir(d);
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The study's models (other than VGG16's) whose results change in the last bits with Winograd: exactly these.
+ * A new spec with a wide 3x3 layer shows up here, to be added knowingly. */
+static void test_study_models_on_winograd(void **state)
+{
+    (void)state;
+    static const char *const EXPECTED = "Model_11 Model_11_aug Model_11_igen Model_11_igen_f Model_2_s2 "
+                                        "Model_2_s2_igen Model_2_s2_igen_c Model_2_s2_igen_only Model_3";
+    char list[4096] = "";
+    cnn_wino_allow(1);
+    scan_specs("models/seed", list, sizeof list);
+    scan_specs("models/extra", list, sizeof list);
+    cnn_wino_allow(-1);
+    const char *names[64];
+    int k = 0;
+    for (char *t = strtok(list, " "); t && k < 64; t = strtok(NULL, " ")) names[k++] = t;
+    qsort(names, (size_t)k, sizeof names[0], by_name);
+    char sorted[4096] = "";
+    for (int i = 0; i < k; i++)
+        snprintf(sorted + strlen(sorted), sizeof sorted - strlen(sorted), "%s%s", i ? " " : "", names[i]);
+    assert_string_equal(sorted, EXPECTED);
 }
 
 static void test_environment_switch(void **state)
@@ -209,7 +269,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matches_direct_on_every_path), cmocka_unit_test(test_threads_bit_identical),
         cmocka_unit_test(test_chunks_change_no_bit),         cmocka_unit_test(test_selection_rule),
-        cmocka_unit_test(test_environment_switch),
+        cmocka_unit_test(test_study_models_on_winograd),     cmocka_unit_test(test_environment_switch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

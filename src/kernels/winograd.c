@@ -40,10 +40,11 @@ void cnn_wino_kernel(const float *w, int cin, int cout, float *u)
 
 /* A chunk's transformed inputs and products, 16 x tiles x (cin + cout) floats, in about this many bytes (the
  * size of an L2): the GEMMs read V[xi] cout / 64 times and the output transform reads M[xi] right after they
- * wrote it. Measured on VGG16's layers at batch 64 (one Zen 4 core, forward): 1 MB chunks ran 5-10% faster
- * than 4 MB chunks at 64 to 256 channels, and as fast at 512, where a chunk is only 16 tiles yet the U
- * operands (1 MB each) still come from L3 fast enough. */
-enum { CHUNK_BYTES = 1 << 20, MAX_SLOTS = 16 };
+ * wrote it. But at least MIN_TILES tiles: each GEMM reads its U operand (cin x cout, 1 MB at 512 channels,
+ * from L3 or memory) once per chunk for tiles x cin x cout multiply-adds. Measured on VGG16's layers at batch
+ * 64 (one Zen 4 core, forward): 1 MB chunks ran 5-10% faster than 4 MB chunks at 64 to 256 channels; at 512
+ * channels (16 tiles) 10% slower than 64 tiles. */
+enum { CHUNK_BYTES = 1 << 20, MIN_TILES = 64, MAX_SLOTS = 16 };
 
 /* CHUNK_BYTES, or what cnn_wino_set_budget set (tests: many chunks from small shapes). */
 static size_t g_budget = CHUNK_BYTES;
@@ -82,7 +83,8 @@ static wino_plan plan_for(const cnn_wino_geom *g, int n)
 {
     wino_plan p = {.th = (g->oh + 1) / 2, .tw = (g->ow + 1) / 2};
     const long want = (long)(g_budget / (64 * (size_t)(g->cin + g->cout))), all = (long)n * p.th;
-    const long target = want > 1 ? want : 1, rows = target / p.tw > 1 ? target / p.tw : 1;
+    const long floor = g_budget == CHUNK_BYTES ? MIN_TILES : 1, target = want > floor ? want : floor,
+               rows = target / p.tw > 1 ? target / p.tw : 1;
     p.rows = (int)(rows < all ? rows : all > 0 ? all : 1);
     p.tiles = p.rows * p.tw;
     p.chunks = (int)((all + p.rows - 1) / p.rows);
@@ -224,7 +226,7 @@ void cnn_wino_conv(const cnn_wino_geom *g, int n, const float *x, const float *u
 
 /* ---------------------------------------------------------------- CNNLAB_CONV */
 
-/* -1 until read; then 1 (auto) or 0 (direct). */
+/* -1 until read; then 1 (auto), 0 (direct) or 2 (everywhere: cnn_wino_allow only). */
 static int g_allowed = -1;
 
 int cnn_conv_algo_check(void)
@@ -244,10 +246,10 @@ int cnn_conv_algo_check(void)
 int cnn_wino_allowed(void)
 {
     if (__atomic_load_n(&g_allowed, __ATOMIC_RELAXED) < 0 && cnn_conv_algo_check()) return 0;
-    return __atomic_load_n(&g_allowed, __ATOMIC_RELAXED) == 1;
+    return __atomic_load_n(&g_allowed, __ATOMIC_RELAXED);
 }
 
 void cnn_wino_allow(int mode)
 {
-    __atomic_store_n(&g_allowed, mode < 0 ? -1 : mode ? 1 : 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&g_allowed, mode < 0 ? -1 : mode > 2 ? 2 : mode, __ATOMIC_RELAXED);
 }

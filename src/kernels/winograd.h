@@ -65,10 +65,11 @@ extern const cnn_wino_tiles cnn_wino_tiles_generic, cnn_wino_tiles_avx2, cnn_win
 /* The convolution algorithm: CNNLAB_CONV=auto (default: Winograd where the layer's rule picks it) or direct
  * (never), read once. CNN_OK, or the error for another value. */
 int cnn_conv_algo_check(void);
-/* 1 when Winograd may be used (CNNLAB_CONV unset, empty or auto). */
+/* 1 when Winograd may be used where a layer's rule picks it (CNNLAB_CONV unset, empty or auto), 0 never
+ * (direct), 2 wherever the geometry allows (set by cnn_wino_allow only). */
 int cnn_wino_allowed(void);
-/* Overrides CNNLAB_CONV (tests compare both algorithms in one process): 1 auto, 0 direct, -1 read CNNLAB_CONV
- * again at the next check. Call it between steps. */
+/* Overrides CNNLAB_CONV (tests compare both algorithms in one process, measurements the rule): 1 auto, 0
+ * direct, 2 everywhere, -1 read CNNLAB_CONV again at the next check. Call it between steps. */
 void cnn_wino_allow(int mode);
 
 /* The bytes of a chunk's transformed inputs and products (0 restores the default). For tests: a workspace

@@ -210,20 +210,27 @@ static size_t fused_floats(const cnn_layer *l)
 /* ---------------------------------------------------------------- Winograd F(2x2, 3x3) */
 
 /* Winograd (kernels/winograd.h) computes 3x3, stride-1, undilated convolutions with 2.25x fewer
- * multiply-adds, forward and for dx (dW stays direct), where both channel counts reach this: its transforms
- * read and write 16 / 4 = 4 floats per input and output pixel and channel, about as much memory traffic as
- * a few multiply-adds per product saved, so the GEMMs must be wide enough for the saved multiplies to
- * dominate. VGG16's blocks (64 to 512 channels) qualify; its first layer (3 input channels) and thin layers
- * do not. The study's other models with such a layer (64 -> 64 or wider) get Winograd's rounding, which
- * differs from the direct sums' in the last bits. CNNLAB_CONV=direct turns it off. */
-enum { WINO_MIN_CHANNELS = 64 };
+ * multiply-adds, forward and for dx (dW stays direct), where it pays for its transforms (which read and write
+ * 4 floats per input and output value and channel, and the 16 / 9 larger transformed kernel on every call).
+ * One Zen 4 core, batch 64, forward, direct / Winograd time (bench/winograd_layers.c):
+ *   64 to 512 channels in and out, outputs from 56x56 down to 4x4 (VGG16's blocks): 1.3-1.8x;
+ *   32 -> 32, 32 -> 64 or 64 -> 32 channels at 28x28 and 14x14: 1.0-1.05x (the GEMMs are too thin for the
+ *   transforms' memory traffic), so both channel counts must reach WINO_MIN_CHANNELS;
+ *   512 channels at 3x3 (VGG16's block5 at 56x56: 4 tiles for 9 outputs) 0.95x, at 2x2 1.0-1.1x, so both
+ *   output sides must reach WINO_MIN_SIDE.
+ * The study's models other than VGG16's with such a layer get Winograd's rounding, which differs from the
+ * direct sums' in the last bits (test_winograd lists them). CNNLAB_CONV=direct turns it off. */
+enum { WINO_MIN_CHANNELS = 64, WINO_MIN_SIDE = 4 };
 
-/* The geometries Winograd takes (their workspace is planned whether or not CNNLAB_CONV allows it now). */
+/* The geometries Winograd takes (their workspace is planned whether or not CNNLAB_CONV allows it now), all
+ * 3x3 stride-1 undilated ones when cnn_wino_allow(2) (measurements of the rule, bench/winograd_layers.c). */
 static int wino_fits(const conv2d_cfg *c)
 {
     const cnn_conv_geom *g = &c->g;
+    const int rule = g->cin >= WINO_MIN_CHANNELS && c->filters >= WINO_MIN_CHANNELS &&
+                     g->oh >= WINO_MIN_SIDE && g->ow >= WINO_MIN_SIDE;
     return g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 &&
-           g->cin >= WINO_MIN_CHANNELS && c->filters >= WINO_MIN_CHANNELS;
+           (rule || cnn_wino_allowed() == 2);
 }
 
 static int wino(const cnn_layer *l)
