@@ -43,6 +43,7 @@ static const char *const USAGE =
     "\n" PARALLEL_HELP "\n"
     "environment:\n"
     "  CNNLAB_ISA  kernel path: avx512, avx2, generic or auto (default: the best this CPU has)\n"
+    "  CNNLAB_CONV convolution algorithm: auto (Winograd for wide 3x3 stride-1 layers) or direct\n"
     "\n"
     "exit codes:\n"
     "  0  success\n"

@@ -24,7 +24,7 @@ static const cnn_wino_tiles *tiles_current(void)
 void cnn_wino_kernel(const float *w, int cin, int cout, float *u)
 {
     const cnn_wino_tiles *t = tiles_current();
-    const size_t ops = cnn_gemm_packed_floats(cin, cout), tap = (size_t)cin * cout;
+    const size_t ops = cnn_wino_operand_floats(cin, cout), tap = (size_t)cin * cout;
 #pragma omp parallel for schedule(static) if (tap > 16384)
     for (int c = 0; c < cin; c++)
         for (int j0 = 0; j0 < cout; j0 += CNN_GEMM_PANEL) {
@@ -83,7 +83,7 @@ static wino_plan plan_for(const cnn_wino_geom *g, int n)
 {
     wino_plan p = {.th = (g->oh + 1) / 2, .tw = (g->ow + 1) / 2};
     const long want = (long)(g_budget / (64 * (size_t)(g->cin + g->cout))), all = (long)n * p.th;
-    const long floor = g_budget == CHUNK_BYTES ? MIN_TILES : 1, target = want > floor ? want : floor,
+    const long least = g_budget == CHUNK_BYTES ? MIN_TILES : 1, target = want > least ? want : least,
                rows = target / p.tw > 1 ? target / p.tw : 1;
     p.rows = (int)(rows < all ? rows : all > 0 ? all : 1);
     p.tiles = p.rows * p.tw;
@@ -173,7 +173,7 @@ static void run_chunk(const wino_call *k, int c, float *v)
     const cnn_wino_geom *g = k->g;
     const int r0 = c * k->p.rows, r1 = r0 + k->p.rows < k->n * k->p.th ? r0 + k->p.rows : k->n * k->p.th;
     const int tiles = (r1 - r0) * k->p.tw;
-    const size_t vs = k->p.vs, ms = k->p.ms, us = cnn_gemm_packed_floats(g->cin, g->cout);
+    const size_t vs = k->p.vs, ms = k->p.ms, us = cnn_wino_operand_floats(g->cin, g->cout);
     float *m = v + 16 * vs;
     transform_inputs(k, r0, r1, v);
     for (int xi = 0; xi < 16; xi++)

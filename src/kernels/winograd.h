@@ -26,10 +26,16 @@ typedef struct cnn_wino_geom {
     int pt, pl;
 } cnn_wino_geom;
 
-/* Floats of a transformed kernel U: 16 GEMM operands of cin x cout, each packed (cnn_gemm_pack_b). */
+/* Floats from one operand of a transformed kernel U to the next: cin x cout, packed (cnn_gemm_pack_b), plus a
+ * cache line, so that the transform's 16 streams do not start a power of two apart (the same cache sets). */
+static inline size_t cnn_wino_operand_floats(int cin, int cout)
+{
+    return cnn_gemm_packed_floats(cin, cout) + 16;
+}
+/* Floats of a transformed kernel U: its 16 GEMM operands. */
 static inline size_t cnn_wino_kernel_floats(int cin, int cout)
 {
-    return 16 * cnn_gemm_packed_floats(cin, cout);
+    return 16 * cnn_wino_operand_floats(cin, cout);
 }
 
 /* u <- the transform of a Keras kernel w (3, 3, cin, cout) for y = x (*) w, on every thread (call it outside
