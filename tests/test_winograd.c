@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cnnlab.h"
+#include "gradcheck.h"
 #include "kernels/isa.h"
 #include "kernels/winograd.h"
 #include "probe.h"
@@ -109,6 +110,19 @@ static void test_matches_direct_on_every_path(void **state)
         for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) check_case(&CASES[i]);
     }
     assert_int_equal(cnn_set_isa(NULL), 0);
+}
+
+/* Finite differences through Winograd's forward and dx (forced on small layers, cnn_wino_allow(2), so that
+ * every parameter can be nudged), trainable and frozen, with edge tiles; tolerance as test_conv's. */
+static void test_gradients(void **state)
+{
+    (void)state;
+    cnn_wino_allow(2);
+    gc_assert_layer("Conv2D", "filters=4, kernel_size=3, padding=same, activation=tanh", 5, 5, 3, 2, 1, 2e-3);
+    gc_assert_layer("Conv2D", "filters=3, kernel_size=3, padding=valid", 6, 5, 2, 2, 1, 2e-3);
+    gc_assert_layer("Conv2D", "filters=3, kernel_size=3, padding=same, activation=tanh, trainable=false", 5,
+                    6, 4, 1, 1, 2e-3);
+    cnn_wino_allow(-1);
 }
 
 /* Many chunks (a small chunk budget) so that both threads work: outputs, dx and dW bit-identical for 1 and 2
@@ -267,9 +281,13 @@ static void test_environment_switch(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_matches_direct_on_every_path), cmocka_unit_test(test_threads_bit_identical),
-        cmocka_unit_test(test_chunks_change_no_bit),         cmocka_unit_test(test_selection_rule),
-        cmocka_unit_test(test_study_models_on_winograd),     cmocka_unit_test(test_environment_switch),
+        cmocka_unit_test(test_matches_direct_on_every_path),
+        cmocka_unit_test(test_gradients),
+        cmocka_unit_test(test_threads_bit_identical),
+        cmocka_unit_test(test_chunks_change_no_bit),
+        cmocka_unit_test(test_selection_rule),
+        cmocka_unit_test(test_study_models_on_winograd),
+        cmocka_unit_test(test_environment_switch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
