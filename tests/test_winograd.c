@@ -97,8 +97,8 @@ static const wino_case CASES[] = {
     {9, 8, 64, 80, 1, "padding=valid"},                 /* valid: odd output, dx 'full' */
     {6, 6, 66, 64, 3, "padding=same, activation=gelu"}, /* kept pre-activation */
     {2, 2, 72, 65, 3, "padding=same, activation=relu"}, /* one tile per image (as VGG16's block5 at 32x32) */
-    {3, 3, 64, 64, 1, "padding=same, use_bias=false"},  /* as block5 at 56x56: one full, three edge tiles */
-    {5, 4, 64, 64, 3, "padding=valid"},                 /* a 3x2 output: edge tiles, dx 'full' */
+    {3, 3, 64, 64, 1, "padding=same, use_bias=false"},  /* (forced) as block5 at 56x56: three edge tiles */
+    {5, 4, 64, 64, 3, "padding=valid"},                 /* (forced) a 3x2 output: edge tiles, dx 'full' */
 };
 
 static void test_matches_direct_on_every_path(void **state)
@@ -186,10 +186,13 @@ static void test_selection_rule(void **state)
     assert_string_equal(algorithm("filters=256, kernel_size=3, padding=same, activation=relu", 14, 14, 256),
                         "winograd");
     assert_string_equal(algorithm("filters=512, kernel_size=3, padding=same", 4, 4, 512), "winograd");
-    /* its block5 at 32x32 and 56x56: outputs smaller than 4x4 */
-    assert_string_equal(algorithm("filters=512, kernel_size=3, padding=same", 2, 2, 512), "direct");
+    /* its block5 at 32x32 (2x2: one tile per image) and 7x7 outputs (16 tiles for 49) */
+    assert_string_equal(algorithm("filters=512, kernel_size=3, padding=same", 2, 2, 512), "winograd");
+    assert_string_equal(algorithm("filters=256, kernel_size=3, padding=same", 7, 7, 256), "winograd");
+    /* outputs that waste too much of their tiles: block5 at 56x56 (3x3), 3x3 by valid padding, 1x2 */
     assert_string_equal(algorithm("filters=512, kernel_size=3, padding=same", 3, 3, 512), "direct");
-    assert_string_equal(algorithm("filters=64, kernel_size=3, padding=valid", 5, 8, 64), "direct");
+    assert_string_equal(algorithm("filters=64, kernel_size=3, padding=valid", 5, 5, 64), "direct");
+    assert_string_equal(algorithm("filters=64, kernel_size=3, padding=same", 1, 2, 64), "direct");
     assert_string_equal(algorithm("filters=64, kernel_size=3, padding=valid", 8, 8, 64), "winograd");
     /* too few channels, other kernels, strides, dilations */
     assert_string_equal(algorithm("filters=32, kernel_size=3, padding=same", 14, 14, 32), "direct");

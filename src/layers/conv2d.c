@@ -209,26 +209,37 @@ static size_t fused_floats(const cnn_layer *l)
 
 /* ---------------------------------------------------------------- Winograd F(2x2, 3x3) */
 
-/* Winograd (kernels/winograd.h) computes 3x3, stride-1, undilated convolutions with 2.25x fewer
+/* Winograd (kernels/winograd.h) computes 3x3, stride-1, undilated convolutions with up to 2.25x fewer
  * multiply-adds, forward and for dx (dW stays direct), where it pays for its transforms (which read and write
  * 4 floats per input and output value and channel, and the 16 / 9 larger transformed kernel on every call).
- * One Zen 4 core, batch 64, forward, direct / Winograd time (bench/winograd_layers.c):
- *   64 to 512 channels in and out, outputs from 56x56 down to 4x4 (VGG16's blocks): 1.3-1.8x;
- *   32 -> 32, 32 -> 64 or 64 -> 32 channels at 28x28 and 14x14: 1.0-1.05x (the GEMMs are too thin for the
- *   transforms' memory traffic), so both channel counts must reach WINO_MIN_CHANNELS;
- *   512 channels at 3x3 (VGG16's block5 at 56x56: 4 tiles for 9 outputs) 0.95x, at 2x2 1.0-1.1x, so both
- *   output sides must reach WINO_MIN_SIDE.
+ * One Zen 4 core, batch 64, direct / Winograd time, forward (frozen backward, trainable backward), avx512 and
+ * avx2 (bench/winograd_layers.c, docs/bench-logs/2026-12-02-wino/):
+ *   64 to 512 channels, outputs from 56x56 down to 4x4 (VGG16's blocks 1-4): 1.3-2.0x (1.1-1.9x);
+ *   512 channels at 2x2 (block5 at 32x32 input: one tile per image): 1.4-1.65x (1.1-1.3x);
+ *   512 channels at 3x3 (block5 at 56x56: 4 tiles for 9 outputs, 16 x 4 / 9 = 7.1 products per output
+ *   against 9): 0.9-1.07x, so a layer must save at least WINO_MIN_SAVING of the multiply-adds (7x7 saves
+ *   1.72x, 5x5 1.56x, 3x3 1.27x, 1x1 none);
+ *   32 -> 32, 32 -> 64 and 64 -> 32 channels at 28x28 and 14x14: 1.2-1.5x (1.0-1.4x): they would gain too,
+ *   but both channel counts must reach WINO_MIN_CHANNELS so that the study's narrow models (Model_1,
+ *   Model_2, ...) keep the bits of their recorded results.
  * The study's models other than VGG16's with such a layer get Winograd's rounding, which differs from the
  * direct sums' in the last bits (test_winograd lists them). CNNLAB_CONV=direct turns it off. */
-enum { WINO_MIN_CHANNELS = 64, WINO_MIN_SIDE = 4 };
+enum { WINO_MIN_CHANNELS = 64 };
+#define WINO_MIN_SAVING 1.5
+
+/* The direct algorithm's multiply-adds over Winograd's: 9 per output against 16 per 2x2 tile. */
+static double wino_saving(const cnn_conv_geom *g)
+{
+    return 9.0 * g->oh * g->ow / (16.0 * ((g->oh + 1) / 2) * ((g->ow + 1) / 2));
+}
 
 /* The geometries Winograd takes (their workspace is planned whether or not CNNLAB_CONV allows it now), all
  * 3x3 stride-1 undilated ones when cnn_wino_allow(2) (measurements of the rule, bench/winograd_layers.c). */
 static int wino_fits(const conv2d_cfg *c)
 {
     const cnn_conv_geom *g = &c->g;
-    const int rule = g->cin >= WINO_MIN_CHANNELS && c->filters >= WINO_MIN_CHANNELS &&
-                     g->oh >= WINO_MIN_SIDE && g->ow >= WINO_MIN_SIDE;
+    const int rule =
+        g->cin >= WINO_MIN_CHANNELS && c->filters >= WINO_MIN_CHANNELS && wino_saving(g) >= WINO_MIN_SAVING;
     return g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 &&
            (rule || cnn_wino_allowed() == 2);
 }
