@@ -33,12 +33,12 @@ static void abs_sums(const probe *p, const wino_case *t, int same, double *s)
 {
     const cnn_layer *l = p->l;
     const int oh = l->out.h, ow = l->out.w, pt = same, pl = same;
-    const float *k = p->m->params, *b = p->m->params + 9 * t->cin * t->cout;
+    const float *k = cnn_layer_param(l, 0), *b = l->nparams > 1 ? cnn_layer_param(l, 1) : NULL;
     for (int i = 0; i < t->n; i++)
         for (int oy = 0; oy < oh; oy++)
             for (int ox = 0; ox < ow; ox++)
                 for (int f = 0; f < t->cout; f++) {
-                    double a = fabs(b[f]);
+                    double a = b ? fabs(b[f]) : 0.0;
                     for (int ky = 0; ky < 3; ky++)
                         for (int kx = 0; kx < 3; kx++) {
                             const int iy = oy - pt + ky, ix = ox - pl + kx;
