@@ -1,11 +1,11 @@
 #!/bin/bash
 # Loaded machine (a study run holds both cores at raised priority), one thread: main's binary (b4bc1ae,
-# copied to /tmp/wino/cnnlab-main) against wino's (43bd514, copied to /tmp/wino/cnnlab-wino), interleaved.
+# copied to /tmp/wino/cnnlab-main) against wino's (6a2386c, copied to /tmp/wino/cnnlab-wino), interleaved.
 # Each spec runs `cnnlab profile ... --steps 2` and `--steps 8`; the CPU time (user + sys) of one step is
 # the difference over 6 steps, so start-up (model build, the peak and sgemm reference measurements) cancels.
 # The per-layer wall times in the profile-*.txt files vary with the load: compare the per-step CPU times
 # (summary.txt). SPECS="train_32 forward_32" ROUND=2 run.sh repeats those as a second round (files -r2);
-# BINS="main wino2" ROUND=3 compares main with wino2, the binary of 1f5ce5d (the final rule: VGG16's block5 at
+# BINS="main wino2" ROUND=3 compares main with wino2, the binary of 2b6e9a9 (the final rule: VGG16's block5 at
 # 2x2 on Winograd too), copied to /tmp/wino/cnnlab-wino2.
 cd "$(dirname "$0")/../../.."
 OUT=docs/bench-logs/2026-12-02-wino
