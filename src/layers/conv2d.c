@@ -218,14 +218,17 @@ static size_t fused_floats(const cnn_layer *l)
  *   512 channels at 2x2 (block5 at 32x32 input: one tile per image): 1.4-1.65x (1.1-1.3x);
  *   512 channels at 3x3 (block5 at 56x56: 4 tiles for 9 outputs, 16 x 4 / 9 = 7.1 products per output
  *   against 9): 0.9-1.07x, so a layer must save at least WINO_MIN_SAVING of the multiply-adds (7x7 saves
- *   1.72x, 5x5 1.56x, 3x3 1.27x, 1x1 none);
+ *   1.72x, 5x5 1.56x, 3x3 1.27x, 1x1 none). 5x5 does not pay either: Model_2_s2's conv2d_2 (64 -> 64, 7x7
+ *   valid) took 4.87 + 13.79 ms forward + backward on Winograd against 4.79 + 11.71 ms direct (cnnlab profile
+ *   Model_2_s2, 2 threads, quiet machine; docs/bench-logs/2026-12-02-quiet-bfb65ce/ against
+ *   2026-12-02-quiet-b53a59b/);
  *   32 -> 32, 32 -> 64 and 64 -> 32 channels at 28x28 and 14x14: 1.2-1.5x (1.0-1.4x): they would gain too,
  *   but both channel counts must reach WINO_MIN_CHANNELS so that the study's narrow models (Model_1,
  *   Model_2, ...) keep the bits of their recorded results.
  * The study's models other than VGG16's with such a layer get Winograd's rounding, which differs from the
  * direct sums' in the last bits (test_winograd lists them). CNNLAB_CONV=direct turns it off. */
 enum { WINO_MIN_CHANNELS = 64 };
-#define WINO_MIN_SAVING 1.5
+#define WINO_MIN_SAVING 1.6
 
 /* The direct algorithm's multiply-adds over Winograd's: 9 per output against 16 per 2x2 tile. */
 static double wino_saving(const cnn_conv_geom *g)
