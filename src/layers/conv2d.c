@@ -324,8 +324,8 @@ static void wino_dx(const cnn_layer *l, float *work, const float *dy, float *dx,
     const conv2d_cfg *c = l->cfg;
     const cnn_wino_geom g = wino_dx_geom(c);
     float *u = work, *rest = work + wino_kernel_slot(c);
-    flip_kernel(&c->g, c->filters, cnn_layer_param(l, 0), rest,
-                0); /* w' in Keras's layout, before rest is used */
+    /* w' in Keras's layout, in the driver's workspace before the driver uses it */
+    flip_kernel(&c->g, c->filters, cnn_layer_param(l, 0), rest, 0);
     cnn_wino_kernel(rest, g.cin, g.cout, u);
     cnn_wino_conv(&g, n, dy, u, dx, rest, NULL, NULL);
 }
