@@ -5,16 +5,19 @@
  * direct on both, plus dx). The measurements behind conv2d.c's choice of layers: Winograd is forced on every
  * shape here (cnn_wino_allow(2)), also those its rule leaves direct (listed last).
  *
- *   make && build/bench/winograd_layers [repeats] [batch] [size...]
+ *   make && build/bench/winograd_layers [--bf16] [repeats] [batch] [size...]
  *
+ * --bf16: both algorithms with the products in BF16 (--precision bf16; CPUs with AVX512_BF16).
  * size: VGG16's input side (32 and 56 by default); each time is the best of `repeats` (default 3) calls.
  * It calls the library's internal functions (a static link sees them). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "cnnlab.h"
 #include "core/rng.h"
+#include "kernels/gemm_bf16.h"
 #include "kernels/isa.h"
 #include "kernels/winograd.h"
 #include "model/model.h"
@@ -86,6 +89,15 @@ static int run_shape(int size, int cin, int cout, int n, int repeats)
 
 int main(int argc, char **argv)
 {
+    const int bf16 = argc > 1 && !strcmp(argv[1], "--bf16");
+    if (bf16) {
+        if (cnn_bf16_check()) {
+            fprintf(stderr, "winograd_layers: %s\n", cnn_errmsg());
+            return 1;
+        }
+        cnn_gemm_bf16_set(1);
+        argc--, argv++;
+    }
     const int repeats = argc > 1 ? atoi(argv[1]) : 3, n = argc > 2 ? atoi(argv[2]) : 64;
     static const int LAYERS[][3] = {/* side divisor, cin, cout: VGG16's 3x3 layers after its first */
                                     {1, 64, 64},   {2, 64, 128},  {2, 128, 128}, {4, 128, 256},
@@ -95,7 +107,8 @@ int main(int argc, char **argv)
         return 2;
     }
     cnn_set_threads(1);
-    printf("batch %d, 1 thread, kernels %s; ms (thread CPU time, best of %d)\n", n, cnn_isa_name(), repeats);
+    printf("batch %d, 1 thread, kernels %s, precision %s; ms (thread CPU time, best of %d)\n", n,
+           cnn_isa_name(), bf16 ? "bf16" : "fp32", repeats);
     printf("side  cin cout   fwd dir  fwd wino  ratio  frozen dir  wino  ratio   train dir  wino  ratio\n");
     /* layers the rule leaves direct: fewer channels (Model_2's and Model_11's sizes), and VGG16's block5 */
     static const int OTHERS[][3] = {{28, 32, 32}, {28, 32, 64}, {14, 64, 32}, {14, 64, 64}, {7, 64, 64}};

@@ -2,7 +2,8 @@
  * except the refusal, which is then checked the other way round): the BF16 GEMM against a float64 reference
  * over the same BF16-rounded inputs for every way of reading A (row-major, transposed, gathered like a
  * convolution's forward and weight-gradient products) with row, column and p tails and p blocks; the same
- * products from images rounded to BF16 once, bit for bit against the per-use rounding; bit-identity
+ * products from images rounded to BF16 once, and with B rounded and paired once, bit for bit against the
+ * per-use rounding; bit-identity
  * across thread counts of the GEMM and of whole models trained in bf16; a small model trained in bf16
  * against fp32; the refusals (unknown name, forced avx2 or generic path) and the run record's field. */
 #include "util.h"
@@ -189,10 +190,49 @@ static void test_round_once(void **state)
         cnn_bf16_pair_image(y, (size_t)n, STEP, pairs);
         for (int i = 0; i < n; i++) assert_int_equal(y[i], bf16_bits(x[i]));
         assert_int_equal(y[n], 0xabab);
+        float in_place[N];
+        memcpy(in_place, x, sizeof in_place);
+        cnn_bf16_round(in_place, (size_t)n, (uint16_t *)in_place);
+        assert_memory_equal(in_place, y, sizeof(uint16_t) * (size_t)n);
         for (int o = 0; o + STEP < n; o++)
             assert_int_equal(pairs[o], bf16_bits(x[o]) | (uint32_t)bf16_bits(x[o + STEP]) << 16);
         assert_int_equal(pairs[n > STEP ? n - STEP : 0], 0xababababu);
     }
+}
+
+/* B rounded and paired once (cnn_bf16_pack_b, cnn_gemm_gather_bf16_paired) against the products that round
+ * B per call: the same bits, for every shape above (several panels of B, p blocks, odd P), with A rounded
+ * beforehand and read through tables (in place where P is even), accumulating or not. */
+static void test_gemm_paired(void **state)
+{
+    (void)state;
+    if (skip_without_bf16()) skip();
+    cnn_gemm_bf16_set(1);
+    for (size_t t = 0; t < sizeof SHAPES / sizeof SHAPES[0]; t++) {
+        const int M = SHAPES[t][0], N = SHAPES[t][1], P = SHAPES[t][2];
+        float *a = tu_floats((size_t)M * P), *b = tu_floats((size_t)P * N), *want = tu_floats((size_t)M * N),
+              *got = tu_floats((size_t)M * N);
+        uint16_t *a16 = calloc((size_t)M * P, sizeof(uint16_t));
+        uint32_t *b16 = calloc(cnn_bf16_packed_words(P, N), sizeof(uint32_t));
+        int *ri = calloc((size_t)M, sizeof(int)), *po = calloc((size_t)P, sizeof(int));
+        assert_non_null(a16), assert_non_null(b16), assert_non_null(ri), assert_non_null(po);
+        tu_fill_uniform(a, (size_t)M * P, 29, 10), tu_fill_uniform(b, (size_t)P * N, 29, 11);
+        for (int i = 0; i < M; i++) ri[i] = i * P;
+        for (int p = 0; p < P; p++) po[p] = p;
+        cnn_bf16_round(a, (size_t)M * P, a16);
+        cnn_bf16_pack_b(P, N, b, N, b16);
+        const cnn_bf16_images h = {a16, NULL, 0};
+        for (int acc = 0; acc < 2; acc++) {
+            tu_fill_uniform(want, (size_t)M * N, 29, 12), memcpy(got, want, sizeof(float) * M * N);
+            cnn_gemm_gather_bf16(M, N, P, &h, ri, po, b, N, want, N, acc);
+            cnn_gemm_gather_bf16_paired(M, N, P, &h, ri, po, b16, got, N, acc);
+            if (memcmp(want, got, sizeof(float) * M * N))
+                fail_msg("paired B differs from B rounded per call (%d x %d x %d, accumulate %d)", M, N, P,
+                         acc);
+        }
+        free(a), free(b), free(want), free(got), free(a16), free(b16), free(ri), free(po);
+    }
+    cnn_gemm_bf16_set(0);
 }
 
 /* An ih x iw x cin input read by a kh x kw kernel at stride s (both axes), no dilation, to oh x ow pixels,
@@ -541,7 +581,7 @@ int main(void)
         cmocka_unit_test(test_gemm_rounded_once), cmocka_unit_test(test_model_threads),
         cmocka_unit_test(test_dx_conv),           cmocka_unit_test(test_training_close),
         cmocka_unit_test(test_refusals),          cmocka_unit_test(test_run_record),
-        cmocka_unit_test(test_spec_option), /* one per line */
+        cmocka_unit_test(test_spec_option),       cmocka_unit_test(test_gemm_paired),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -45,13 +45,14 @@ static void gemm_run(cnn_gemm_args g)
 void cnn_gemm(int M, int N, int P, const float *a, long sai, long sap, const float *b, long ldb, float *c,
               long ldc, int accumulate)
 {
-    gemm_run((cnn_gemm_args){M, N, P, a, sai, sap, NULL, NULL, b, ldb, c, ldc, accumulate, NULL, NULL, 0});
+    gemm_run(
+        (cnn_gemm_args){M, N, P, a, sai, sap, NULL, NULL, b, ldb, c, ldc, accumulate, NULL, NULL, 0, NULL});
 }
 
 void cnn_gemm_gather(int M, int N, int P, const float *a, const int *ri, const int *po, const float *b,
                      long ldb, float *c, long ldc, int accumulate)
 {
-    gemm_run((cnn_gemm_args){M, N, P, a, 0, 0, ri, po, b, ldb, c, ldc, accumulate, NULL, NULL, 0});
+    gemm_run((cnn_gemm_args){M, N, P, a, 0, 0, ri, po, b, ldb, c, ldc, accumulate, NULL, NULL, 0, NULL});
 }
 
 enum { PANEL = CNN_GEMM_PANEL, PACK_ROWS = 256 };
@@ -73,7 +74,7 @@ void cnn_gemm_gather_bf16(int M, int N, int P, const cnn_bf16_images *a, const i
                           const float *b, long ldb, float *c, long ldc, int accumulate)
 {
     gemm_run((cnn_gemm_args){M, N, P, NULL, 0, 0, ri, po, b, ldb, c, ldc, accumulate, a->a16, a->pairs,
-                             a->pair_step});
+                             a->pair_step, NULL});
 }
 
 /* One panel at a time, each with every p block: an element's p blocks still run in ascending order, so the
@@ -85,7 +86,7 @@ static void gather_packed(int M, int N, int P, const float *a, const cnn_bf16_im
     for (int j0 = 0; j0 < N; j0 += PANEL)
         gemm_run((cnn_gemm_args){M, N - j0 < PANEL ? N - j0 : PANEL, P, a, 0, 0, ri, po,
                                  packed + (size_t)j0 * P, PANEL, c + j0, ldc, accumulate, h->a16, h->pairs,
-                                 h->pair_step});
+                                 h->pair_step, NULL});
 }
 
 void cnn_gemm_gather_packed(int M, int N, int P, const float *a, const int *ri, const int *po,
@@ -98,6 +99,13 @@ void cnn_gemm_gather_packed_bf16(int M, int N, int P, const cnn_bf16_images *a, 
                                  const float *packed, float *c, long ldc, int accumulate)
 {
     gather_packed(M, N, P, NULL, a, ri, po, packed, c, ldc, accumulate);
+}
+
+void cnn_gemm_gather_bf16_paired(int M, int N, int P, const cnn_bf16_images *a, const int *ri, const int *po,
+                                 const uint32_t *b16, float *c, long ldc, int accumulate)
+{
+    gemm_run((cnn_gemm_args){M, N, P, NULL, 0, 0, ri, po, NULL, 0, c, ldc, accumulate, a->a16, a->pairs,
+                             a->pair_step, b16});
 }
 
 /* Below this many multiply-adds a parallel region costs more than it saves; a block of rows should be at

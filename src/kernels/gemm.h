@@ -68,6 +68,10 @@ void cnn_gemm_gather_bf16(int M, int N, int P, const cnn_bf16_images *a, const i
                           const float *b, long ldb, float *c, long ldc, int accumulate);
 void cnn_gemm_gather_packed_bf16(int M, int N, int P, const cnn_bf16_images *a, const int *ri, const int *po,
                                  const float *packed, float *c, long ldc, int accumulate);
+/* The same with B rounded and paired beforehand (cnn_bf16_pack_b of gemm_bf16.h, or written in its layout),
+ * while the BF16 products are on: the same bits, nothing of B packed per call. */
+void cnn_gemm_gather_bf16_paired(int M, int N, int P, const cnn_bf16_images *a, const int *ri, const int *po,
+                                 const uint32_t *b16, float *c, long ldc, int accumulate);
 
 /* Called by cnn_gemm_parallel for rows [first, first + count) of C once they are final, on the thread that
  * computed them (while they are still in its cache): the place for a bias and an activation, or any other

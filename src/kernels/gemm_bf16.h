@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kernels/gemm.h"
 #include "kernels/gemm_kernels.h"
 
 /* 1 when this CPU (and its operating system) can run the BF16 kernels: AVX512_BF16 and the AVX-512 path's
@@ -31,6 +32,28 @@ int cnn_gemm_bf16_on(void);
 /* y[i] = x[i] rounded to BF16 (round to nearest even, denormals to zero: vcvtneps2bf16, the rounding of the
  * products), for i < n: the operand of cnn_gemm_gather_bf16. Needs what cnn_bf16_check checks. */
 void cnn_bf16_round(const float *x, size_t n, uint16_t *y);
+
+/* y may also be (uint16_t *)x: rounding in place, the BF16 values in the first half of x's bytes (each group
+ * of 16 values is read before its BF16 values are written, and those never reach past what was read). */
+
+/* B's values for many BF16 products, rounded and paired once (cnn_gemm_gather_bf16_paired): panels of
+ * CNN_GEMM_PANEL columns, each holding the (P + 1) / 2 pair words (B_2k[j], B_2k+1[j]) of its columns (low
+ * half first, zero past P), CNN_GEMM_PANEL words per pair; columns past N hold zeros. */
+static inline size_t cnn_bf16_packed_words(int P, int N)
+{
+    return (size_t)((P + 1) / 2) * (size_t)((N + CNN_GEMM_PANEL - 1) / CNN_GEMM_PANEL * CNN_GEMM_PANEL);
+}
+/* Where pair word (k, j) goes: k < (P + 1) / 2, j < N. */
+static inline size_t cnn_bf16_packed_at(int P, int k, int j)
+{
+    return (size_t)(j / CNN_GEMM_PANEL) * CNN_GEMM_PANEL * (size_t)((P + 1) / 2) +
+           (size_t)k * CNN_GEMM_PANEL + (size_t)(j % CNN_GEMM_PANEL);
+}
+/* dst[j] = (x0[j], x1[j]) rounded to BF16 (as cnn_bf16_round), low half first, for j < n, and zeros from n to
+ * the next multiple of 16; x1 NULL: zeros in the high halves. One row pair of cnn_bf16_packed_at's layout. */
+void cnn_bf16_pairs(const float *x0, const float *x1, int n, uint32_t *dst);
+/* packed <- B (P x N, rows ldb apart) in cnn_bf16_packed_at's layout, on the calling thread. */
+void cnn_bf16_pack_b(int P, int N, const float *b, long ldb, uint32_t *packed);
 
 /* pairs[o] = (a16[o], a16[o + step]), low half first, for o < n - step: the pair image of
  * cnn_gemm_gather_bf16. */

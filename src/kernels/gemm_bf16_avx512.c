@@ -211,19 +211,30 @@ static a_view pack_a(const cnn_gemm_args *g, int i0, int mb, int p0, int pc, int
     return pack_by_rows(g) ? pack_rows(g, i0, mb, p0, pc, buf) : pack_pairs(g, i0, mb, p0, pc, buf);
 }
 
+void cnn_bf16_pairs(const float *x0, const float *x1, int n, uint32_t *dst)
+{
+    for (int j = 0; j < n; j += 16) {
+        const __mmask16 m = first_n(n - j);
+        const __m512 v0 = _mm512_maskz_loadu_ps(m, x0 + j);
+        const __m512 v1 = x1 ? _mm512_maskz_loadu_ps(m, x1 + j) : _mm512_setzero_ps();
+        _mm512_storeu_si512(dst + j, pairs16(v0, v1));
+    }
+}
+
 /* B's rows p0 .. p0+pc-1, columns j0 .. j0+w-1 (w <= NR), into pair words: word (k, j) at buf[k * NR + j]. */
 static void pack_b(const cnn_gemm_args *g, int p0, int pc, int j0, int w, uint32_t *buf)
 {
     for (int k = 0; 2 * k < pc; k++) {
-        const float *r0 = g->b + (long)(p0 + 2 * k) * g->ldb + j0, *r1 = r0 + g->ldb;
-        const int has1 = 2 * k + 1 < pc;
-        for (int j = 0; j < w; j += 16) {
-            const __mmask16 m = first_n(w - j);
-            const __m512 x0 = _mm512_maskz_loadu_ps(m, r0 + j);
-            const __m512 x1 = has1 ? _mm512_maskz_loadu_ps(m, r1 + j) : _mm512_setzero_ps();
-            _mm512_storeu_si512(buf + (long)k * NR + j, pairs16(x0, x1));
-        }
+        const float *r0 = g->b + (long)(p0 + 2 * k) * g->ldb + j0;
+        cnn_bf16_pairs(r0, 2 * k + 1 < pc ? r0 + g->ldb : NULL, w, buf + (long)k * NR);
     }
+}
+
+void cnn_bf16_pack_b(int P, int N, const float *b, long ldb, uint32_t *packed)
+{
+    const cnn_gemm_args g = {.b = b, .ldb = ldb};
+    for (int j0 = 0; j0 < N; j0 += NR)
+        pack_b(&g, 0, P, j0, N - j0 < NR ? N - j0 : NR, packed + cnn_bf16_packed_at(P, 0, j0));
 }
 
 /* ---------------------------------------------------------------- the tile */
@@ -319,11 +330,12 @@ static void panel(const a_view *av, int mb, int kp, const uint32_t *bp, int w, f
 
 /* One p block: rows in blocks of MB, each packed once (unless read in place) into the start of buf; B's
  * panels after it, all packed once where they fit there together (the input gradient's products: P is the
- * filters, so a block has few pairs), else once per block of rows. */
+ * filters, so a block has few pairs), else once per block of rows; or none, read where the caller packed
+ * them (g->b16). */
 static void p_block(const cnn_gemm_args *g, int p0, int pc, int accumulate, uint32_t *buf)
 {
     const int kp = (pc + 1) / 2, panels = (g->N + NR - 1) / NR;
-    const int once = (long)kp * (MB + (long)panels * NR) <= (long)(MB + NR) * KP;
+    const int once = !g->b16 && (long)kp * (MB + (long)panels * NR) <= (long)(MB + NR) * KP;
     uint32_t *bbuf = buf + (once ? (long)MB * kp : (long)MB * KP);
     int wo[KP];
     const int how = in_place(g, p0, pc, wo);
@@ -334,9 +346,11 @@ static void p_block(const cnn_gemm_args *g, int p0, int pc, int accumulate, uint
         const a_view av = pack_a(g, i0, mb, p0, pc, how, wo, buf);
         for (int j = 0; j < panels; j++) {
             const int j0 = j * NR, w = g->N - j0 < NR ? g->N - j0 : NR;
-            if (!once) pack_b(g, p0, pc, j0, w, bbuf);
-            panel(&av, mb, kp, bbuf + (once ? (long)j * kp * NR : 0), w, g->c + (long)i0 * g->ldc + j0,
-                  g->ldc, accumulate);
+            const uint32_t *bp = g->b16 ? g->b16 + cnn_bf16_packed_at(g->P, p0 / 2, j0)
+                                 : once ? bbuf + (long)j * kp * NR
+                                        : bbuf;
+            if (!g->b16 && !once) pack_b(g, p0, pc, j0, w, bbuf);
+            panel(&av, mb, kp, bp, w, g->c + (long)i0 * g->ldc + j0, g->ldc, accumulate);
         }
     }
 }

@@ -32,6 +32,9 @@ typedef struct cnn_gemm_args {
     const uint16_t *a16;
     const uint32_t *pairs;
     long pair_step;
+    /* The BF16 kernel only: where not NULL, B already rounded and paired (cnn_bf16_pack_b's layout; b
+     * unused). */
+    const uint32_t *b16;
 } cnn_gemm_args;
 
 /* The start of A's rows i0 .. i0 + CNN_GEMM_MR - 1 (rows past mr repeat the last real one: a short tile

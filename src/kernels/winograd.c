@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "kernels/gemm_bf16.h"
 #include "kernels/isa.h"
 
 /* ---------------------------------------------------------------- the kernel transform */
@@ -18,22 +19,58 @@ static const cnn_wino_tiles *tiles_current(void)
     return TILES[cnn_isa_current()];
 }
 
-/* Operand xi is B (cin x cout) = U[xi][c][f], packed: a packed panel's rows are contiguous runs of
- * CNN_GEMM_PANEL output channels, as are w's rows. Pure arithmetic per element: any split of the work gives
- * the same bits. */
-void cnn_wino_kernel(const float *w, int cin, int cout, float *u)
+/* The transform of input channel c's taps for output channels [j0, j0 + n) into dst[xi] (n floats each). */
+static void kernel_row(const cnn_wino_tiles *t, const float *w, int cin, int cout, int c, int j0, int n,
+                       float *const dst[16])
 {
-    const cnn_wino_tiles *t = tiles_current();
-    const size_t ops = cnn_wino_operand_floats(cin, cout), tap = (size_t)cin * cout;
-#pragma omp parallel for schedule(static) if (tap > 16384)
+    const size_t tap = (size_t)cin * cout;
+    const float *taps[9];
+    for (int k = 0; k < 9; k++) taps[k] = w + k * tap + (size_t)c * cout + j0;
+    t->kernel(taps, n, dst);
+}
+
+/* Operand xi is B (cin x cout) = U[xi][c][f], packed: a packed panel's rows are contiguous runs of
+ * CNN_GEMM_PANEL output channels, as are w's rows. */
+static void kernel_fp32(const cnn_wino_tiles *t, const float *w, int cin, int cout, float *u)
+{
+    const size_t ops = cnn_wino_operand_floats(cin, cout);
+#pragma omp parallel for schedule(static) if ((size_t)cin * cout > 16384)
     for (int c = 0; c < cin; c++)
         for (int j0 = 0; j0 < cout; j0 += CNN_GEMM_PANEL) {
-            const float *taps[9];
             float *dst[16];
-            for (int k = 0; k < 9; k++) taps[k] = w + k * tap + (size_t)c * cout + j0;
             for (int xi = 0; xi < 16; xi++) dst[xi] = u + xi * ops + cnn_gemm_packed_at(cin, c, j0);
-            t->kernel(taps, cout - j0 < CNN_GEMM_PANEL ? cout - j0 : CNN_GEMM_PANEL, dst);
+            kernel_row(t, w, cin, cout, c, j0, cout - j0 < CNN_GEMM_PANEL ? cout - j0 : CNN_GEMM_PANEL, dst);
         }
+}
+
+/* With the BF16 products on, operand xi is B rounded and paired once per transform (cnn_bf16_packed_at's
+ * layout, in the operand's first half), so that its 16 GEMMs per chunk of tiles pack nothing: channels 2k
+ * and 2k + 1 are transformed side by side, then rounded together. */
+static void kernel_bf16(const cnn_wino_tiles *t, const float *w, int cin, int cout, uint32_t *u)
+{
+    const size_t ops = cnn_wino_operand_floats(cin, cout);
+#pragma omp parallel for schedule(static) if ((size_t)cin * cout > 16384)
+    for (int k = 0; k < (cin + 1) / 2; k++)
+        for (int j0 = 0; j0 < cout; j0 += CNN_GEMM_PANEL) {
+            const int n = cout - j0 < CNN_GEMM_PANEL ? cout - j0 : CNN_GEMM_PANEL, pair = 2 * k + 1 < cin;
+            float rows[2][16][CNN_GEMM_PANEL];
+            float *dst[2][16];
+            for (int xi = 0; xi < 16; xi++) dst[0][xi] = rows[0][xi], dst[1][xi] = rows[1][xi];
+            kernel_row(t, w, cin, cout, 2 * k, j0, n, dst[0]);
+            if (pair) kernel_row(t, w, cin, cout, 2 * k + 1, j0, n, dst[1]);
+            for (int xi = 0; xi < 16; xi++)
+                cnn_bf16_pairs(rows[0][xi], pair ? rows[1][xi] : NULL, n,
+                               u + xi * ops + cnn_bf16_packed_at(cin, k, j0));
+        }
+}
+
+/* Pure arithmetic per element: any split of the work gives the same bits. */
+void cnn_wino_kernel(const float *w, int cin, int cout, float *u)
+{
+    if (cnn_gemm_bf16_on())
+        kernel_bf16(tiles_current(), w, cin, cout, (uint32_t *)u);
+    else
+        kernel_fp32(tiles_current(), w, cin, cout, u);
 }
 
 /* ---------------------------------------------------------------- chunks of tiles */
@@ -111,6 +148,7 @@ typedef struct wino_call {
     float *y;
     const int *ri, *po; /* A_p[i] = V[ri[i] + po[p]]: tile i's row of V[xi] read in place */
     const cnn_wino_tiles *tiles;
+    int bf16; /* the BF16 products: u is cnn_wino_kernel's paired BF16 layout */
     cnn_gemm_rows_fn after;
     void *arg;
 } wino_call;
@@ -176,9 +214,18 @@ static void run_chunk(const wino_call *k, int c, float *v)
     const size_t vs = k->p.vs, ms = k->p.ms, us = cnn_wino_operand_floats(g->cin, g->cout);
     float *m = v + 16 * vs;
     transform_inputs(k, r0, r1, v);
-    for (int xi = 0; xi < 16; xi++)
-        cnn_gemm_gather_packed(tiles, g->cout, g->cin, v + xi * vs, k->ri, k->po, k->u + xi * us, m + xi * ms,
-                               g->cout, 0);
+    for (int xi = 0; xi < 16; xi++) {
+        float *vx = v + xi * vs, *mx = m + xi * ms;
+        if (!k->bf16) {
+            cnn_gemm_gather_packed(tiles, g->cout, g->cin, vx, k->ri, k->po, k->u + xi * us, mx, g->cout, 0);
+            continue;
+        }
+        /* Each value of V rounded once, in place (it is read once per panel of output channels). */
+        const cnn_bf16_images a16 = {(const uint16_t *)vx, NULL, 0};
+        cnn_bf16_round(vx, (size_t)tiles * (size_t)g->cin, (uint16_t *)vx);
+        cnn_gemm_gather_bf16_paired(tiles, g->cout, g->cin, &a16, k->ri, k->po,
+                                    (const uint32_t *)(k->u + xi * us), mx, g->cout, 0);
+    }
     transform_outputs(k, r0, r1, m);
     if (!k->after) return;
     const long first = first_pixel(k, r0),
@@ -208,6 +255,7 @@ void cnn_wino_conv(const cnn_wino_geom *g, int n, const float *x, const float *u
                    .u = u,
                    .y = y,
                    .tiles = tiles_current(),
+                   .bf16 = cnn_gemm_bf16_on(),
                    .after = after,
                    .arg = arg};
     int *ri, *po;

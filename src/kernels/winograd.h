@@ -39,7 +39,8 @@ static inline size_t cnn_wino_kernel_floats(int cin, int cout)
 }
 
 /* u <- the transform of a Keras kernel w (3, 3, cin, cout) for y = x (*) w, on every thread (call it outside
- * parallel regions). dx = dy (*) w' takes the transform of w'[ky][kx][f][c] = w[2-ky][2-kx][c][f] (cout input
+ * parallel regions); while the BF16 products are on (kernels/gemm_bf16.h), rounded to BF16 and paired for
+ * them, for cnn_wino_conv calls made while they are still on. dx = dy (*) w' takes the transform of w'[ky][kx][f][c] = w[2-ky][2-kx][c][f] (cout input
  * channels, cin outputs), the kernel rotated by 180 degrees with its channel axes swapped. */
 void cnn_wino_kernel(const float *w, int cin, int cout, float *u);
 
