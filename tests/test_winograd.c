@@ -132,6 +132,27 @@ static void test_matches_direct_on_every_path(void **state)
     assert_int_equal(cnn_set_isa(NULL), 0);
 }
 
+/* cnn_wino_input_bf16 against the FP32 input transform then cnn_bf16_round: the same bits, for cin
+ * channels (a tail past the last 16 where cin is not a multiple), nothing written past them. */
+static void input_bf16_bits(int cin)
+{
+    enum { VS = 128 };
+    float *x = tu_floats(16 * (size_t)cin), *v = tu_floats(16 * VS);
+    uint16_t want[16 * VS], got[16 * 2 * VS];
+    const float *src[16];
+    tu_fill_uniform(x, 16 * (size_t)cin, 31, 1);
+    for (int k = 0; k < 16; k++) src[k] = x + k * cin;
+    cnn_wino_tiles_avx512.input(src, cin, v, VS);
+    for (int k = 0; k < 16; k++) cnn_bf16_round(v + k * VS, (size_t)cin, want + k * VS);
+    memset(got, 0xab, sizeof got);
+    cnn_wino_input_bf16(src, cin, got, 2 * VS);
+    for (int k = 0; k < 16; k++) {
+        assert_memory_equal(got + 2 * k * VS, want + k * VS, sizeof(uint16_t) * (size_t)cin);
+        assert_int_equal(got[2 * k * VS + cin], 0xabab);
+    }
+    free(x), free(v);
+}
+
 /* --precision bf16 (where the CPU has AVX512_BF16): the transformed kernel rounded and paired once, each
  * chunk's V rounded in place (kernels/winograd.c), against FP32 direct; outputs, dx and dW bit-identical for
  * 1 and 2 threads over many chunks. (That these are the bits of B rounded per call is test_bf16's
@@ -145,6 +166,7 @@ static void test_bf16(void **state)
     }
     g_worst = 0;
     for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) check_case_in(&CASES[i], 1);
+    input_bf16_bits(16), input_bf16_bits(37), input_bf16_bits(64);
     print_message("  largest error against FP32 direct: %.2g of its scale\n", g_worst);
     cnn_wino_allow(1);
     cnn_wino_set_budget(64 * 1024);

@@ -148,7 +148,7 @@ typedef struct wino_call {
     float *y;
     const int *ri, *po; /* A_p[i] = V[ri[i] + po[p]]: tile i's row of V[xi] read in place */
     const cnn_wino_tiles *tiles;
-    int bf16; /* the BF16 products: u is cnn_wino_kernel's paired BF16 layout */
+    int bf16; /* the BF16 products: u in cnn_wino_kernel's paired BF16 layout, V written in BF16 */
     cnn_gemm_rows_fn after;
     void *arg;
 } wino_call;
@@ -161,7 +161,7 @@ static const float *pixel(const wino_call *k, int s, int iy, int ix)
     return k->x + (((size_t)s * g->ih + iy) * g->iw + ix) * g->cin;
 }
 
-/* V of tile rows [r0, r1) (flattened as image * th + tile row). */
+/* V of tile rows [r0, r1) (flattened as image * th + tile row), in BF16 where k->bf16. */
 static void transform_inputs(const wino_call *k, int r0, int r1, float *v)
 {
     const cnn_wino_geom *g = k->g;
@@ -172,7 +172,10 @@ static void transform_inputs(const wino_call *k, int r0, int r1, float *v)
         for (int tx = 0; tx < k->p.tw; tx++, t++) {
             const float *src[16];
             for (int i = 0; i < 16; i++) src[i] = pixel(k, s, y0 + i / 4, 2 * tx - g->pl + i % 4);
-            k->tiles->input(src, g->cin, v + (size_t)t * g->cin, vs);
+            if (k->bf16) /* V[xi] in BF16 in the first half of its floats */
+                cnn_wino_input_bf16(src, g->cin, (uint16_t *)v + (size_t)t * g->cin, 2 * vs);
+            else
+                k->tiles->input(src, g->cin, v + (size_t)t * g->cin, vs);
         }
     }
 }
@@ -220,9 +223,7 @@ static void run_chunk(const wino_call *k, int c, float *v)
             cnn_gemm_gather_packed(tiles, g->cout, g->cin, vx, k->ri, k->po, k->u + xi * us, mx, g->cout, 0);
             continue;
         }
-        /* Each value of V rounded once, in place (it is read once per panel of output channels). */
         const cnn_bf16_images a16 = {(const uint16_t *)vx, NULL, 0};
-        cnn_bf16_round(vx, (size_t)tiles * (size_t)g->cin, (uint16_t *)vx);
         cnn_gemm_gather_bf16_paired(tiles, g->cout, g->cin, &a16, k->ri, k->po,
                                     (const uint32_t *)(k->u + xi * us), mx, g->cout, 0);
     }

@@ -15,6 +15,7 @@
 #define CNN_KERNELS_WINOGRAD_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "kernels/gemm.h"
 
@@ -40,8 +41,9 @@ static inline size_t cnn_wino_kernel_floats(int cin, int cout)
 
 /* u <- the transform of a Keras kernel w (3, 3, cin, cout) for y = x (*) w, on every thread (call it outside
  * parallel regions); while the BF16 products are on (kernels/gemm_bf16.h), rounded to BF16 and paired for
- * them, for cnn_wino_conv calls made while they are still on. dx = dy (*) w' takes the transform of w'[ky][kx][f][c] = w[2-ky][2-kx][c][f] (cout input
- * channels, cin outputs), the kernel rotated by 180 degrees with its channel axes swapped. */
+ * them, for cnn_wino_conv calls made while they are still on. dx = dy (*) w' takes the transform of
+ * w'[ky][kx][f][c] = w[2-ky][2-kx][c][f] (cout input channels, cin outputs), the kernel rotated by 180
+ * degrees with its channel axes swapped. */
 void cnn_wino_kernel(const float *w, int cin, int cout, float *u);
 
 /* Floats of the workspace cnn_wino_conv needs for n images (non-decreasing in n). */
@@ -68,6 +70,11 @@ typedef struct cnn_wino_tiles {
 } cnn_wino_tiles;
 
 extern const cnn_wino_tiles cnn_wino_tiles_generic, cnn_wino_tiles_avx2, cnn_wino_tiles_avx512;
+
+/* The input transform of cnn_wino_tiles with V rounded to BF16 as it is written (round to nearest even, as
+ * cnn_bf16_round of the FP32 V: the same values): v[xi * vs + c] in BF16, vs counted in BF16 values. Only
+ * where cnn_bf16_check passes (kernels/winograd_bf16_avx512.c). */
+void cnn_wino_input_bf16(const float *const src[16], int cin, uint16_t *v, size_t vs);
 
 /* The convolution algorithm: CNNLAB_CONV=auto (default: Winograd where the layer's rule picks it) or direct
  * (never), read once. CNN_OK, or the error for another value. */
