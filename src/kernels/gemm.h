@@ -34,6 +34,11 @@ void cnn_gemm_gather(int M, int N, int P, const float *a, const int *ri, const i
  * same few cache sets, and the tiles ran at about 78% of the FMA peak; from a packed panel, read in order,
  * at about 92%. Packing moves values only: each element sums the same products in the same order. */
 enum { CNN_GEMM_PANEL = 64 };
+/* n floats rounded up to whole 64-byte cache lines (the workspaces' slices start on lines). */
+static inline size_t cnn_float_lines(size_t n)
+{
+    return (n + 15) / 16 * 16;
+}
 static inline size_t cnn_gemm_packed_floats(int P, int N)
 {
     return (size_t)P * (size_t)((N + CNN_GEMM_PANEL - 1) / CNN_GEMM_PANEL * CNN_GEMM_PANEL);

@@ -104,16 +104,11 @@ typedef struct wino_plan {
     size_t table;  /* floats (as ints) of the GEMM's offset tables and the zero run, before the slots */
 } wino_plan;
 
-static size_t lines(size_t n)
-{
-    return (n + 15) / 16 * 16;
-}
-
 /* n floats rounded up to cache lines, plus one: the transforms read and write the 16 matrices at once, and
  * at a distance of a power of two (tiles x 64 channels) their 16 streams fell into the same cache sets. */
 static size_t skewed(size_t n)
 {
-    return lines(n) + 16;
+    return cnn_float_lines(n) + 16;
 }
 
 static wino_plan plan_for(const cnn_wino_geom *g, int n)
@@ -129,7 +124,7 @@ static wino_plan plan_for(const cnn_wino_geom *g, int n)
     p.vs = skewed((size_t)p.tiles * (size_t)g->cin);
     p.ms = skewed((size_t)p.tiles * (size_t)g->cout);
     p.slot = 16 * (p.vs + p.ms);
-    p.table = lines((size_t)p.tiles + (size_t)g->cin) + lines((size_t)g->cin);
+    p.table = cnn_float_lines((size_t)p.tiles + (size_t)g->cin) + cnn_float_lines((size_t)g->cin);
     return p;
 }
 
@@ -239,7 +234,7 @@ static void tables(const cnn_wino_geom *g, const wino_plan *p, float *work, int 
 {
     *ri = (int *)work;
     *po = *ri + p->tiles;
-    *zero = work + lines((size_t)p->tiles + (size_t)g->cin);
+    *zero = work + cnn_float_lines((size_t)p->tiles + (size_t)g->cin);
     for (int i = 0; i < p->tiles; i++) (*ri)[i] = i * g->cin;
     for (int c = 0; c < g->cin; c++) (*po)[c] = c;
     memset(*zero, 0, sizeof(float) * (size_t)g->cin);

@@ -104,17 +104,11 @@ static int thin(const cnn_layer *l)
            (l->act_run == CNN_ACT_RELU || l->act_run == CNN_ACT_LINEAR);
 }
 
-/* n floats rounded up to whole cache lines. */
-static size_t lines(size_t n)
-{
-    return (n + 15) / 16 * 16;
-}
-
 /* Where the fused pass's images start in the workspace: after the plan's, on a cache line (a misaligned
  * image made its loops 1.5x slower). */
 static size_t fused_offset(const cnn_conv_plan *p)
 {
-    return lines(cnn_conv_plan_floats(p));
+    return cnn_float_lines(cnn_conv_plan_floats(p));
 }
 
 /* ---------------------------------------------------------------- a frozen layer's dx as a convolution */
@@ -204,7 +198,9 @@ static size_t padded_image(const cnn_conv_geom *g)
 static size_t fused_floats(const cnn_layer *l)
 {
     const conv2d_cfg *c = l->cfg;
-    return thin(l) ? lines(cnn_conv_pixels(&c->g) * c->filters) + lines(padded_image(&c->g)) : 0;
+    return thin(l)
+               ? cnn_float_lines(cnn_conv_pixels(&c->g) * c->filters) + cnn_float_lines(padded_image(&c->g))
+               : 0;
 }
 
 /* ---------------------------------------------------------------- Winograd F(2x2, 3x3) */
@@ -271,7 +267,7 @@ static size_t wino_kernel_slot(const conv2d_cfg *c)
 {
     const size_t f = cnn_wino_kernel_floats(c->g.cin, c->filters),
                  d = cnn_wino_kernel_floats(c->filters, c->g.cin);
-    return lines(f > d ? f : d);
+    return cnn_float_lines(f > d ? f : d);
 }
 
 /* The transformed kernel, on cache lines, then the driver's workspace for forward or dx, or dx's flipped
@@ -406,7 +402,7 @@ static int bf16_images(const unit_ws *w, const cnn_conv_geom *g, const float *x,
 {
     *h = (cnn_bf16_images){NULL, NULL, 0};
     const size_t n = (size_t)cnt * (pad ? padded_image(g) : (size_t)g->ih * g->iw * g->cin),
-                 half = lines((n + 1) / 2);
+                 half = cnn_float_lines((n + 1) / 2);
     if (!cnn_gemm_bf16_on() || half > w->ncols) return 0;
     uint16_t *a16 = (uint16_t *)w->cols;
     if (pad)
@@ -727,7 +723,7 @@ static float *unit_image(const cnn_layer *l, const cnn_conv_plan *p, float *work
 static float *unit_pad(const cnn_layer *l, const cnn_conv_plan *p, float *work, int u)
 {
     const conv2d_cfg *c = l->cfg;
-    return unit_image(l, p, work, u) + lines(cnn_conv_pixels(&c->g) * c->filters);
+    return unit_image(l, p, work, u) + cnn_float_lines(cnn_conv_pixels(&c->g) * c->filters);
 }
 
 /* The taps of image x read in place: from x itself, or from its padded copy in the unit's buffer. */
