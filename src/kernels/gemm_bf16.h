@@ -33,9 +33,6 @@ int cnn_gemm_bf16_on(void);
  * products), for i < n: the operand of cnn_gemm_gather_bf16. Needs what cnn_bf16_check checks. */
 void cnn_bf16_round(const float *x, size_t n, uint16_t *y);
 
-/* y may also be (uint16_t *)x: rounding in place, the BF16 values in the first half of x's bytes (each group
- * of 16 values is read before its BF16 values are written, and those never reach past what was read). */
-
 /* B's values for many BF16 products, rounded and paired once (cnn_gemm_gather_bf16_paired): panels of
  * CNN_GEMM_PANEL columns, each holding the (P + 1) / 2 pair words (B_2k[j], B_2k+1[j]) of its columns (low
  * half first, zero past P), CNN_GEMM_PANEL words per pair; columns past N hold zeros. */
