@@ -837,9 +837,12 @@ static void test_seed_specs(void **state)
         cnn_model_free(m);
         cnn_spec_free(s);
     }
-    cnn_spec *s = cnn_spec_load("models/extra/Model_11_aug.spec");
-    if (!s) fail_msg("models/extra/Model_11_aug.spec: %s", cnn_errmsg());
-    cnn_spec_free(s);
+    static const char *const EXTRA[] = {"models/extra/Model_11_aug.spec", "models/extra/Model_11_aug2.spec"};
+    for (size_t i = 0; i < sizeof EXTRA / sizeof EXTRA[0]; i++) {
+        cnn_spec *s = cnn_spec_load(EXTRA[i]);
+        if (!s) fail_msg("%s: %s", EXTRA[i], cnn_errmsg());
+        cnn_spec_free(s);
+    }
 }
 
 int main(void)
