@@ -79,6 +79,16 @@ static void test_curves_marker(void **state)
     for (int y = (int)loss.y0 + 2; y < (int)loss.y1 - 1; y++) n += is_green(pixel(s, want, y));
     assert_true(n < 10);
     cairo_surface_destroy(s);
+    /* The best epoch on the last one (a run that trained to its end): the labels turn left, so that no
+     * green leaves the frame on the right. */
+    r.best_epoch = r.history.count - 1;
+    assert_int_equal(cnn_plot_curves(&r, out_path("last_ca.png")), 0);
+    s = load_png(out_path("last_ca.png"), CNN_CA_W, CNN_CA_H);
+    n = 0;
+    for (int x = (int)loss.x1 + 2; x < CNN_CA_W; x++)
+        for (int y = 0; y < CNN_CA_H; y++) n += is_green(pixel(s, x, y));
+    assert_int_equal(n, 0);
+    cairo_surface_destroy(s);
     rf_free(&r);
 }
 

@@ -127,19 +127,27 @@ static void draw_legend(cairo_t *cr, const cnn_run *r, const cnn_axes *a, int ri
         cnn_legend(cr, a->x0 + 8, a->y0 + 8, 0, items, n);
 }
 
-/* "Lowest value" above-right of the best epoch's val_loss, "(xx.xx%)" below-right of its val_accuracy. */
+/* +1 where a label box centred dx right of the point at px fits inside the panel's frame, else -1 (left of
+ * it: the best epoch of a run that trained to its last epoch lies on the frame's right edge). */
+static double side(const cnn_axes *a, double px, double dx)
+{
+    return px + dx + 60 <= a->x1 ? 1 : -1;
+}
+
+/* "Lowest value" above-right of the best epoch's val_loss, "(xx.xx%)" below-right of its val_accuracy (left
+ * where there is no room on the right). */
 static void annotations(cairo_t *cr, const cnn_run *r, const cnn_axes *loss, const cnn_axes *acc)
 {
     const cnn_epoch_log *e = &r->history.epochs[r->best_epoch];
     if (isfinite(e->val_loss) && e->val_loss >= loss->ymin && e->val_loss <= loss->ymax) {
         double px = cnn_axes_px(loss, r->best_epoch + 1), py = cnn_axes_py(loss, e->val_loss);
-        cnn_annotate(cr, px + 85, py - 38, px, py, "Lowest value", GREEN);
+        cnn_annotate(cr, px + side(loss, px, 85) * 85, py - 38, px, py, "Lowest value", GREEN);
     }
     if (isfinite(e->val_accuracy) && e->val_accuracy >= acc->ymin && e->val_accuracy <= acc->ymax) {
         char text[32];
         snprintf(text, sizeof text, "(%.2f%%)", 100 * e->val_accuracy);
         double px = cnn_axes_px(acc, r->best_epoch + 1), py = cnn_axes_py(acc, e->val_accuracy);
-        cnn_annotate(cr, px + 80, py + 60, px, py, text, GREEN);
+        cnn_annotate(cr, px + side(acc, px, 80) * 80, py + 60, px, py, text, GREEN);
     }
 }
 
