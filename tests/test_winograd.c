@@ -308,7 +308,8 @@ static int by_name(const void *a, const void *b)
 static void test_study_models_on_winograd(void **state)
 {
     (void)state;
-    static const char *const EXPECTED = "Model_11 Model_11_aug Model_11_aug2 Model_11_igen Model_11_igen_f Model_3";
+    static const char *const EXPECTED =
+        "Model_11 Model_11_aug Model_11_aug2 Model_11_igen Model_11_igen_f Model_3";
     char list[4096] = "";
     cnn_wino_allow(1);
     scan_specs("models/seed", list, sizeof list);
