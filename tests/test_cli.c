@@ -763,6 +763,12 @@ static void test_resume_after_kill(void **state)
                  dir);
         killed += run_and_kill(args, ms[i]);
         if (!exists(dir)) continue; /* killed before it made its folder */
+        snprintf(args, sizeof args, "%s/train.args", dir);
+        if (!exists(args)) { /* killed between making its folder and saving its command line */
+            snprintf(args, sizeof args, "train --resume '%s' --quiet", dir);
+            expect(args, 1, "was stopped before its run started", 0);
+            continue;
+        }
         snprintf(args, sizeof args, "train --resume '%s' --quiet", dir);
         expect(args, 0, NULL, 0);
         assert_false(has_temp_files(dir));
@@ -780,6 +786,13 @@ static void test_resume_after_kill(void **state)
     expect(args, 2, "--resume DIR takes no other options", 0);
     snprintf(args, sizeof args, "train --resume '%s'", data);
     expect(args, 2, "train.args is missing or damaged", 0);
+    /* Killed just after writing model.spec (the moment above falls there only by chance). */
+    snprintf(dir, sizeof dir, "%s", tu_path("resume-early"));
+    assert_int_equal(mkdir(dir, 0777), 0);
+    snprintf(args, sizeof args, "%s/model.spec", dir);
+    tu_write(args, RESUME_SPEC, strlen(RESUME_SPEC));
+    snprintf(args, sizeof args, "train --resume '%s'", dir);
+    expect(args, 1, "was stopped before its run started", 0);
     free(want);
 }
 

@@ -193,12 +193,34 @@ static int save_args(const char *dir, int argc, char **argv, const cnn_spec *spe
     return rc ? (cli_error("%s", cnn_errmsg()), -1) : 0;
 }
 
+/* A run folder killed between its creation and train.args: it holds at most model.spec (written first). */
+static int started_only(const char *dir)
+{
+    char path[4200];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/train.args", dir);
+    if (lstat(dir, &st) || !S_ISDIR(st.st_mode) || lstat(path, &st) == 0 || errno != ENOENT) return 0;
+    DIR *d = opendir(dir);
+    int others = 0;
+    for (struct dirent *e; d && (e = readdir(d));)
+        others += strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && strcmp(e->d_name, "model.spec") &&
+                  !strstr(e->d_name, ".tmp-");
+    if (d) closedir(d);
+    return d && !others;
+}
+
 /* --resume DIR: the run's own command line again, into the same folder, continuing from its backup. */
 static int resume_args(const train_args *given, train_args *a, char **text)
 {
     char path[4200], *argv[256] = {"train"};
     size_t len = 0;
     snprintf(path, sizeof path, "%s/train.args", given->resume);
+    if (started_only(given->resume))
+        return cli_error(
+                   "train: %s was stopped before its run started (no train.args yet): nothing to resume; "
+                   "run its command again",
+                   given->resume),
+               EXIT_FAILURE_RUN;
     /* Only a regular file is read: a FIFO named train.args must not hang --resume. */
     if (cnn_read_file(path, text, &len, 1 << 16) || len == 0 || (*text)[len - 1])
         return cli_error("train: %s is missing or damaged; --resume needs a run folder made by cnnlab train",
