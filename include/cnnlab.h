@@ -70,6 +70,11 @@ CNN_API int cnn_set_isa(const char *name);
  * of vector multiply-adds and nothing else, best of 3 runs of about 30 ms. What a kernel's rate is judged
  * against. */
 CNN_API double cnn_fma_peak_gflops(void);
+/* The same for BF16 products (vdpbf16ps: two multiply-adds per FP32 lane), measured the same way; 0 where
+ * precision "bf16" cannot run. Twice cnn_fma_peak_gflops on the avx512 path where the CPU gives BF16 its full
+ * rate (AMD Zen 4); about the same or less where it does not (measured 0.49x on an Intel Xeon of family 6
+ * model 207), and there bf16 is slower than fp32. */
+CNN_API double cnn_bf16_peak_gflops(void);
 
 /* ---------------------------------------------------------------- data */
 

@@ -86,3 +86,17 @@ int cli_precision(const char *opt, const char *val, const char **out)
     *out = val;
     return 0;
 }
+
+void cli_precision_note(const char *precision)
+{
+    static int said;
+    if (said || !precision || strcmp(precision, "bf16")) return;
+    said = 1;
+    /* Measured, not looked up by CPU model: the same instruction runs at full rate on some CPUs (AMD Zen 4)
+     * and at half the FP32 rate on others (Intel Xeons without AMX). */
+    const double fp32 = cnn_fma_peak_gflops(), bf16 = cnn_bf16_peak_gflops();
+    if (bf16 >= 1.2 * fp32) return;
+    cli_error("note: this CPU computes BF16 products at %.2fx its FP32 multiply-add rate (%.0f against %.0f "
+              "GFLOP/s, measured now), so precision bf16 will be slower than fp32 here",
+              bf16 / fp32, bf16, fp32);
+}

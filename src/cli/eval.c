@@ -40,13 +40,17 @@ int cli_eval(int argc, char **argv)
     cnn_dataset test = {0};
     double loss, acc;
     int fail = !m || cnn_model_set_precision(m, precision) || cnn_dataset_load_dir(data, NULL, &test);
-    if (fail) cli_error("%s", cnn_errmsg());
-    /* The library's message names the model, not the files: say which test set did not fit. */
-    else if ((fail = cnn_model_evaluate(m, &test, (int)batch, &loss, &acc) != 0))
-        cli_error("%s (the test set of %s)", cnn_errmsg(), data);
-    else
-        printf("%s: test loss %.4f, test accuracy %.2f%% (%d images, precision %s)\n", cnn_model_name(m),
-               loss, 100 * acc, test.n, precision);
+    if (fail) {
+        cli_error("%s", cnn_errmsg());
+    } else {
+        cli_precision_note(precision);
+        /* The library's message names the model, not the files: say which test set did not fit. */
+        if ((fail = cnn_model_evaluate(m, &test, (int)batch, &loss, &acc) != 0))
+            cli_error("%s (the test set of %s)", cnn_errmsg(), data);
+        else
+            printf("%s: test loss %.4f, test accuracy %.2f%% (%d images, precision %s)\n", cnn_model_name(m),
+                   loss, 100 * acc, test.n, precision);
+    }
     cnn_model_free(m);
     cnn_dataset_free(&test);
     return fail ? EXIT_FAILURE_RUN : EXIT_OK;

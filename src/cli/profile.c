@@ -61,11 +61,14 @@ static void print_profile(const cnn_model *m, int n, const double *gemm)
 {
     char cpu[128];
     cli_cpu_name(cpu, sizeof cpu);
-    const double peak = cnn_fma_peak_gflops();
+    /* In bf16 the products run on vdpbf16ps, whose peak is the FP32 one's only on some CPUs. */
+    const int bf16 = !strcmp(cnn_model_precision(m), "bf16");
+    const double peak = bf16 ? cnn_bf16_peak_gflops() : cnn_fma_peak_gflops();
     printf("%s: batch %d, %d threads, kernels %s, precision %s, CPU %s\n", cnn_model_name(m), n,
            cnn_get_threads(), cnn_isa_name(), cnn_model_precision(m), cpu);
-    printf("multiply-add peak (%s, %d threads): %.1f GFLOP/s; bare sgemm 2048x2048x2048: %.1f GFLOP/s\n",
-           cnn_isa_name(), cnn_get_threads(), peak, cnn_sgemm_gflops(2048, 2048, 2048, 3));
+    printf("%smultiply-add peak (%s, %d threads): %.1f GFLOP/s; bare sgemm 2048x2048x2048: %.1f GFLOP/s\n",
+           bf16 ? "BF16 " : "", cnn_isa_name(), cnn_get_threads(), peak,
+           cnn_sgemm_gflops(2048, 2048, 2048, 3));
     cnn_model_profile_print(m, gemm, peak, stdout);
 }
 
@@ -104,7 +107,10 @@ int cli_profile(int argc, char **argv)
     cnn_spec_fit_settings(s, &f);
     cnn_model *m = cnn_spec_build_model(s, 1);
     if (m && cnn_model_set_precision(m, precision)) cnn_model_free(m), m = NULL;
-    if (!m) cli_error("%s", cnn_errmsg());
+    if (!m)
+        cli_error("%s", cnn_errmsg());
+    else
+        cli_precision_note(precision);
     int h = 0, w = 0, c = 0;
     if (m) cnn_spec_input_shape(s, &h, &w, &c);
     rc = m ? profile(m, batch ? (int)batch : f.batch_size, (int)steps, h * w * c) : -1;

@@ -185,6 +185,7 @@ static int prepare(const cnn_spec *s, const cnn_spec_fit *f, const cli_data *d, 
         return cli_error("%s", cnn_errmsg()), -1;
     if (start_weights(s, o, dir, r->model)) return -1;
     if (cnn_model_set_precision(r->model, f->precision)) return cli_error("%s", cnn_errmsg()), -1;
+    if (cli_writer()) cli_precision_note(f->precision);
     r->train_set = &d->train;
     if (!strcmp(f->validation, "split")) {
         if (cnn_dataset_split(&d->train, f->validation_split, &r->train, &r->val))

@@ -162,12 +162,11 @@ void cnn_column_sums(const float *dy, float *db, size_t rows, int cols)
 /* Rounds of the peak loop per measurement: about 30 ms on one Zen 4 core. */
 enum { PEAK_STEPS = 1 << 23, PEAK_REPEATS = 3 };
 
-double cnn_fma_peak_gflops(void)
+typedef float (*peak_fn)(long steps);
+
+/* Best of PEAK_REPEATS runs of `peak` on every thread; a round is flop_per_round FLOP. */
+static double peak_gflops(peak_fn peak, double flop_per_round)
 {
-    typedef float (*peak_fn)(long steps);
-    static const peak_fn PEAKS[CNN_ISA_COUNT] = {cnn_peak_generic, cnn_peak_avx2, cnn_peak_avx512};
-    static const int LANES[CNN_ISA_COUNT] = {2, 8, 16};
-    const cnn_isa isa = cnn_isa_current();
     double best = 0.0;
     for (int r = 0; r < PEAK_REPEATS; r++) {
         volatile float sink = 0.0f;
@@ -177,13 +176,27 @@ double cnn_fma_peak_gflops(void)
         {
 #pragma omp single
             threads = omp_get_num_threads();
-            const float v = PEAKS[isa](PEAK_STEPS);
+            const float v = peak(PEAK_STEPS);
 #pragma omp critical
             sink += v;
         }
         const double t = omp_get_wtime() - t0;
-        const double rate = (double)threads * PEAK_STEPS * CNN_PEAK_CHAINS * 2 * LANES[isa] / t * 1e-9;
+        const double rate = (double)threads * PEAK_STEPS * flop_per_round / t * 1e-9;
         if (rate > best) best = rate;
     }
     return best;
+}
+
+double cnn_fma_peak_gflops(void)
+{
+    static const peak_fn PEAKS[CNN_ISA_COUNT] = {cnn_peak_generic, cnn_peak_avx2, cnn_peak_avx512};
+    static const int LANES[CNN_ISA_COUNT] = {2, 8, 16};
+    const cnn_isa isa = cnn_isa_current();
+    return peak_gflops(PEAKS[isa], CNN_PEAK_CHAINS * 2.0 * LANES[isa]);
+}
+
+double cnn_bf16_peak_gflops(void)
+{
+    /* vdpbf16ps: 16 lanes, each two multiply-adds */
+    return cnn_bf16_supported() ? peak_gflops(cnn_peak_bf16_avx512, CNN_PEAK_CHAINS * 2.0 * 32) : 0.0;
 }

@@ -388,8 +388,11 @@ void cnn_bf16_pair_image(const uint16_t *a16, size_t n, long step, uint32_t *pai
 float cnn_peak_bf16_avx512(long steps)
 {
     const __m512bh x = (__m512bh)_mm512_set1_epi32(0x3f7f3f7f), y = (__m512bh)_mm512_set1_epi32(0x3a833a83);
-    const __m512 z = _mm512_set1_ps(1e-3f);
-    __m512 v0 = z, v1 = z, v2 = z, v3 = z, v4 = z, v5 = z, v6 = z, v7 = z, v8 = z, v9 = z, v10 = z, v11 = z;
+    /* different starting values: equal chains would be computed once (they were: one vdpbf16ps a round) */
+    __m512 v0 = _mm512_set1_ps(1e-3f), v1 = _mm512_set1_ps(2e-3f), v2 = _mm512_set1_ps(3e-3f),
+           v3 = _mm512_set1_ps(4e-3f), v4 = _mm512_set1_ps(5e-3f), v5 = _mm512_set1_ps(6e-3f),
+           v6 = _mm512_set1_ps(7e-3f), v7 = _mm512_set1_ps(8e-3f), v8 = _mm512_set1_ps(9e-3f),
+           v9 = _mm512_set1_ps(1e-2f), v10 = _mm512_set1_ps(1.1e-2f), v11 = _mm512_set1_ps(1.2e-2f);
     for (long s = 0; s < steps; s++) CNN_PEAK_STEP(_mm512_dpbf16_ps);
     const __m512 t = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(v0, v1), _mm512_add_ps(v2, v3)),
                                    _mm512_add_ps(_mm512_add_ps(v4, v5), _mm512_add_ps(v6, v7)));
