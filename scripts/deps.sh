@@ -12,7 +12,7 @@ PKGS="build-essential pkg-config libopenblas-openmp-dev zlib1g-dev libcmocka-dev
       libcairo2-dev libfontconfig-dev fonts-dejavu-core libzip-dev libprotobuf-c-dev protobuf-c-compiler
       unzip python3-venv clang libclang-rt-14-dev groff-base"
 if [ "${1:-}" = "--bench" ]; then
-    PKGS="$PKGS python3-torch python3-numpy python3-pip python3-venv"
+    PKGS="$PKGS python3-torch python3-torchvision python3-numpy python3-pip python3-venv"
 fi
 
 missing=""
