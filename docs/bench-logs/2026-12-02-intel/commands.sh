@@ -14,3 +14,4 @@ build/bench/bf16_gemm 3 > bf16_gemm.txt
 build/cnnlab profile Model_2_s2 --batch 64 --steps 2 --precision bf16 > profile-Model_2_s2-bf16.txt 2>&1
 build/cnnlab profile Model_1 --threads 2 > profile-Model_1.txt 2>&1
 build/cnnlab profile Model_2_s2 --threads 2 > profile-Model_2_s2.txt 2>&1
+OPENBLAS_CORETYPE=SkylakeX bench/run.sh --vgg --steps 2 --logs vgg > vgg-summary.txt 2>&1   # binary of 636d893
