@@ -197,6 +197,7 @@ double cnn_fma_peak_gflops(void)
 
 double cnn_bf16_peak_gflops(void)
 {
-    /* vdpbf16ps: 16 lanes, each two multiply-adds */
-    return cnn_bf16_supported() ? peak_gflops(cnn_peak_bf16_avx512, CNN_PEAK_CHAINS * 2.0 * 32) : 0.0;
+    /* vdpbf16ps: 16 lanes, each two multiply-adds; only where precision bf16 can run (cnn_bf16_check) */
+    const int runs = cnn_bf16_supported() && cnn_isa_current() == CNN_ISA_AVX512;
+    return runs ? peak_gflops(cnn_peak_bf16_avx512, CNN_PEAK_CHAINS * 2.0 * 32) : 0.0;
 }
