@@ -193,20 +193,37 @@ static int save_args(const char *dir, int argc, char **argv, const cnn_spec *spe
     return rc ? (cli_error("%s", cnn_errmsg()), -1) : 0;
 }
 
-/* A run folder killed between its creation and train.args: it holds at most model.spec (written first). */
+/* What a run writes as it starts, before anything it could resume from. */
+static const char *const START_FILES[] = {"train.log", "model.spec", "train.args"};
+
+static int is_start_file(const char *name)
+{
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(name, START_FILES[i])) return 1;
+    return !strcmp(name, ".") || !strcmp(name, "..");
+}
+
+/* Entries of dir that a run's start did not write (nor, with temps, a write it was killed in: *.tmp-*);
+ * -1 when dir cannot be read. */
+static int other_files(const char *dir, int temps)
+{
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    int others = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        others += !is_start_file(e->d_name) && !(temps && strstr(e->d_name, ".tmp-"));
+    closedir(d);
+    return others;
+}
+
+/* A run folder killed between its creation and train.args (written after model.spec). */
 static int started_only(const char *dir)
 {
     char path[4200];
     struct stat st;
     snprintf(path, sizeof path, "%s/train.args", dir);
     if (lstat(dir, &st) || !S_ISDIR(st.st_mode) || lstat(path, &st) == 0 || errno != ENOENT) return 0;
-    DIR *d = opendir(dir);
-    int others = 0;
-    for (struct dirent *e; d && (e = readdir(d));)
-        others += strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && strcmp(e->d_name, "model.spec") &&
-                  !strstr(e->d_name, ".tmp-");
-    if (d) closedir(d);
-    return d && !others;
+    return other_files(dir, 1) == 0;
 }
 
 /* --resume DIR: the run's own command line again, into the same folder, continuing from its backup. */
@@ -256,24 +273,12 @@ static int check_resumable(const char *dir, const cnn_spec *spec)
     return 0;
 }
 
-/* What a run writes as it starts. A failed run in a folder made for it that left nothing else (no backup to
- * resume from) removes the folder, so that failures do not pile up empty runs. */
-static const char *const START_FILES[] = {"train.log", "model.spec", "train.args"};
-
-static int is_start_file(const char *name)
-{
-    for (int i = 0; i < 3; i++)
-        if (!strcmp(name, START_FILES[i])) return 1;
-    return !strcmp(name, ".") || !strcmp(name, "..");
-}
-
+/* A failed run in a folder made for it that left nothing else (no backup to resume from) removes the folder,
+ * so that failures do not pile up empty runs. */
 static void drop_failed_run(const char *dir)
 {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    int others = 0;
-    for (struct dirent *e; (e = readdir(d));) others += !is_start_file(e->d_name);
-    closedir(d);
+    int others = other_files(dir, 0);
+    if (others < 0) return;
     char path[4200];
     for (int i = 0; !others && i < 3; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, START_FILES[i]);
