@@ -72,7 +72,7 @@ CNN_API int cnn_set_isa(const char *name);
 CNN_API double cnn_fma_peak_gflops(void);
 /* The same for BF16 products (vdpbf16ps: two multiply-adds per FP32 lane), measured the same way; 0 where
  * precision "bf16" cannot run (cnn_precision_check: no AVX512_BF16, or a path other than avx512). About twice
- * cnn_fma_peak_gflops where the CPU gives BF16 its full rate (AMD Zen 4); less where it does not (0.44-0.49x
+ * cnn_fma_peak_gflops where the CPU gives BF16 its full rate (AMD Zen 4); less where it does not (0.44-0.51x
  * measured on an Intel Xeon of family 6 model 207, without AMX), and there bf16 is slower than fp32. */
 CNN_API double cnn_bf16_peak_gflops(void);
 
